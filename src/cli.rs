@@ -1,0 +1,192 @@
+//! The command line: clap definitions and the dispatch to each command's function.
+//!
+//! Each command is a library function that returns a report; this module only loads settings,
+//! renders the report as text or JSON, and turns errors into exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::command::{CommandError, OutputFormat};
+use crate::register::{self, RegisterOptions};
+use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
+use crate::telemetry::{self, LogFormat};
+use crate::webhooks;
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  a check did not pass (check)
+  2  invalid configuration (every problem is listed, each with its key)
+  3  rejected by Digital River (the message names each parameter DR complained about)
+  4  network or server failure (Digital River or Salesforce unreachable or failing)";
+
+/// Connects Digital River webhooks to the DR Salesforce Lightning app.
+#[derive(Debug, Parser)]
+#[command(name = "dr-sf-bridge", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Configuration environment: `sandbox` or `production` (layers config/{env}.toml).
+    #[arg(long, global = true, env = "DRSF_ENV")]
+    pub env: Option<String>,
+    /// An extra configuration file, layered over config/ and under DRSF__* variables.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The folder with default.toml, sandbox.toml and production.toml.
+    #[arg(long, global = true, env = "DRSF_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// How commands print their result.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Log lines as text or JSON (stderr).
+    #[arg(long, global = true, value_enum, default_value_t, env = "DRSF_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the OAuth webhook on Digital River (setup step 11); safe to run again.
+    #[command(after_help = EXIT_CODES)]
+    Register {
+        /// Where DR sends events: straight to Salesforce, or to the relay. Default: register.target.
+        #[arg(long, value_enum)]
+        target: Option<RegisterTarget>,
+        /// Print the plan and the request body (secrets as "***"); write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Update even when nothing comparable differs (re-sends secrets DR does not show).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete the webhook `register` manages for the target.
+    #[command(after_help = EXIT_CODES)]
+    Unregister {
+        #[arg(long, value_enum)]
+        target: Option<RegisterTarget>,
+        /// Say what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List, show or delete the account's webhooks on Digital River.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Every webhook of the account.
+    List,
+    /// One webhook, secrets redacted.
+    Show { id: String },
+    /// Delete one webhook.
+    Delete { id: String },
+}
+
+impl Cli {
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions { env: self.env.clone(), config_file: self.config.clone(), config_dir: self.config_dir.clone() }
+    }
+
+    fn settings(&self, purpose: Purpose) -> Result<Settings, CommandError> {
+        Ok(settings::load(&self.load_options(), purpose)?)
+    }
+
+    /// The register target: the flag, else `register.target` from the configuration.
+    fn target(&self, flag: Option<RegisterTarget>) -> Result<RegisterTarget, CommandError> {
+        match flag {
+            Some(t) => Ok(t),
+            None => Ok(settings::load_raw(&self.load_options())?
+                .validate(Purpose::Store)
+                .map(|s| s.register.target)
+                .unwrap_or(RegisterTarget::Salesforce)),
+        }
+    }
+}
+
+/// Parses the command line, runs the command, and answers the exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, "warn");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    match runtime.block_on(execute(&cli)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            match cli.output {
+                OutputFormat::Json => println!("{}", serde_json::json!({"error": format!("{e:#}"), "exitCode": e.code()})),
+                OutputFormat::Text => {}
+            }
+            eprintln!("error: {}", error_chain(&e));
+            e.exit_code()
+        }
+    }
+}
+
+/// An error and its causes on one line: `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn render<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce() -> String) -> String {
+    match format {
+        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default()),
+        OutputFormat::Text => text(),
+    }
+}
+
+/// Runs the parsed command and answers what to print on stdout.
+pub async fn execute(cli: &Cli) -> Result<String, CommandError> {
+    match &cli.command {
+        Command::Register { target, dry_run, force } => {
+            let target = cli.target(*target)?;
+            let settings = cli.settings(Purpose::Register(target))?;
+            let report = register::register(&settings, RegisterOptions { target, dry_run: *dry_run, force: *force }).await?;
+            Ok(render(cli.output, &report, || report.render_text()))
+        }
+        Command::Unregister { target, dry_run } => {
+            let target = cli.target(*target)?;
+            let settings = cli.settings(Purpose::Register(target))?;
+            let report = register::unregister(&settings, RegisterOptions { target, dry_run: *dry_run, force: false }).await?;
+            Ok(render(cli.output, &report, || report.render_text()))
+        }
+        Command::Webhooks(sub) => {
+            let settings = cli.settings(Purpose::DigitalRiverApi)?;
+            match sub {
+                WebhooksCommand::List => {
+                    let hooks = webhooks::list(&settings).await?;
+                    let json: Vec<_> = hooks.iter().map(|w| w.to_redacted_json()).collect();
+                    Ok(render(cli.output, &json, || webhooks::render_table(&hooks)))
+                }
+                WebhooksCommand::Show { id } => {
+                    let hook = webhooks::show(&settings, id).await?;
+                    Ok(render(cli.output, &hook.to_redacted_json(), || webhooks::render_details(&hook)))
+                }
+                WebhooksCommand::Delete { id } => {
+                    webhooks::delete(&settings, id).await?;
+                    let json = serde_json::json!({"deleted": id});
+                    Ok(render(cli.output, &json, || format!("Webhook {id} deleted.\n")))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! What every command shares: its error type, which decides the process exit code, and the output
+//! format.
+//!
+//! Exit codes are a contract with scripts: 0 success, 1 a check that did not pass, 2 invalid
+//! configuration, 3 rejected by Digital River, 4 network or server failure.
+
+use std::process::ExitCode;
+
+use crate::digital_river::DigitalRiverError;
+use crate::settings::ConfigProblems;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Readable text and tables.
+    #[default]
+    Text,
+    /// One JSON document, for scripts.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigProblems),
+    #[error(transparent)]
+    DigitalRiver(#[from] DigitalRiverError),
+    /// A check found problems; the report already says which.
+    #[error("{0}")]
+    CheckFailed(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code())
+    }
+
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::DigitalRiver(e) if e.is_rejection() => 3,
+            Self::DigitalRiver(_) => 4,
+            Self::CheckFailed(_) => 1,
+            Self::Other(_) => 4,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Types that are valid by construction.
+//!
+//! Every value that crosses the edge of the program (configuration, command line, HTTP bodies) is
+//! parsed once into one of these types; past the edge, code never handles a raw string where a type
+//! exists, so a malformed event type or a Lightning URL cannot reach the Digital River API or the
+//! delivery worker.
+
+mod event_id;
+mod event_type;
+mod order_key;
+mod salesforce_url;
+mod service_url;
+
+pub use event_id::EventId;
+pub use event_type::EventType;
+pub use order_key::OrderKey;
+pub use salesforce_url::SalesforceUrl;
+pub use service_url::{ServiceUrl, is_loopback_host};

@@ -1,0 +1,14 @@
+//! dr-sf-bridge: connects Digital River's order webhooks to the DR Salesforce Lightning app.
+//!
+//! `register` sets up DR's webhook (setup step 11); the relay receives events, stores them
+//! durably and delivers them to Salesforce; the operations commands help the admin run it.
+
+pub mod cli;
+pub mod command;
+pub mod digital_river;
+pub mod domain;
+pub mod register;
+pub mod settings;
+pub mod table;
+pub mod telemetry;
+pub mod webhooks;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    dr_sf_bridge::cli::run()
+}

@@ -1,0 +1,298 @@
+//! `register` and `unregister`: setup step 11 as plan → diff → apply.
+//!
+//! Register must be safe to run from a bootstrap script again and again, so it never creates a
+//! second webhook for an address: it lists the account's webhooks, matches on `address`, and
+//! writes only when something differs, reporting each differing field (secret values never
+//! shown). DR's answers may omit secret values; a secret that cannot be compared is not treated as
+//! a difference — `--force` re-sends everything.
+
+use std::collections::BTreeSet;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::command::CommandError;
+use crate::digital_river::{DigitalRiverClient, Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
+use crate::settings::{RegisterTarget, Settings};
+
+/// The relay's inbound webhook path, appended to `relay.public_url`.
+pub const RELAY_WEBHOOK_PATH: &str = "/webhooks/digitalriver";
+/// The relay's token endpoint path, appended to `relay.public_url`.
+pub const RELAY_TOKEN_PATH: &str = "/oauth2/token";
+
+#[derive(Debug, Clone, Copy)]
+pub struct RegisterOptions {
+    pub target: RegisterTarget,
+    pub dry_run: bool,
+    /// PATCH even when nothing comparable differs (re-sends secrets DR does not show).
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Created,
+    Updated,
+    Unchanged,
+    WouldCreate,
+    WouldUpdate,
+    Deleted,
+    WouldDelete,
+    NotFound,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+            Self::WouldCreate => "would create",
+            Self::WouldUpdate => "would update",
+            Self::Deleted => "deleted",
+            Self::WouldDelete => "would delete",
+            Self::NotFound => "not found",
+        }
+    }
+}
+
+/// One field that differs between DR's webhook and the wanted one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub field: String,
+    /// `None` for secrets and absent values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl Change {
+    fn describe(&self) -> String {
+        match (&self.from, &self.to) {
+            (None, None) => format!("{}: changed", self.field),
+            (from, to) => format!(
+                "{}: {} -> {}",
+                self.field,
+                from.as_deref().unwrap_or("(none)"),
+                to.as_deref().unwrap_or("(none)")
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisterReport {
+    pub action: Action,
+    pub target: &'static str,
+    pub address: String,
+    #[serde(rename = "webhookId")]
+    pub webhook_id: Option<String>,
+    pub changes: Vec<Change>,
+    pub notes: Vec<String>,
+    /// The request body, secrets redacted: only in a dry run that would write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+impl RegisterReport {
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let id = self.webhook_id.as_deref().unwrap_or("(new)");
+        out.push_str(&format!("Webhook {id} for {} (target {}): {}\n", self.address, self.target, self.action.as_str()));
+        for change in &self.changes {
+            out.push_str(&format!("  {}\n", change.describe()));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("  note: {note}\n"));
+        }
+        if let Some(body) = &self.body {
+            let method = if self.action == Action::WouldCreate { "POST /webhooks".to_owned() } else { format!("PATCH /webhooks/{id}") };
+            out.push_str(&format!("Dry run: nothing was written. The request would be {method} with:\n"));
+            out.push_str(&serde_json::to_string_pretty(body).unwrap_or_default());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The webhook `register` manages for a target, built from validated settings.
+pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<WebhookSpec, CommandError> {
+    let oauth = match target {
+        RegisterTarget::Salesforce => {
+            let sf = &settings.salesforce;
+            let credentials = sf.credentials()?;
+            WebhookSpecOAuth {
+                token_end_point: credentials.token_url.base().to_owned(),
+                client_id: credentials.client_id,
+                client_secret: credentials.client_secret,
+                grant_type: credentials.grant.grant_type(),
+                user: match credentials.grant {
+                    crate::settings::SalesforceGrant::Password { username, password } => Some((username, password)),
+                    crate::settings::SalesforceGrant::ClientCredentials => None,
+                },
+            }
+        }
+        RegisterTarget::Relay => {
+            let inbound = settings.relay.inbound_oauth()?;
+            WebhookSpecOAuth {
+                token_end_point: inbound.public_url.join_path(RELAY_TOKEN_PATH),
+                client_id: inbound.client_id,
+                client_secret: inbound.client_secret,
+                grant_type: settings.relay.inbound_grant_type,
+                user: inbound.user,
+            }
+        }
+    };
+    Ok(WebhookSpec {
+        address: managed_address(settings, target)?,
+        types: settings.digital_river.event_types.clone(),
+        api_version: settings.digital_river.api_version.clone(),
+        enabled: true,
+        oauth,
+    })
+}
+
+/// The address of the webhook `register` manages for a target.
+pub fn managed_address(settings: &Settings, target: RegisterTarget) -> Result<String, CommandError> {
+    Ok(match target {
+        RegisterTarget::Salesforce => settings.salesforce.webhook_url()?,
+        RegisterTarget::Relay => settings.relay.inbound_oauth()?.public_url.join_path(RELAY_WEBHOOK_PATH),
+    })
+}
+
+/// The fields of `existing` that differ from `wanted`, and notes on what could not be compared.
+pub fn diff(existing: &Webhook, wanted: &WebhookSpec) -> (Vec<Change>, Vec<String>) {
+    let mut changes = Vec::new();
+    let mut notes = Vec::new();
+    let mut plain = |field: &str, from: Option<&str>, to: Option<&str>| {
+        if from != to {
+            changes.push(Change { field: field.to_owned(), from: from.map(String::from), to: to.map(String::from) });
+        }
+    };
+
+    let have: BTreeSet<&str> = existing.types.iter().map(String::as_str).collect();
+    let want: BTreeSet<&str> = wanted.types.iter().map(|t| t.as_str()).collect();
+    if have != want {
+        let added: Vec<&str> = want.difference(&have).copied().collect();
+        let removed: Vec<&str> = have.difference(&want).copied().collect();
+        let mut to = Vec::new();
+        if !added.is_empty() {
+            to.push(format!("add {}", added.join(", ")));
+        }
+        if !removed.is_empty() {
+            to.push(format!("remove {}", removed.join(", ")));
+        }
+        plain("types", None, Some(&to.join("; ")));
+    }
+    plain("apiVersion", existing.api_version.as_deref(), Some(&wanted.api_version));
+    let enabled = existing.enabled.map(|e| e.to_string());
+    plain("enabled", enabled.as_deref(), Some(&wanted.enabled.to_string()));
+    plain("transportType", existing.transport_type.as_deref(), Some("OAUTH"));
+
+    let oauth = existing.oauth.as_ref();
+    let field = |f: fn(&crate::digital_river::api::WebhookOAuth) -> Option<&str>| oauth.and_then(f);
+    plain("oauth.tokenEndPoint", field(|o| o.token_end_point.as_deref()), Some(&wanted.oauth.token_end_point));
+    plain("oauth.clientID", field(|o| o.client_id.as_deref()), Some(&wanted.oauth.client_id));
+    plain("oauth.userName", field(|o| o.user_name.as_deref()), wanted.oauth.user.as_ref().map(|(u, _)| u.as_str()));
+    plain("oauth.grantType", field(|o| o.grant_type.as_deref()), Some(wanted.oauth.grant_type.as_str()));
+
+    let secrets = [
+        ("oauth.clientSecret", oauth.and_then(|o| o.client_secret.as_ref()), Some(&wanted.oauth.client_secret)),
+        ("oauth.password", oauth.and_then(|o| o.password.as_ref()), wanted.oauth.user.as_ref().map(|(_, p)| p)),
+    ];
+    for (name, have, want) in secrets {
+        match (have, want) {
+            (Some(have), Some(want)) if have.expose_secret() != want.expose_secret() => {
+                changes.push(Change { field: name.to_owned(), from: None, to: None });
+            }
+            (None, Some(_)) => notes.push(format!("{name} is not shown by Digital River and was not compared (use --force to re-send it)")),
+            _ => {}
+        }
+    }
+    (changes, notes)
+}
+
+/// Runs `register`: creates or updates the webhook for the target, or says it is unchanged.
+#[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
+pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, CommandError> {
+    let wanted = desired_webhook(settings, options.target)?;
+    let client = DigitalRiverClient::new(&settings.digital_river, settings.digital_river.api_key()?.clone())?;
+    let webhooks = client.list_webhooks().await?;
+    let mut matching = webhooks.iter().filter(|w| w.address == wanted.address);
+    let existing = matching.next();
+    let mut notes = Vec::new();
+    if matching.next().is_some() {
+        notes.push(format!("more than one webhook has this address; managing the first ({})", existing.map(|w| w.id.as_str()).unwrap_or_default()));
+    }
+    let mut report = RegisterReport {
+        action: Action::Unchanged,
+        target: options.target.as_str(),
+        address: wanted.address.clone(),
+        webhook_id: existing.map(|w| w.id.clone()),
+        changes: Vec::new(),
+        notes,
+        body: None,
+    };
+
+    let Some(existing) = existing else {
+        if options.dry_run {
+            report.action = Action::WouldCreate;
+            report.body = Some(wanted.to_json(Secrets::Redacted));
+        } else {
+            let created = client.create_webhook(&wanted).await?;
+            tracing::info!(webhook_id = %created.id, "webhook created");
+            report.action = Action::Created;
+            report.webhook_id = Some(created.id);
+        }
+        return Ok(report);
+    };
+
+    let (changes, diff_notes) = diff(existing, &wanted);
+    report.changes = changes;
+    if options.force && report.changes.is_empty() {
+        report.changes.push(Change { field: "(all, --force)".to_owned(), from: None, to: None });
+    } else {
+        report.notes.extend(diff_notes);
+    }
+    if report.changes.is_empty() {
+        return Ok(report);
+    }
+    if options.dry_run {
+        report.action = Action::WouldUpdate;
+        report.body = Some(wanted.to_json(Secrets::Redacted));
+    } else {
+        client.update_webhook(&existing.id, &wanted).await?;
+        tracing::info!(webhook_id = %existing.id, changes = report.changes.len(), "webhook updated");
+        report.action = Action::Updated;
+    }
+    Ok(report)
+}
+
+/// Runs `unregister`: deletes the webhook `register` manages for the target, if there is one.
+#[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
+pub async fn unregister(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, CommandError> {
+    let address = managed_address(settings, options.target)?;
+    let client = DigitalRiverClient::new(&settings.digital_river, settings.digital_river.api_key()?.clone())?;
+    let webhooks = client.list_webhooks().await?;
+    let existing = webhooks.iter().find(|w| w.address == address);
+    let mut report = RegisterReport {
+        action: Action::NotFound,
+        target: options.target.as_str(),
+        address,
+        webhook_id: existing.map(|w| w.id.clone()),
+        changes: Vec::new(),
+        notes: Vec::new(),
+        body: None,
+    };
+    if let Some(existing) = existing {
+        if options.dry_run {
+            report.action = Action::WouldDelete;
+        } else {
+            client.delete_webhook(&existing.id).await?;
+            report.action = Action::Deleted;
+        }
+    }
+    Ok(report)
+}
