@@ -86,7 +86,11 @@ pub enum WebhooksCommand {
 
 impl Cli {
     fn load_options(&self) -> LoadOptions {
-        LoadOptions { env: self.env.clone(), config_file: self.config.clone(), config_dir: self.config_dir.clone() }
+        LoadOptions {
+            env: self.env.clone(),
+            config_file: self.config.clone(),
+            config_dir: self.config_dir.clone(),
+        }
     }
 
     fn settings(&self, purpose: Purpose) -> Result<Settings, CommandError> {
@@ -123,7 +127,10 @@ pub fn run() -> ExitCode {
         }
         Err(e) => {
             match cli.output {
-                OutputFormat::Json => println!("{}", serde_json::json!({"error": format!("{e:#}"), "exitCode": e.code()})),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::json!({"error": format!("{e:#}"), "exitCode": e.code()})
+                ),
                 OutputFormat::Text => {}
             }
             eprintln!("error: {}", error_chain(&e));
@@ -160,13 +167,29 @@ pub async fn execute(cli: &Cli) -> Result<String, CommandError> {
         Command::Register { target, dry_run, force } => {
             let target = cli.target(*target)?;
             let settings = cli.settings(Purpose::Register(target))?;
-            let report = register::register(&settings, RegisterOptions { target, dry_run: *dry_run, force: *force }).await?;
+            let report = register::register(
+                &settings,
+                RegisterOptions {
+                    target,
+                    dry_run: *dry_run,
+                    force: *force,
+                },
+            )
+            .await?;
             Ok(render(cli.output, &report, || report.render_text()))
         }
         Command::Unregister { target, dry_run } => {
             let target = cli.target(*target)?;
             let settings = cli.settings(Purpose::Register(target))?;
-            let report = register::unregister(&settings, RegisterOptions { target, dry_run: *dry_run, force: false }).await?;
+            let report = register::unregister(
+                &settings,
+                RegisterOptions {
+                    target,
+                    dry_run: *dry_run,
+                    force: false,
+                },
+            )
+            .await?;
             Ok(render(cli.output, &report, || report.render_text()))
         }
         Command::Webhooks(sub) => {
@@ -179,7 +202,9 @@ pub async fn execute(cli: &Cli) -> Result<String, CommandError> {
                 }
                 WebhooksCommand::Show { id } => {
                     let hook = webhooks::show(&settings, id).await?;
-                    Ok(render(cli.output, &hook.to_redacted_json(), || webhooks::render_details(&hook)))
+                    Ok(render(cli.output, &hook.to_redacted_json(), || {
+                        webhooks::render_details(&hook)
+                    }))
                 }
                 WebhooksCommand::Delete { id } => {
                     webhooks::delete(&settings, id).await?;

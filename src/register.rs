@@ -100,7 +100,12 @@ impl RegisterReport {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let id = self.webhook_id.as_deref().unwrap_or("(new)");
-        out.push_str(&format!("Webhook {id} for {} (target {}): {}\n", self.address, self.target, self.action.as_str()));
+        out.push_str(&format!(
+            "Webhook {id} for {} (target {}): {}\n",
+            self.address,
+            self.target,
+            self.action.as_str()
+        ));
         for change in &self.changes {
             out.push_str(&format!("  {}\n", change.describe()));
         }
@@ -108,8 +113,14 @@ impl RegisterReport {
             out.push_str(&format!("  note: {note}\n"));
         }
         if let Some(body) = &self.body {
-            let method = if self.action == Action::WouldCreate { "POST /webhooks".to_owned() } else { format!("PATCH /webhooks/{id}") };
-            out.push_str(&format!("Dry run: nothing was written. The request would be {method} with:\n"));
+            let method = if self.action == Action::WouldCreate {
+                "POST /webhooks".to_owned()
+            } else {
+                format!("PATCH /webhooks/{id}")
+            };
+            out.push_str(&format!(
+                "Dry run: nothing was written. The request would be {method} with:\n"
+            ));
             out.push_str(&serde_json::to_string_pretty(body).unwrap_or_default());
             out.push('\n');
         }
@@ -168,7 +179,11 @@ pub fn diff(existing: &Webhook, wanted: &WebhookSpec) -> (Vec<Change>, Vec<Strin
     let mut notes = Vec::new();
     let mut plain = |field: &str, from: Option<&str>, to: Option<&str>| {
         if from != to {
-            changes.push(Change { field: field.to_owned(), from: from.map(String::from), to: to.map(String::from) });
+            changes.push(Change {
+                field: field.to_owned(),
+                from: from.map(String::from),
+                to: to.map(String::from),
+            });
         }
     };
 
@@ -193,21 +208,51 @@ pub fn diff(existing: &Webhook, wanted: &WebhookSpec) -> (Vec<Change>, Vec<Strin
 
     let oauth = existing.oauth.as_ref();
     let field = |f: fn(&crate::digital_river::api::WebhookOAuth) -> Option<&str>| oauth.and_then(f);
-    plain("oauth.tokenEndPoint", field(|o| o.token_end_point.as_deref()), Some(&wanted.oauth.token_end_point));
-    plain("oauth.clientID", field(|o| o.client_id.as_deref()), Some(&wanted.oauth.client_id));
-    plain("oauth.userName", field(|o| o.user_name.as_deref()), wanted.oauth.user.as_ref().map(|(u, _)| u.as_str()));
-    plain("oauth.grantType", field(|o| o.grant_type.as_deref()), Some(wanted.oauth.grant_type.as_str()));
+    plain(
+        "oauth.tokenEndPoint",
+        field(|o| o.token_end_point.as_deref()),
+        Some(&wanted.oauth.token_end_point),
+    );
+    plain(
+        "oauth.clientID",
+        field(|o| o.client_id.as_deref()),
+        Some(&wanted.oauth.client_id),
+    );
+    plain(
+        "oauth.userName",
+        field(|o| o.user_name.as_deref()),
+        wanted.oauth.user.as_ref().map(|(u, _)| u.as_str()),
+    );
+    plain(
+        "oauth.grantType",
+        field(|o| o.grant_type.as_deref()),
+        Some(wanted.oauth.grant_type.as_str()),
+    );
 
     let secrets = [
-        ("oauth.clientSecret", oauth.and_then(|o| o.client_secret.as_ref()), Some(&wanted.oauth.client_secret)),
-        ("oauth.password", oauth.and_then(|o| o.password.as_ref()), wanted.oauth.user.as_ref().map(|(_, p)| p)),
+        (
+            "oauth.clientSecret",
+            oauth.and_then(|o| o.client_secret.as_ref()),
+            Some(&wanted.oauth.client_secret),
+        ),
+        (
+            "oauth.password",
+            oauth.and_then(|o| o.password.as_ref()),
+            wanted.oauth.user.as_ref().map(|(_, p)| p),
+        ),
     ];
     for (name, have, want) in secrets {
         match (have, want) {
             (Some(have), Some(want)) if have.expose_secret() != want.expose_secret() => {
-                changes.push(Change { field: name.to_owned(), from: None, to: None });
+                changes.push(Change {
+                    field: name.to_owned(),
+                    from: None,
+                    to: None,
+                });
             }
-            (None, Some(_)) => notes.push(format!("{name} is not shown by Digital River and was not compared (use --force to re-send it)")),
+            (None, Some(_)) => notes.push(format!(
+                "{name} is not shown by Digital River and was not compared (use --force to re-send it)"
+            )),
             _ => {}
         }
     }
@@ -224,7 +269,10 @@ pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<R
     let existing = matching.next();
     let mut notes = Vec::new();
     if matching.next().is_some() {
-        notes.push(format!("more than one webhook has this address; managing the first ({})", existing.map(|w| w.id.as_str()).unwrap_or_default()));
+        notes.push(format!(
+            "more than one webhook has this address; managing the first ({})",
+            existing.map(|w| w.id.as_str()).unwrap_or_default()
+        ));
     }
     let mut report = RegisterReport {
         action: Action::Unchanged,
@@ -252,7 +300,11 @@ pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<R
     let (changes, diff_notes) = diff(existing, &wanted);
     report.changes = changes;
     if options.force && report.changes.is_empty() {
-        report.changes.push(Change { field: "(all, --force)".to_owned(), from: None, to: None });
+        report.changes.push(Change {
+            field: "(all, --force)".to_owned(),
+            from: None,
+            to: None,
+        });
     } else {
         report.notes.extend(diff_notes);
     }

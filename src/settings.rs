@@ -80,14 +80,21 @@ pub struct ConfigProblems(pub Vec<Problem>);
 
 impl ConfigProblems {
     fn single(key: &str, message: impl Into<String>) -> Self {
-        Self(vec![Problem { key: key.to_owned(), message: message.into() }])
+        Self(vec![Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        }])
     }
 }
 
 impl fmt::Display for ConfigProblems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "invalid configuration ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.0 {
             write!(f, "\n  - {}: {}", p.key, p.message)?;
         }
@@ -100,7 +107,10 @@ struct Collector(Vec<Problem>);
 
 impl Collector {
     fn push(&mut self, key: &str, message: impl Into<String>) {
-        self.0.push(Problem { key: key.to_owned(), message: message.into() });
+        self.0.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        });
     }
 
     fn parse<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
@@ -261,7 +271,11 @@ fn list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
     }
     Ok(match ListOrCsv::deserialize(deserializer)? {
         ListOrCsv::List(items) => items,
-        ListOrCsv::Csv(text) => text.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        ListOrCsv::Csv(text) => text
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
     })
 }
 
@@ -340,7 +354,10 @@ impl SalesforceSettings {
     /// The Apex REST URL events are posted to.
     pub fn webhook_url(&self) -> Result<String, ConfigProblems> {
         let base = self.my_domain_url.as_ref().ok_or_else(|| {
-            ConfigProblems::single("salesforce.my_domain_url", "is required (https://<name>.my.salesforce.com)")
+            ConfigProblems::single(
+                "salesforce.my_domain_url",
+                "is required (https://<name>.my.salesforce.com)",
+            )
         })?;
         Ok(base.join_path(&self.webhook_path))
     }
@@ -350,23 +367,44 @@ impl SalesforceSettings {
         let mut c = Collector::default();
         let token_url = self.token_url.clone();
         if token_url.is_none() {
-            c.push("salesforce.token_url", "cannot be derived: set salesforce.my_domain_url (or salesforce.token_url)");
+            c.push(
+                "salesforce.token_url",
+                "cannot be derived: set salesforce.my_domain_url (or salesforce.token_url)",
+            );
         }
-        let client_id = c.require("salesforce.client_id", &self.client_id, "(the connected app's consumer key)").cloned();
-        let client_secret =
-            c.require("salesforce.client_secret", &self.client_secret, "(the connected app's consumer secret)").cloned();
+        let client_id = c
+            .require(
+                "salesforce.client_id",
+                &self.client_id,
+                "(the connected app's consumer key)",
+            )
+            .cloned();
+        let client_secret = c
+            .require(
+                "salesforce.client_secret",
+                &self.client_secret,
+                "(the connected app's consumer secret)",
+            )
+            .cloned();
         let grant = match self.grant_type {
             GrantType::ClientCredentials => Some(SalesforceGrant::ClientCredentials),
             GrantType::Password => {
                 let why = "with grant_type = \"password\"";
                 let username = c.require("salesforce.username", &self.username, why).cloned();
                 let password = c.require("salesforce.password", &self.password, why).cloned();
-                username.zip(password).map(|(username, password)| SalesforceGrant::Password { username, password })
+                username
+                    .zip(password)
+                    .map(|(username, password)| SalesforceGrant::Password { username, password })
             }
         };
         match (token_url, client_id, client_secret, grant) {
             (Some(token_url), Some(client_id), Some(client_secret), Some(grant)) if c.0.is_empty() => {
-                Ok(SalesforceCredentials { token_url, client_id, client_secret, grant })
+                Ok(SalesforceCredentials {
+                    token_url,
+                    client_id,
+                    client_secret,
+                    grant,
+                })
             }
             _ => Err(ConfigProblems(c.0)),
         }
@@ -405,22 +443,39 @@ impl RelaySettings {
     pub fn inbound_oauth(&self) -> Result<InboundOAuth, ConfigProblems> {
         let mut c = Collector::default();
         let why = "for DR's OAuth transport to the relay";
-        let public_url = c.require("relay.public_url", &self.public_url, "(the https:// URL DR reaches the relay at)").cloned();
-        let client_id = c.require("relay.inbound_client_id", &self.inbound_client_id, why).cloned();
-        let client_secret = c.require("relay.inbound_client_secret", &self.inbound_client_secret, why).cloned();
+        let public_url = c
+            .require(
+                "relay.public_url",
+                &self.public_url,
+                "(the https:// URL DR reaches the relay at)",
+            )
+            .cloned();
+        let client_id = c
+            .require("relay.inbound_client_id", &self.inbound_client_id, why)
+            .cloned();
+        let client_secret = c
+            .require("relay.inbound_client_secret", &self.inbound_client_secret, why)
+            .cloned();
         let user = match self.inbound_grant_type {
             GrantType::ClientCredentials => None,
             GrantType::Password => {
                 let why = "with relay.inbound_grant_type = \"password\"";
-                let u = c.require("relay.inbound_username", &self.inbound_username, why).cloned();
-                let p = c.require("relay.inbound_password", &self.inbound_password, why).cloned();
+                let u = c
+                    .require("relay.inbound_username", &self.inbound_username, why)
+                    .cloned();
+                let p = c
+                    .require("relay.inbound_password", &self.inbound_password, why)
+                    .cloned();
                 u.zip(p)
             }
         };
         match (public_url, client_id, client_secret) {
-            (Some(public_url), Some(client_id), Some(client_secret)) if c.0.is_empty() => {
-                Ok(InboundOAuth { public_url, client_id, client_secret, user })
-            }
+            (Some(public_url), Some(client_id), Some(client_secret)) if c.0.is_empty() => Ok(InboundOAuth {
+                public_url,
+                client_id,
+                client_secret,
+                user,
+            }),
             _ => Err(ConfigProblems(c.0)),
         }
     }
@@ -449,9 +504,12 @@ pub struct RegisterSettings {
 
 impl DigitalRiverSettings {
     pub fn api_key(&self) -> Result<&SecretString, ConfigProblems> {
-        self.api_key
-            .as_ref()
-            .ok_or_else(|| ConfigProblems::single("digital_river.api_key", "is required (DR secret key, sk_test_... or live)"))
+        self.api_key.as_ref().ok_or_else(|| {
+            ConfigProblems::single(
+                "digital_river.api_key",
+                "is required (DR secret key, sk_test_... or live)",
+            )
+        })
     }
 }
 
@@ -476,7 +534,11 @@ pub fn load_raw(options: &LoadOptions) -> Result<RawSettings, ConfigProblems> {
         .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
         .add_source(File::from(dir.join("default.toml")).required(false));
     if let Some(env_name) = &env_name {
-        let embedded = if env_name == "sandbox" { SANDBOX_TOML } else { PRODUCTION_TOML };
+        let embedded = if env_name == "sandbox" {
+            SANDBOX_TOML
+        } else {
+            PRODUCTION_TOML
+        };
         let on_disk = dir.join(format!("{env_name}.toml"));
         builder = if on_disk.exists() {
             builder.add_source(File::from(on_disk))
@@ -486,7 +548,10 @@ pub fn load_raw(options: &LoadOptions) -> Result<RawSettings, ConfigProblems> {
     }
     if let Some(file) = &options.config_file {
         if !file.exists() {
-            return Err(ConfigProblems::single("--config", format!("file {} does not exist", file.display())));
+            return Err(ConfigProblems::single(
+                "--config",
+                format!("file {} does not exist", file.display()),
+            ));
         }
         builder = builder.add_source(File::from(file.clone()));
     }
@@ -500,34 +565,55 @@ pub fn load_raw(options: &LoadOptions) -> Result<RawSettings, ConfigProblems> {
             .with_list_parse_key("delivery.retry_schedule")
             .try_parsing(false),
     );
-    let layered = builder.build().map_err(|e| ConfigProblems::single("configuration", e.to_string()))?;
+    let layered = builder
+        .build()
+        .map_err(|e| ConfigProblems::single("configuration", e.to_string()))?;
 
     let mut problems = Collector::default();
     let mut with_secrets = Config::builder().add_source(layered.clone());
     for key in SECRET_KEYS {
         let file_key = format!("{key}_file");
-        let Ok(path) = layered.get_string(&file_key) else { continue };
+        let Ok(path) = layered.get_string(&file_key) else {
+            continue;
+        };
         if layered.get::<config::Value>(key).is_ok_and(|v| !is_empty_value(&v)) {
             problems.push(key, format!("is given both inline and as {file_key}; keep one"));
             continue;
         }
         match read_secret_file(Path::new(&path)) {
             Ok(content) if key == "digital_river.signing_secrets" => {
-                let lines: Vec<String> = content.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-                with_secrets = with_secrets.set_override(key, lines).expect("a list is a valid override");
+                let lines: Vec<String> = content
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+                with_secrets = with_secrets
+                    .set_override(key, lines)
+                    .expect("a list is a valid override");
             }
-            Ok(content) => with_secrets = with_secrets.set_override(key, content).expect("a string is a valid override"),
+            Ok(content) => {
+                with_secrets = with_secrets
+                    .set_override(key, content)
+                    .expect("a string is a valid override")
+            }
             Err(e) => problems.push(&file_key, e),
         }
     }
     if !problems.0.is_empty() {
         return Err(ConfigProblems(problems.0));
     }
-    let merged = with_secrets.build().map_err(|e| ConfigProblems::single("configuration", e.to_string()))?;
+    let merged = with_secrets
+        .build()
+        .map_err(|e| ConfigProblems::single("configuration", e.to_string()))?;
     merged.try_deserialize::<RawSettings>().map_err(|e| {
         // The config crate names the key in its message ("invalid type ... for key `x.y`").
         let text = e.to_string();
-        let key = text.split("for key `").nth(1).and_then(|rest| rest.split('`').next()).unwrap_or("configuration");
+        let key = text
+            .split("for key `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or("configuration");
         let message = text.split(" for key `").next().unwrap_or(&text);
         ConfigProblems::single(key, message)
     })
@@ -589,38 +675,58 @@ impl RawSettings {
         if dr.event_types.iter().all(|t| t.trim().is_empty()) {
             c.push(
                 "digital_river.event_types",
-                format!("is empty; subscribe to at least one event type (default: {})", EventType::SUPPORTED.join(", ")),
+                format!(
+                    "is empty; subscribe to at least one event type (default: {})",
+                    EventType::SUPPORTED.join(", ")
+                ),
             );
         }
         let api_version = dr.api_version.trim().to_owned();
         if api_version != "default" && !is_dated_version(&api_version) {
-            c.push("digital_river.api_version", format!("`{api_version}` is neither \"default\" nor a date such as 2021-12-13"));
+            c.push(
+                "digital_river.api_version",
+                format!("`{api_version}` is neither \"default\" nor a date such as 2021-12-13"),
+            );
         }
-        let signing_secrets: Vec<SecretString> =
-            dr.signing_secrets.iter().filter(|s| !s.expose_secret().trim().is_empty()).cloned().collect();
+        let signing_secrets: Vec<SecretString> = dr
+            .signing_secrets
+            .iter()
+            .filter(|s| !s.expose_secret().trim().is_empty())
+            .cloned()
+            .collect();
         if signing_secrets.len() > 2 {
-            c.push("digital_river.signing_secrets", "holds more than two secrets; keep the current one and, during a rotation, the previous one");
+            c.push(
+                "digital_river.signing_secrets",
+                "holds more than two secrets; keep the current one and, during a rotation, the previous one",
+            );
         }
         let api_key = non_empty_secret(&dr.api_key);
 
         // Salesforce.
         let sf = &self.salesforce;
-        let environment: Option<SalesforceEnvironment> =
-            c.parse("salesforce.environment", parse_enum(&sf.environment, "`sandbox`, `production`"));
-        let grant_type: Option<GrantType> =
-            c.parse("salesforce.grant_type", parse_enum(&sf.grant_type, "`password`, `client_credentials`"));
+        let environment: Option<SalesforceEnvironment> = c.parse(
+            "salesforce.environment",
+            parse_enum(&sf.environment, "`sandbox`, `production`"),
+        );
+        let grant_type: Option<GrantType> = c.parse(
+            "salesforce.grant_type",
+            parse_enum(&sf.grant_type, "`password`, `client_credentials`"),
+        );
         let my_domain_url = non_empty_string(&sf.my_domain_url)
             .and_then(|raw| c.parse("salesforce.my_domain_url", SalesforceUrl::parse(&raw)));
-        let explicit_token_url = non_empty_string(&sf.token_url).and_then(|raw| {
-            c.parse("salesforce.token_url", SalesforceUrl::parse_any(&raw))
-        });
+        let explicit_token_url = non_empty_string(&sf.token_url)
+            .and_then(|raw| c.parse("salesforce.token_url", SalesforceUrl::parse_any(&raw)));
         let token_url = match (&explicit_token_url, grant_type, environment) {
             (Some(url), _, _) => Some(url.clone()),
             (None, Some(GrantType::ClientCredentials), _) => my_domain_url
                 .as_ref()
                 .map(|d| ServiceUrl::parse(&d.join_path(TOKEN_PATH)).expect("a My Domain URL plus a path is a URL")),
             (None, Some(GrantType::Password), Some(env)) => {
-                let host = if env == SalesforceEnvironment::Sandbox { TEST_HOST } else { LOGIN_HOST };
+                let host = if env == SalesforceEnvironment::Sandbox {
+                    TEST_HOST
+                } else {
+                    LOGIN_HOST
+                };
                 Some(ServiceUrl::parse(&format!("https://{host}{TOKEN_PATH}")).expect("a constant URL"))
             }
             _ => None,
@@ -639,7 +745,10 @@ impl RawSettings {
         }
         if let (Some(GrantType::ClientCredentials), None, None) = (grant_type, &explicit_token_url, &my_domain_url) {
             if sf.my_domain_url.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                c.push("salesforce.my_domain_url", "is required with grant_type = \"client_credentials\": the grant works only on the My Domain host");
+                c.push(
+                    "salesforce.my_domain_url",
+                    "is required with grant_type = \"client_credentials\": the grant works only on the My Domain host",
+                );
             }
         }
         if let Some(env) = environment {
@@ -668,23 +777,38 @@ impl RawSettings {
         if sf.max_in_flight == 0 {
             c.push("salesforce.max_in_flight", "must be at least 1");
         } else if sf.max_in_flight > 10 {
-            c.push("salesforce.max_in_flight", format!("{} exceeds Salesforce's default limit of 10 concurrent long-running Apex requests", sf.max_in_flight));
+            c.push(
+                "salesforce.max_in_flight",
+                format!(
+                    "{} exceeds Salesforce's default limit of 10 concurrent long-running Apex requests",
+                    sf.max_in_flight
+                ),
+            );
         }
         check_positive(&mut c, "salesforce.request_timeout_secs", sf.request_timeout_secs);
         check_positive(&mut c, "salesforce.token_max_age_secs", sf.token_max_age_secs);
 
         // Relay.
         let r = &self.relay;
-        let public_url = non_empty_string(&r.public_url).and_then(|raw| c.parse("relay.public_url", ServiceUrl::parse(&raw)));
+        let public_url =
+            non_empty_string(&r.public_url).and_then(|raw| c.parse("relay.public_url", ServiceUrl::parse(&raw)));
         if let Some(url) = &public_url {
             if url.url().path() != "/" || url.url().query().is_some() {
-                c.push("relay.public_url", "must be the relay's base URL without a path (the relay adds /webhooks/digitalriver)");
+                c.push(
+                    "relay.public_url",
+                    "must be the relay's base URL without a path (the relay adds /webhooks/digitalriver)",
+                );
             }
         }
-        let inbound_grant_type: Option<GrantType> =
-            c.parse("relay.inbound_grant_type", parse_enum(&r.inbound_grant_type, "`client_credentials`, `password`"));
+        let inbound_grant_type: Option<GrantType> = c.parse(
+            "relay.inbound_grant_type",
+            parse_enum(&r.inbound_grant_type, "`client_credentials`, `password`"),
+        );
         if r.listen.parse::<std::net::SocketAddr>().is_err() {
-            c.push("relay.listen", format!("`{}` is not a host:port address such as 127.0.0.1:8080", r.listen));
+            c.push(
+                "relay.listen",
+                format!("`{}` is not a host:port address such as 127.0.0.1:8080", r.listen),
+            );
         }
         if r.body_limit_bytes < 1024 {
             c.push("relay.body_limit_bytes", "must be at least 1024");
@@ -693,7 +817,10 @@ impl RawSettings {
         let basic_username = non_empty_string(&r.basic_username);
         let basic_password = non_empty_secret(&r.basic_password);
         if basic_username.is_some() != basic_password.is_some() {
-            c.push("relay.basic_password", "relay.basic_username and relay.basic_password go together");
+            c.push(
+                "relay.basic_password",
+                "relay.basic_username and relay.basic_password go together",
+            );
         }
         let inbound_token_key = non_empty_secret(&r.inbound_token_key);
         if inbound_token_key.as_ref().is_some_and(|k| k.expose_secret().len() < 32) {
@@ -706,7 +833,10 @@ impl RawSettings {
         for raw in &d.retry_schedule {
             match humantime::parse_duration(raw.trim()) {
                 Ok(delay) => retry_schedule.push(delay),
-                Err(e) => c.push("delivery.retry_schedule", format!("`{raw}` is not a duration such as 5s, 5m, 2h ({e})")),
+                Err(e) => c.push(
+                    "delivery.retry_schedule",
+                    format!("`{raw}` is not a duration such as 5s, 5m, 2h ({e})"),
+                ),
             }
         }
         if d.retry_schedule.is_empty() {
@@ -716,15 +846,24 @@ impl RawSettings {
         check_positive(&mut c, "delivery.breaker_threshold", u64::from(d.breaker_threshold));
         check_positive(&mut c, "delivery.poll_interval_ms", d.poll_interval_ms);
         let storage_url = self.storage.url.trim().to_owned();
-        if !(storage_url.starts_with("sqlite://") || storage_url.starts_with("postgres://") || storage_url.starts_with("postgresql://")) {
-            c.push("storage.url", format!("`{storage_url}` must start with sqlite:// or postgres://"));
+        if !(storage_url.starts_with("sqlite://")
+            || storage_url.starts_with("postgres://")
+            || storage_url.starts_with("postgresql://"))
+        {
+            c.push(
+                "storage.url",
+                format!("`{storage_url}` must start with sqlite:// or postgres://"),
+            );
         }
-        let target: Option<RegisterTarget> =
-            c.parse("register.target", parse_enum(&self.register.target, "`salesforce`, `relay`"));
+        let target: Option<RegisterTarget> = c.parse(
+            "register.target",
+            parse_enum(&self.register.target, "`salesforce`, `relay`"),
+        );
 
         let settings = Settings {
             digital_river: DigitalRiverSettings {
-                api_base_url: api_base_url.unwrap_or_else(|| ServiceUrl::parse("https://api.digitalriver.com").expect("constant")),
+                api_base_url: api_base_url
+                    .unwrap_or_else(|| ServiceUrl::parse("https://api.digitalriver.com").expect("constant")),
                 api_key,
                 api_version,
                 event_types,
@@ -772,19 +911,35 @@ impl RawSettings {
                 breaker_cooldown: Duration::from_secs(d.breaker_cooldown_secs),
                 poll_interval: Duration::from_millis(d.poll_interval_ms.max(1)),
             },
-            storage: StorageSettings { url: storage_url, retention_days: self.storage.retention_days },
-            register: RegisterSettings { target: target.unwrap_or(RegisterTarget::Salesforce) },
+            storage: StorageSettings {
+                url: storage_url,
+                retention_days: self.storage.retention_days,
+            },
+            register: RegisterSettings {
+                target: target.unwrap_or(RegisterTarget::Salesforce),
+            },
         };
 
         // Presence checks for what this command needs.
         let needs_dr_api = matches!(purpose, Purpose::DigitalRiverApi | Purpose::Register(_));
         if needs_dr_api && settings.digital_river.api_key.is_none() {
-            c.push("digital_river.api_key", "is required (DR secret key, sk_test_... in test mode)");
+            c.push(
+                "digital_river.api_key",
+                "is required (DR secret key, sk_test_... in test mode)",
+            );
         }
-        let needs_salesforce = matches!(purpose, Purpose::Salesforce | Purpose::Relay | Purpose::Register(RegisterTarget::Salesforce));
+        let needs_salesforce = matches!(
+            purpose,
+            Purpose::Salesforce | Purpose::Relay | Purpose::Register(RegisterTarget::Salesforce)
+        );
         if needs_salesforce && grant_type.is_some() && environment.is_some() {
-            if settings.salesforce.my_domain_url.is_none() && sf.my_domain_url.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                c.push("salesforce.my_domain_url", "is required (https://<name>.my.salesforce.com)");
+            if settings.salesforce.my_domain_url.is_none()
+                && sf.my_domain_url.as_deref().is_none_or(|s| s.trim().is_empty())
+            {
+                c.push(
+                    "salesforce.my_domain_url",
+                    "is required (https://<name>.my.salesforce.com)",
+                );
             }
             if let Err(missing) = settings.salesforce.credentials() {
                 for p in missing.0 {
@@ -811,9 +966,13 @@ impl RawSettings {
             }
             if has_oauth {
                 if settings.relay.inbound_client_secret.is_none() {
-                    c.push("relay.inbound_client_secret", "is required with relay.inbound_client_id");
+                    c.push(
+                        "relay.inbound_client_secret",
+                        "is required with relay.inbound_client_id",
+                    );
                 }
-                if settings.relay.inbound_token_key.is_none() && !c.0.iter().any(|p| p.key == "relay.inbound_token_key") {
+                if settings.relay.inbound_token_key.is_none() && !c.0.iter().any(|p| p.key == "relay.inbound_token_key")
+                {
                     c.push("relay.inbound_token_key", "is required with relay.inbound_client_id (at least 32 characters; shared by every relay instance)");
                 }
                 if settings.relay.inbound_grant_type == GrantType::Password
@@ -824,7 +983,11 @@ impl RawSettings {
             }
         }
 
-        if c.0.is_empty() { Ok(settings) } else { Err(ConfigProblems(c.0)) }
+        if c.0.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigProblems(c.0))
+        }
     }
 }
 
@@ -839,7 +1002,9 @@ fn is_dated_version(v: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, ch)| i == 4 || i == 7 || ch.is_ascii_digit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, ch)| i == 4 || i == 7 || ch.is_ascii_digit())
 }
 
 #[cfg(test)]

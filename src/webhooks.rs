@@ -7,7 +7,10 @@ use crate::digital_river::{DigitalRiverClient, Webhook};
 use crate::settings::Settings;
 
 fn client(settings: &Settings) -> Result<DigitalRiverClient, CommandError> {
-    Ok(DigitalRiverClient::new(&settings.digital_river, settings.digital_river.api_key()?.clone())?)
+    Ok(DigitalRiverClient::new(
+        &settings.digital_river,
+        settings.digital_river.api_key()?.clone(),
+    )?)
 }
 
 pub async fn list(settings: &Settings) -> Result<Vec<Webhook>, CommandError> {
@@ -32,7 +35,10 @@ pub fn render_table(webhooks: &[Webhook]) -> String {
         .map(|w| {
             [
                 w.id.clone(),
-                w.enabled.map(|e| if e { "yes" } else { "no" }).unwrap_or("?").to_owned(),
+                w.enabled
+                    .map(|e| if e { "yes" } else { "no" })
+                    .unwrap_or("?")
+                    .to_owned(),
                 w.transport_type.clone().unwrap_or_else(|| "?".to_owned()),
                 w.types.len().to_string(),
                 w.address.clone(),

@@ -26,7 +26,11 @@ pub enum DigitalRiverError {
     #[error("Digital River rejected the request ({status} {kind}): {details}")]
     Rejected { status: u16, kind: String, details: String },
     #[error("Digital River failed with HTTP {status} after {attempts} attempt(s): {excerpt}")]
-    Server { status: u16, attempts: u32, excerpt: String },
+    Server {
+        status: u16,
+        attempts: u32,
+        excerpt: String,
+    },
     #[error("could not reach Digital River at {url} after {attempts} attempt(s)")]
     Transport {
         url: String,
@@ -34,7 +38,9 @@ pub enum DigitalRiverError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("Digital River answered {status} with a redirect to {location:?}; redirects are not followed (check digital_river.api_base_url)")]
+    #[error(
+        "Digital River answered {status} with a redirect to {location:?}; redirects are not followed (check digital_river.api_base_url)"
+    )]
     Redirect { status: u16, location: String },
     #[error("unexpected answer from Digital River: {0}")]
     Unexpected(String),
@@ -97,7 +103,12 @@ impl Webhook {
         }
         if let Some(o) = &self.oauth {
             let mut oauth = Map::new();
-            let plain = [("tokenEndPoint", &o.token_end_point), ("clientID", &o.client_id), ("userName", &o.user_name), ("grantType", &o.grant_type)];
+            let plain = [
+                ("tokenEndPoint", &o.token_end_point),
+                ("clientID", &o.client_id),
+                ("userName", &o.user_name),
+                ("grantType", &o.grant_type),
+            ];
             for (k, v) in plain {
                 if let Some(v) = v {
                     oauth.insert(k.into(), json!(v));
@@ -121,7 +132,11 @@ impl Webhook {
 /// `authentication.password`, signing secrets, ...).
 fn redact_value(key: &str, value: &Value) -> Value {
     let lowered = key.to_ascii_lowercase();
-    if ["password", "secret", "key", "token"].iter().any(|s| lowered.contains(s)) && !value.is_null() {
+    if ["password", "secret", "key", "token"]
+        .iter()
+        .any(|s| lowered.contains(s))
+        && !value.is_null()
+    {
         return json!("***");
     }
     match value {
@@ -246,7 +261,10 @@ impl DigitalRiverClient {
         // Paged answers are followed to the end; bounded so a misbehaving server cannot loop us.
         for _ in 0..100 {
             let path = match &starting_after {
-                Some(id) => format!("/webhooks?limit=100&startingAfter={}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()),
+                Some(id) => format!(
+                    "/webhooks?limit=100&startingAfter={}",
+                    url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+                ),
                 None => "/webhooks?limit=100".to_owned(),
             };
             let value = self.send(Method::GET, &path, None).await?;
@@ -278,13 +296,17 @@ impl DigitalRiverClient {
 
     #[tracing::instrument(skip_all)]
     pub async fn create_webhook(&self, spec: &WebhookSpec) -> Result<Webhook, DigitalRiverError> {
-        let value = self.send(Method::POST, "/webhooks", Some(spec.to_json(Secrets::Exposed))).await?;
+        let value = self
+            .send(Method::POST, "/webhooks", Some(spec.to_json(Secrets::Exposed)))
+            .await?;
         decode_webhook(value)
     }
 
     #[tracing::instrument(skip_all, fields(webhook_id = id))]
     pub async fn update_webhook(&self, id: &str, spec: &WebhookSpec) -> Result<Webhook, DigitalRiverError> {
-        let value = self.send(Method::PATCH, &webhook_path(id), Some(spec.to_json(Secrets::Exposed))).await?;
+        let value = self
+            .send(Method::PATCH, &webhook_path(id), Some(spec.to_json(Secrets::Exposed)))
+            .await?;
         decode_webhook(value)
     }
 
@@ -319,7 +341,11 @@ impl DigitalRiverClient {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
-                    return Err(DigitalRiverError::Transport { url, attempts: attempt, source: e });
+                    return Err(DigitalRiverError::Transport {
+                        url,
+                        attempts: attempt,
+                        source: e,
+                    });
                 }
             };
             let status = response.status();
@@ -342,10 +368,15 @@ impl DigitalRiverClient {
                     .and_then(|l| l.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                return Err(DigitalRiverError::Redirect { status: status.as_u16(), location });
+                return Err(DigitalRiverError::Redirect {
+                    status: status.as_u16(),
+                    location,
+                });
             }
             let transient = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            let safe = method != Method::POST || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
+            let safe = method != Method::POST
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::SERVICE_UNAVAILABLE;
             if transient && safe && may_retry {
                 let retry_after = response
                     .headers()
@@ -353,7 +384,11 @@ impl DigitalRiverClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                     .map(|s| Duration::from_secs(s.min(60)));
-                tracing::warn!(attempt, status = status.as_u16(), "Digital River answered a transient error, retrying");
+                tracing::warn!(
+                    attempt,
+                    status = status.as_u16(),
+                    "Digital River answered a transient error, retrying"
+                );
                 tokio::time::sleep(retry_after.unwrap_or(delay)).await;
                 continue;
             }
@@ -364,7 +399,10 @@ impl DigitalRiverClient {
 }
 
 fn webhook_path(id: &str) -> String {
-    format!("/webhooks/{}", url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>())
+    format!(
+        "/webhooks/{}",
+        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    )
 }
 
 fn decode_webhook(value: Value) -> Result<Webhook, DigitalRiverError> {
@@ -377,7 +415,10 @@ fn classify_failure(status: StatusCode, body: &str, attempts: u32) -> DigitalRiv
     }
     let parsed = serde_json::from_str::<ErrorBody>(body).ok();
     if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-        let kind = parsed.as_ref().and_then(|b| b.kind.clone()).unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_ascii_lowercase());
+        let kind = parsed
+            .as_ref()
+            .and_then(|b| b.kind.clone())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_ascii_lowercase());
         let details = match parsed {
             Some(b) if !b.errors.is_empty() => b
                 .errors
@@ -394,9 +435,17 @@ fn classify_failure(status: StatusCode, body: &str, attempts: u32) -> DigitalRiv
                 .join("; "),
             _ => excerpt(body),
         };
-        return DigitalRiverError::Rejected { status: status.as_u16(), kind, details };
+        return DigitalRiverError::Rejected {
+            status: status.as_u16(),
+            kind,
+            details,
+        };
     }
-    DigitalRiverError::Server { status: status.as_u16(), attempts, excerpt: excerpt(body) }
+    DigitalRiverError::Server {
+        status: status.as_u16(),
+        attempts,
+        excerpt: excerpt(body),
+    }
 }
 
 /// The first 300 characters of a body, on one line.
@@ -420,7 +469,10 @@ mod tests {
         let body = r#"{"type":"bad_request","errors":[{"code":"invalid_parameter","parameter":"address","message":"Address is invalid."},{"message":"Types are required."}]}"#;
         let err = classify_failure(StatusCode::BAD_REQUEST, body, 1);
         let text = err.to_string();
-        assert!(text.contains("parameter `address`: Address is invalid. [invalid_parameter]"), "{text}");
+        assert!(
+            text.contains("parameter `address`: Address is invalid. [invalid_parameter]"),
+            "{text}"
+        );
         assert!(text.contains("Types are required."), "{text}");
         assert!(err.is_rejection());
     }

@@ -23,9 +23,12 @@ impl EventType {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let valid = !raw.is_empty()
             && raw.len() <= 100
-            && raw
-                .split('.')
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            && raw.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
         if valid {
             Ok(Self(raw.to_owned()))
         } else {
@@ -83,7 +86,14 @@ mod tests {
 
     #[test]
     fn malformed_types_are_refused() {
-        for bad in ["", "Order.Accepted", "order..accepted", "order.accepted ", ".order", "order/accepted"] {
+        for bad in [
+            "",
+            "Order.Accepted",
+            "order..accepted",
+            "order.accepted ",
+            ".order",
+            "order/accepted",
+        ] {
             assert!(EventType::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -90,7 +90,11 @@ mod tests {
             prod.join_path("/services/oauth2/token"),
             "https://acme.my.salesforce.com/services/oauth2/token"
         );
-        assert!(SalesforceUrl::parse("https://acme--uat.sandbox.my.salesforce.com").unwrap().is_sandbox_host());
+        assert!(
+            SalesforceUrl::parse("https://acme--uat.sandbox.my.salesforce.com")
+                .unwrap()
+                .is_sandbox_host()
+        );
         assert!(SalesforceUrl::parse("https://acme.my.salesforce.com/lightning/page").is_err());
     }
 }

@@ -82,7 +82,11 @@ mod tests {
 
     #[test]
     fn plain_http_to_other_hosts_and_other_schemes_are_refused() {
-        assert!(ServiceUrl::parse("http://api.digitalriver.com").unwrap_err().contains("https://"));
+        assert!(
+            ServiceUrl::parse("http://api.digitalriver.com")
+                .unwrap_err()
+                .contains("https://")
+        );
         assert!(ServiceUrl::parse("ftp://example.com").is_err());
         assert!(ServiceUrl::parse("example.com").is_err());
         assert!(ServiceUrl::parse("https://user:pw@example.com").is_err());
