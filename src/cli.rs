@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::command::{CommandError, OutputFormat};
+use crate::command::{CommandError, OutputFormat, error_chain};
+use crate::check;
 use crate::register::{self, RegisterOptions};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::telemetry::{self, LogFormat};
@@ -69,6 +70,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check the configuration, DR, the webhook, the Salesforce sign-in and the DR package.
+    #[command(after_help = EXIT_CODES)]
+    Check,
     /// List, show or delete the account's webhooks on Digital River.
     #[command(subcommand, after_help = EXIT_CODES)]
     Webhooks(WebhooksCommand),
@@ -121,9 +125,9 @@ pub fn run() -> ExitCode {
         }
     };
     match runtime.block_on(execute(&cli)) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
+        Ok(printed) => {
+            print!("{}", printed.stdout);
+            ExitCode::from(printed.exit)
         }
         Err(e) => {
             match cli.output {
@@ -139,21 +143,6 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// An error and its causes on one line: `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let s = cause.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 fn render<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce() -> String) -> String {
     match format {
         OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default()),
@@ -161,8 +150,21 @@ fn render<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce() -> 
     }
 }
 
+/// What a command prints on stdout, and its exit code (a check can fail without an error).
+#[derive(Debug)]
+pub struct Printed {
+    pub stdout: String,
+    pub exit: u8,
+}
+
+impl From<String> for Printed {
+    fn from(stdout: String) -> Self {
+        Self { stdout, exit: 0 }
+    }
+}
+
 /// Runs the parsed command and answers what to print on stdout.
-pub async fn execute(cli: &Cli) -> Result<String, CommandError> {
+pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
     match &cli.command {
         Command::Register { target, dry_run, force } => {
             let target = cli.target(*target)?;
@@ -176,7 +178,7 @@ pub async fn execute(cli: &Cli) -> Result<String, CommandError> {
                 },
             )
             .await?;
-            Ok(render(cli.output, &report, || report.render_text()))
+            Ok(render(cli.output, &report, || report.render_text()).into())
         }
         Command::Unregister { target, dry_run } => {
             let target = cli.target(*target)?;
@@ -190,7 +192,17 @@ pub async fn execute(cli: &Cli) -> Result<String, CommandError> {
                 },
             )
             .await?;
-            Ok(render(cli.output, &report, || report.render_text()))
+            Ok(render(cli.output, &report, || report.render_text()).into())
+        }
+        Command::Check => {
+            let report = check::check(&cli.load_options()).await;
+            let text = render(cli.output, &report, || report.render_text());
+            let exit = match (report.config_invalid, report.ok) {
+                (true, _) => 2,
+                (false, false) => 1,
+                (false, true) => 0,
+            };
+            Ok(Printed { stdout: text, exit })
         }
         Command::Webhooks(sub) => {
             let settings = cli.settings(Purpose::DigitalRiverApi)?;
@@ -198,18 +210,16 @@ pub async fn execute(cli: &Cli) -> Result<String, CommandError> {
                 WebhooksCommand::List => {
                     let hooks = webhooks::list(&settings).await?;
                     let json: Vec<_> = hooks.iter().map(|w| w.to_redacted_json()).collect();
-                    Ok(render(cli.output, &json, || webhooks::render_table(&hooks)))
+                    Ok(render(cli.output, &json, || webhooks::render_table(&hooks)).into())
                 }
                 WebhooksCommand::Show { id } => {
                     let hook = webhooks::show(&settings, id).await?;
-                    Ok(render(cli.output, &hook.to_redacted_json(), || {
-                        webhooks::render_details(&hook)
-                    }))
+                    Ok(render(cli.output, &hook.to_redacted_json(), || webhooks::render_details(&hook)).into())
                 }
                 WebhooksCommand::Delete { id } => {
                     webhooks::delete(&settings, id).await?;
                     let json = serde_json::json!({"deleted": id});
-                    Ok(render(cli.output, &json, || format!("Webhook {id} deleted.\n")))
+                    Ok(render(cli.output, &json, || format!("Webhook {id} deleted.\n")).into())
                 }
             }
         }

@@ -24,9 +24,6 @@ pub enum CommandError {
     Config(#[from] ConfigProblems),
     #[error(transparent)]
     DigitalRiver(#[from] DigitalRiverError),
-    /// A check found problems; the report already says which.
-    #[error("{0}")]
-    CheckFailed(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -41,8 +38,22 @@ impl CommandError {
             Self::Config(_) => 2,
             Self::DigitalRiver(e) if e.is_rejection() => 3,
             Self::DigitalRiver(_) => 4,
-            Self::CheckFailed(_) => 1,
             Self::Other(_) => 4,
         }
     }
+}
+
+/// An error and its causes on one line (`a: b: c`), skipping causes the text already contains.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
 }

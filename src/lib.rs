@@ -3,11 +3,13 @@
 //! `register` sets up DR's webhook (setup step 11); the relay receives events, stores them
 //! durably and delivers them to Salesforce; the operations commands help the admin run it.
 
+pub mod check;
 pub mod cli;
 pub mod command;
 pub mod digital_river;
 pub mod domain;
 pub mod register;
+pub mod salesforce;
 pub mod settings;
 pub mod table;
 pub mod telemetry;

@@ -65,6 +65,8 @@ pub enum Purpose {
     Relay,
     /// Commands that only need the store.
     Store,
+    /// `check`: the DR API and Salesforce.
+    Check,
 }
 
 /// One invalid or missing key.
@@ -218,6 +220,9 @@ pub struct RawSalesforce {
     pub max_in_flight: usize,
     pub request_timeout_secs: u64,
     pub token_max_age_secs: u64,
+    pub token_failure_cooldown_secs: u64,
+    pub token_retries: u32,
+    pub token_retry_base_delay_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +329,9 @@ pub struct SalesforceSettings {
     pub max_in_flight: usize,
     pub request_timeout: Duration,
     pub token_max_age: Duration,
+    pub token_failure_cooldown: Duration,
+    pub token_retries: u32,
+    pub token_retry_base_delay: Duration,
 }
 
 /// The complete set of values a Salesforce grant needs; built only from validated settings.
@@ -886,6 +894,9 @@ impl RawSettings {
                 max_in_flight: sf.max_in_flight.max(1),
                 request_timeout: Duration::from_secs(sf.request_timeout_secs.max(1)),
                 token_max_age: Duration::from_secs(sf.token_max_age_secs.max(1)),
+                token_failure_cooldown: Duration::from_secs(sf.token_failure_cooldown_secs),
+                token_retries: sf.token_retries,
+                token_retry_base_delay: Duration::from_millis(sf.token_retry_base_delay_ms),
             },
             relay: RelaySettings {
                 listen: r.listen.trim().to_owned(),
@@ -921,7 +932,7 @@ impl RawSettings {
         };
 
         // Presence checks for what this command needs.
-        let needs_dr_api = matches!(purpose, Purpose::DigitalRiverApi | Purpose::Register(_));
+        let needs_dr_api = matches!(purpose, Purpose::DigitalRiverApi | Purpose::Register(_) | Purpose::Check);
         if needs_dr_api && settings.digital_river.api_key.is_none() {
             c.push(
                 "digital_river.api_key",
@@ -930,7 +941,7 @@ impl RawSettings {
         }
         let needs_salesforce = matches!(
             purpose,
-            Purpose::Salesforce | Purpose::Relay | Purpose::Register(RegisterTarget::Salesforce)
+            Purpose::Salesforce | Purpose::Relay | Purpose::Check | Purpose::Register(RegisterTarget::Salesforce)
         );
         if needs_salesforce && grant_type.is_some() && environment.is_some() {
             if settings.salesforce.my_domain_url.is_none()
