@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::command::{CommandError, OutputFormat, error_chain};
 use crate::check;
+use crate::command::{CommandError, OutputFormat, error_chain};
 use crate::register::{self, RegisterOptions};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::telemetry::{self, LogFormat};

@@ -932,7 +932,10 @@ impl RawSettings {
         };
 
         // Presence checks for what this command needs.
-        let needs_dr_api = matches!(purpose, Purpose::DigitalRiverApi | Purpose::Register(_) | Purpose::Check);
+        let needs_dr_api = matches!(
+            purpose,
+            Purpose::DigitalRiverApi | Purpose::Register(_) | Purpose::Check
+        );
         if needs_dr_api && settings.digital_river.api_key.is_none() {
             c.push(
                 "digital_river.api_key",

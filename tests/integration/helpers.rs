@@ -13,7 +13,51 @@ pub const SF_CLIENT_SECRET: &str = "SFCONSUMERSECRET-7f3a9b";
 pub const SF_PASSWORD: &str = "Int3grationPassw0rd-SECTOKENxyz";
 pub const RELAY_SECRET: &str = "RELAYINBOUNDSECRET-5c1d";
 pub const RELAY_PASSWORD: &str = "RELAYINBOUNDPASSWORD-9e2f";
-pub const SECRETS: [&str; 5] = [API_KEY, SF_CLIENT_SECRET, SF_PASSWORD, RELAY_SECRET, RELAY_PASSWORD];
+/// Every access token the Salesforce stand-in issues starts with this.
+pub const SF_TOKEN_PREFIX: &str = "00DTESTORG!AQ";
+pub const SECRETS: [&str; 6] = [
+    API_KEY,
+    SF_CLIENT_SECRET,
+    SF_PASSWORD,
+    RELAY_SECRET,
+    RELAY_PASSWORD,
+    SF_TOKEN_PREFIX,
+];
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends this process's logs (debug and up) to a buffer that tests read back.
+pub fn capture_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .init();
+    });
+}
+
+/// Asserts that no secret appears in any log line written so far by this process.
+pub fn assert_no_secret_logged() {
+    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+    for secret in SECRETS {
+        assert!(!logs.contains(secret), "a secret leaked into the logs: {secret}");
+    }
+}
 
 pub const SANDBOX_DOMAIN: &str = "https://acme--uat.sandbox.my.salesforce.com";
 pub const PROD_DOMAIN: &str = "https://acme.my.salesforce.com";

@@ -1,0 +1,307 @@
+//! `check`: the admin's doctor, run before going live and when something seems wrong.
+//!
+//! Each line is one fact with ✓ or ✗ and, when ✗, the one thing to do about it. It asks the real
+//! services (DR's API, Salesforce's token endpoint, the Apex resource) the same way the relay will,
+//! so a green run means the relay's calls will be accepted.
+
+use serde::Serialize;
+
+use crate::digital_river::DigitalRiverClient;
+use crate::register::managed_address;
+use crate::salesforce::apex_client;
+use crate::settings::{self, LoadOptions, Purpose, Settings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    Warn,
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckLine {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub ok: bool,
+    /// The configuration itself was invalid (exit code 2).
+    #[serde(rename = "configInvalid")]
+    pub config_invalid: bool,
+    pub checks: Vec<CheckLine>,
+}
+
+impl CheckReport {
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.checks {
+            let mark = match line.status {
+                Status::Pass => "✓",
+                Status::Fail => "✗",
+                Status::Warn => "!",
+                Status::Skip => "-",
+            };
+            out.push_str(&format!("{mark} {}: {}\n", line.name, line.detail));
+            if let Some(fix) = &line.fix {
+                out.push_str(&format!("    fix: {fix}\n"));
+            }
+        }
+        out.push_str(if self.ok {
+            "All checks passed.\n"
+        } else {
+            "Some checks failed.\n"
+        });
+        out
+    }
+}
+
+fn line(name: &'static str, status: Status, detail: impl Into<String>, fix: Option<String>) -> CheckLine {
+    CheckLine {
+        name,
+        status,
+        detail: detail.into(),
+        fix,
+    }
+}
+
+/// Runs every check; the report says what passed.
+pub async fn check(options: &LoadOptions) -> CheckReport {
+    let mut checks = Vec::new();
+    let settings = match settings::load(options, Purpose::Check) {
+        Ok(settings) => settings,
+        Err(problems) => {
+            let detail = problems
+                .0
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            checks.push(line(
+                "configuration",
+                Status::Fail,
+                detail,
+                Some("fix the keys named above (README: 'What the validation errors mean')".into()),
+            ));
+            for name in [
+                "Digital River API key",
+                "webhook",
+                "Salesforce token",
+                "Apex REST resource",
+                "signing secret",
+            ] {
+                checks.push(line(
+                    name,
+                    Status::Skip,
+                    "not checked: the configuration is invalid",
+                    None,
+                ));
+            }
+            return CheckReport {
+                ok: false,
+                config_invalid: true,
+                checks,
+            };
+        }
+    };
+    checks.push(line("configuration", Status::Pass, "valid", None));
+    check_digital_river(&settings, &mut checks).await;
+    check_salesforce(&settings, &mut checks).await;
+    checks.push(if settings.digital_river.signing_secrets.is_empty() {
+        line(
+            "signing secret",
+            Status::Warn,
+            "none configured: the relay cannot verify that events come from Digital River",
+            Some(
+                "copy the webhook's signing secret from the DR Dashboard into DRSF__DIGITAL_RIVER__SIGNING_SECRETS"
+                    .into(),
+            ),
+        )
+    } else {
+        line(
+            "signing secret",
+            Status::Pass,
+            format!("{} configured", settings.digital_river.signing_secrets.len()),
+            None,
+        )
+    });
+    let ok = checks.iter().all(|c| c.status != Status::Fail);
+    CheckReport {
+        ok,
+        config_invalid: false,
+        checks,
+    }
+}
+
+async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
+    let listed = match settings.digital_river.api_key() {
+        Ok(key) => match DigitalRiverClient::new(&settings.digital_river, key.clone()) {
+            Ok(client) => client.list_webhooks().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    let webhooks = match listed {
+        Ok(webhooks) => {
+            checks.push(line(
+                "Digital River API key",
+                Status::Pass,
+                format!("accepted ({} webhooks listed)", webhooks.len()),
+                None,
+            ));
+            webhooks
+        }
+        Err(e) => {
+            checks.push(line(
+                "Digital River API key",
+                Status::Fail,
+                e,
+                Some("set DRSF__DIGITAL_RIVER__API_KEY to the secret key of this DR account and mode".into()),
+            ));
+            checks.push(line(
+                "webhook",
+                Status::Skip,
+                "not checked: the DR API is not usable",
+                None,
+            ));
+            return;
+        }
+    };
+    let target = settings.register.target;
+    let address = match managed_address(settings, target) {
+        Ok(address) => address,
+        Err(e) => {
+            checks.push(line("webhook", Status::Fail, e.to_string(), None));
+            return;
+        }
+    };
+    let register_fix = Some(format!("run `dr-sf-bridge register --target {}`", target.as_str()));
+    let Some(webhook) = webhooks.iter().find(|w| w.address == address) else {
+        checks.push(line(
+            "webhook",
+            Status::Fail,
+            format!("no webhook for {address}"),
+            register_fix,
+        ));
+        return;
+    };
+    let missing: Vec<&str> = settings
+        .digital_river
+        .event_types
+        .iter()
+        .map(|t| t.as_str())
+        .filter(|t| !webhook.types.iter().any(|have| have == t))
+        .collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!("missing event types: {}", missing.join(", ")));
+    }
+    if webhook.enabled == Some(false) {
+        problems.push("disabled (DR disables a webhook that keeps failing)".to_owned());
+    }
+    if webhook.transport_type.as_deref().is_some_and(|t| t != "OAUTH") {
+        problems.push(format!(
+            "transportType is {}, not OAUTH",
+            webhook.transport_type.as_deref().unwrap_or_default()
+        ));
+    }
+    checks.push(if problems.is_empty() {
+        line(
+            "webhook",
+            Status::Pass,
+            format!(
+                "{} for {address} with all {} types",
+                webhook.id,
+                settings.digital_river.event_types.len()
+            ),
+            None,
+        )
+    } else {
+        line(
+            "webhook",
+            Status::Fail,
+            format!("{}: {}", webhook.id, problems.join("; ")),
+            register_fix,
+        )
+    });
+}
+
+async fn check_salesforce(settings: &Settings, checks: &mut Vec<CheckLine>) {
+    let client = match apex_client(settings) {
+        Ok(client) => client,
+        Err(e) => {
+            checks.push(line("Salesforce token", Status::Fail, e.to_string(), None));
+            checks.push(line(
+                "Apex REST resource",
+                Status::Skip,
+                "not checked: no Salesforce client",
+                None,
+            ));
+            return;
+        }
+    };
+    let auth = client.tokens().auth();
+    let grant = auth.grant_type().as_str();
+    let host = auth.token_url().host().to_owned();
+    match client.tokens().get().await {
+        Ok(token) => checks.push(line(
+            "Salesforce token",
+            Status::Pass,
+            format!(
+                "{grant} grant at {host}; instance {}",
+                token.instance_url.as_deref().unwrap_or("(not given)")
+            ),
+            None,
+        )),
+        Err(e) => {
+            let fix = match &e {
+                crate::salesforce::AuthError::Rejected { hint, .. } => hint.clone(),
+                crate::salesforce::AuthError::Unavailable { .. } => {
+                    "check the network path to Salesforce and salesforce.token_url; try again later".to_owned()
+                }
+            };
+            checks.push(line("Salesforce token", Status::Fail, e.to_string(), Some(fix)));
+            checks.push(line(
+                "Apex REST resource",
+                Status::Skip,
+                "not checked: no Salesforce token",
+                None,
+            ));
+            return;
+        }
+    }
+    let url = client.webhook_url().to_owned();
+    checks.push(match client.probe().await {
+        Ok((405, _)) | Ok((200..=299, _)) => {
+            line("Apex REST resource", Status::Pass, format!("{url} exists (the DR package is installed)"), None)
+        }
+        Ok((404, said)) => line(
+            "Apex REST resource",
+            Status::Fail,
+            format!("{url} answered 404 {}", said.unwrap_or_default()).trim_end().to_owned(),
+            Some(
+                "install the Digital River app (namespace digitalriverv3) in this org, or correct salesforce.webhook_path"
+                    .into(),
+            ),
+        ),
+        Ok((401, _)) => line(
+            "Apex REST resource",
+            Status::Fail,
+            format!("{url} answered 401 with a fresh token"),
+            Some("give the integration user access to the DR package's Apex classes (permission set)".into()),
+        ),
+        Ok((status, said)) => line(
+            "Apex REST resource",
+            Status::Fail,
+            format!("{url} answered {status} {}", said.unwrap_or_default()).trim_end().to_owned(),
+            Some("check salesforce.my_domain_url and salesforce.webhook_path".into()),
+        ),
+        Err(e) => line("Apex REST resource", Status::Fail, e, Some("check salesforce.my_domain_url".into())),
+    });
+}

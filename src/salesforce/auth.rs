@@ -1,0 +1,450 @@
+//! Salesforce sign-in: the password and client-credentials grants, and the token cache every
+//! delivery shares.
+//!
+//! Salesforce is not a textbook OAuth server: its token answer has no `expires_in` (the session
+//! instead times out after an org-defined idle period, 15 minutes at the shortest), `issued_at` is
+//! a string of epoch milliseconds, and a token's end shows up only as a 401 on the next call. So
+//! the cache renews a token proactively after `token_max_age` and on demand after a 401
+//! ([`TokenCache::invalidate`]), and only one grant runs at a time however many deliveries wait.
+//!
+//! A refused grant (HTTP 400) is a configuration problem, not a glitch: repeating a failing
+//! password grant can lock the integration user out. The refusal is remembered for a cool-down and
+//! answered from memory meanwhile, and its message names the likely causes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, ExtraTokenFields, HttpClientError, HttpRequest,
+    RequestTokenError, ResourceOwnerPassword, ResourceOwnerUsername, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::domain::ServiceUrl;
+use crate::settings::{GrantType, SalesforceCredentials, SalesforceGrant};
+
+/// The fields Salesforce adds to a token answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SalesforceTokenFields {
+    /// The org's API host, e.g. `https://acme.my.salesforce.com`.
+    pub instance_url: Option<String>,
+    /// Epoch milliseconds, as a string.
+    pub issued_at: Option<String>,
+    /// The identity URL (`.../id/<org id>/<user id>`).
+    pub id: Option<String>,
+    pub signature: Option<String>,
+}
+
+impl ExtraTokenFields for SalesforceTokenFields {}
+
+/// Salesforce's token answer: the standard fields (no `expires_in`, optional `scope`) plus its own.
+pub type SalesforceTokenResponse = StandardTokenResponse<SalesforceTokenFields, BasicTokenType>;
+
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    SalesforceTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Salesforce refused the grant: the configuration (or the org's setup) must change.
+    #[error("Salesforce refused the {grant} grant at {token_url}: {error} ({description}). {hint}")]
+    Rejected {
+        grant: &'static str,
+        token_url: String,
+        error: String,
+        description: String,
+        hint: String,
+    },
+    /// The token endpoint failed or could not be reached; worth retrying later.
+    #[error("Salesforce's token endpoint {token_url} failed after {attempts} attempt(s): {detail}")]
+    Unavailable {
+        token_url: String,
+        attempts: u32,
+        detail: String,
+    },
+}
+
+impl AuthError {
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+}
+
+/// What to tell the admin about a token-endpoint refusal.
+pub fn hint_for(error: &str, description: &str, grant: GrantType) -> String {
+    let description = description.to_ascii_lowercase();
+    match error {
+        "invalid_grant" if description.contains("not supported on this domain") => {
+            "The client-credentials grant works only on the org's My Domain host, not on login.salesforce.com or \
+             test.salesforce.com: set salesforce.my_domain_url and leave salesforce.token_url unset (or point it at \
+             https://<name>.my.salesforce.com/services/oauth2/token)."
+                .to_owned()
+        }
+        "invalid_grant" if description.contains("no client credentials user") => {
+            "The connected app has no Run-As user: in Setup > App Manager > the connected app > Manage > Edit \
+             Policies, enable the Client Credentials Flow and choose a 'Run As' user."
+                .to_owned()
+        }
+        "invalid_grant" if grant == GrantType::Password => {
+            "Likely causes: a wrong salesforce.username, or a salesforce.password without the user's security token \
+             appended; or the org has 'Allow OAuth Username-Password Flows' switched off (Setup > OAuth and OpenID \
+             Connect Settings; off by default in orgs created since Summer '23). Also check sandbox vs production \
+             (salesforce.environment). Not retried automatically: repeated failures lock the user out."
+                .to_owned()
+        }
+        "invalid_grant" => {
+            "Check that the connected app enables the Client Credentials Flow with a Run-As user, and that the token \
+             URL is the org's My Domain."
+                .to_owned()
+        }
+        "invalid_client_id" => {
+            "salesforce.client_id is not a consumer key this org knows: copy the Consumer Key from the connected app \
+             of this org (a sandbox has its own), and allow up to 10 minutes after creating the app."
+                .to_owned()
+        }
+        "invalid_client" => {
+            "salesforce.client_secret does not match the consumer key: copy the Consumer Secret of the same \
+             connected app."
+                .to_owned()
+        }
+        "inactive_user" => "The integration user is inactive or frozen: reactivate it in Setup > Users.".to_owned(),
+        "inactive_org" => "The org is inactive, locked or expired: check it in Setup > Company Information.".to_owned(),
+        "rate_limit_exceeded" => {
+            "Salesforce limits sign-ins for this user: too many token requests; wait before trying again.".to_owned()
+        }
+        "unsupported_grant_type" => format!(
+            "This endpoint does not accept the {} grant: check salesforce.grant_type and salesforce.token_url.",
+            grant.as_str()
+        ),
+        _ => "Check salesforce.client_id, salesforce.client_secret and, with the password grant, salesforce.username \
+              and salesforce.password (password + security token)."
+            .to_owned(),
+    }
+}
+
+/// A token and what Salesforce said with it.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub secret: SecretString,
+    pub instance_url: Option<String>,
+    pub issued_at_millis: Option<u64>,
+    pub scope: Option<String>,
+    /// Increases with every grant; `invalidate` names the token it found stale.
+    pub generation: u64,
+    obtained: Instant,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"[REDACTED]")
+            .field("instance_url", &self.instance_url)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// One grant against Salesforce's token endpoint.
+#[derive(Clone)]
+pub struct SalesforceAuth {
+    credentials: SalesforceCredentials,
+    http: reqwest::Client,
+    oauth: OAuthClient,
+    retries: u32,
+    retry_base_delay: Duration,
+}
+
+impl SalesforceAuth {
+    pub fn new(credentials: SalesforceCredentials, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .user_agent(concat!("dr-sf-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let oauth = oauth2::Client::new(ClientId::new(credentials.client_id.clone()))
+            .set_client_secret(ClientSecret::new(credentials.client_secret.expose_secret().to_owned()))
+            .set_token_uri(TokenUrl::new(credentials.token_url.base().to_owned())?)
+            .set_auth_type(AuthType::RequestBody);
+        Ok(Self {
+            credentials,
+            http,
+            oauth,
+            retries: 3,
+            retry_base_delay: Duration::from_millis(500),
+        })
+    }
+
+    /// Transport failures and 5xx answers are retried `retries` times, waiting `base_delay`,
+    /// then twice as long each time.
+    pub fn with_retries(mut self, retries: u32, base_delay: Duration) -> Self {
+        self.retries = retries;
+        self.retry_base_delay = base_delay;
+        self
+    }
+
+    pub fn grant_type(&self) -> GrantType {
+        self.credentials.grant.grant_type()
+    }
+
+    pub fn token_url(&self) -> &ServiceUrl {
+        &self.credentials.token_url
+    }
+
+    /// Runs the configured grant, retrying transient failures.
+    #[tracing::instrument(skip_all, fields(grant = self.grant_type().as_str(), host = self.token_url().host()))]
+    pub async fn grant(&self, generation: u64) -> Result<AccessToken, AuthError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.grant_once(generation).await {
+                Ok(token) => return Ok(token),
+                Err(GrantFailure::Rejected(e)) => return Err(e),
+                Err(GrantFailure::Transient(detail)) if attempt <= self.retries => {
+                    tracing::warn!(attempt, %detail, "Salesforce token endpoint failed, retrying");
+                    tokio::time::sleep(self.retry_base_delay * 2u32.saturating_pow(attempt - 1)).await;
+                }
+                Err(GrantFailure::Transient(detail)) => {
+                    return Err(AuthError::Unavailable {
+                        token_url: self.token_url().base().to_owned(),
+                        attempts: attempt,
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn grant_once(&self, generation: u64) -> Result<AccessToken, GrantFailure> {
+        let http_client = StatusRecorder {
+            http: &self.http,
+            status: AtomicU16::new(0),
+        };
+        let result = match &self.credentials.grant {
+            SalesforceGrant::Password { username, password } => {
+                let username = ResourceOwnerUsername::new(username.clone());
+                let password = ResourceOwnerPassword::new(password.expose_secret().to_owned());
+                self.oauth
+                    .exchange_password(&username, &password)
+                    .request_async(&http_client)
+                    .await
+            }
+            SalesforceGrant::ClientCredentials => {
+                self.oauth
+                    .exchange_client_credentials()
+                    .request_async(&http_client)
+                    .await
+            }
+        };
+        let status = Some(http_client.status.load(Ordering::Relaxed)).filter(|s| *s != 0);
+        match result {
+            Ok(response) => {
+                let extra = response.extra_fields();
+                Ok(AccessToken {
+                    secret: SecretString::from(response.access_token().secret().clone()),
+                    instance_url: extra.instance_url.clone(),
+                    issued_at_millis: extra.issued_at.as_deref().and_then(|s| s.parse().ok()),
+                    scope: response
+                        .scopes()
+                        .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+                    generation,
+                    obtained: Instant::now(),
+                })
+            }
+            Err(e) => Err(self.classify(e, status)),
+        }
+    }
+
+    fn classify(
+        &self,
+        error: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+        status: Option<u16>,
+    ) -> GrantFailure {
+        let status_text = status
+            .map(|s| format!("HTTP {s}"))
+            .unwrap_or_else(|| "no answer".to_owned());
+        match error {
+            RequestTokenError::ServerResponse(body) if status.is_some_and(|s| (400..500).contains(&s)) => {
+                let error = body.error().as_ref().to_owned();
+                let description = body.error_description().cloned().unwrap_or_default();
+                let grant = self.grant_type();
+                GrantFailure::Rejected(AuthError::Rejected {
+                    grant: grant.as_str(),
+                    token_url: self.token_url().base().to_owned(),
+                    hint: hint_for(&error, &description, grant),
+                    error,
+                    description,
+                })
+            }
+            _ if status.is_some_and(|s| (300..400).contains(&s)) => GrantFailure::Rejected(AuthError::Rejected {
+                grant: self.grant_type().as_str(),
+                token_url: self.token_url().base().to_owned(),
+                error: format!("redirect ({status_text})"),
+                description: "the token endpoint answered with a redirect, which is not followed".to_owned(),
+                hint: "Check salesforce.token_url / salesforce.my_domain_url: use the org's My Domain or \
+                       login/test.salesforce.com, never a Lightning or custom host."
+                    .to_owned(),
+            }),
+            RequestTokenError::ServerResponse(body) => {
+                GrantFailure::Transient(format!("{status_text}: {}", body.error().as_ref()))
+            }
+            RequestTokenError::Request(e) => GrantFailure::Transient(crate::command::error_chain(&e)),
+            RequestTokenError::Parse(_, body) => GrantFailure::Transient(format!(
+                "{status_text}, unreadable answer: {}",
+                crate::digital_river::api::excerpt(&String::from_utf8_lossy(&body))
+            )),
+            RequestTokenError::Other(text) => GrantFailure::Transient(format!("{status_text}: {text}")),
+        }
+    }
+}
+
+/// Sends oauth2's requests through reqwest and remembers the answer's status code, which oauth2
+/// does not report with a parse error (a 503 maintenance page and a 400 look alike otherwise).
+struct StatusRecorder<'a> {
+    http: &'a reqwest::Client,
+    status: AtomicU16,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for StatusRecorder<'_> {
+    type Error = HttpClientError<reqwest::Error>;
+    type Future = Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, Self::Error>> + Send + Sync + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = oauth2::AsyncHttpClient::call(self.http, request).await?;
+            self.status.store(response.status().as_u16(), Ordering::Relaxed);
+            Ok(response)
+        })
+    }
+}
+
+enum GrantFailure {
+    Rejected(AuthError),
+    Transient(String),
+}
+
+/// The token every delivery shares: one grant at a time, renewed after `max_age`, dropped on 401.
+pub struct TokenCache {
+    auth: SalesforceAuth,
+    max_age: Duration,
+    /// How long a refused grant is answered from memory before Salesforce is asked again.
+    rejection_cooldown: Duration,
+    state: Mutex<CacheState>,
+    grants: AtomicU64,
+}
+
+#[derive(Default)]
+struct CacheState {
+    token: Option<Arc<AccessToken>>,
+    generation: u64,
+    rejected: Option<(AuthError, Instant)>,
+}
+
+impl TokenCache {
+    pub fn new(auth: SalesforceAuth, max_age: Duration, rejection_cooldown: Duration) -> Self {
+        Self {
+            auth,
+            max_age,
+            rejection_cooldown,
+            state: Mutex::new(CacheState::default()),
+            grants: AtomicU64::new(0),
+        }
+    }
+
+    pub fn auth(&self) -> &SalesforceAuth {
+        &self.auth
+    }
+
+    /// How many grants were requested from Salesforce.
+    pub fn grants(&self) -> u64 {
+        self.grants.load(Ordering::Relaxed)
+    }
+
+    /// A valid token: the cached one, or a new grant. Concurrent callers wait for the same grant.
+    pub async fn get(&self) -> Result<Arc<AccessToken>, AuthError> {
+        let mut state = self.state.lock().await;
+        if let Some(token) = &state.token {
+            if token.obtained.elapsed() < self.max_age {
+                return Ok(token.clone());
+            }
+        }
+        if let Some((error, at)) = &state.rejected {
+            if at.elapsed() < self.rejection_cooldown {
+                return Err(error.clone());
+            }
+        }
+        state.generation += 1;
+        self.grants.fetch_add(1, Ordering::Relaxed);
+        match self.auth.grant(state.generation).await {
+            Ok(token) => {
+                let token = Arc::new(token);
+                state.token = Some(token.clone());
+                state.rejected = None;
+                tracing::info!(generation = token.generation, "Salesforce token obtained");
+                Ok(token)
+            }
+            Err(error) => {
+                state.token = None;
+                if error.is_rejection() {
+                    tracing::error!(error = %error, "Salesforce sign-in refused");
+                    state.rejected = Some((error.clone(), Instant::now()));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops the token of `generation` after Salesforce answered 401 with it; a newer token (one
+    /// another delivery already fetched) is kept.
+    pub async fn invalidate(&self, generation: u64) {
+        let mut state = self.state.lock().await;
+        if state.token.as_ref().is_some_and(|t| t.generation == generation) {
+            state.token = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_answer_without_expires_in_or_scope_parses() {
+        let body = r#"{"access_token":"00Dxx!AQ.token","instance_url":"https://acme.my.salesforce.com",
+            "id":"https://login.salesforce.com/id/00Dxx/005xx","token_type":"Bearer",
+            "issued_at":"1700000000000","signature":"c2lnbmF0dXJl"}"#;
+        let parsed: SalesforceTokenResponse = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed.access_token().secret(), "00Dxx!AQ.token");
+        assert!(parsed.expires_in().is_none());
+        assert!(parsed.scopes().is_none());
+        assert_eq!(parsed.extra_fields().issued_at.as_deref(), Some("1700000000000"));
+        assert_eq!(
+            parsed.extra_fields().instance_url.as_deref(),
+            Some("https://acme.my.salesforce.com")
+        );
+    }
+
+    #[test]
+    fn a_token_answer_with_scope_parses() {
+        let body = r#"{"access_token":"t","token_type":"Bearer","issued_at":"1","scope":"api web"}"#;
+        let parsed: SalesforceTokenResponse = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed.scopes().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,382 @@
+//! Delivery to the DR package's Apex REST resource, and the classification of what Salesforce
+//! answers (DESIGN.md's table).
+//!
+//! The client posts the event's exact original bytes (DR's body, never re-serialized), follows no
+//! redirect (the bearer token would go with it), and turns each answer into a
+//! [`DeliveryOutcome`] the worker can act on without knowing HTTP. Salesforce's error bodies are
+//! JSON arrays, but a maintenance page or a wrong host answers HTML, so nothing here assumes JSON.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::auth::{AccessToken, AuthError, TokenCache};
+
+/// How long to wait before trying again after a refused sign-in (configuration problem).
+pub const AUTH_REJECTED_DELAY: Duration = Duration::from_secs(300);
+const EXCERPT_CHARS: usize = 300;
+const BODY_READ_LIMIT: usize = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// 2xx: done.
+    Delivered,
+    /// Transient: try again by the schedule, and not before `min_delay`.
+    Retry { min_delay: Duration },
+    /// 400 from the DR package (often: the order is not in Salesforce yet): limited attempts.
+    RetryLimited,
+    /// Cannot succeed as configured (404 "Could not find a match for URL").
+    Dead,
+    /// Salesforce refused the sign-in: a configuration problem; try again after `min_delay`
+    /// without counting it against the event.
+    AuthRejected { min_delay: Duration },
+}
+
+/// Daily API usage from `Sforce-Limit-Info: api-usage=used/max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+impl ApiUsage {
+    pub fn parse(header: &str) -> Option<Self> {
+        header.split(',').find_map(|part| {
+            let (key, value) = part.trim().split_once('=')?;
+            if key.trim() != "api-usage" {
+                return None;
+            }
+            let (used, max) = value.trim().split_once('/')?;
+            Some(Self {
+                used: used.trim().parse().ok()?,
+                max: max.trim().parse().ok()?,
+            })
+        })
+    }
+}
+
+/// The record of one delivery attempt, for the audit trail and the worker.
+#[derive(Debug, Clone)]
+pub struct DeliveryAttempt {
+    pub outcome: DeliveryOutcome,
+    pub status: Option<u16>,
+    pub duration: Duration,
+    /// What went wrong, in a sentence; `None` when delivered.
+    pub error: Option<String>,
+    /// The start of Salesforce's answer body.
+    pub excerpt: Option<String>,
+    pub api_usage: Option<ApiUsage>,
+    /// A 401 was answered with a new grant and one replay.
+    pub reauthenticated: bool,
+}
+
+/// Posts events to `{my_domain_url}{webhook_path}`.
+#[derive(Clone)]
+pub struct ApexClient {
+    http: reqwest::Client,
+    webhook_url: String,
+    tokens: Arc<TokenCache>,
+    rate_limit_min_delay: Duration,
+}
+
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    api_usage: Option<ApiUsage>,
+    body: String,
+}
+
+impl ApexClient {
+    pub fn new(
+        webhook_url: String,
+        tokens: Arc<TokenCache>,
+        request_timeout: Duration,
+        rate_limit_min_delay: Duration,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("dr-sf-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            webhook_url,
+            tokens,
+            rate_limit_min_delay,
+        })
+    }
+
+    pub fn webhook_url(&self) -> &str {
+        &self.webhook_url
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenCache> {
+        &self.tokens
+    }
+
+    /// Delivers one event body; never fails, every problem is an outcome.
+    pub async fn deliver(&self, body: Bytes) -> DeliveryAttempt {
+        let started = Instant::now();
+        let token = match self.tokens.get().await {
+            Ok(token) => token,
+            Err(e) => return auth_failure(e, started),
+        };
+        let mut reauthenticated = false;
+        let mut answer = self.post(&token, body.clone()).await;
+        if matches!(&answer, Ok(a) if a.status == StatusCode::UNAUTHORIZED) {
+            // The session expired (idle timeout, revoked): one new grant, one replay.
+            tracing::info!("Salesforce answered 401; signing in again and replaying once");
+            self.tokens.invalidate(token.generation).await;
+            let fresh = match self.tokens.get().await {
+                Ok(token) => token,
+                Err(e) => return auth_failure(e, started),
+            };
+            reauthenticated = true;
+            answer = self.post(&fresh, body).await;
+        }
+        let mut attempt = match answer {
+            Ok(answer) => self.classify(answer, reauthenticated),
+            Err(e) => DeliveryAttempt {
+                outcome: DeliveryOutcome::Retry {
+                    min_delay: Duration::ZERO,
+                },
+                status: None,
+                duration: Duration::ZERO,
+                error: Some(if e.is_timeout() {
+                    format!(
+                        "no answer from Salesforce within the request timeout ({})",
+                        self.webhook_url
+                    )
+                } else {
+                    format!("cannot reach Salesforce: {}", crate::command::error_chain(&e))
+                }),
+                excerpt: None,
+                api_usage: None,
+                reauthenticated,
+            },
+        };
+        attempt.duration = started.elapsed();
+        attempt
+    }
+
+    async fn post(&self, token: &AccessToken, body: Bytes) -> Result<Answer, reqwest::Error> {
+        let response = self
+            .http
+            .post(&self.webhook_url)
+            .bearer_auth(token.secret.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await?;
+        read_answer(response).await
+    }
+
+    fn classify(&self, answer: Answer, reauthenticated: bool) -> DeliveryAttempt {
+        let status = answer.status;
+        let (error_code, message) = error_fields(&answer.body);
+        let excerpt = (!answer.body.trim().is_empty()).then(|| crate::digital_river::api::excerpt(&answer.body));
+        let said = || {
+            let mut text = format!("Salesforce answered {}", status.as_u16());
+            if let Some(code) = &error_code {
+                text.push_str(&format!(" {code}"));
+            }
+            if let Some(message) = &message {
+                text.push_str(&format!(": {message}"));
+            }
+            text
+        };
+        let (outcome, error) = match status.as_u16() {
+            200..=299 => (DeliveryOutcome::Delivered, None),
+            300..=399 => (
+                DeliveryOutcome::Retry {
+                    min_delay: Duration::ZERO,
+                },
+                Some(format!(
+                    "Salesforce answered {} with a redirect to {}; not followed (the token would leak): check salesforce.my_domain_url",
+                    status.as_u16(),
+                    answer.location.as_deref().unwrap_or("(no location)")
+                )),
+            ),
+            401 => (
+                DeliveryOutcome::Retry {
+                    min_delay: Duration::ZERO,
+                },
+                Some(if reauthenticated {
+                    format!(
+                        "{} even with a freshly granted token; check the integration user's access to the Apex class",
+                        said()
+                    )
+                } else {
+                    said()
+                }),
+            ),
+            403 if error_code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => (
+                DeliveryOutcome::Retry {
+                    min_delay: self.rate_limit_min_delay,
+                },
+                Some(said()),
+            ),
+            400 => (DeliveryOutcome::RetryLimited, Some(said())),
+            404 if error_code.as_deref() == Some("NOT_FOUND")
+                || answer.body.contains("Could not find a match for URL") =>
+            {
+                (
+                    DeliveryOutcome::Dead,
+                    Some(format!(
+                        "Salesforce has no Apex REST resource at {} (404 NOT_FOUND): the DR package (namespace digitalriverv3) \
+                     is not installed in this org, or salesforce.webhook_path / salesforce.my_domain_url is wrong",
+                        self.webhook_url
+                    )),
+                )
+            }
+            _ => (
+                DeliveryOutcome::Retry {
+                    min_delay: Duration::ZERO,
+                },
+                Some(said()),
+            ),
+        };
+        DeliveryAttempt {
+            outcome,
+            status: Some(status.as_u16()),
+            duration: Duration::ZERO,
+            error,
+            excerpt,
+            api_usage: answer.api_usage,
+            reauthenticated,
+        }
+    }
+
+    /// `GET` on the webhook URL, for `check`: 405 means the DR package's resource exists (it takes
+    /// only POST), 404 that it does not.
+    pub async fn probe(&self) -> Result<(u16, Option<String>), String> {
+        let token = self.tokens.get().await.map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .get(&self.webhook_url)
+            .bearer_auth(token.secret.expose_secret())
+            .send()
+            .await
+            .map_err(|e| crate::command::error_chain(&e))?;
+        let answer = read_answer(response)
+            .await
+            .map_err(|e| crate::command::error_chain(&e))?;
+        let (code, message) = error_fields(&answer.body);
+        Ok((answer.status.as_u16(), code.or(message)))
+    }
+}
+
+fn auth_failure(e: AuthError, started: Instant) -> DeliveryAttempt {
+    let outcome = if e.is_rejection() {
+        DeliveryOutcome::AuthRejected {
+            min_delay: AUTH_REJECTED_DELAY,
+        }
+    } else {
+        DeliveryOutcome::Retry {
+            min_delay: Duration::ZERO,
+        }
+    };
+    DeliveryAttempt {
+        outcome,
+        status: None,
+        duration: started.elapsed(),
+        error: Some(e.to_string()),
+        excerpt: None,
+        api_usage: None,
+        reauthenticated: false,
+    }
+}
+
+async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let location = header("location");
+    let api_usage = header("sforce-limit-info").and_then(|h| ApiUsage::parse(&h));
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() >= BODY_READ_LIMIT {
+            body.truncate(BODY_READ_LIMIT);
+            break;
+        }
+    }
+    Ok(Answer {
+        status,
+        location,
+        api_usage,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// `errorCode` and `message` from a JSON array (`[{"message","errorCode"}]`), a JSON object, or
+/// an OAuth-style object; `None`s for HTML and empty bodies.
+fn error_fields(body: &str) -> (Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return (None, None);
+    };
+    let first = match &value {
+        Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let field = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| first.get(n).and_then(Value::as_str))
+            .map(|s| {
+                let mut s = s.to_owned();
+                if s.chars().count() > EXCERPT_CHARS {
+                    s = s.chars().take(EXCERPT_CHARS).collect::<String>() + "…";
+                }
+                s
+            })
+    };
+    (field(&["errorCode", "error"]), field(&["message", "error_description"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_usage_is_read_from_the_limit_header() {
+        assert_eq!(
+            ApiUsage::parse("api-usage=18/15000"),
+            Some(ApiUsage { used: 18, max: 15000 })
+        );
+        assert_eq!(
+            ApiUsage::parse("per-app-api-usage=1/100(appName=x), api-usage=25/5000"),
+            Some(ApiUsage { used: 25, max: 5000 })
+        );
+        assert_eq!(ApiUsage::parse("garbage"), None);
+    }
+
+    #[test]
+    fn error_fields_cope_with_arrays_objects_and_html() {
+        let array = r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#;
+        assert_eq!(
+            error_fields(array),
+            (
+                Some("INVALID_SESSION_ID".into()),
+                Some("Session expired or invalid".into())
+            )
+        );
+        let object = r#"{"errorCode":"APEX_ERROR","message":"boom"}"#;
+        assert_eq!(error_fields(object).0.as_deref(), Some("APEX_ERROR"));
+        assert_eq!(
+            error_fields("<html><body>Down for maintenance</body></html>"),
+            (None, None)
+        );
+        assert_eq!(error_fields(""), (None, None));
+    }
+}

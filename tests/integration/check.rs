@@ -1,0 +1,165 @@
+//! `check` against stand-ins for DR and Salesforce, run as the real binary.
+
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::salesforce_standin::*;
+
+async fn org_with_package(sf: &SalesforceStandIn) {
+    Mock::given(method("GET"))
+        .and(path(APEX_PATH))
+        .respond_with(sf_error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            "HTTP Method 'GET' not allowed. Allowed are POST",
+        ))
+        .mount(&sf.server)
+        .await;
+}
+
+fn env(dr: &DrStandIn, sf: &SalesforceStandIn) -> Vec<(&'static str, String)> {
+    let mut env = sandbox_password_env(dr);
+    env.retain(|(k, _)| *k != "DRSF__SALESFORCE__MY_DOMAIN_URL");
+    env.push(("DRSF__SALESFORCE__MY_DOMAIN_URL", sf.uri()));
+    env.push(("DRSF__SALESFORCE__TOKEN_URL", format!("{}{TOKEN_PATH}", sf.uri())));
+    env.push(("DRSF__SALESFORCE__TOKEN_RETRY_BASE_DELAY_MS", "10".to_owned()));
+    env.push(("DRSF__DIGITAL_RIVER__SIGNING_SECRETS", "whsec_signing".to_owned()));
+    env
+}
+
+#[tokio::test]
+async fn check_passes_when_everything_is_in_place() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    org_with_package(&sf).await;
+    assert_eq!(cli(&["register"]).envs(&env(&dr, &sf)).run().await.code, 0);
+
+    let out = cli(&["check"]).envs(&env(&dr, &sf)).run().await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for name in [
+        "configuration",
+        "Digital River API key",
+        "webhook",
+        "Salesforce token",
+        "Apex REST resource",
+        "signing secret",
+    ] {
+        assert!(out.stdout.contains(&format!("✓ {name}")), "{name}:\n{}", out.stdout);
+    }
+    assert!(out.stdout.contains("password grant at 127.0.0.1"), "{}", out.stdout);
+
+    let json_out = cli(&["check", "--output", "json"]).envs(&env(&dr, &sf)).run().await;
+    let report = json_out.json();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn check_reports_a_missing_package_with_the_fix() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    Mock::given(method("GET"))
+        .and(path(APEX_PATH))
+        .respond_with(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
+        .mount(&sf.server)
+        .await;
+    assert_eq!(cli(&["register"]).envs(&env(&dr, &sf)).run().await.code, 0);
+    let out = cli(&["check"]).envs(&env(&dr, &sf)).run().await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("✗ Apex REST resource"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("install the Digital River app (namespace digitalriverv3)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn check_reports_a_wrong_password_with_its_likely_causes() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::bare().await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(oauth_error("invalid_grant", "authentication failure"))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    let out = cli(&["check", "--output", "json"]).envs(&env(&dr, &sf)).run().await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let report = out.json();
+    let token = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Salesforce token")
+        .unwrap();
+    assert_eq!(token["status"], "fail");
+    assert!(token["fix"].as_str().unwrap().contains("security token"), "{token}");
+    assert!(
+        token["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Allow OAuth Username-Password Flows"),
+        "{token}"
+    );
+}
+
+#[tokio::test]
+async fn check_names_missing_event_types_and_warns_without_a_signing_secret() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    org_with_package(&sf).await;
+    dr.seed(json!({
+        "id": "wh_7", "address": format!("{}{APEX_PATH}", sf.uri()), "types": ["order.accepted", "order.complete"],
+        "enabled": true, "transportType": "OAUTH"
+    }));
+    let out = cli(&["check"])
+        .envs(&env(&dr, &sf))
+        .env("DRSF__DIGITAL_RIVER__SIGNING_SECRETS", "")
+        .run()
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("✗ webhook: wh_7: missing event types: order.cancelled, order.pending_payment"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("fix: run `dr-sf-bridge register --target salesforce`"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("! signing secret"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn check_with_an_invalid_configuration_exits_2_and_lists_the_keys() {
+    let out = cli(&["check"])
+        .env("DRSF__SALESFORCE__MY_DOMAIN_URL", "https://acme.lightning.force.com")
+        .run()
+        .await;
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("✗ configuration") && out.stdout.contains("salesforce.my_domain_url"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("- Salesforce token: not checked"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn check_reports_an_unreachable_dr() {
+    let dr = DrStandIn::always(ResponseTemplate::new(401).set_body_json(json!({"type": "unauthorized", "errors": []})))
+        .await;
+    let sf = SalesforceStandIn::start().await;
+    org_with_package(&sf).await;
+    let out = cli(&["check"]).envs(&env(&dr, &sf)).run().await;
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("✗ Digital River API key"), "{}", out.stdout);
+    assert!(out.stdout.contains("✓ Salesforce token"), "{}", out.stdout);
+}

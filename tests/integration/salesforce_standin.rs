@@ -1,0 +1,150 @@
+//! A stand-in for a Salesforce org: the token endpoint answers like Salesforce (no `expires_in`,
+//! `issued_at` as a string, a new token per grant), and tests mount the Apex resource's answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dr_sf_bridge::domain::ServiceUrl;
+use dr_sf_bridge::salesforce::{ApexClient, SalesforceAuth, TokenCache};
+use dr_sf_bridge::settings::{SalesforceCredentials, SalesforceGrant};
+use secrecy::SecretString;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::*;
+
+pub const TOKEN_PATH: &str = "/services/oauth2/token";
+
+pub struct SalesforceStandIn {
+    pub server: MockServer,
+}
+
+/// Issues `00DTESTORG!AQ.token-1`, `-2`, ... like Salesforce's token endpoint.
+pub struct TokenIssuer {
+    issued: Arc<AtomicUsize>,
+    instance_url: String,
+    delay: Duration,
+}
+
+impl Respond for TokenIssuer {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        ResponseTemplate::new(200)
+            .set_body_json(json!({
+                "access_token": token(n),
+                "instance_url": self.instance_url,
+                "id": "https://test.salesforce.com/id/00DTESTORG/005USER",
+                "token_type": "Bearer",
+                "issued_at": "1700000000000",
+                "signature": "c2lnbmF0dXJl"
+            }))
+            .set_delay(self.delay)
+    }
+}
+
+pub fn token(n: usize) -> String {
+    format!("{SF_TOKEN_PREFIX}.token-{n}")
+}
+
+pub fn oauth_error(error: &str, description: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({"error": error, "error_description": description}))
+}
+
+pub fn sf_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!([{"message": message, "errorCode": code}]))
+}
+
+impl SalesforceStandIn {
+    /// An org whose token endpoint grants tokens (after `token_delay`) and whose Apex resource is
+    /// not mounted yet.
+    pub async fn start() -> Self {
+        Self::start_with_token_delay(Duration::ZERO).await
+    }
+
+    pub async fn start_with_token_delay(token_delay: Duration) -> Self {
+        let server = MockServer::start().await;
+        let issuer = TokenIssuer {
+            issued: Arc::new(AtomicUsize::new(0)),
+            instance_url: server.uri(),
+            delay: token_delay,
+        };
+        Mock::given(method("POST"))
+            .and(path(TOKEN_PATH))
+            .respond_with(issuer)
+            .mount(&server)
+            .await;
+        Self { server }
+    }
+
+    /// An org whose token endpoint answers `response` (tests mount the rest).
+    pub async fn bare() -> Self {
+        Self {
+            server: MockServer::start().await,
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("{}{APEX_PATH}", self.uri())
+    }
+
+    pub fn credentials(&self, grant: SalesforceGrant) -> SalesforceCredentials {
+        SalesforceCredentials {
+            token_url: ServiceUrl::parse(&format!("{}{TOKEN_PATH}", self.uri())).unwrap(),
+            client_id: "3MVG9consumerKey".to_owned(),
+            client_secret: SecretString::from(SF_CLIENT_SECRET),
+            grant,
+        }
+    }
+
+    pub fn password_grant() -> SalesforceGrant {
+        SalesforceGrant::Password {
+            username: "integration@acme.com.uat".to_owned(),
+            password: SecretString::from(SF_PASSWORD),
+        }
+    }
+
+    pub fn token_cache(&self, grant: SalesforceGrant) -> Arc<TokenCache> {
+        let auth = SalesforceAuth::new(self.credentials(grant), Duration::from_secs(5))
+            .unwrap()
+            .with_retries(2, Duration::from_millis(10));
+        Arc::new(TokenCache::new(
+            auth,
+            Duration::from_secs(900),
+            Duration::from_secs(300),
+        ))
+    }
+
+    pub fn apex_client(&self, timeout: Duration) -> ApexClient {
+        ApexClient::new(
+            self.webhook_url(),
+            self.token_cache(Self::password_grant()),
+            timeout,
+            Duration::from_secs(300),
+        )
+        .unwrap()
+    }
+
+    pub async fn token_requests(&self) -> Vec<Request> {
+        self.requests_to(TOKEN_PATH).await
+    }
+
+    pub async fn apex_requests(&self) -> Vec<Request> {
+        self.requests_to(APEX_PATH).await
+    }
+
+    async fn requests_to(&self, wanted: &str) -> Vec<Request> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path() == wanted)
+            .collect()
+    }
+}
