@@ -11,6 +11,7 @@ pub mod domain;
 pub mod register;
 pub mod salesforce;
 pub mod settings;
+pub mod store;
 pub mod table;
 pub mod telemetry;
 pub mod webhooks;

@@ -1,6 +1,10 @@
 //! Everything that speaks Digital River: the Webhooks API client used by `register`, `webhooks`
-//! and `check`, and (for the relay) the event envelope and the signature check.
+//! and `check`, and for the relay the event envelope and the signature check.
 
 pub mod api;
+pub mod event;
+pub mod signature;
 
 pub use api::{DigitalRiverClient, DigitalRiverError, Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
+pub use event::{Envelope, EnvelopeError};
+pub use signature::{SignatureError, SignatureVerifier};

@@ -1,0 +1,116 @@
+//! The envelope of a DR event: the few fields the relay needs, read from the raw bytes.
+//!
+//! The body is kept and forwarded byte for byte; only `id`, `type`, `liveMode` and `data.object`
+//! are read, so fields DR adds or renames (`digitalriverVersion` / `digitalRiverVersion`,
+//! `webhookIds`, ...) pass through untouched.
+
+use serde_json::Value;
+
+use crate::domain::{EventId, EventType, OrderKey};
+
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub live_mode: bool,
+    /// `None` when `data.object` has neither `orderId` nor `id`.
+    pub order_key: Option<OrderKey>,
+}
+
+/// Why an event body is not usable; `field` names the JSON field for the 400 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct EnvelopeError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> EnvelopeError {
+    EnvelopeError {
+        field,
+        message: message.into(),
+    }
+}
+
+impl Envelope {
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| invalid("body", format!("not valid JSON ({e})")))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| invalid("body", "must be a JSON object"))?;
+        let id = match object.get("id") {
+            Some(Value::String(s)) => EventId::parse(s).map_err(|m| invalid("id", m))?,
+            Some(_) => return Err(invalid("id", "must be a string")),
+            None => return Err(invalid("id", "is missing")),
+        };
+        let event_type = match object.get("type") {
+            Some(Value::String(s)) => EventType::parse(s).map_err(|m| invalid("type", m))?,
+            Some(_) => return Err(invalid("type", "must be a string")),
+            None => return Err(invalid("type", "is missing")),
+        };
+        let data = match object.get("data") {
+            Some(Value::Object(data)) => data,
+            Some(_) => return Err(invalid("data", "must be an object")),
+            None => return Err(invalid("data", "is missing")),
+        };
+        let data_object = match data.get("object") {
+            Some(o @ Value::Object(_)) => o,
+            Some(_) => return Err(invalid("data.object", "must be an object")),
+            None => return Err(invalid("data.object", "is missing")),
+        };
+        let live_mode = match object.get("liveMode") {
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(invalid("liveMode", "must be true or false")),
+            None => return Err(invalid("liveMode", "is missing")),
+        };
+        Ok(Self {
+            id,
+            event_type,
+            live_mode,
+            order_key: OrderKey::from_data_object(data_object),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fixture_parses_with_its_order_key() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/events");
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let envelope = Envelope::parse(&bytes).unwrap();
+            assert!(envelope.order_key.is_some(), "{:?}", envelope.id);
+            assert!(EventType::SUPPORTED.contains(&envelope.event_type.as_str()));
+        }
+    }
+
+    #[test]
+    fn each_missing_field_is_named() {
+        let cases = [
+            (
+                r#"{"type":"order.accepted","data":{"object":{}},"liveMode":false}"#,
+                "id",
+            ),
+            (r#"{"id":"e1","data":{"object":{}},"liveMode":false}"#, "type"),
+            (r#"{"id":"e1","type":"order.accepted","liveMode":false}"#, "data"),
+            (
+                r#"{"id":"e1","type":"order.accepted","data":{},"liveMode":false}"#,
+                "data.object",
+            ),
+            (
+                r#"{"id":"e1","type":"order.accepted","data":{"object":{}}}"#,
+                "liveMode",
+            ),
+            (r#"{"id":"e1""#, "body"),
+            (r#"[1]"#, "body"),
+        ];
+        for (body, field) in cases {
+            assert_eq!(Envelope::parse(body.as_bytes()).unwrap_err().field, field, "{body}");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Durable storage of events and of every delivery attempt, behind one engine-neutral trait.
+//!
+//! The relay's promise — an event DR saw acknowledged is never lost — rests here: `insert`
+//! answers only after the event is committed to disk. The delivery worker takes work with
+//! `claim_due`, which hands out only events whose predecessors of the same order are done, under a
+//! lease so that a crashed worker's events are taken over when the lease runs out.
+//!
+//! SQLite ([`sqlite::SqliteStore`]) is the embedded default; a PostgreSQL engine implements the
+//! same trait for several relay processes.
+
+pub mod sqlite;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::domain::{EventId, EventType, OrderKey};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Pending,
+    Delivered,
+    Dead,
+    Ignored,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::Ignored => "ignored",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "pending" => Self::Pending,
+            "delivered" => Self::Delivered,
+            "dead" => Self::Dead,
+            "ignored" => Self::Ignored,
+            _ => return None,
+        })
+    }
+
+    pub const ALL: [EventStatus; 4] = [Self::Pending, Self::Delivered, Self::Dead, Self::Ignored];
+}
+
+/// An event to store, as received.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub live_mode: bool,
+    /// `None`: no ordering constraint (the event is its own order).
+    pub order_key: Option<OrderKey>,
+    /// The exact bytes DR sent.
+    pub body: Bytes,
+    /// `Pending` to deliver, `Ignored` for types outside the subscription.
+    pub status: EventStatus,
+    pub received_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// An event with this id is already stored.
+    Duplicate,
+}
+
+/// An event handed to a worker for one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedEvent {
+    pub seq: i64,
+    pub id: EventId,
+    pub event_type: EventType,
+    pub body: Bytes,
+    /// Attempts counted so far (not counting this one).
+    pub attempts: u32,
+    /// Of those, answered 400.
+    pub attempts_400: u32,
+    pub received_at_ms: i64,
+}
+
+/// One delivery attempt, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub at_ms: i64,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub outcome: &'static str,
+    pub error: Option<String>,
+    pub excerpt: Option<String>,
+}
+
+/// What an attempt does to its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    Delivered,
+    /// Try again at `at_ms`; `counted` says whether the attempt counts against the schedule, and
+    /// `was_400` whether it counts against `max_attempts_on_400`.
+    RetryAt {
+        at_ms: i64,
+        counted: bool,
+        was_400: bool,
+    },
+    Dead,
+}
+
+/// A stored event as the operations commands show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSummary {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub status: EventStatus,
+    #[serde(rename = "liveMode")]
+    pub live_mode: bool,
+    #[serde(rename = "orderKey")]
+    pub order_key: Option<String>,
+    #[serde(rename = "receivedAtMs")]
+    pub received_at_ms: i64,
+    pub attempts: u32,
+    #[serde(rename = "nextAttemptAtMs")]
+    pub next_attempt_at_ms: Option<i64>,
+    #[serde(rename = "lastStatus")]
+    pub last_status: Option<u16>,
+    #[serde(rename = "lastError")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptSummary {
+    #[serde(rename = "atMs")]
+    pub at_ms: i64,
+    #[serde(rename = "statusCode")]
+    pub status_code: Option<u16>,
+    #[serde(rename = "durationMs")]
+    pub duration_ms: u64,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreStats {
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    pub ignored: u64,
+    /// Receive time of the oldest pending event.
+    #[serde(rename = "oldestPendingReceivedAtMs")]
+    pub oldest_pending_received_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub status: Option<EventStatus>,
+    pub limit: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store could not commit: {0}")]
+    Unavailable(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores the event durably, once per id; answers after the commit.
+    async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError>;
+
+    /// Up to `limit` pending events that are due at `now_ms`, not leased, and first among the
+    /// pending events of their order; leases them until `now_ms + lease`.
+    async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError>;
+
+    /// Records an attempt and applies its transition, releasing the lease.
+    async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError>;
+
+    /// Drops leases (graceful shutdown) so the next start takes the events at once.
+    async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError>;
+
+    /// The earliest `next_attempt_at` of a pending event, to sleep until.
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
+
+    async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError>;
+
+    async fn get(&self, id: &EventId) -> Result<Option<(EventSummary, Vec<AttemptSummary>)>, StoreError>;
+
+    /// The stored body of an event.
+    async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError>;
+
+    /// Makes a dead (or delivered) event pending again with fresh attempts; `false` if unknown.
+    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<bool, StoreError>;
+
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Deletes delivered and ignored events received before `before_ms`; answers how many.
+    async fn prune(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Whether the store can commit now (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the engine `storage.url` names.
+pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(
+            path,
+        ))?));
+    }
+    anyhow::bail!("storage.url `{url}`: only sqlite:// is supported by this build")
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
