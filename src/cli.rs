@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::check;
+use crate::relay::Application;
+use crate::relay::app::shutdown_signal;
 use crate::command::{CommandError, OutputFormat, error_chain};
 use crate::register::{self, RegisterOptions};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
@@ -70,6 +72,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the relay: receive DR's events, store them, deliver them to Salesforce.
+    Relay,
     /// Check the configuration, DR, the webhook, the Salesforce sign-in and the DR package.
     #[command(after_help = EXIT_CODES)]
     Check,
@@ -94,6 +98,7 @@ impl Cli {
             env: self.env.clone(),
             config_file: self.config.clone(),
             config_dir: self.config_dir.clone(),
+            overrides: Vec::new(),
         }
     }
 
@@ -116,7 +121,8 @@ impl Cli {
 /// Parses the command line, runs the command, and answers the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format, "warn");
+    let level = if matches!(cli.command, Command::Relay) { "info" } else { "warn" };
+    telemetry::init(cli.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -193,6 +199,12 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
             )
             .await?;
             Ok(render(cli.output, &report, || report.render_text()).into())
+        }
+        Command::Relay => {
+            let settings = cli.settings(Purpose::Relay)?;
+            let app = Application::build(settings).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+            Ok(String::new().into())
         }
         Command::Check => {
             let report = check::check(&cli.load_options()).await;

@@ -6,9 +6,12 @@
 pub mod check;
 pub mod cli;
 pub mod command;
+pub mod delivery;
 pub mod digital_river;
 pub mod domain;
+pub mod metrics;
 pub mod register;
+pub mod relay;
 pub mod salesforce;
 pub mod settings;
 pub mod store;

@@ -49,6 +49,9 @@ pub struct LoadOptions {
     pub config_file: Option<PathBuf>,
     /// The folder holding `default.toml`, `sandbox.toml`, `production.toml`; `config` when unset.
     pub config_dir: Option<PathBuf>,
+    /// Values set last, over every layer (`("salesforce.max_in_flight", "4")`): for tests and
+    /// embedding.
+    pub overrides: Vec<(String, String)>,
 }
 
 /// What a command needs from the configuration, so that validation can report every missing key
@@ -573,6 +576,9 @@ pub fn load_raw(options: &LoadOptions) -> Result<RawSettings, ConfigProblems> {
             .with_list_parse_key("delivery.retry_schedule")
             .try_parsing(false),
     );
+    for (key, value) in &options.overrides {
+        builder = builder.set_override(key.as_str(), value.as_str()).map_err(|e| ConfigProblems::single(key, e.to_string()))?;
+    }
     let layered = builder
         .build()
         .map_err(|e| ConfigProblems::single("configuration", e.to_string()))?;

@@ -1,0 +1,245 @@
+//! The rules after an attempt: the retry schedule, the limit on 400s, and the circuit breaker.
+//!
+//! Kept free of I/O so every rule is tested on its own. The schedule's entry `n` is the delay
+//! before attempt `n + 1` (entry 0 before the first, usually `0s`); after the last entry the event
+//! is dead. Delays get ±10% jitter so that events failed together do not return together.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::salesforce::DeliveryOutcome;
+use crate::store::{ClaimedEvent, Transition};
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub schedule: Vec<Duration>,
+    pub max_attempts_on_400: u32,
+}
+
+fn jittered(delay: Duration) -> Duration {
+    if delay.is_zero() {
+        return delay;
+    }
+    delay.mul_f64(rand::rng().random_range(0.9..=1.1))
+}
+
+impl RetryPolicy {
+    pub fn transition(&self, event: &ClaimedEvent, outcome: &DeliveryOutcome, now_ms: i64) -> Transition {
+        let attempts = event.attempts + 1;
+        let retry = |min_delay: Duration, was_400: bool| match self.schedule.get(attempts as usize) {
+            Some(delay) => Transition::RetryAt {
+                at_ms: now_ms + jittered(*delay).max(min_delay).as_millis() as i64,
+                counted: true,
+                was_400,
+            },
+            None => Transition::Dead,
+        };
+        match outcome {
+            DeliveryOutcome::Delivered => Transition::Delivered,
+            DeliveryOutcome::Dead => Transition::Dead,
+            DeliveryOutcome::Retry { min_delay } => retry(*min_delay, false),
+            DeliveryOutcome::RetryLimited if event.attempts_400 + 1 >= self.max_attempts_on_400 => Transition::Dead,
+            DeliveryOutcome::RetryLimited => retry(Duration::ZERO, true),
+            DeliveryOutcome::AuthRejected { min_delay } => {
+                Transition::RetryAt { at_ms: now_ms + min_delay.as_millis() as i64, counted: false, was_400: false }
+            }
+        }
+    }
+}
+
+/// Pauses all deliveries when Salesforce fails for everyone (outage, maintenance, refused
+/// sign-in), instead of burning every event's attempts; after a cool-down one trial delivery
+/// decides whether to resume.
+pub struct CircuitBreaker {
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BreakerState {
+    Closed { failures: u32 },
+    Open { until: Instant, cooldown: Duration },
+    HalfOpen { trial_running: bool, cooldown: Duration },
+}
+
+/// The most a cool-down grows to while trials keep failing.
+const MAX_COOLDOWN: Duration = Duration::from_secs(600);
+
+impl CircuitBreaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self { threshold: threshold.max(1), cooldown, state: Mutex::new(BreakerState::Closed { failures: 0 }) }
+    }
+
+    /// How many deliveries may start now (`usize::MAX` when closed); `Err(wait)` while open.
+    pub fn permits(&self) -> Result<usize, Duration> {
+        let mut state = self.state.lock().expect("not poisoned");
+        match *state {
+            BreakerState::Closed { .. } => Ok(usize::MAX),
+            BreakerState::Open { until, cooldown } => {
+                let now = Instant::now();
+                if now < until {
+                    return Err(until - now);
+                }
+                *state = BreakerState::HalfOpen { trial_running: false, cooldown };
+                Ok(1)
+            }
+            BreakerState::HalfOpen { trial_running: true, .. } => Err(Duration::from_millis(100)),
+            BreakerState::HalfOpen { trial_running: false, .. } => Ok(1),
+        }
+    }
+
+    /// Notes that a delivery started (a half-open breaker lets only one run).
+    pub fn started(&self) {
+        let mut state = self.state.lock().expect("not poisoned");
+        if let BreakerState::HalfOpen { cooldown, .. } = *state {
+            *state = BreakerState::HalfOpen { trial_running: true, cooldown };
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        !matches!(*self.state.lock().expect("not poisoned"), BreakerState::Closed { .. })
+    }
+
+    /// Feeds an outcome; answers `true` when this outcome opened the breaker.
+    pub fn record(&self, outcome: &DeliveryOutcome) -> bool {
+        let mut state = self.state.lock().expect("not poisoned");
+        let (failure, pause) = match outcome {
+            DeliveryOutcome::Delivered => (false, None),
+            // The org answered about this event: it is up.
+            DeliveryOutcome::RetryLimited | DeliveryOutcome::Dead => {
+                if let BreakerState::Closed { .. } | BreakerState::HalfOpen { .. } = *state {
+                    *state = BreakerState::Closed { failures: 0 };
+                }
+                return false;
+            }
+            DeliveryOutcome::Retry { min_delay } => (true, Some(*min_delay).filter(|d| !d.is_zero())),
+            // A refused sign-in fails every event alike.
+            DeliveryOutcome::AuthRejected { min_delay } => {
+                *state = BreakerState::Open { until: Instant::now() + *min_delay, cooldown: *min_delay };
+                return true;
+            }
+        };
+        if !failure {
+            *state = BreakerState::Closed { failures: 0 };
+            return false;
+        }
+        match *state {
+            BreakerState::Closed { failures } if failures + 1 >= self.threshold => {
+                let cooldown = pause.unwrap_or(self.cooldown).max(self.cooldown);
+                *state = BreakerState::Open { until: Instant::now() + cooldown, cooldown };
+                true
+            }
+            BreakerState::Closed { failures } => {
+                *state = BreakerState::Closed { failures: failures + 1 };
+                false
+            }
+            BreakerState::HalfOpen { cooldown, .. } => {
+                let cooldown = (cooldown * 2).min(MAX_COOLDOWN).max(self.cooldown);
+                *state = BreakerState::Open { until: Instant::now() + cooldown, cooldown };
+                true
+            }
+            BreakerState::Open { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{EventId, EventType};
+
+    fn claimed(attempts: u32, attempts_400: u32) -> ClaimedEvent {
+        ClaimedEvent {
+            seq: 1,
+            id: EventId::parse("e").unwrap(),
+            event_type: EventType::parse("order.accepted").unwrap(),
+            body: bytes::Bytes::new(),
+            attempts,
+            attempts_400,
+            received_at_ms: 0,
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            schedule: vec![Duration::ZERO, Duration::from_secs(5), Duration::from_secs(300)],
+            max_attempts_on_400: 2,
+        }
+    }
+
+    fn retry() -> DeliveryOutcome {
+        DeliveryOutcome::Retry { min_delay: Duration::ZERO }
+    }
+
+    #[test]
+    fn failures_follow_the_schedule_with_jitter_then_die() {
+        let p = policy();
+        match p.transition(&claimed(0, 0), &retry(), 1_000_000) {
+            Transition::RetryAt { at_ms, counted: true, was_400: false } => {
+                assert!((1_004_500..=1_005_500).contains(&at_ms), "{at_ms}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match p.transition(&claimed(1, 0), &retry(), 0) {
+            Transition::RetryAt { at_ms, .. } => assert!((270_000..=330_000).contains(&at_ms), "{at_ms}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.transition(&claimed(2, 0), &retry(), 0), Transition::Dead);
+    }
+
+    #[test]
+    fn a_minimum_delay_lengthens_the_scheduled_one() {
+        let outcome = DeliveryOutcome::Retry { min_delay: Duration::from_secs(600) };
+        match policy().transition(&claimed(0, 0), &outcome, 0) {
+            Transition::RetryAt { at_ms, .. } => assert_eq!(at_ms, 600_000),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_400s_die_at_the_limit() {
+        let p = policy();
+        assert!(matches!(
+            p.transition(&claimed(0, 0), &DeliveryOutcome::RetryLimited, 0),
+            Transition::RetryAt { was_400: true, .. }
+        ));
+        assert_eq!(p.transition(&claimed(1, 1), &DeliveryOutcome::RetryLimited, 0), Transition::Dead);
+    }
+
+    #[test]
+    fn a_refused_sign_in_does_not_count_as_an_attempt() {
+        let outcome = DeliveryOutcome::AuthRejected { min_delay: Duration::from_secs(300) };
+        assert_eq!(
+            policy().transition(&claimed(2, 0), &outcome, 0),
+            Transition::RetryAt { at_ms: 300_000, counted: false, was_400: false }
+        );
+    }
+
+    #[test]
+    fn the_breaker_opens_after_consecutive_failures_and_a_trial_closes_it() {
+        let breaker = CircuitBreaker::new(3, Duration::ZERO);
+        assert!(!breaker.record(&retry()));
+        assert!(!breaker.record(&retry()));
+        assert!(breaker.record(&retry()));
+        assert!(breaker.is_open());
+        assert_eq!(breaker.permits(), Ok(1), "cool-down of zero: one trial");
+        breaker.started();
+        assert!(breaker.permits().is_err(), "only one trial at a time");
+        breaker.record(&DeliveryOutcome::Delivered);
+        assert!(!breaker.is_open());
+        assert_eq!(breaker.permits(), Ok(usize::MAX));
+    }
+
+    #[test]
+    fn a_success_resets_the_failure_count() {
+        let breaker = CircuitBreaker::new(2, Duration::from_secs(60));
+        breaker.record(&retry());
+        breaker.record(&DeliveryOutcome::Delivered);
+        assert!(!breaker.record(&retry()));
+        assert!(breaker.record(&retry()));
+        assert!(breaker.permits().is_err());
+    }
+}

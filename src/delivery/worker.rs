@@ -1,0 +1,197 @@
+//! The delivery worker: claims due events from the store and delivers each to Salesforce.
+//!
+//! Ordering comes from the store (it hands out only the first pending event of each order), so
+//! the worker is free to run up to `max_in_flight` deliveries in parallel — different orders
+//! proceed side by side, one order's events one after the other. Claims carry a lease longer than
+//! the longest delivery, so if this process dies its events become claimable again.
+//!
+//! The worker sleeps until there is something to do: an ingest wakes it, a finished delivery
+//! wakes it (a successor may now be due), and otherwise it looks again after `poll_interval` or
+//! when the next retry falls due, whichever is sooner.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::policy::{CircuitBreaker, RetryPolicy};
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::salesforce::{ApexClient, DeliveryOutcome};
+use crate::store::{AttemptRecord, ClaimedEvent, Store, Transition, now_ms};
+
+pub struct Worker {
+    pub store: Arc<dyn Store>,
+    pub client: ApexClient,
+    pub policy: RetryPolicy,
+    pub breaker: Arc<CircuitBreaker>,
+    pub max_in_flight: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    client: ApexClient,
+    policy: RetryPolicy,
+    breaker: Arc<CircuitBreaker>,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    in_flight: Mutex<HashSet<i64>>,
+}
+
+impl Worker {
+    /// Runs until `stop` is cancelled, then lets in-flight deliveries finish for at most
+    /// `shutdown_timeout` and releases the leases of those that did not.
+    pub async fn run(self, stop: CancellationToken, shutdown_timeout: Duration) {
+        let shared = Arc::new(Shared {
+            store: self.store,
+            client: self.client,
+            policy: self.policy,
+            breaker: self.breaker,
+            wake: self.wake,
+            metrics: self.metrics,
+            in_flight: Mutex::new(HashSet::new()),
+        });
+        let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        let mut tasks = JoinSet::new();
+        let mut store_failures = 0u32;
+
+        while !stop.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            let mut wait = self.poll_interval;
+            let free = slots.available_permits();
+            match shared.breaker.permits() {
+                Err(pause) => wait = wait.min(pause),
+                Ok(_) if free == 0 => {}
+                Ok(allowed) => {
+                    let want = free.min(allowed) as u32;
+                    match shared.store.claim_due(now_ms(), want, self.lease).await {
+                        Ok(events) => {
+                            store_failures = 0;
+                            let claimed_all = events.len() as u32 == want;
+                            for event in events {
+                                let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                                shared.breaker.started();
+                                shared.in_flight.lock().expect("not poisoned").insert(event.seq);
+                                let shared = shared.clone();
+                                let span = tracing::info_span!(
+                                    "deliver",
+                                    event_id = %event.id,
+                                    event_type = %event.event_type,
+                                    attempt = event.attempts + 1
+                                );
+                                tasks.spawn(
+                                    async move {
+                                        deliver_one(&shared, event).await;
+                                        drop(permit);
+                                    }
+                                    .instrument(span),
+                                );
+                            }
+                            if claimed_all {
+                                // There may be more due: look again as soon as a slot frees.
+                                wait = Duration::ZERO;
+                            } else if let Ok(Some(next)) = shared.store.next_due_at().await {
+                                let until = Duration::from_millis((next - now_ms()).max(0) as u64);
+                                wait = wait.min(until.max(Duration::from_millis(5)));
+                            }
+                        }
+                        Err(e) => {
+                            store_failures += 1;
+                            if store_failures == 1 || store_failures % 60 == 0 {
+                                tracing::error!(error = %e, "cannot claim events from the store");
+                            }
+                        }
+                    }
+                }
+            }
+            let wait_started = Instant::now();
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = shared.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(wait), if !(wait.is_zero() && slots.available_permits() == 0) => {}
+            }
+            tracing::trace!(waited_ms = wait_started.elapsed().as_millis() as u64, "worker woke");
+        }
+
+        let in_flight = tasks.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, "waiting for in-flight deliveries to finish");
+        }
+        let drained = tokio::time::timeout(shutdown_timeout, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tasks.abort_all();
+            let unfinished: Vec<i64> = shared.in_flight.lock().expect("not poisoned").iter().copied().collect();
+            tracing::warn!(unfinished = unfinished.len(), "shutdown timeout reached; releasing unfinished deliveries");
+            if let Err(e) = shared.store.release(unfinished).await {
+                tracing::error!(error = %e, "could not release leases; they expire on their own");
+            }
+        }
+    }
+}
+
+async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
+    let attempt = shared.client.deliver(event.body.clone()).await;
+    let finished_at = now_ms();
+    if shared.breaker.record(&attempt.outcome) {
+        tracing::warn!("Salesforce fails for every event: pausing deliveries (circuit breaker open)");
+    }
+    shared.metrics.breaker_open.set(shared.breaker.is_open() as i64);
+    if let Some(usage) = attempt.api_usage {
+        shared.metrics.api_usage_used.set(usage.used as i64);
+        shared.metrics.api_usage_max.set(usage.max as i64);
+        if usage.max > 0 && usage.used * 10 >= usage.max * 9 {
+            tracing::warn!(used = usage.used, max = usage.max, "the org has used 90% of its daily API requests");
+        }
+    }
+    let transition = shared.policy.transition(&event, &attempt.outcome, finished_at);
+    let outcome = match (&attempt.outcome, &transition) {
+        (_, Transition::Delivered) => "delivered",
+        (_, Transition::Dead) => "dead",
+        (DeliveryOutcome::RetryLimited, _) => "retry_400",
+        (DeliveryOutcome::AuthRejected { .. }, _) => "auth_rejected",
+        _ => "retry",
+    };
+    shared.metrics.deliveries.get_or_create(&OutcomeLabels { outcome }).inc();
+    shared.metrics.delivery_duration.observe(attempt.duration.as_secs_f64());
+    let error = attempt.error.clone().unwrap_or_default();
+    match &transition {
+        Transition::Delivered => tracing::info!(status = attempt.status, "delivered to Salesforce"),
+        Transition::Dead => tracing::error!(status = attempt.status, %error, "event is dead: no more attempts"),
+        Transition::RetryAt { at_ms, .. } => tracing::warn!(
+            status = attempt.status,
+            %error,
+            retry_in_secs = (at_ms - finished_at) / 1000,
+            "delivery failed; will retry"
+        ),
+    }
+    let record = AttemptRecord {
+        at_ms: finished_at,
+        status_code: attempt.status,
+        duration_ms: attempt.duration.as_millis() as u64,
+        outcome,
+        error: attempt.error,
+        excerpt: attempt.excerpt,
+    };
+    // The delivery happened; if recording it fails the lease runs out and the event is delivered
+    // again (at least once, never lost).
+    for try_number in 1..=3 {
+        match shared.store.finish_attempt(event.seq, record.clone(), transition.clone()).await {
+            Ok(()) => break,
+            Err(e) if try_number < 3 => {
+                tracing::warn!(error = %e, "could not record the attempt; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * try_number)).await;
+            }
+            Err(e) => tracing::error!(error = %e, "could not record the attempt; it will be delivered again"),
+        }
+    }
+    shared.in_flight.lock().expect("not poisoned").remove(&event.seq);
+    shared.wake.notify_one();
+}

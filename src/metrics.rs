@@ -1,0 +1,153 @@
+//! Prometheus metrics of the relay, rendered in the text format at `GET /metrics`.
+//!
+//! Counters and the latency histogram are updated where things happen; the gauges that describe
+//! the store (events by status, age of the oldest pending event) are read from it at scrape time,
+//! so they are right even after a restart and across several relay processes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::store::StoreStats;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceivedLabels {
+    pub event_type: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_received: Family<ReceivedLabels, Counter>,
+    pub inbound_rejections: Family<ReasonLabels, Counter>,
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    pub delivery_duration: Histogram,
+    events_by_status: Family<StatusLabels, Gauge>,
+    oldest_pending_age: Gauge,
+    token_grants: Counter,
+    token_grants_seen: AtomicU64,
+    pub api_usage_used: Gauge,
+    pub api_usage_max: Gauge,
+    pub breaker_open: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("drsf");
+        let events_received = Family::<ReceivedLabels, Counter>::default();
+        registry.register("events_received", "Events received from Digital River, by type and outcome", events_received.clone());
+        let inbound_rejections = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "inbound_rejections",
+            "Requests refused at the relay's door (authentication, signature, size, content), by reason",
+            inbound_rejections.clone(),
+        );
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register("deliveries", "Delivery attempts to Salesforce, by outcome", deliveries.clone());
+        let delivery_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "delivery_duration_seconds",
+            "Duration of delivery attempts to Salesforce",
+            delivery_duration.clone(),
+        );
+        let events_by_status = Family::<StatusLabels, Gauge>::default();
+        registry.register("events", "Stored events, by status", events_by_status.clone());
+        let oldest_pending_age = Gauge::default();
+        registry.register(
+            "oldest_pending_event_age_seconds",
+            "Age of the oldest event not yet delivered (0 when none)",
+            oldest_pending_age.clone(),
+        );
+        let token_grants = Counter::default();
+        registry.register("salesforce_token_grants", "Grants requested from Salesforce's token endpoint", token_grants.clone());
+        let api_usage_used = Gauge::default();
+        registry.register(
+            "salesforce_api_usage_used",
+            "Daily API requests used by the org, from Sforce-Limit-Info",
+            api_usage_used.clone(),
+        );
+        let api_usage_max = Gauge::default();
+        registry.register(
+            "salesforce_api_usage_max",
+            "Daily API request allocation of the org, from Sforce-Limit-Info",
+            api_usage_max.clone(),
+        );
+        let breaker_open = Gauge::default();
+        registry.register(
+            "delivery_breaker_open",
+            "1 while deliveries are paused because Salesforce fails for every event",
+            breaker_open.clone(),
+        );
+        Self {
+            registry,
+            events_received,
+            inbound_rejections,
+            deliveries,
+            delivery_duration,
+            events_by_status,
+            oldest_pending_age,
+            token_grants,
+            token_grants_seen: AtomicU64::new(0),
+            api_usage_used,
+            api_usage_max,
+            breaker_open,
+        }
+    }
+
+    pub fn received(&self, event_type: &str, outcome: &'static str) {
+        self.events_received.get_or_create(&ReceivedLabels { event_type: event_type.to_owned(), outcome }).inc();
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        self.inbound_rejections.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Renders the text format, first refreshing the gauges read from the store.
+    pub fn render(&self, stats: Option<&StoreStats>, token_grants: u64, now_ms: i64) -> String {
+        if let Some(stats) = stats {
+            for (status, count) in [
+                ("pending", stats.pending),
+                ("delivered", stats.delivered),
+                ("dead", stats.dead),
+                ("ignored", stats.ignored),
+            ] {
+                self.events_by_status.get_or_create(&StatusLabels { status }).set(count as i64);
+            }
+            let age = stats.oldest_pending_received_at_ms.map(|at| (now_ms - at).max(0) / 1000).unwrap_or(0);
+            self.oldest_pending_age.set(age);
+        }
+        let seen = self.token_grants_seen.swap(token_grants, Ordering::Relaxed);
+        if token_grants > seen {
+            self.token_grants.inc_by(token_grants - seen);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

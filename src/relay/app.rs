@@ -1,0 +1,212 @@
+//! The relay application: state, router, start-up and graceful shutdown.
+//!
+//! [`Application::build`] binds its listener itself (port 0 in tests) so that a test knows the
+//! port before the server runs; [`router`] is a plain function of the state. On shutdown the
+//! server stops accepting, the worker stops claiming and waits for in-flight deliveries for at
+//! most `relay.shutdown_timeout_secs`; whatever is not delivered stays stored for the next start.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::inbound_auth::InboundAuth;
+use super::{ingress, token_endpoint};
+use crate::delivery::{CircuitBreaker, RetryPolicy, Worker};
+use crate::digital_river::SignatureVerifier;
+use crate::domain::EventType;
+use crate::metrics::Metrics;
+use crate::salesforce::{ApexClient, apex_client};
+use crate::settings::Settings;
+use crate::store::{self, Store, now_ms};
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub inbound: Arc<InboundAuth>,
+    pub signatures: Arc<SignatureVerifier>,
+    pub subscription: Arc<HashSet<EventType>>,
+    pub body_limit: usize,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the delivery worker when an event is stored.
+    pub wake: Arc<Notify>,
+    pub apex: ApexClient,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/digitalriver", post(ingress::receive_event))
+        .route("/oauth2/token", post(token_endpoint::issue_token))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the store cannot commit");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable", "reason": "store"}))).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable", "reason": "store timeout"})))
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.store.stats().await.ok();
+    let text = state.metrics.render(stats.as_ref(), state.apex.tokens().grants(), now_ms());
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    port: u16,
+    state: AppState,
+    worker: Worker,
+    shutdown_timeout: Duration,
+    retention: Duration,
+}
+
+impl Application {
+    /// Opens the store, binds `relay.listen` and prepares the worker; nothing runs yet.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = store::open(&settings.storage.url).await.context("opening the store")?;
+        let apex = apex_client(&settings)?;
+        let metrics = Arc::new(Metrics::new());
+        let wake = Arc::new(Notify::new());
+        let state = AppState {
+            store: store.clone(),
+            inbound: Arc::new(InboundAuth::from_settings(&settings.relay)),
+            signatures: Arc::new(SignatureVerifier::new(
+                settings.digital_river.signing_secrets.clone(),
+                settings.digital_river.signature_tolerance,
+            )),
+            subscription: Arc::new(settings.digital_river.event_types.iter().cloned().collect()),
+            body_limit: settings.relay.body_limit_bytes,
+            metrics: metrics.clone(),
+            wake: wake.clone(),
+            apex: apex.clone(),
+        };
+        let sf = &settings.salesforce;
+        // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.
+        let lease = sf.request_timeout * 3 + Duration::from_secs(30);
+        let worker = Worker {
+            store,
+            client: apex,
+            policy: RetryPolicy {
+                schedule: settings.delivery.retry_schedule.clone(),
+                max_attempts_on_400: settings.delivery.max_attempts_on_400,
+            },
+            breaker: Arc::new(CircuitBreaker::new(settings.delivery.breaker_threshold, settings.delivery.breaker_cooldown)),
+            max_in_flight: sf.max_in_flight,
+            lease,
+            poll_interval: settings.delivery.poll_interval,
+            wake,
+            metrics,
+        };
+        let listener = tokio::net::TcpListener::bind(&settings.relay.listen)
+            .await
+            .with_context(|| format!("binding relay.listen = {}", settings.relay.listen))?;
+        let port = listener.local_addr()?.port();
+        if settings.digital_river.signing_secrets.is_empty() {
+            tracing::warn!("no digital_river.signing_secrets: events are accepted without a signature check");
+        }
+        Ok(Self {
+            listener,
+            port,
+            state,
+            worker,
+            shutdown_timeout: settings.relay.shutdown_timeout,
+            retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(self.worker.run(stop.clone(), self.shutdown_timeout));
+        let pruner = tokio::spawn(prune_forever(self.state.store.clone(), self.retention, stop.clone()));
+        tracing::info!(port = self.port, "relay listening");
+        let server_stop = stop.clone();
+        let served = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = server_stop.cancelled() => {}
+                }
+                tracing::info!("shutting down: no new requests; finishing in-flight deliveries");
+                server_stop.cancel();
+            })
+            .await;
+        stop.cancel();
+        let _ = pruner.await;
+        worker.await.context("the delivery worker panicked")?;
+        served.context("the HTTP server failed")?;
+        tracing::info!("relay stopped");
+        Ok(())
+    }
+}
+
+async fn prune_forever(store: Arc<dyn Store>, retention: Duration, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let before = now_ms() - retention.as_millis() as i64;
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned delivered events past the retention"),
+            Err(e) => tracing::warn!(error = %e, "could not prune old events"),
+        }
+    }
+}
+
+/// Completes on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,163 @@
+//! `POST /webhooks/digitalriver`: DR's events in.
+//!
+//! The checks run cheapest first — credentials (headers only), size, signature, envelope — and
+//! the answer comes only after the store has committed the event: 202 for a new event, 200 for a
+//! redelivery or an event type outside the subscription (so DR never disables the webhook over
+//! it), 503 when the store cannot commit (DR retries). Rejections carry a short JSON reason and
+//! nothing that would help a forger.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::app::AppState;
+use crate::digital_river::signature::HEADER as SIGNATURE_HEADER;
+use crate::digital_river::{Envelope, EnvelopeError};
+use crate::store::{EventStatus, InsertOutcome, NewEvent, now_ms};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("invalid signature")]
+    BadSignature,
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("unreadable body")]
+    Unreadable,
+    #[error("invalid event: {0}")]
+    Invalid(EnvelopeError),
+    #[error("the event could not be stored")]
+    StoreUnavailable,
+}
+
+impl IntoResponse for IngressError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"})),
+            Self::BadSignature => (StatusCode::UNAUTHORIZED, json!({"error": "invalid_signature"})),
+            Self::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "payload_too_large", "message": format!("the body exceeds {limit} bytes")}),
+            ),
+            Self::Unreadable => (StatusCode::BAD_REQUEST, json!({"error": "unreadable_body"})),
+            Self::Invalid(e) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid_event", "field": e.field, "message": e.to_string()}),
+            ),
+            Self::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "store_unavailable", "message": "the event was not stored; retry later"}),
+            ),
+        };
+        let mut response = (status, Json(body)).into_response();
+        match self {
+            Self::Unauthorized | Self::BadSignature => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::StoreUnavailable => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[tracing::instrument(skip_all, fields(event_id, event_type))]
+pub async fn receive_event(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, IngressError> {
+    if let Err(failure) = state.inbound.authenticate(&headers) {
+        state.metrics.rejected(failure.reason());
+        tracing::warn!(reason = failure.reason(), "refused an unauthenticated request");
+        return Err(IngressError::Unauthorized);
+    }
+
+    let limit = state.body_limit;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        state.metrics.rejected("too_large");
+        return Err(IngressError::TooLarge(limit));
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                state.metrics.rejected("too_large");
+                return Err(IngressError::TooLarge(limit));
+            }
+            state.metrics.rejected("unreadable");
+            return Err(IngressError::Unreadable);
+        }
+    };
+
+    if state.signatures.is_enabled() {
+        let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        if let Err(e) = state.signatures.verify(header, &bytes, now_ms() / 1000) {
+            state.metrics.rejected(match e.reason() {
+                "missing" => "signature_missing",
+                "malformed" => "signature_malformed",
+                "stale" => "signature_stale",
+                _ => "signature_mismatch",
+            });
+            tracing::warn!(reason = e.reason(), "refused a request with an invalid signature");
+            return Err(IngressError::BadSignature);
+        }
+    }
+
+    let envelope = Envelope::parse(&bytes).map_err(|e| {
+        state.metrics.rejected("invalid_event");
+        tracing::warn!(field = e.field, error = %e, "refused an unusable event");
+        IngressError::Invalid(e)
+    })?;
+    let span = tracing::Span::current();
+    span.record("event_id", envelope.id.as_str());
+    span.record("event_type", envelope.event_type.as_str());
+
+    let subscribed = state.subscription.contains(&envelope.event_type);
+    if subscribed && envelope.order_key.is_none() {
+        state.metrics.rejected("invalid_event");
+        return Err(IngressError::Invalid(EnvelopeError {
+            field: "data.object.id",
+            message: "is missing (an order event needs the order id)".into(),
+        }));
+    }
+    let type_label = if subscribed { envelope.event_type.as_str().to_owned() } else { "other".to_owned() };
+    let new_event = NewEvent {
+        id: envelope.id.clone(),
+        event_type: envelope.event_type.clone(),
+        live_mode: envelope.live_mode,
+        order_key: envelope.order_key.clone(),
+        body: bytes,
+        status: if subscribed { EventStatus::Pending } else { EventStatus::Ignored },
+        received_at_ms: now_ms(),
+    };
+    let outcome = state.store.insert(new_event).await.map_err(|e| {
+        state.metrics.received(&type_label, "store_error");
+        tracing::error!(error = %e, "could not store an event; answering 503 so that DR retries");
+        IngressError::StoreUnavailable
+    })?;
+
+    let id = envelope.id.as_str();
+    Ok(match (outcome, subscribed) {
+        (InsertOutcome::Duplicate, _) => {
+            state.metrics.received(&type_label, "duplicate");
+            tracing::info!("duplicate event acknowledged");
+            (StatusCode::OK, Json(json!({"status": "duplicate", "id": id}))).into_response()
+        }
+        (InsertOutcome::Inserted, false) => {
+            state.metrics.received(&type_label, "ignored");
+            tracing::info!("event type outside the subscription: stored as ignored");
+            (StatusCode::OK, Json(json!({"status": "ignored", "id": id}))).into_response()
+        }
+        (InsertOutcome::Inserted, true) => {
+            state.metrics.received(&type_label, "accepted");
+            state.wake.notify_one();
+            tracing::debug!("event stored");
+            (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "id": id}))).into_response()
+        }
+    })
+}

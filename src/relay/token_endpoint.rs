@@ -1,0 +1,64 @@
+//! `POST /oauth2/token`: the token endpoint DR's OAuth transport calls before posting events.
+//!
+//! It answers like an OAuth server (RFC 6749): form-encoded requests, `access_token`,
+//! `token_type`, `expires_in`, `Cache-Control: no-store`, and error bodies with `error` and
+//! `error_description`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::app::AppState;
+
+const FORM_LIMIT: usize = 16 * 1024;
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, Json(json!({"error": error, "error_description": description}))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"dr-sf-bridge\""));
+    }
+    no_store(response)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn issue_token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        state.metrics.rejected("token_bad_request");
+        return oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded");
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        state.metrics.rejected("token_bad_request");
+        return oauth_error(400, "invalid_request", "unreadable or oversized body");
+    };
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+    match state.inbound.issue(&form, &headers) {
+        Ok(token) => {
+            tracing::info!("issued an access token to Digital River");
+            no_store((StatusCode::OK, Json(token)).into_response())
+        }
+        Err(e) => {
+            state.metrics.rejected(match e.error {
+                "invalid_client" => "token_invalid_client",
+                "invalid_grant" => "token_invalid_grant",
+                _ => "token_bad_request",
+            });
+            tracing::warn!(error = e.error, "refused a token request");
+            oauth_error(e.status, e.error, e.description)
+        }
+    }
+}
