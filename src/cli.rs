@@ -10,10 +10,10 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::check;
-use crate::relay::Application;
-use crate::relay::app::shutdown_signal;
 use crate::command::{CommandError, OutputFormat, error_chain};
 use crate::register::{self, RegisterOptions};
+use crate::relay::Application;
+use crate::relay::app::shutdown_signal;
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::telemetry::{self, LogFormat};
 use crate::webhooks;
@@ -121,7 +121,11 @@ impl Cli {
 /// Parses the command line, runs the command, and answers the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let level = if matches!(cli.command, Command::Relay) { "info" } else { "warn" };
+    let level = if matches!(cli.command, Command::Relay) {
+        "info"
+    } else {
+        "warn"
+    };
     telemetry::init(cli.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

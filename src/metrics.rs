@@ -61,7 +61,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("drsf");
         let events_received = Family::<ReceivedLabels, Counter>::default();
-        registry.register("events_received", "Events received from Digital River, by type and outcome", events_received.clone());
+        registry.register(
+            "events_received",
+            "Events received from Digital River, by type and outcome",
+            events_received.clone(),
+        );
         let inbound_rejections = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "inbound_rejections",
@@ -69,7 +73,11 @@ impl Metrics {
             inbound_rejections.clone(),
         );
         let deliveries = Family::<OutcomeLabels, Counter>::default();
-        registry.register("deliveries", "Delivery attempts to Salesforce, by outcome", deliveries.clone());
+        registry.register(
+            "deliveries",
+            "Delivery attempts to Salesforce, by outcome",
+            deliveries.clone(),
+        );
         let delivery_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         registry.register(
             "delivery_duration_seconds",
@@ -85,7 +93,11 @@ impl Metrics {
             oldest_pending_age.clone(),
         );
         let token_grants = Counter::default();
-        registry.register("salesforce_token_grants", "Grants requested from Salesforce's token endpoint", token_grants.clone());
+        registry.register(
+            "salesforce_token_grants",
+            "Grants requested from Salesforce's token endpoint",
+            token_grants.clone(),
+        );
         let api_usage_used = Gauge::default();
         registry.register(
             "salesforce_api_usage_used",
@@ -101,7 +113,7 @@ impl Metrics {
         let breaker_open = Gauge::default();
         registry.register(
             "delivery_breaker_open",
-            "1 while deliveries are paused because Salesforce fails for every event",
+            "Whether deliveries are paused (circuit breaker open) because Salesforce fails for every event",
             breaker_open.clone(),
         );
         Self {
@@ -121,7 +133,12 @@ impl Metrics {
     }
 
     pub fn received(&self, event_type: &str, outcome: &'static str) {
-        self.events_received.get_or_create(&ReceivedLabels { event_type: event_type.to_owned(), outcome }).inc();
+        self.events_received
+            .get_or_create(&ReceivedLabels {
+                event_type: event_type.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn rejected(&self, reason: &'static str) {
@@ -137,9 +154,14 @@ impl Metrics {
                 ("dead", stats.dead),
                 ("ignored", stats.ignored),
             ] {
-                self.events_by_status.get_or_create(&StatusLabels { status }).set(count as i64);
+                self.events_by_status
+                    .get_or_create(&StatusLabels { status })
+                    .set(count as i64);
             }
-            let age = stats.oldest_pending_received_at_ms.map(|at| (now_ms - at).max(0) / 1000).unwrap_or(0);
+            let age = stats
+                .oldest_pending_received_at_ms
+                .map(|at| (now_ms - at).max(0) / 1000)
+                .unwrap_or(0);
             self.oldest_pending_age.set(age);
         }
         let seen = self.token_grants_seen.swap(token_grants, Ordering::Relaxed);

@@ -577,7 +577,9 @@ pub fn load_raw(options: &LoadOptions) -> Result<RawSettings, ConfigProblems> {
             .try_parsing(false),
     );
     for (key, value) in &options.overrides {
-        builder = builder.set_override(key.as_str(), value.as_str()).map_err(|e| ConfigProblems::single(key, e.to_string()))?;
+        builder = builder
+            .set_override(key.as_str(), value.as_str())
+            .map_err(|e| ConfigProblems::single(key, e.to_string()))?;
     }
     let layered = builder
         .build()

@@ -42,9 +42,11 @@ impl RetryPolicy {
             DeliveryOutcome::Retry { min_delay } => retry(*min_delay, false),
             DeliveryOutcome::RetryLimited if event.attempts_400 + 1 >= self.max_attempts_on_400 => Transition::Dead,
             DeliveryOutcome::RetryLimited => retry(Duration::ZERO, true),
-            DeliveryOutcome::AuthRejected { min_delay } => {
-                Transition::RetryAt { at_ms: now_ms + min_delay.as_millis() as i64, counted: false, was_400: false }
-            }
+            DeliveryOutcome::AuthRejected { min_delay } => Transition::RetryAt {
+                at_ms: now_ms + min_delay.as_millis() as i64,
+                counted: false,
+                was_400: false,
+            },
         }
     }
 }
@@ -70,7 +72,11 @@ const MAX_COOLDOWN: Duration = Duration::from_secs(600);
 
 impl CircuitBreaker {
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
-        Self { threshold: threshold.max(1), cooldown, state: Mutex::new(BreakerState::Closed { failures: 0 }) }
+        Self {
+            threshold: threshold.max(1),
+            cooldown,
+            state: Mutex::new(BreakerState::Closed { failures: 0 }),
+        }
     }
 
     /// How many deliveries may start now (`usize::MAX` when closed); `Err(wait)` while open.
@@ -83,11 +89,18 @@ impl CircuitBreaker {
                 if now < until {
                     return Err(until - now);
                 }
-                *state = BreakerState::HalfOpen { trial_running: false, cooldown };
+                *state = BreakerState::HalfOpen {
+                    trial_running: false,
+                    cooldown,
+                };
                 Ok(1)
             }
-            BreakerState::HalfOpen { trial_running: true, .. } => Err(Duration::from_millis(100)),
-            BreakerState::HalfOpen { trial_running: false, .. } => Ok(1),
+            BreakerState::HalfOpen {
+                trial_running: true, ..
+            } => Err(Duration::from_millis(100)),
+            BreakerState::HalfOpen {
+                trial_running: false, ..
+            } => Ok(1),
         }
     }
 
@@ -95,7 +108,10 @@ impl CircuitBreaker {
     pub fn started(&self) {
         let mut state = self.state.lock().expect("not poisoned");
         if let BreakerState::HalfOpen { cooldown, .. } = *state {
-            *state = BreakerState::HalfOpen { trial_running: true, cooldown };
+            *state = BreakerState::HalfOpen {
+                trial_running: true,
+                cooldown,
+            };
         }
     }
 
@@ -118,7 +134,10 @@ impl CircuitBreaker {
             DeliveryOutcome::Retry { min_delay } => (true, Some(*min_delay).filter(|d| !d.is_zero())),
             // A refused sign-in fails every event alike.
             DeliveryOutcome::AuthRejected { min_delay } => {
-                *state = BreakerState::Open { until: Instant::now() + *min_delay, cooldown: *min_delay };
+                *state = BreakerState::Open {
+                    until: Instant::now() + *min_delay,
+                    cooldown: *min_delay,
+                };
                 return true;
             }
         };
@@ -129,7 +148,10 @@ impl CircuitBreaker {
         match *state {
             BreakerState::Closed { failures } if failures + 1 >= self.threshold => {
                 let cooldown = pause.unwrap_or(self.cooldown).max(self.cooldown);
-                *state = BreakerState::Open { until: Instant::now() + cooldown, cooldown };
+                *state = BreakerState::Open {
+                    until: Instant::now() + cooldown,
+                    cooldown,
+                };
                 true
             }
             BreakerState::Closed { failures } => {
@@ -138,7 +160,10 @@ impl CircuitBreaker {
             }
             BreakerState::HalfOpen { cooldown, .. } => {
                 let cooldown = (cooldown * 2).min(MAX_COOLDOWN).max(self.cooldown);
-                *state = BreakerState::Open { until: Instant::now() + cooldown, cooldown };
+                *state = BreakerState::Open {
+                    until: Instant::now() + cooldown,
+                    cooldown,
+                };
                 true
             }
             BreakerState::Open { .. } => false,
@@ -171,14 +196,20 @@ mod tests {
     }
 
     fn retry() -> DeliveryOutcome {
-        DeliveryOutcome::Retry { min_delay: Duration::ZERO }
+        DeliveryOutcome::Retry {
+            min_delay: Duration::ZERO,
+        }
     }
 
     #[test]
     fn failures_follow_the_schedule_with_jitter_then_die() {
         let p = policy();
         match p.transition(&claimed(0, 0), &retry(), 1_000_000) {
-            Transition::RetryAt { at_ms, counted: true, was_400: false } => {
+            Transition::RetryAt {
+                at_ms,
+                counted: true,
+                was_400: false,
+            } => {
                 assert!((1_004_500..=1_005_500).contains(&at_ms), "{at_ms}")
             }
             other => panic!("{other:?}"),
@@ -192,7 +223,9 @@ mod tests {
 
     #[test]
     fn a_minimum_delay_lengthens_the_scheduled_one() {
-        let outcome = DeliveryOutcome::Retry { min_delay: Duration::from_secs(600) };
+        let outcome = DeliveryOutcome::Retry {
+            min_delay: Duration::from_secs(600),
+        };
         match policy().transition(&claimed(0, 0), &outcome, 0) {
             Transition::RetryAt { at_ms, .. } => assert_eq!(at_ms, 600_000),
             other => panic!("{other:?}"),
@@ -206,15 +239,24 @@ mod tests {
             p.transition(&claimed(0, 0), &DeliveryOutcome::RetryLimited, 0),
             Transition::RetryAt { was_400: true, .. }
         ));
-        assert_eq!(p.transition(&claimed(1, 1), &DeliveryOutcome::RetryLimited, 0), Transition::Dead);
+        assert_eq!(
+            p.transition(&claimed(1, 1), &DeliveryOutcome::RetryLimited, 0),
+            Transition::Dead
+        );
     }
 
     #[test]
     fn a_refused_sign_in_does_not_count_as_an_attempt() {
-        let outcome = DeliveryOutcome::AuthRejected { min_delay: Duration::from_secs(300) };
+        let outcome = DeliveryOutcome::AuthRejected {
+            min_delay: Duration::from_secs(300),
+        };
         assert_eq!(
             policy().transition(&claimed(2, 0), &outcome, 0),
-            Transition::RetryAt { at_ms: 300_000, counted: false, was_400: false }
+            Transition::RetryAt {
+                at_ms: 300_000,
+                counted: false,
+                was_400: false
+            }
         );
     }
 

@@ -76,7 +76,11 @@ impl Worker {
                             store_failures = 0;
                             let claimed_all = events.len() as u32 == want;
                             for event in events {
-                                let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                                let permit = slots
+                                    .clone()
+                                    .acquire_owned()
+                                    .await
+                                    .expect("the semaphore is never closed");
                                 shared.breaker.started();
                                 shared.in_flight.lock().expect("not poisoned").insert(event.seq);
                                 let shared = shared.clone();
@@ -125,11 +129,15 @@ impl Worker {
         if in_flight > 0 {
             tracing::info!(in_flight, "waiting for in-flight deliveries to finish");
         }
-        let drained = tokio::time::timeout(shutdown_timeout, async { while tasks.join_next().await.is_some() {} }).await;
+        let drained =
+            tokio::time::timeout(shutdown_timeout, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tasks.abort_all();
             let unfinished: Vec<i64> = shared.in_flight.lock().expect("not poisoned").iter().copied().collect();
-            tracing::warn!(unfinished = unfinished.len(), "shutdown timeout reached; releasing unfinished deliveries");
+            tracing::warn!(
+                unfinished = unfinished.len(),
+                "shutdown timeout reached; releasing unfinished deliveries"
+            );
             if let Err(e) = shared.store.release(unfinished).await {
                 tracing::error!(error = %e, "could not release leases; they expire on their own");
             }
@@ -148,7 +156,11 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
         shared.metrics.api_usage_used.set(usage.used as i64);
         shared.metrics.api_usage_max.set(usage.max as i64);
         if usage.max > 0 && usage.used * 10 >= usage.max * 9 {
-            tracing::warn!(used = usage.used, max = usage.max, "the org has used 90% of its daily API requests");
+            tracing::warn!(
+                used = usage.used,
+                max = usage.max,
+                "the org has used 90% of its daily API requests"
+            );
         }
     }
     let transition = shared.policy.transition(&event, &attempt.outcome, finished_at);
@@ -159,7 +171,11 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
         (DeliveryOutcome::AuthRejected { .. }, _) => "auth_rejected",
         _ => "retry",
     };
-    shared.metrics.deliveries.get_or_create(&OutcomeLabels { outcome }).inc();
+    shared
+        .metrics
+        .deliveries
+        .get_or_create(&OutcomeLabels { outcome })
+        .inc();
     shared.metrics.delivery_duration.observe(attempt.duration.as_secs_f64());
     let error = attempt.error.clone().unwrap_or_default();
     match &transition {
@@ -183,7 +199,11 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
     // The delivery happened; if recording it fails the lease runs out and the event is delivered
     // again (at least once, never lost).
     for try_number in 1..=3 {
-        match shared.store.finish_attempt(event.seq, record.clone(), transition.clone()).await {
+        match shared
+            .store
+            .finish_attempt(event.seq, record.clone(), transition.clone())
+            .await
+        {
             Ok(()) => break,
             Err(e) if try_number < 3 => {
                 tracing::warn!(error = %e, "could not record the attempt; trying again");

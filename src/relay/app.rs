@@ -63,17 +63,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Ok(())) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: the store cannot commit");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable", "reason": "store"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "unavailable", "reason": "store"})),
+            )
+                .into_response()
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable", "reason": "store timeout"})))
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "reason": "store timeout"})),
+        )
             .into_response(),
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.store.stats().await.ok();
-    let text = state.metrics.render(stats.as_ref(), state.apex.tokens().grants(), now_ms());
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+    let text = state
+        .metrics
+        .render(stats.as_ref(), state.apex.tokens().grants(), now_ms());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 pub struct Application {
@@ -107,7 +123,7 @@ impl Application {
         };
         let sf = &settings.salesforce;
         // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.
-        let lease = sf.request_timeout * 3 + Duration::from_secs(30);
+        let lease = sf.request_timeout * 3 + Duration::from_secs(10);
         let worker = Worker {
             store,
             client: apex,
@@ -115,7 +131,10 @@ impl Application {
                 schedule: settings.delivery.retry_schedule.clone(),
                 max_attempts_on_400: settings.delivery.max_attempts_on_400,
             },
-            breaker: Arc::new(CircuitBreaker::new(settings.delivery.breaker_threshold, settings.delivery.breaker_cooldown)),
+            breaker: Arc::new(CircuitBreaker::new(
+                settings.delivery.breaker_threshold,
+                settings.delivery.breaker_cooldown,
+            )),
             max_in_flight: sf.max_in_flight,
             lease,
             poll_interval: settings.delivery.poll_interval,

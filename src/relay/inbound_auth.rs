@@ -85,7 +85,10 @@ fn same_secret(given: &str, expected: &str) -> bool {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// `Authorization: Basic` decoded into user and password.
@@ -108,12 +111,19 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn form_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 impl InboundAuth {
     pub fn from_settings(relay: &RelaySettings) -> Self {
-        let oauth = match (&relay.inbound_client_id, &relay.inbound_client_secret, &relay.inbound_token_key) {
+        let oauth = match (
+            &relay.inbound_client_id,
+            &relay.inbound_client_secret,
+            &relay.inbound_token_key,
+        ) {
             (Some(client_id), Some(client_secret), Some(key)) => Some(OAuthClient {
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
@@ -148,10 +158,18 @@ impl InboundAuth {
         if let (Some((user, password)), Some((want_user, want_password))) = (basic_credentials(headers), &self.basic) {
             let user_ok = same_secret(&user, want_user);
             let password_ok = same_secret(&password, want_password.expose_secret());
-            return if user_ok & password_ok { Ok(()) } else { Err(AuthFailure::BadBasic) };
+            return if user_ok & password_ok {
+                Ok(())
+            } else {
+                Err(AuthFailure::BadBasic)
+            };
         }
         if headers.contains_key(axum::http::header::AUTHORIZATION) {
-            return Err(if self.oauth.is_some() { AuthFailure::BadToken } else { AuthFailure::BadBasic });
+            return Err(if self.oauth.is_some() {
+                AuthFailure::BadToken
+            } else {
+                AuthFailure::BadBasic
+            });
         }
         Err(AuthFailure::Missing)
     }
@@ -159,7 +177,11 @@ impl InboundAuth {
     /// Answers a token request (form fields, and the request's headers for Basic client auth).
     pub fn issue(&self, form: &[(String, String)], headers: &HeaderMap) -> Result<IssuedToken, TokenError> {
         let Some(oauth) = &self.oauth else {
-            return Err(TokenError { status: 400, error: "unsupported_grant_type", description: "OAuth is not configured" });
+            return Err(TokenError {
+                status: 400,
+                error: "unsupported_grant_type",
+                description: "OAuth is not configured",
+            });
         };
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let grant_type = field("grant_type").ok_or(TokenError {
@@ -173,7 +195,11 @@ impl InboundAuth {
             _ => false,
         };
         if !grant_allowed {
-            return Err(TokenError { status: 400, error: "unsupported_grant_type", description: "grant type not supported" });
+            return Err(TokenError {
+                status: 400,
+                error: "unsupported_grant_type",
+                description: "grant type not supported",
+            });
         }
         // RFC 6749 2.3.1: client credentials in the body or in a Basic header (form-encoded).
         let (client_id, client_secret) = match (field("client_id"), field("client_secret")) {
@@ -192,7 +218,11 @@ impl InboundAuth {
         let id_ok = same_secret(&client_id, &oauth.client_id);
         let secret_ok = same_secret(&client_secret, oauth.client_secret.expose_secret());
         if !(id_ok & secret_ok) {
-            return Err(TokenError { status: 401, error: "invalid_client", description: "client authentication failed" });
+            return Err(TokenError {
+                status: 401,
+                error: "invalid_client",
+                description: "client authentication failed",
+            });
         }
         if grant_type == "password" {
             let (Some(username), Some(password)) = (field("username"), field("password")) else {
@@ -208,7 +238,11 @@ impl InboundAuth {
                 user_ok & password_ok
             });
             if !valid {
-                return Err(TokenError { status: 400, error: "invalid_grant", description: "invalid resource owner credentials" });
+                return Err(TokenError {
+                    status: 400,
+                    error: "invalid_grant",
+                    description: "invalid resource owner credentials",
+                });
             }
         }
         let now = unix_now();
@@ -219,8 +253,16 @@ impl InboundAuth {
             iat: now,
             exp: now + oauth.ttl.as_secs(),
         };
-        let access_token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &oauth.encoding)
-            .map_err(|_| TokenError { status: 500, error: "server_error", description: "could not issue a token" })?;
-        Ok(IssuedToken { access_token, token_type: "Bearer", expires_in: oauth.ttl.as_secs() })
+        let access_token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &oauth.encoding).map_err(|_| TokenError {
+                status: 500,
+                error: "server_error",
+                description: "could not issue a token",
+            })?;
+        Ok(IssuedToken {
+            access_token,
+            token_type: "Bearer",
+            expires_in: oauth.ttl.as_secs(),
+        })
     }
 }

@@ -6,11 +6,11 @@
 //! it), 503 when the store cannot commit (DR retries). Rejections carry a short JSON reason and
 //! nothing that would help a forger.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use super::app::AppState;
@@ -56,10 +56,14 @@ impl IntoResponse for IngressError {
         let mut response = (status, Json(body)).into_response();
         match self {
             Self::Unauthorized | Self::BadSignature => {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::StoreUnavailable => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }
@@ -68,7 +72,11 @@ impl IntoResponse for IngressError {
 }
 
 #[tracing::instrument(skip_all, fields(event_id, event_type))]
-pub async fn receive_event(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, IngressError> {
+pub async fn receive_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, IngressError> {
     if let Err(failure) = state.inbound.authenticate(&headers) {
         state.metrics.rejected(failure.reason());
         tracing::warn!(reason = failure.reason(), "refused an unauthenticated request");
@@ -76,7 +84,10 @@ pub async fn receive_event(State(state): State<AppState>, headers: HeaderMap, bo
     }
 
     let limit = state.body_limit;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         state.metrics.rejected("too_large");
         return Err(IngressError::TooLarge(limit));
@@ -125,14 +136,22 @@ pub async fn receive_event(State(state): State<AppState>, headers: HeaderMap, bo
             message: "is missing (an order event needs the order id)".into(),
         }));
     }
-    let type_label = if subscribed { envelope.event_type.as_str().to_owned() } else { "other".to_owned() };
+    let type_label = if subscribed {
+        envelope.event_type.as_str().to_owned()
+    } else {
+        "other".to_owned()
+    };
     let new_event = NewEvent {
         id: envelope.id.clone(),
         event_type: envelope.event_type.clone(),
         live_mode: envelope.live_mode,
         order_key: envelope.order_key.clone(),
         body: bytes,
-        status: if subscribed { EventStatus::Pending } else { EventStatus::Ignored },
+        status: if subscribed {
+            EventStatus::Pending
+        } else {
+            EventStatus::Ignored
+        },
         received_at_ms: now_ms(),
     };
     let outcome = state.store.insert(new_event).await.map_err(|e| {

@@ -4,11 +4,11 @@
 //! `token_type`, `expires_in`, `Cache-Control: no-store`, and error bodies with `error` and
 //! `error_description`.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use super::app::AppState;
@@ -26,7 +26,10 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (status, Json(json!({"error": error, "error_description": description}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"dr-sf-bridge\""));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"dr-sf-bridge\""),
+        );
     }
     no_store(response)
 }
@@ -39,7 +42,11 @@ pub async fn issue_token(State(state): State<AppState>, headers: HeaderMap, body
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     if !is_form {
         state.metrics.rejected("token_bad_request");
-        return oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded");
+        return oauth_error(
+            400,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        );
     }
     let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
         state.metrics.rejected("token_bad_request");

@@ -8,6 +8,9 @@
 //!
 //! The file is in WAL mode with `synchronous = FULL`: a commit that returned is on disk, so an
 //! acknowledged event survives a crash or a power cut.
+//!
+//! One relay process uses a file at a time (several processes need the PostgreSQL engine); that is
+//! what lets `open` take over the leases a crashed predecessor left behind.
 
 use std::path::Path;
 use std::time::Duration;
@@ -91,6 +94,12 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA).context("creating the schema")?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        // One relay process owns a SQLite file, so a lease found at start belongs to a process that
+        // died: its events are claimable at once instead of after the lease runs out.
+        let released = conn.execute("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL", [])?;
+        if released > 0 {
+            tracing::warn!(released, "took over events left in flight by a previous run");
+        }
 
         let (jobs, receiver) = mpsc::unbounded_channel();
         std::thread::Builder::new()

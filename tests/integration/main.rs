@@ -4,6 +4,11 @@
 mod check;
 mod helpers;
 mod register;
+mod relay_delivery;
+mod relay_helpers;
+mod relay_ingress;
+mod relay_oauth;
+mod relay_process;
 mod salesforce_auth;
 mod salesforce_delivery;
 mod salesforce_standin;

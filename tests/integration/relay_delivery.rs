@@ -1,0 +1,460 @@
+//! From the relay to Salesforce: bytes, dedup, ordering, retries, dead events, the breaker.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dr_sf_bridge::domain::EventId;
+use dr_sf_bridge::store::EventStatus;
+use serde_json::Value;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::relay_helpers::*;
+use crate::salesforce_standin::*;
+
+const FIXTURES: [&str; 8] = [
+    "order.accepted",
+    "order.blocked",
+    "order.cancelled",
+    "order.complete",
+    "order.credit_memo.created",
+    "order.invoice.created",
+    "order.pending_payment",
+    "order.review_opened",
+];
+
+fn event_id_of(request: &Request) -> String {
+    serde_json::from_slice::<Value>(&request.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn apex_ok(sf: &SalesforceStandIn) {
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&sf.server)
+        .await;
+}
+
+#[tokio::test]
+async fn each_fixture_is_delivered_with_a_byte_identical_body() {
+    let sf = SalesforceStandIn::start().await;
+    apex_ok(&sf).await;
+    let relay = spawn_app_with(sf, &[]).await;
+    let mut sent = Vec::new();
+    for name in FIXTURES {
+        let bytes = fixture_bytes(name);
+        assert_eq!(relay.post_event(&bytes).await.status(), 202, "{name}");
+        sent.push(bytes);
+    }
+    wait_until("8 deliveries", || async { relay.sf.apex_requests().await.len() >= 8 }).await;
+    let received: Vec<Vec<u8>> = relay.sf.apex_requests().await.into_iter().map(|r| r.body).collect();
+    assert_eq!(received, sent, "same bytes, and (one order) in the order received");
+    for request in relay.sf.apex_requests().await {
+        assert_eq!(request.headers["content-type"], "application/json");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_event_is_delivered_once() {
+    let sf = SalesforceStandIn::start().await;
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[]).await;
+    let body = event("order.accepted", "evt-twice", "o-1");
+    assert_eq!(relay.post_event(&body).await.status(), 202);
+    relay.wait_for_status("evt-twice", EventStatus::Delivered).await;
+    // DR re-signs each retry: a new signature, the same event.
+    assert_eq!(relay.post_event(&body).await.status(), 200);
+    let stats = relay.store.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.delivered), (0, 1));
+    assert_eq!(relay.sf.apex_requests().await.len(), 1);
+}
+
+/// Answers 503 to the first `n` deliveries of the listed event ids, 200 otherwise.
+struct Flaky {
+    failures: HashMap<String, usize>,
+    seen: Mutex<HashMap<String, usize>>,
+}
+
+impl Respond for Flaky {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = event_id_of(request);
+        let mut seen = self.seen.lock().unwrap();
+        let count = seen.entry(id.clone()).or_default();
+        *count += 1;
+        if *count <= self.failures.get(&id).copied().unwrap_or(0) {
+            ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>")
+        } else {
+            ResponseTemplate::new(200)
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_of_one_order_are_delivered_in_order_while_other_orders_proceed() {
+    let sf = SalesforceStandIn::start().await;
+    let flaky = Flaky {
+        failures: HashMap::from([("x-accepted".to_owned(), 2)]),
+        seen: Mutex::new(HashMap::new()),
+    };
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(flaky)
+        .mount(&sf.server)
+        .await;
+    // Retries after 300 ms and 600 ms: long enough to see the other order pass.
+    let relay = spawn_app_with(sf, &[("delivery.retry_schedule", "0s,300ms,600ms,1s")]).await;
+
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "x-accepted", "X"))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        relay
+            .post_event(&event("order.complete", "x-complete", "X"))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "y-accepted", "Y"))
+            .await
+            .status(),
+        202
+    );
+    relay.wait_for_status("x-complete", EventStatus::Delivered).await;
+    relay.wait_for_status("y-accepted", EventStatus::Delivered).await;
+
+    let sequence: Vec<String> = relay.sf.apex_requests().await.iter().map(event_id_of).collect();
+    let position = |id: &str| sequence.iter().position(|s| s == id).unwrap();
+    let last_x_accepted = sequence.iter().rposition(|s| s == "x-accepted").unwrap();
+    assert_eq!(
+        sequence.iter().filter(|s| *s == "x-accepted").count(),
+        3,
+        "{sequence:?}"
+    );
+    assert_eq!(
+        sequence.iter().filter(|s| *s == "x-complete").count(),
+        1,
+        "{sequence:?}"
+    );
+    assert!(
+        position("x-complete") > last_x_accepted,
+        "complete waited for accepted: {sequence:?}"
+    );
+    assert!(
+        position("y-accepted") < last_x_accepted,
+        "order Y was not held up: {sequence:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_is_delivered_with_one_extra_grant() {
+    let sf = SalesforceStandIn::start().await;
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .and(header("authorization", format!("Bearer {}", token(1)).as_str()))
+        .respond_with(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .and(header("authorization", format!("Bearer {}", token(2)).as_str()))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[]).await;
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "evt-401", "o-1"))
+            .await
+            .status(),
+        202
+    );
+    relay.wait_for_status("evt-401", EventStatus::Delivered).await;
+    assert_eq!(relay.sf.token_requests().await.len(), 2);
+    let (summary, attempts) = relay
+        .store
+        .get(&EventId::parse("evt-401").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.attempts, 1, "the replay is not counted as an attempt");
+    assert_eq!(attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_package_makes_the_event_dead_at_once() {
+    let sf = SalesforceStandIn::start().await;
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[]).await;
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "evt-404", "o-1"))
+            .await
+            .status(),
+        202
+    );
+    relay.wait_for_status("evt-404", EventStatus::Dead).await;
+    let (summary, attempts) = relay
+        .store
+        .get(&EventId::parse("evt-404").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.attempts, 1);
+    assert!(summary.last_error.unwrap().contains("digitalriverv3"));
+    assert_eq!(attempts[0].status_code, Some(404));
+}
+
+#[tokio::test]
+async fn a_failing_salesforce_is_retried_on_schedule_then_the_event_is_dead() {
+    let sf = SalesforceStandIn::start().await;
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<html>maintenance</html>"))
+        .expect(4)
+        .mount(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[("delivery.retry_schedule", "0s,200ms,400ms,600ms")]).await;
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "evt-503", "o-1"))
+            .await
+            .status(),
+        202
+    );
+    relay.wait_for_status("evt-503", EventStatus::Dead).await;
+
+    let (summary, attempts) = relay
+        .store
+        .get(&EventId::parse("evt-503").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.attempts, 4);
+    assert_eq!(attempts.len(), 4);
+    assert!(attempts.iter().all(|a| a.status_code == Some(503)));
+    assert!(
+        attempts[0].excerpt.as_deref().unwrap().contains("maintenance"),
+        "audit excerpt kept"
+    );
+    // Each gap is the scheduled delay (±10% jitter) plus the time of one attempt.
+    for (i, scheduled_ms) in [200i64, 400, 600].iter().enumerate() {
+        let gap = attempts[i + 1].at_ms - attempts[i].at_ms;
+        assert!(gap >= scheduled_ms * 9 / 10, "gap {i}: {gap} ms < {scheduled_ms} ms");
+    }
+}
+
+#[tokio::test]
+async fn repeated_400s_end_in_dead_after_the_configured_attempts() {
+    let sf = SalesforceStandIn::start().await;
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(sf_error(400, "INVALID_INPUT", "Order not found"))
+        .expect(2)
+        .mount(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[("delivery.max_attempts_on_400", "2")]).await;
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "evt-400s", "o-1"))
+            .await
+            .status(),
+        202
+    );
+    relay.wait_for_status("evt-400s", EventStatus::Dead).await;
+}
+
+#[tokio::test]
+async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
+    let sf = SalesforceStandIn::start().await;
+    let failing = Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .mount_as_scoped(&sf.server)
+        .await;
+    let relay = spawn_app_with(
+        sf,
+        &[
+            ("salesforce.max_in_flight", "1"),
+            ("delivery.breaker_threshold", "3"),
+            ("delivery.breaker_cooldown_secs", "1"),
+            ("delivery.retry_schedule", "0s,1h"),
+        ],
+    )
+    .await;
+    for i in 0..5 {
+        assert_eq!(
+            relay
+                .post_event(&event("order.accepted", &format!("evt-b{i}"), &format!("o-b{i}")))
+                .await
+                .status(),
+            202
+        );
+    }
+    wait_until("the breaker to open", || async {
+        relay.metrics().await.contains("drsf_delivery_breaker_open 1")
+    })
+    .await;
+    assert_eq!(
+        relay.sf.apex_requests().await.len(),
+        3,
+        "two events kept their attempts"
+    );
+
+    drop(failing);
+    apex_ok(&relay.sf).await;
+    for i in 3..5 {
+        relay
+            .wait_for_status(&format!("evt-b{i}"), EventStatus::Delivered)
+            .await;
+    }
+    assert_eq!(
+        relay.sf.apex_requests().await.len(),
+        5,
+        "one trial, then the rest, each once"
+    );
+    assert!(relay.metrics().await.contains("drsf_delivery_breaker_open 0"));
+}
+
+#[tokio::test]
+async fn a_refused_sign_in_does_not_burn_attempts_or_lock_the_user_out() {
+    let sf = SalesforceStandIn::bare().await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(oauth_error("invalid_grant", "authentication failure"))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[]).await;
+    for i in 0..3 {
+        assert_eq!(
+            relay
+                .post_event(&event("order.accepted", &format!("evt-pw{i}"), &format!("o-pw{i}")))
+                .await
+                .status(),
+            202
+        );
+    }
+    wait_until("the breaker to open", || async {
+        relay.metrics().await.contains("drsf_delivery_breaker_open 1")
+    })
+    .await;
+    for i in 0..3 {
+        let (summary, _) = relay
+            .store
+            .get(&EventId::parse(&format!("evt-pw{i}")).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary.status, EventStatus::Pending);
+        assert_eq!(summary.attempts, 0);
+    }
+    assert!(relay.sf.apex_requests().await.is_empty());
+}
+
+/// An Apex resource that takes 100 ms per request and remembers the most requests it saw at once.
+async fn slow_apex() -> (String, Arc<AtomicUsize>) {
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (in_flight, max) = (now.clone(), peak.clone());
+    let app = axum::Router::new().route(
+        APEX_PATH,
+        axum::routing::post(move || {
+            let (in_flight, max) = (in_flight.clone(), max.clone());
+            async move {
+                let current = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(current, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, peak)
+}
+
+#[tokio::test]
+async fn concurrency_toward_salesforce_is_bounded_by_max_in_flight() {
+    let (apex_url, peak) = slow_apex().await;
+    let sf = SalesforceStandIn::start().await;
+    let relay = spawn_app_with(
+        sf,
+        &[
+            ("salesforce.max_in_flight", "3"),
+            ("salesforce.my_domain_url", &apex_url),
+        ],
+    )
+    .await;
+    for i in 0..12 {
+        assert_eq!(
+            relay
+                .post_event(&event("order.accepted", &format!("evt-c{i}"), &format!("o-c{i}")))
+                .await
+                .status(),
+            202
+        );
+    }
+    wait_until("12 deliveries", || async {
+        relay.store.stats().await.unwrap().delivered == 12
+    })
+    .await;
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "twelve different orders, never more than three at once"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_event_is_delivered_after_a_restart() {
+    let sf = SalesforceStandIn::start().await;
+    let failing = Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(ResponseTemplate::new(503))
+        .mount_as_scoped(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[("delivery.retry_schedule", "0s,300ms,300ms")]).await;
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "evt-restart", "o-1"))
+            .await
+            .status(),
+        202
+    );
+    let id = EventId::parse("evt-restart").unwrap();
+    wait_until("the first attempt", || async {
+        relay.store.get(&id).await.unwrap().unwrap().0.attempts == 1
+    })
+    .await;
+    let (sf, dir) = relay.stop().await;
+    drop(failing);
+    apex_ok(&sf).await;
+
+    let restarted = spawn_app_in(sf, dir, &[("delivery.retry_schedule", "0s,300ms,300ms")]).await;
+    restarted.wait_for_status("evt-restart", EventStatus::Delivered).await;
+}

@@ -1,0 +1,236 @@
+//! `spawn_app()`: the real relay on port 0 with its own SQLite file and a Salesforce stand-in.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use dr_sf_bridge::relay::Application;
+use dr_sf_bridge::settings::{self, LoadOptions, Purpose};
+use dr_sf_bridge::store::{EventStatus, Store};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::helpers::*;
+use crate::salesforce_standin::*;
+
+pub const SIGNING_SECRET: &str = "whsec_CURRENT_signing_secret";
+pub const PREVIOUS_SIGNING_SECRET: &str = "whsec_PREVIOUS_signing_secret";
+pub const TOKEN_KEY: &str = "relay-token-key-0123456789-abcdefghijklmnop";
+pub const INBOUND_CLIENT_ID: &str = "digitalriver";
+pub const BASIC_USER: &str = "dr-basic";
+
+pub struct TestRelay {
+    pub address: String,
+    pub sf: SalesforceStandIn,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub dir: tempfile::TempDir,
+    /// Dropping it stops the relay.
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The settings every relay test starts from; `overrides` win.
+pub fn relay_overrides(
+    sf: &SalesforceStandIn,
+    db: &std::path::Path,
+    overrides: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = [
+        ("relay.listen", "127.0.0.1:0".to_owned()),
+        ("storage.url", format!("sqlite://{}", db.display())),
+        ("salesforce.my_domain_url", sf.uri()),
+        ("salesforce.token_url", format!("{}{TOKEN_PATH}", sf.uri())),
+        ("salesforce.client_id", "3MVG9consumerKey".to_owned()),
+        ("salesforce.client_secret", SF_CLIENT_SECRET.to_owned()),
+        ("salesforce.username", "integration@acme.com.uat".to_owned()),
+        ("salesforce.password", SF_PASSWORD.to_owned()),
+        ("salesforce.token_retry_base_delay_ms", "10".to_owned()),
+        ("salesforce.request_timeout_secs", "5".to_owned()),
+        ("relay.inbound_client_id", INBOUND_CLIENT_ID.to_owned()),
+        ("relay.inbound_client_secret", RELAY_SECRET.to_owned()),
+        ("relay.inbound_token_key", TOKEN_KEY.to_owned()),
+        ("relay.basic_username", BASIC_USER.to_owned()),
+        ("relay.basic_password", RELAY_PASSWORD.to_owned()),
+        ("relay.shutdown_timeout_secs", "10".to_owned()),
+        (
+            "digital_river.signing_secrets",
+            format!("{SIGNING_SECRET},{PREVIOUS_SIGNING_SECRET}"),
+        ),
+        ("delivery.retry_schedule", "0s,50ms,100ms".to_owned()),
+        ("delivery.poll_interval_ms", "20".to_owned()),
+        ("delivery.breaker_threshold", "1000".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in overrides {
+        all.retain(|(key, _)| key != k);
+        all.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    all
+}
+
+/// A relay in front of an org that accepts every event.
+pub async fn spawn_app() -> TestRelay {
+    let sf = SalesforceStandIn::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(APEX_PATH))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&sf.server)
+        .await;
+    spawn_app_with(sf, &[]).await
+}
+
+pub async fn spawn_app_with(sf: SalesforceStandIn, overrides: &[(&str, &str)]) -> TestRelay {
+    let dir = tempfile::tempdir().unwrap();
+    spawn_app_in(sf, dir, overrides).await
+}
+
+/// A relay whose store is the file in `dir` (reused across restarts).
+pub async fn spawn_app_in(sf: SalesforceStandIn, dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestRelay {
+    capture_logs();
+    let options = LoadOptions {
+        config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+        overrides: relay_overrides(&sf, &dir.path().join("relay.db"), overrides),
+        ..LoadOptions::default()
+    };
+    let settings = settings::load(&options, Purpose::Relay).expect("valid test settings");
+    let app = Application::build(settings).await.expect("the relay starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.state().store.clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestRelay {
+        address,
+        sf,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        store,
+        dir,
+        stop,
+        handle,
+    }
+}
+
+pub fn basic_header() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{BASIC_USER}:{RELAY_PASSWORD}"))
+    )
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn signed(body: &[u8]) -> String {
+    dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, unix_now(), body)
+}
+
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../shared/fixtures/events/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// A fixture of `event_type` with its event id and order id replaced.
+pub fn event(event_type: &str, id: &str, order: &str) -> Vec<u8> {
+    let mut value: Value = serde_json::from_slice(&fixture_bytes(event_type)).unwrap();
+    value["id"] = Value::String(id.to_owned());
+    let object = &mut value["data"]["object"];
+    if object.get("orderId").is_some() {
+        object["orderId"] = Value::String(order.to_owned());
+    } else {
+        object["id"] = Value::String(order.to_owned());
+    }
+    serde_json::to_vec(&value).unwrap()
+}
+
+impl TestRelay {
+    /// Posts a body as DR does: Basic auth and a fresh signature.
+    pub async fn post_event(&self, body: &[u8]) -> reqwest::Response {
+        self.post_raw(body, Some(&signed(body)), Some(&basic_header())).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+        authorization: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/digitalriver", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("DigitalRiver-Signature", signature);
+        }
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request.send().await.expect("the relay answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the relay answers")
+    }
+
+    pub async fn status_of(&self, id: &str) -> Option<EventStatus> {
+        let id = dr_sf_bridge::domain::EventId::parse(id).unwrap();
+        self.store.get(&id).await.unwrap().map(|(summary, _)| summary.status)
+    }
+
+    pub async fn wait_for_status(&self, id: &str, status: EventStatus) {
+        wait_until(&format!("{id} to be {status:?}"), || async {
+            self.status_of(id).await == Some(status)
+        })
+        .await;
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Stops the relay gracefully, waits for it, and hands back its Salesforce and its folder.
+    pub async fn stop(self) -> (SalesforceStandIn, tempfile::TempDir) {
+        let Self {
+            sf, dir, stop, handle, ..
+        } = self;
+        drop(stop);
+        tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("stopped in time")
+            .unwrap()
+            .unwrap();
+        (sf, dir)
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; fails the test after 15 s.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
