@@ -11,19 +11,21 @@ use serde::Serialize;
 
 use crate::check;
 use crate::command::{CommandError, OutputFormat, error_chain};
+use crate::events;
 use crate::register::{self, RegisterOptions};
 use crate::relay::Application;
 use crate::relay::app::shutdown_signal;
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
+use crate::store::EventStatus;
 use crate::telemetry::{self, LogFormat};
 use crate::webhooks;
 
 const EXIT_CODES: &str = "Exit codes:
   0  success
-  1  a check did not pass (check)
+  1  a check did not pass (check), or the request cannot be done (unknown event)
   2  invalid configuration (every problem is listed, each with its key)
   3  rejected by Digital River (the message names each parameter DR complained about)
-  4  network or server failure (Digital River or Salesforce unreachable or failing)";
+  4  network, server or store failure (Digital River or Salesforce unreachable or failing)";
 
 /// Connects Digital River webhooks to the DR Salesforce Lightning app.
 #[derive(Debug, Parser)]
@@ -77,6 +79,9 @@ pub enum Command {
     /// Check the configuration, DR, the webhook, the Salesforce sign-in and the DR package.
     #[command(after_help = EXIT_CODES)]
     Check,
+    /// List, show or replay the events the relay stored.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Events(EventsCommand),
     /// List, show or delete the account's webhooks on Digital River.
     #[command(subcommand, after_help = EXIT_CODES)]
     Webhooks(WebhooksCommand),
@@ -90,6 +95,27 @@ pub enum WebhooksCommand {
     Show { id: String },
     /// Delete one webhook.
     Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// The newest events, optionally of one status.
+    List {
+        #[arg(long, value_parser = ["pending", "delivered", "dead", "ignored"])]
+        status: Option<String>,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One event with every delivery attempt.
+    Show {
+        id: String,
+        /// Also print the stored body (the order data DR sent).
+        #[arg(long)]
+        body: bool,
+    },
+    /// Deliver a dead (or delivered) event again, with fresh attempts.
+    Replay { id: String },
 }
 
 impl Cli {
@@ -219,6 +245,28 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
                 (false, true) => 0,
             };
             Ok(Printed { stdout: text, exit })
+        }
+        Command::Events(sub) => {
+            let settings = cli.settings(Purpose::Store)?;
+            match sub {
+                EventsCommand::List { status, limit } => {
+                    let status = status.as_deref().and_then(EventStatus::parse);
+                    let list = events::list(&settings, status, *limit).await?;
+                    Ok(render(cli.output, &list, || events::render_list(&list)).into())
+                }
+                EventsCommand::Show { id, body } => {
+                    let details = events::show(&settings, id, *body).await?;
+                    Ok(render(cli.output, &details, || events::render_details(&details)).into())
+                }
+                EventsCommand::Replay { id } => {
+                    events::replay(&settings, id).await?;
+                    let json = serde_json::json!({"replayed": id});
+                    Ok(render(cli.output, &json, || {
+                        format!("Event {id} is pending again; the relay delivers it on its next poll.\n")
+                    })
+                    .into())
+                }
+            }
         }
         Command::Webhooks(sub) => {
             let settings = cli.settings(Purpose::DigitalRiverApi)?;

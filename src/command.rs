@@ -1,8 +1,9 @@
 //! What every command shares: its error type, which decides the process exit code, and the output
 //! format.
 //!
-//! Exit codes are a contract with scripts: 0 success, 1 a check that did not pass, 2 invalid
-//! configuration, 3 rejected by Digital River, 4 network or server failure.
+//! Exit codes are a contract with scripts: 0 success, 1 a check that did not pass or a request
+//! that cannot be done (unknown event), 2 invalid configuration, 3 rejected by Digital River,
+//! 4 network, server or store failure.
 
 use std::process::ExitCode;
 
@@ -24,6 +25,9 @@ pub enum CommandError {
     Config(#[from] ConfigProblems),
     #[error(transparent)]
     DigitalRiver(#[from] DigitalRiverError),
+    /// The request cannot be done as asked (an unknown event id, a replay of a pending event).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -38,6 +42,7 @@ impl CommandError {
             Self::Config(_) => 2,
             Self::DigitalRiver(e) if e.is_rejection() => 3,
             Self::DigitalRiver(_) => 4,
+            Self::Refused(_) => 1,
             Self::Other(_) => 4,
         }
     }

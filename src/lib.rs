@@ -9,6 +9,7 @@ pub mod command;
 pub mod delivery;
 pub mod digital_river;
 pub mod domain;
+pub mod events;
 pub mod metrics;
 pub mod register;
 pub mod relay;

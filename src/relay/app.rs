@@ -104,7 +104,9 @@ pub struct Application {
 impl Application {
     /// Opens the store, binds `relay.listen` and prepares the worker; nothing runs yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = store::open(&settings.storage.url).await.context("opening the store")?;
+        let store = store::open(&settings.storage.url, store::Role::Relay)
+            .await
+            .context("opening the store")?;
         let apex = apex_client(&settings)?;
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());

@@ -209,12 +209,21 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Who opens the store: the relay that delivers from it, or an operations command beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Relay,
+    Operations,
+}
+
 /// Opens the engine `storage.url` names.
-pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub async fn open(url: &str, role: Role) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(
-            path,
-        ))?));
+        let store = sqlite::SqliteStore::open(std::path::Path::new(path))?;
+        if role == Role::Relay {
+            store.take_over_leases().await?;
+        }
+        return Ok(std::sync::Arc::new(store));
     }
     anyhow::bail!("storage.url `{url}`: only sqlite:// is supported by this build")
 }

@@ -94,18 +94,25 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA).context("creating the schema")?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-        // One relay process owns a SQLite file, so a lease found at start belongs to a process that
-        // died: its events are claimable at once instead of after the lease runs out.
-        let released = conn.execute("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL", [])?;
-        if released > 0 {
-            tracing::warn!(released, "took over events left in flight by a previous run");
-        }
 
         let (jobs, receiver) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer(conn, receiver))?;
         Ok(Self { jobs })
+    }
+
+    /// Drops every lease. One relay process owns a SQLite file, so a lease found when the relay
+    /// starts belongs to a process that died: its events become claimable at once instead of after
+    /// the lease runs out. Operations commands open the file without this.
+    pub async fn take_over_leases(&self) -> Result<(), StoreError> {
+        let released = self
+            .run(|conn| conn.execute("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL", []))
+            .await?;
+        if released > 0 {
+            tracing::warn!(released, "took over events left in flight by a previous run");
+        }
+        Ok(())
     }
 
     /// Runs `f` inside the next batch's transaction and answers after the commit.

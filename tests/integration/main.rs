@@ -2,6 +2,7 @@
 //! Salesforce that answer like the real services (see ../shared/reference/).
 
 mod check;
+mod events;
 mod helpers;
 mod register;
 mod relay_delivery;

@@ -1,0 +1,83 @@
+//! `events list | show | replay` beside a running relay.
+
+use dr_sf_bridge::store::EventStatus;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::relay_helpers::*;
+use crate::salesforce_standin::*;
+
+#[tokio::test]
+async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
+    let sf = SalesforceStandIn::start().await;
+    let missing_package = Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
+        .mount_as_scoped(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[]).await;
+    assert_eq!(
+        relay
+            .post_event(&event("order.accepted", "evt-dead", "o-dead"))
+            .await
+            .status(),
+        202
+    );
+    let mut ignored: serde_json::Value =
+        serde_json::from_slice(&event("order.accepted", "evt-ignored", "o-2")).unwrap();
+    ignored["type"] = "refund.pending".into();
+    assert_eq!(
+        relay.post_event(&serde_json::to_vec(&ignored).unwrap()).await.status(),
+        200
+    );
+    relay.wait_for_status("evt-dead", EventStatus::Dead).await;
+    let storage = (
+        "DRSF__STORAGE__URL",
+        format!("sqlite://{}", relay.dir.path().join("relay.db").display()),
+    );
+
+    let listed = cli(&["events", "list", "--status", "dead"])
+        .envs(&[storage.clone()])
+        .run()
+        .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let row = listed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("evt-dead"))
+        .unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert!(
+        row.contains("order.accepted") && row.contains("dead") && row.contains("digitalriverv3"),
+        "{row}"
+    );
+    assert!(!listed.stdout.contains("evt-ignored"), "filtered by status");
+
+    let shown = cli(&["events", "show", "evt-dead", "--output", "json", "--body"])
+        .envs(&[storage.clone()])
+        .run()
+        .await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let details = shown.json();
+    assert_eq!(details["event"]["status"], "dead");
+    assert_eq!(details["attempts"][0]["statusCode"], 404);
+    assert_eq!(details["body"]["id"], "evt-dead");
+
+    // The package is installed now: replay.
+    drop(missing_package);
+    Mock::given(method("POST"))
+        .and(path(APEX_PATH))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&relay.sf.server)
+        .await;
+    let replayed = cli(&["events", "replay", "evt-dead"])
+        .envs(&[storage.clone()])
+        .run()
+        .await;
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    relay.wait_for_status("evt-dead", EventStatus::Delivered).await;
+
+    let again = cli(&["events", "replay", "evt-unknown"]).envs(&[storage]).run().await;
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("no stored event has this id"), "{}", again.stderr);
+}
