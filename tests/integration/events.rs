@@ -38,7 +38,7 @@ async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
     );
 
     let listed = cli(&["events", "list", "--status", "dead"])
-        .envs(&[storage.clone()])
+        .env("DRSF__STORAGE__URL", &storage)
         .run()
         .await;
     assert_eq!(listed.code, 0, "{}", listed.stderr);
@@ -54,7 +54,7 @@ async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
     assert!(!listed.stdout.contains("evt-ignored"), "filtered by status");
 
     let shown = cli(&["events", "show", "evt-dead", "--output", "json", "--body"])
-        .envs(&[storage.clone()])
+        .env("DRSF__STORAGE__URL", &storage)
         .run()
         .await;
     assert_eq!(shown.code, 0, "{}", shown.stderr);
@@ -71,13 +71,16 @@ async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
         .mount(&relay.sf.server)
         .await;
     let replayed = cli(&["events", "replay", "evt-dead"])
-        .envs(&[storage.clone()])
+        .env("DRSF__STORAGE__URL", &storage)
         .run()
         .await;
     assert_eq!(replayed.code, 0, "{}", replayed.stderr);
     relay.wait_for_status("evt-dead", EventStatus::Delivered).await;
 
-    let again = cli(&["events", "replay", "evt-unknown"]).envs(&[storage]).run().await;
+    let again = cli(&["events", "replay", "evt-unknown"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("no stored event has this id"), "{}", again.stderr);
 }
