@@ -32,10 +32,7 @@ async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
         200
     );
     relay.wait_for_status("evt-dead", EventStatus::Dead).await;
-    let storage = (
-        "DRSF__STORAGE__URL",
-        format!("sqlite://{}", relay.dir.path().join("relay.db").display()),
-    );
+    let storage = format!("sqlite://{}", relay.dir.path().join("relay.db").display());
 
     let listed = cli(&["events", "list", "--status", "dead"])
         .env("DRSF__STORAGE__URL", &storage)
