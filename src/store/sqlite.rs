@@ -330,8 +330,14 @@ impl Store for SqliteStore {
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
         self.run(|conn| {
+            // Only events that could be claimed then: not in flight, first of their order. A successor
+            // waiting behind a predecessor's retry must not make the worker spin.
             conn.query_row(
-                "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM events WHERE status = 'pending'",
+                "SELECT MIN(e.next_attempt_at) FROM events e
+                 WHERE e.status = 'pending' AND e.lease_until IS NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM events p
+                       WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
                 [],
                 |r| r.get(0),
             )
@@ -545,6 +551,32 @@ mod tests {
             .map(|e| e.id.to_string())
             .collect();
         assert_eq!(next, ["x2"]);
+    }
+
+    #[tokio::test]
+    async fn the_next_due_time_ignores_events_blocked_behind_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        store.insert(event("x1", "X", 1)).await.unwrap();
+        store.insert(event("x2", "X", 2)).await.unwrap();
+        store.claim_due(10, 10, Duration::from_secs(60)).await.unwrap();
+        store
+            .finish_attempt(
+                1,
+                record(10),
+                Transition::RetryAt {
+                    at_ms: 5_000,
+                    counted: true,
+                    was_400: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.next_due_at().await.unwrap(),
+            Some(5_000),
+            "x2 (due since 2) waits for x1"
+        );
     }
 
     #[tokio::test]

@@ -241,3 +241,37 @@ async fn an_unknown_environment_is_refused() {
         out.stderr
     );
 }
+
+#[test]
+fn debug_output_of_the_settings_shows_no_secret() {
+    let options = dr_sf_bridge::settings::LoadOptions {
+        config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+        overrides: [
+            ("digital_river.api_key", API_KEY),
+            ("salesforce.my_domain_url", SANDBOX_DOMAIN),
+            ("salesforce.client_id", "3MVG9consumerKey"),
+            ("salesforce.client_secret", SF_CLIENT_SECRET),
+            ("salesforce.username", "integration@acme.com.uat"),
+            ("salesforce.password", SF_PASSWORD),
+            ("relay.inbound_client_secret", RELAY_SECRET),
+            ("relay.basic_password", RELAY_PASSWORD),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..Default::default()
+    };
+    let raw = dr_sf_bridge::settings::load_raw(&options).unwrap();
+    let settings = raw.validate(dr_sf_bridge::settings::Purpose::Check).unwrap();
+    let shown = format!(
+        "{raw:?}\n{settings:?}\n{:?}",
+        settings.salesforce.credentials().unwrap()
+    );
+    for secret in SECRETS {
+        assert!(!shown.contains(secret), "{secret} in Debug output");
+    }
+    assert!(
+        shown.contains("integration@acme.com.uat"),
+        "non-secret values are shown"
+    );
+}
