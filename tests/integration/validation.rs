@@ -254,6 +254,7 @@ fn debug_output_of_the_settings_shows_no_secret() {
             ("salesforce.username", "integration@acme.com.uat"),
             ("salesforce.password", SF_PASSWORD),
             ("relay.inbound_client_secret", RELAY_SECRET),
+            ("relay.basic_username", "dr"),
             ("relay.basic_password", RELAY_PASSWORD),
         ]
         .iter()
