@@ -182,7 +182,8 @@ impl RegisterTarget {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Raw layer: what the config crate deserializes. Strings stay strings until `validate`.
+// Raw layer: what the config crate deserializes. Strings stay strings until `validate`. Each key is
+// documented, with its unit, in config/default.toml (compiled in as the built-in defaults).
 
 #[derive(Debug, Deserialize)]
 pub struct RawSettings {
@@ -306,34 +307,57 @@ pub struct Settings {
 
 #[derive(Debug)]
 pub struct DigitalRiverSettings {
+    /// Base URL of DR's API (`https://api.digitalriver.com`).
     pub api_base_url: ServiceUrl,
+    /// DR secret key; required by the commands that call DR's API.
     pub api_key: Option<SecretString>,
+    /// `apiVersion` of the webhook `register` creates: `default` or a date.
     pub api_version: String,
+    /// The subscription, and the types the relay delivers (others are ignored).
     pub event_types: Vec<EventType>,
+    /// Signing secrets, current first; empty: signatures are not checked.
     pub signing_secrets: Vec<SecretString>,
+    /// Maximum age of a signature timestamp (seconds in the configuration).
     pub signature_tolerance: Duration,
+    /// Timeout of one DR API call (seconds in the configuration).
     pub request_timeout: Duration,
+    /// Retries of a DR API call after a 429, a 5xx or a connection error.
     pub max_retries: u32,
+    /// Delay before the first such retry, doubling after (milliseconds in the configuration).
     pub retry_base_delay: Duration,
 }
 
 #[derive(Debug)]
 pub struct SalesforceSettings {
+    /// Sandbox or production: picks the password grant's token host.
     pub environment: SalesforceEnvironment,
+    /// The org's My Domain URL, base of the Apex REST URL.
     pub my_domain_url: Option<SalesforceUrl>,
     /// Explicit, or derived from the environment and grant; `None` only when it cannot be derived.
     pub token_url: Option<ServiceUrl>,
+    /// Password or client credentials.
     pub grant_type: GrantType,
+    /// The connected app's consumer key.
     pub client_id: Option<String>,
+    /// The connected app's consumer secret.
     pub client_secret: Option<SecretString>,
+    /// Integration user (password grant).
     pub username: Option<String>,
+    /// Password followed by the security token (password grant).
     pub password: Option<SecretString>,
+    /// Path of the DR package's Apex REST resource.
     pub webhook_path: String,
+    /// Most deliveries to Salesforce at once.
     pub max_in_flight: usize,
+    /// Timeout of one delivery request (seconds in the configuration).
     pub request_timeout: Duration,
+    /// A token older than this is renewed before use (seconds in the configuration).
     pub token_max_age: Duration,
+    /// How long a refused grant is answered from memory (seconds in the configuration).
     pub token_failure_cooldown: Duration,
+    /// Retries of a grant after a 5xx or a connection error.
     pub token_retries: u32,
+    /// Delay before the first such retry, doubling after (milliseconds in the configuration).
     pub token_retry_base_delay: Duration,
 }
 
@@ -424,19 +448,33 @@ impl SalesforceSettings {
 
 #[derive(Debug)]
 pub struct RelaySettings {
+    /// Address the relay binds (host:port).
     pub listen: String,
+    /// The URL DR reaches the relay at (for `register --target relay`).
     pub public_url: Option<ServiceUrl>,
+    /// Larger request bodies get 413, in bytes.
     pub body_limit_bytes: usize,
+    /// The grant DR uses at the relay's `/oauth2/token`.
     pub inbound_grant_type: GrantType,
+    /// Client id DR presents.
     pub inbound_client_id: Option<String>,
+    /// Client secret DR presents.
     pub inbound_client_secret: Option<SecretString>,
+    /// User name DR presents with the password grant.
     pub inbound_username: Option<String>,
+    /// Password DR presents with the password grant.
     pub inbound_password: Option<SecretString>,
+    /// Key that signs the relay's tokens, shared by every instance.
     pub inbound_token_key: Option<SecretString>,
+    /// Lifetime of the relay's tokens (seconds in the configuration).
     pub inbound_token_ttl: Duration,
+    /// Basic auth user name, instead of OAuth.
     pub basic_username: Option<String>,
+    /// Basic auth password.
     pub basic_password: Option<SecretString>,
+    /// Bearer token of the admin API (reserved: no admin API in this build).
     pub admin_token: Option<SecretString>,
+    /// Bound on a graceful shutdown (seconds in the configuration).
     pub shutdown_timeout: Duration,
 }
 
@@ -494,22 +532,31 @@ impl RelaySettings {
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
+    /// Delay before each attempt; after the last one the event is dead.
     pub retry_schedule: Vec<Duration>,
+    /// Attempts answered 400 before the event is dead.
     pub max_attempts_on_400: u32,
+    /// Least delay after `REQUEST_LIMIT_EXCEEDED` (seconds in the configuration).
     pub rate_limit_min_delay: Duration,
+    /// Consecutive failures across events that pause deliveries.
     pub breaker_threshold: u32,
+    /// How long deliveries pause before a trial (seconds in the configuration).
     pub breaker_cooldown: Duration,
+    /// Longest idle wait of the worker (milliseconds in the configuration).
     pub poll_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct StorageSettings {
+    /// `sqlite://path` (or `postgres://...`, not in this build).
     pub url: String,
+    /// Delivered and ignored events are pruned after this many days.
     pub retention_days: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct RegisterSettings {
+    /// What `register` points DR at by default.
     pub target: RegisterTarget,
 }
 
