@@ -199,7 +199,12 @@ pub fn diff(existing: &Webhook, wanted: &WebhookSpec) -> (Vec<Change>, Vec<Strin
         if !removed.is_empty() {
             to.push(format!("remove {}", removed.join(", ")));
         }
-        plain("types", None, Some(&to.join("; ")));
+        let from = format!("{} types", have.len());
+        plain(
+            "types",
+            Some(&from),
+            Some(&format!("{} types ({})", want.len(), to.join("; "))),
+        );
     }
     plain("apiVersion", existing.api_version.as_deref(), Some(&wanted.api_version));
     let enabled = existing.enabled.map(|e| e.to_string());

@@ -1,160 +1,195 @@
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn register_salesforce_password_sandbox_posts_the_exact_step_11_body() {
-    let dr = DrStandIn::start().await;
-    let out = cli(&["register", "--target", "salesforce"])
-        .envs(&sandbox_password_env(&dr))
-        .run()
-        .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout.contains("wh_1") && out.stdout.contains("created"),
-        "{}",
-        out.stdout
-    );
+/// One way to configure `register`, and the exact webhook body DR must receive for it.
+struct Case {
+    name: &'static str,
+    args: &'static [&'static str],
+    env: Vec<(&'static str, String)>,
+    body: Value,
+}
 
-    let posts = dr.bodies("POST").await;
-    assert_eq!(posts.len(), 1);
-    assert_eq!(
-        posts[0],
-        json!({
-            "types": eight_types(),
-            "apiVersion": "default",
-            "enabled": true,
-            "address": format!("{SANDBOX_DOMAIN}{APEX_PATH}"),
-            "transportType": "OAUTH",
-            "oauth": {
-                "tokenEndPoint": "https://test.salesforce.com/services/oauth2/token",
-                "clientID": "3MVG9consumerKey",
-                "clientSecret": SF_CLIENT_SECRET,
-                "userName": "integration@acme.com.uat",
-                "password": SF_PASSWORD,
-                "grantType": "password"
-            }
-        })
-    );
+fn step_11_oauth(token_url: &str, user: bool, grant: &str) -> Value {
+    let mut oauth = json!({"tokenEndPoint": token_url, "clientID": "3MVG9consumerKey", "clientSecret": SF_CLIENT_SECRET, "grantType": grant});
+    if user {
+        oauth["userName"] = json!("integration@acme.com.uat");
+        oauth["password"] = json!(SF_PASSWORD);
+    }
+    oauth
+}
+
+fn webhook_body(address: String, oauth: Value, api_version: &str) -> Value {
+    json!({
+        "types": eight_types(),
+        "apiVersion": api_version,
+        "enabled": true,
+        "address": address,
+        "transportType": "OAUTH",
+        "oauth": oauth,
+    })
+}
+
+fn relay_env(dr: &DrStandIn) -> Vec<(&'static str, String)> {
+    vec![
+        ("DRSF__DIGITAL_RIVER__API_BASE_URL", dr.uri()),
+        ("DRSF__DIGITAL_RIVER__API_KEY", API_KEY.to_owned()),
+        ("DRSF__RELAY__PUBLIC_URL", "https://relay.acme.com/".to_owned()),
+        ("DRSF__RELAY__INBOUND_CLIENT_ID", "digitalriver".to_owned()),
+        ("DRSF__RELAY__INBOUND_CLIENT_SECRET", RELAY_SECRET.to_owned()),
+    ]
+}
+
+fn cases(dr: &DrStandIn) -> Vec<Case> {
+    let sandbox_address = format!("{SANDBOX_DOMAIN}{APEX_PATH}");
+    let mut production = sandbox_password_env(dr);
+    production.extend([
+        ("DRSF__SALESFORCE__MY_DOMAIN_URL", PROD_DOMAIN.to_owned()),
+        ("DRSF__SALESFORCE__ENVIRONMENT", "production".to_owned()),
+        ("DRSF__DIGITAL_RIVER__API_VERSION", "2021-12-13".to_owned()),
+    ]);
+    let mut client_credentials = sandbox_password_env(dr);
+    client_credentials.push(("DRSF__SALESFORCE__GRANT_TYPE", "client_credentials".to_owned()));
+    let mut relay_password = relay_env(dr);
+    relay_password.extend([
+        ("DRSF__RELAY__INBOUND_GRANT_TYPE", "password".to_owned()),
+        ("DRSF__RELAY__INBOUND_USERNAME", "dr-user".to_owned()),
+        ("DRSF__RELAY__INBOUND_PASSWORD", RELAY_PASSWORD.to_owned()),
+    ]);
+    let relay_oauth = |user: bool, grant: &str| {
+        let mut oauth = json!({"tokenEndPoint": "https://relay.acme.com/oauth2/token", "clientID": "digitalriver", "clientSecret": RELAY_SECRET, "grantType": grant});
+        if user {
+            oauth["userName"] = json!("dr-user");
+            oauth["password"] = json!(RELAY_PASSWORD);
+        }
+        oauth
+    };
+    vec![
+        Case {
+            name: "salesforce target, password grant, sandbox token host",
+            args: &["--target", "salesforce"],
+            env: sandbox_password_env(dr),
+            body: webhook_body(
+                sandbox_address.clone(),
+                step_11_oauth("https://test.salesforce.com/services/oauth2/token", true, "password"),
+                "default",
+            ),
+        },
+        Case {
+            name: "salesforce target, password grant, production token host (--env production)",
+            args: &["--env", "production"],
+            env: production,
+            body: webhook_body(
+                format!("{PROD_DOMAIN}{APEX_PATH}"),
+                step_11_oauth("https://login.salesforce.com/services/oauth2/token", true, "password"),
+                "2021-12-13",
+            ),
+        },
+        Case {
+            name: "salesforce target, client credentials on the My Domain host",
+            args: &[],
+            env: client_credentials,
+            body: webhook_body(
+                sandbox_address,
+                step_11_oauth(
+                    &format!("{SANDBOX_DOMAIN}/services/oauth2/token"),
+                    false,
+                    "client_credentials",
+                ),
+                "default",
+            ),
+        },
+        Case {
+            name: "relay target, client credentials",
+            args: &["--target", "relay"],
+            env: relay_env(dr),
+            body: webhook_body(
+                "https://relay.acme.com/webhooks/digitalriver".to_owned(),
+                relay_oauth(false, "client_credentials"),
+                "default",
+            ),
+        },
+        Case {
+            name: "relay target, password grant",
+            args: &["--target", "relay"],
+            env: relay_password,
+            body: webhook_body(
+                "https://relay.acme.com/webhooks/digitalriver".to_owned(),
+                relay_oauth(true, "password"),
+                "default",
+            ),
+        },
+    ]
+}
+
+async fn register(case: &Case) -> Output {
+    let mut args = vec!["register"];
+    args.extend_from_slice(case.args);
+    cli(&args).envs(&case.env).run().await
 }
 
 #[tokio::test]
-async fn register_salesforce_password_production_uses_the_login_token_host() {
-    let dr = DrStandIn::start().await;
-    let out = cli(&["register", "--env", "production"])
-        .envs(&sandbox_password_env(&dr))
-        .env("DRSF__SALESFORCE__ENVIRONMENT", "production")
-        .env("DRSF__SALESFORCE__MY_DOMAIN_URL", PROD_DOMAIN)
-        .env("DRSF__DIGITAL_RIVER__API_VERSION", "2021-12-13")
-        .run()
-        .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let posts = dr.bodies("POST").await;
-    assert_eq!(
-        posts,
-        vec![json!({
-            "types": eight_types(),
-            "apiVersion": "2021-12-13",
-            "enabled": true,
-            "address": format!("{PROD_DOMAIN}{APEX_PATH}"),
-            "transportType": "OAUTH",
-            "oauth": {
-                "tokenEndPoint": "https://login.salesforce.com/services/oauth2/token",
-                "clientID": "3MVG9consumerKey",
-                "clientSecret": SF_CLIENT_SECRET,
-                "userName": "integration@acme.com.uat",
-                "password": SF_PASSWORD,
-                "grantType": "password"
-            }
-        })]
-    );
+async fn each_target_and_grant_posts_its_exact_body() {
+    let probe = DrStandIn::start().await;
+    for index in 0..cases(&probe).len() {
+        let dr = DrStandIn::start().await;
+        let case = cases(&dr).remove(index);
+        let out = register(&case).await;
+        assert_eq!(out.code, 0, "{}: {}", case.name, out.stderr);
+        assert!(
+            out.stdout.contains("wh_1") && out.stdout.contains("created"),
+            "{}: {}",
+            case.name,
+            out.stdout
+        );
+        assert_eq!(dr.bodies("POST").await, vec![case.body.clone()], "{}", case.name);
+        assert_eq!(dr.writes().await, 1, "{}", case.name);
+    }
 }
 
 #[tokio::test]
-async fn register_salesforce_client_credentials_uses_the_my_domain_token_url_and_no_user() {
-    let dr = DrStandIn::start().await;
-    let out = cli(&["register"])
-        .envs(&sandbox_password_env(&dr))
-        .env("DRSF__SALESFORCE__GRANT_TYPE", "client_credentials")
-        .run()
-        .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(
-        dr.bodies("POST").await,
-        vec![json!({
-            "types": eight_types(),
-            "apiVersion": "default",
-            "enabled": true,
-            "address": format!("{SANDBOX_DOMAIN}{APEX_PATH}"),
-            "transportType": "OAUTH",
-            "oauth": {
-                "tokenEndPoint": format!("{SANDBOX_DOMAIN}/services/oauth2/token"),
-                "clientID": "3MVG9consumerKey",
-                "clientSecret": SF_CLIENT_SECRET,
-                "grantType": "client_credentials"
-            }
-        })]
-    );
-}
+async fn each_target_and_grant_patches_with_its_exact_body() {
+    let probe = DrStandIn::start().await;
+    for index in 0..cases(&probe).len() {
+        let dr = DrStandIn::start().await;
+        let case = cases(&dr).remove(index);
+        // DR has the webhook already, without order.blocked and disabled.
+        let mut existing = case.body.clone();
+        existing["id"] = json!("wh_7");
+        existing["enabled"] = json!(false);
+        existing["types"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|t| t != "order.blocked");
+        dr.seed(existing);
 
-#[tokio::test]
-async fn register_relay_points_dr_at_the_relay_and_its_token_endpoint() {
-    let dr = DrStandIn::start().await;
-    let out = cli(&["register", "--target", "relay"])
-        .env("DRSF__DIGITAL_RIVER__API_BASE_URL", dr.uri())
-        .env("DRSF__DIGITAL_RIVER__API_KEY", API_KEY)
-        .env("DRSF__RELAY__PUBLIC_URL", "https://relay.acme.com")
-        .env("DRSF__RELAY__INBOUND_CLIENT_ID", "digitalriver")
-        .env("DRSF__RELAY__INBOUND_CLIENT_SECRET", RELAY_SECRET)
-        .run()
-        .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(
-        dr.bodies("POST").await,
-        vec![json!({
-            "types": eight_types(),
-            "apiVersion": "default",
-            "enabled": true,
-            "address": "https://relay.acme.com/webhooks/digitalriver",
-            "transportType": "OAUTH",
-            "oauth": {
-                "tokenEndPoint": "https://relay.acme.com/oauth2/token",
-                "clientID": "digitalriver",
-                "clientSecret": RELAY_SECRET,
-                "grantType": "client_credentials"
-            }
-        })]
-    );
-}
-
-#[tokio::test]
-async fn register_relay_with_the_password_grant_sends_the_inbound_user() {
-    let dr = DrStandIn::start().await;
-    let out = cli(&["register", "--target", "relay"])
-        .env("DRSF__DIGITAL_RIVER__API_BASE_URL", dr.uri())
-        .env("DRSF__DIGITAL_RIVER__API_KEY", API_KEY)
-        .env("DRSF__RELAY__PUBLIC_URL", "https://relay.acme.com/")
-        .env("DRSF__RELAY__INBOUND_GRANT_TYPE", "password")
-        .env("DRSF__RELAY__INBOUND_CLIENT_ID", "digitalriver")
-        .env("DRSF__RELAY__INBOUND_CLIENT_SECRET", RELAY_SECRET)
-        .env("DRSF__RELAY__INBOUND_USERNAME", "dr-user")
-        .env("DRSF__RELAY__INBOUND_PASSWORD", RELAY_PASSWORD)
-        .run()
-        .await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let oauth = &dr.bodies("POST").await[0]["oauth"];
-    assert_eq!(
-        oauth,
-        &json!({
-            "tokenEndPoint": "https://relay.acme.com/oauth2/token",
-            "clientID": "digitalriver",
-            "clientSecret": RELAY_SECRET,
-            "userName": "dr-user",
-            "password": RELAY_PASSWORD,
-            "grantType": "password"
-        })
-    );
+        let out = register(&case).await;
+        assert_eq!(out.code, 0, "{}: {}", case.name, out.stderr);
+        assert!(out.stdout.contains("updated"), "{}: {}", case.name, out.stdout);
+        assert!(
+            out.stdout.contains("types: 7 types -> 8 types (add order.blocked)"),
+            "{}: {}",
+            case.name,
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("enabled: false -> true"),
+            "{}: {}",
+            case.name,
+            out.stdout
+        );
+        let patches = dr.requests("PATCH").await;
+        assert_eq!(patches.len(), 1, "{}", case.name);
+        assert_eq!(patches[0].url.path(), "/webhooks/wh_7");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&patches[0].body).unwrap(),
+            case.body,
+            "{}",
+            case.name
+        );
+        assert_eq!(dr.writes().await, 1, "{}: only the PATCH", case.name);
+    }
 }
 
 #[tokio::test]
@@ -176,7 +211,7 @@ async fn register_twice_writes_once_and_the_second_run_says_unchanged() {
 }
 
 #[tokio::test]
-async fn changing_one_event_type_makes_exactly_one_patch_with_the_full_body() {
+async fn changing_one_event_type_makes_exactly_one_patch() {
     let dr = DrStandIn::start().await;
     assert_eq!(cli(&["register"]).envs(&sandbox_password_env(&dr)).run().await.code, 0);
     let seven = "order.accepted,order.cancelled,order.complete,order.pending_payment,order.review_opened,order.credit_memo.created,order.invoice.created";
@@ -186,36 +221,15 @@ async fn changing_one_event_type_makes_exactly_one_patch_with_the_full_body() {
         .run()
         .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("updated"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("types: (none) -> remove order.blocked"),
+        out.stdout.contains("types: 8 types -> 7 types (remove order.blocked)"),
         "{}",
         out.stdout
     );
-
-    let patches = dr.requests("PATCH").await;
+    let patches = dr.bodies("PATCH").await;
     assert_eq!(patches.len(), 1);
-    assert_eq!(patches[0].url.path(), "/webhooks/wh_1");
-    assert_eq!(dr.requests("POST").await.len(), 1);
-    let body: serde_json::Value = serde_json::from_slice(&patches[0].body).unwrap();
-    assert_eq!(
-        body,
-        json!({
-            "types": seven.split(',').collect::<Vec<_>>(),
-            "apiVersion": "default",
-            "enabled": true,
-            "address": format!("{SANDBOX_DOMAIN}{APEX_PATH}"),
-            "transportType": "OAUTH",
-            "oauth": {
-                "tokenEndPoint": "https://test.salesforce.com/services/oauth2/token",
-                "clientID": "3MVG9consumerKey",
-                "clientSecret": SF_CLIENT_SECRET,
-                "userName": "integration@acme.com.uat",
-                "password": SF_PASSWORD,
-                "grantType": "password"
-            }
-        })
-    );
+    assert_eq!(patches[0]["types"], json!(seven.split(',').collect::<Vec<_>>()));
+    assert_eq!(dr.writes().await, 2, "one POST, then one PATCH");
 }
 
 #[tokio::test]
