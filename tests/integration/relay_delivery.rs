@@ -299,7 +299,7 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
         &[
             ("salesforce.max_in_flight", "1"),
             ("delivery.breaker_threshold", "3"),
-            ("delivery.breaker_cooldown_secs", "1"),
+            ("delivery.breaker_cooldown_secs", "3"),
             ("delivery.retry_schedule", "0s,1h"),
         ],
     )
