@@ -1,8 +1,7 @@
 //! `events list | show | replay` beside a running relay.
 
 use dr_sf_bridge::store::EventStatus;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 use crate::relay_helpers::*;
@@ -11,19 +10,11 @@ use crate::salesforce_standin::*;
 #[tokio::test]
 async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
     let sf = SalesforceStandIn::start().await;
-    let missing_package = Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
+    let missing_package = apex(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
         .mount_as_scoped(&sf.server)
         .await;
     let relay = spawn_app_with(sf, &[]).await;
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-dead", "o-dead"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-dead", "o-dead")).await;
     let mut ignored: serde_json::Value =
         serde_json::from_slice(&event("order.accepted", "evt-ignored", "o-2")).unwrap();
     ignored["type"] = "refund.pending".into();
@@ -62,11 +53,7 @@ async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
 
     // The package is installed now: replay.
     drop(missing_package);
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&relay.sf.server)
-        .await;
+    apex(ResponseTemplate::new(200)).mount(&relay.sf.server).await;
     let replayed = cli(&["events", "replay", "evt-dead"])
         .env("DRSF__STORAGE__URL", &storage)
         .run()

@@ -33,11 +33,7 @@ fn event_id_of(request: &Request) -> String {
 }
 
 async fn apex_ok(sf: &SalesforceStandIn) {
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&sf.server)
-        .await;
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
 }
 
 #[tokio::test]
@@ -62,12 +58,7 @@ async fn each_fixture_is_delivered_with_a_byte_identical_body() {
 #[tokio::test]
 async fn duplicate_event_is_delivered_once() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&sf.server)
-        .await;
+    apex(ResponseTemplate::new(200)).expect(1).mount(&sf.server).await;
     let relay = spawn_app_with(sf, &[]).await;
     let body = event("order.accepted", "evt-twice", "o-1");
     assert_eq!(relay.post_event(&body).await.status(), 202);
@@ -106,35 +97,13 @@ async fn events_of_one_order_are_delivered_in_order_while_other_orders_proceed()
         failures: HashMap::from([("x-accepted".to_owned(), 2)]),
         seen: Mutex::new(HashMap::new()),
     };
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(flaky)
-        .mount(&sf.server)
-        .await;
+    apex(flaky).mount(&sf.server).await;
     // Retries after 300 ms and 600 ms: long enough to see the other order pass.
     let relay = spawn_app_with(sf, &[("delivery.retry_schedule", "0s,300ms,600ms,1s")]).await;
 
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "x-accepted", "X"))
-            .await
-            .status(),
-        202
-    );
-    assert_eq!(
-        relay
-            .post_event(&event("order.complete", "x-complete", "X"))
-            .await
-            .status(),
-        202
-    );
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "y-accepted", "Y"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "x-accepted", "X")).await;
+    relay.accept(&event("order.complete", "x-complete", "X")).await;
+    relay.accept(&event("order.accepted", "y-accepted", "Y")).await;
     relay.wait_for_status("x-complete", EventStatus::Delivered).await;
     relay.wait_for_status("y-accepted", EventStatus::Delivered).await;
 
@@ -179,21 +148,10 @@ async fn an_expired_session_is_delivered_with_one_extra_grant() {
         .mount(&sf.server)
         .await;
     let relay = spawn_app_with(sf, &[]).await;
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-401", "o-1"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-401", "o-1")).await;
     relay.wait_for_status("evt-401", EventStatus::Delivered).await;
     assert_eq!(relay.sf.token_requests().await.len(), 2);
-    let (summary, attempts) = relay
-        .store
-        .get(&EventId::parse("evt-401").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let (summary, attempts) = relay.stored("evt-401").await;
     assert_eq!(summary.attempts, 1, "the replay is not counted as an attempt");
     assert_eq!(attempts.len(), 1);
 }
@@ -201,27 +159,14 @@ async fn an_expired_session_is_delivered_with_one_extra_grant() {
 #[tokio::test]
 async fn a_missing_package_makes_the_event_dead_at_once() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
+    apex(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
         .expect(1)
         .mount(&sf.server)
         .await;
     let relay = spawn_app_with(sf, &[]).await;
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-404", "o-1"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-404", "o-1")).await;
     relay.wait_for_status("evt-404", EventStatus::Dead).await;
-    let (summary, attempts) = relay
-        .store
-        .get(&EventId::parse("evt-404").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let (summary, attempts) = relay.stored("evt-404").await;
     assert_eq!(summary.attempts, 1);
     assert!(summary.last_error.unwrap().contains("digitalriverv3"));
     assert_eq!(attempts[0].status_code, Some(404));
@@ -230,28 +175,15 @@ async fn a_missing_package_makes_the_event_dead_at_once() {
 #[tokio::test]
 async fn a_failing_salesforce_is_retried_on_schedule_then_the_event_is_dead() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(503).set_body_string("<html>maintenance</html>"))
+    apex(ResponseTemplate::new(503).set_body_string("<html>maintenance</html>"))
         .expect(4)
         .mount(&sf.server)
         .await;
     let relay = spawn_app_with(sf, &[("delivery.retry_schedule", "0s,200ms,400ms,600ms")]).await;
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-503", "o-1"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-503", "o-1")).await;
     relay.wait_for_status("evt-503", EventStatus::Dead).await;
 
-    let (summary, attempts) = relay
-        .store
-        .get(&EventId::parse("evt-503").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let (summary, attempts) = relay.stored("evt-503").await;
     assert_eq!(summary.attempts, 4);
     assert_eq!(attempts.len(), 4);
     assert!(attempts.iter().all(|a| a.status_code == Some(503)));
@@ -269,31 +201,19 @@ async fn a_failing_salesforce_is_retried_on_schedule_then_the_event_is_dead() {
 #[tokio::test]
 async fn repeated_400s_end_in_dead_after_the_configured_attempts() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(sf_error(400, "INVALID_INPUT", "Order not found"))
+    apex(sf_error(400, "INVALID_INPUT", "Order not found"))
         .expect(2)
         .mount(&sf.server)
         .await;
     let relay = spawn_app_with(sf, &[("delivery.max_attempts_on_400", "2")]).await;
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-400s", "o-1"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-400s", "o-1")).await;
     relay.wait_for_status("evt-400s", EventStatus::Dead).await;
 }
 
 #[tokio::test]
 async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
     let sf = SalesforceStandIn::start().await;
-    let failing = Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(503))
-        .mount_as_scoped(&sf.server)
-        .await;
+    let failing = apex(ResponseTemplate::new(503)).mount_as_scoped(&sf.server).await;
     let relay = spawn_app_with(
         sf,
         &[
@@ -305,13 +225,9 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
     )
     .await;
     for i in 0..5 {
-        assert_eq!(
-            relay
-                .post_event(&event("order.accepted", &format!("evt-b{i}"), &format!("o-b{i}")))
-                .await
-                .status(),
-            202
-        );
+        relay
+            .accept(&event("order.accepted", &format!("evt-b{i}"), &format!("o-b{i}")))
+            .await;
     }
     wait_until("the breaker to open", || async {
         relay.metrics().await.contains("drsf_delivery_breaker_open 1")
@@ -349,25 +265,16 @@ async fn a_refused_sign_in_does_not_burn_attempts_or_lock_the_user_out() {
         .await;
     let relay = spawn_app_with(sf, &[]).await;
     for i in 0..3 {
-        assert_eq!(
-            relay
-                .post_event(&event("order.accepted", &format!("evt-pw{i}"), &format!("o-pw{i}")))
-                .await
-                .status(),
-            202
-        );
+        relay
+            .accept(&event("order.accepted", &format!("evt-pw{i}"), &format!("o-pw{i}")))
+            .await;
     }
     wait_until("the breaker to open", || async {
         relay.metrics().await.contains("drsf_delivery_breaker_open 1")
     })
     .await;
     for i in 0..3 {
-        let (summary, _) = relay
-            .store
-            .get(&EventId::parse(&format!("evt-pw{i}")).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let (summary, _) = relay.stored(&format!("evt-pw{i}")).await;
         assert_eq!(summary.status, EventStatus::Pending);
         assert_eq!(summary.attempts, 0);
     }
@@ -411,13 +318,9 @@ async fn concurrency_toward_salesforce_is_bounded_by_max_in_flight() {
     )
     .await;
     for i in 0..12 {
-        assert_eq!(
-            relay
-                .post_event(&event("order.accepted", &format!("evt-c{i}"), &format!("o-c{i}")))
-                .await
-                .status(),
-            202
-        );
+        relay
+            .accept(&event("order.accepted", &format!("evt-c{i}"), &format!("o-c{i}")))
+            .await;
     }
     wait_until("12 deliveries", || async {
         relay.store.stats().await.unwrap().delivered == 12
@@ -433,19 +336,9 @@ async fn concurrency_toward_salesforce_is_bounded_by_max_in_flight() {
 #[tokio::test]
 async fn a_pending_event_is_delivered_after_a_restart() {
     let sf = SalesforceStandIn::start().await;
-    let failing = Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(503))
-        .mount_as_scoped(&sf.server)
-        .await;
+    let failing = apex(ResponseTemplate::new(503)).mount_as_scoped(&sf.server).await;
     let relay = spawn_app_with(sf, &[("delivery.retry_schedule", "0s,300ms,300ms")]).await;
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-restart", "o-1"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-restart", "o-1")).await;
     let id = EventId::parse("evt-restart").unwrap();
     wait_until("the first attempt", || async {
         relay.store.get(&id).await.unwrap().unwrap().0.attempts == 1

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use dr_sf_bridge::relay::Application;
 use dr_sf_bridge::settings::{self, LoadOptions, Purpose};
-use dr_sf_bridge::store::{EventStatus, Store};
+use dr_sf_bridge::store::{AttemptSummary, EventStatus, EventSummary, Store};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -189,6 +189,22 @@ impl TestRelay {
             .send()
             .await
             .expect("the relay answers")
+    }
+
+    /// Posts like DR and asserts the relay accepted the event (202).
+    pub async fn accept(&self, body: &[u8]) {
+        let response = self.post_event(body).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
+    }
+
+    /// The stored event and its attempts; fails the test when it is unknown.
+    pub async fn stored(&self, id: &str) -> (EventSummary, Vec<AttemptSummary>) {
+        let event_id = dr_sf_bridge::domain::EventId::parse(id).unwrap();
+        self.store
+            .get(&event_id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} is not stored"))
     }
 
     pub async fn status_of(&self, id: &str) -> Option<EventStatus> {

@@ -2,8 +2,7 @@
 
 use dr_sf_bridge::store::EventStatus;
 use serde_json::Value;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 use crate::relay_helpers::*;
@@ -191,12 +190,7 @@ async fn malformed_json_and_each_missing_field_get_400_naming_it() {
 #[tokio::test]
 async fn an_unknown_event_type_is_acknowledged_with_200_and_never_delivered() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&sf.server)
-        .await;
+    apex(ResponseTemplate::new(200)).expect(1).mount(&sf.server).await;
     let relay = spawn_app_with(sf, &[]).await;
     let mut value: Value = serde_json::from_slice(&event("order.accepted", "evt-refund", "o-1")).unwrap();
     value["type"] = Value::String("refund.pending".into());
@@ -206,13 +200,7 @@ async fn an_unknown_event_type_is_acknowledged_with_200_and_never_delivered() {
     assert_eq!(relay.status_of("evt-refund").await, Some(EventStatus::Ignored));
 
     // A subscribed event posted after it is delivered, and the ignored one never is.
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-after", "o-2"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-after", "o-2")).await;
     relay.wait_for_status("evt-after", EventStatus::Delivered).await;
     let delivered: Vec<Value> = relay
         .sf
@@ -255,14 +243,7 @@ async fn a_store_that_cannot_commit_answers_503_and_stores_nothing() {
         None,
         "the refused event was not kept"
     );
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-locked", "o-1"))
-            .await
-            .status(),
-        202,
-        "DR's retry lands"
-    );
+    relay.accept(&event("order.accepted", "evt-locked", "o-1")).await;
 }
 
 #[tokio::test]
@@ -270,13 +251,7 @@ async fn health_and_metrics_answer() {
     let relay = spawn_app().await;
     assert_eq!(relay.get("/healthz").await.status(), 200);
     assert_eq!(relay.get("/readyz").await.status(), 200);
-    assert_eq!(
-        relay
-            .post_event(&event("order.accepted", "evt-m", "o-m"))
-            .await
-            .status(),
-        202
-    );
+    relay.accept(&event("order.accepted", "evt-m", "o-m")).await;
     relay.wait_for_status("evt-m", EventStatus::Delivered).await;
     let metrics = relay.metrics().await;
     for line in [

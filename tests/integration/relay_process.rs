@@ -11,8 +11,7 @@ use dr_sf_bridge::store::Store;
 use dr_sf_bridge::store::sqlite::SqliteStore;
 use serde_json::Value;
 use tokio::process::{Child, Command};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::*;
 use crate::relay_helpers::*;
@@ -117,9 +116,7 @@ fn delivered_ids(requests: &[wiremock::Request]) -> HashMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_a_sigkill() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(15)))
+    apex(ResponseTemplate::new(200).set_delay(Duration::from_millis(15)))
         .mount(&sf.server)
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -193,9 +190,7 @@ async fn every_acknowledged_event_survives_a_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_deliveries_finish_and_keeps_the_rest() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
+    apex(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
         .mount(&sf.server)
         .await;
     let dir = tempfile::tempdir().unwrap();

@@ -18,11 +18,7 @@ fn fixture(name: &str) -> Bytes {
 async fn deliver_against(response: ResponseTemplate) -> (SalesforceStandIn, DeliveryAttempt) {
     capture_logs();
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(response)
-        .mount(&sf.server)
-        .await;
+    apex(response).mount(&sf.server).await;
     let attempt = sf
         .apex_client(Duration::from_secs(5))
         .deliver(fixture("order.accepted"))
@@ -85,9 +81,7 @@ async fn an_expired_session_gets_one_new_grant_and_one_replay() {
 #[tokio::test]
 async fn a_second_401_with_a_fresh_token_is_not_retried_in_a_loop() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
+    apex(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
         .expect(2)
         .mount(&sf.server)
         .await;
@@ -109,12 +103,7 @@ async fn a_second_401_with_a_fresh_token_is_not_retried_in_a_loop() {
 #[tokio::test]
 async fn hundred_concurrent_deliveries_with_an_empty_cache_make_one_token_request() {
     let sf = SalesforceStandIn::start_with_token_delay(Duration::from_millis(200)).await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(100)
-        .mount(&sf.server)
-        .await;
+    apex(ResponseTemplate::new(200)).expect(100).mount(&sf.server).await;
     let client = sf.apex_client(Duration::from_secs(10));
     let deliveries = (0..100).map(|_| {
         let client = client.clone();
@@ -230,9 +219,7 @@ async fn too_many_requests_and_request_timeout_statuses_are_retried() {
 #[tokio::test]
 async fn a_timeout_is_retried() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+    apex(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
         .mount(&sf.server)
         .await;
     let attempt = sf
@@ -280,12 +267,7 @@ async fn a_refused_sign_in_pauses_delivery_without_calling_apex() {
         .respond_with(oauth_error("invalid_grant", "authentication failure"))
         .mount(&sf.server)
         .await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&sf.server)
-        .await;
+    apex(ResponseTemplate::new(200)).expect(0).mount(&sf.server).await;
     let attempt = sf
         .apex_client(Duration::from_secs(5))
         .deliver(fixture("order.accepted"))

@@ -44,6 +44,11 @@ impl Respond for TokenIssuer {
     }
 }
 
+/// A mock of the Apex REST resource answering `response` to POSTs (then `.expect(n)`, `.mount`).
+pub fn apex(response: impl Respond + 'static) -> Mock {
+    Mock::given(method("POST")).and(path(APEX_PATH)).respond_with(response)
+}
+
 pub fn token(n: usize) -> String {
     format!("{SF_TOKEN_PREFIX}.token-{n}")
 }
