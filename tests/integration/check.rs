@@ -81,9 +81,7 @@ async fn check_reports_a_missing_package_with_the_fix() {
 async fn check_reports_a_wrong_password_with_its_likely_causes() {
     let dr = DrStandIn::start().await;
     let sf = SalesforceStandIn::bare().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(oauth_error("invalid_grant", "authentication failure"))
+    token_endpoint(oauth_error("invalid_grant", "authentication failure"))
         .expect(1)
         .mount(&sf.server)
         .await;

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use dr_sf_bridge::domain::EventId;
 use dr_sf_bridge::store::EventStatus;
 use serde_json::Value;
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, Request, Respond, ResponseTemplate};
+use wiremock::{Request, Respond, ResponseTemplate};
 
 use crate::helpers::*;
 use crate::relay_helpers::*;
@@ -133,20 +132,7 @@ async fn events_of_one_order_are_delivered_in_order_while_other_orders_proceed()
 #[tokio::test]
 async fn an_expired_session_is_delivered_with_one_extra_grant() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .and(header("authorization", format!("Bearer {}", token(1)).as_str()))
-        .respond_with(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
-        .expect(1)
-        .mount(&sf.server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .and(header("authorization", format!("Bearer {}", token(2)).as_str()))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&sf.server)
-        .await;
+    sf.expire_the_first_session().await;
     let relay = spawn_app_with(sf, &[]).await;
     relay.accept(&event("order.accepted", "evt-401", "o-1")).await;
     relay.wait_for_status("evt-401", EventStatus::Delivered).await;
@@ -257,9 +243,7 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
 #[tokio::test]
 async fn a_refused_sign_in_does_not_burn_attempts_or_lock_the_user_out() {
     let sf = SalesforceStandIn::bare().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(oauth_error("invalid_grant", "authentication failure"))
+    token_endpoint(oauth_error("invalid_grant", "authentication failure"))
         .expect(1)
         .mount(&sf.server)
         .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use dr_sf_bridge::salesforce::{AuthError, SalesforceAuth, TokenCache};
 use dr_sf_bridge::settings::SalesforceGrant;
 use secrecy::ExposeSecret;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
@@ -100,9 +100,7 @@ async fn the_token_is_reused_until_it_is_older_than_its_max_age() {
 #[tokio::test]
 async fn a_refused_grant_is_not_retried_in_a_loop() {
     let sf = SalesforceStandIn::bare().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(oauth_error("invalid_grant", "authentication failure"))
+    token_endpoint(oauth_error("invalid_grant", "authentication failure"))
         .expect(1)
         .mount(&sf.server)
         .await;
@@ -117,9 +115,7 @@ async fn a_refused_grant_is_not_retried_in_a_loop() {
 #[tokio::test]
 async fn token_endpoint_outages_are_retried_with_backoff() {
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>"))
+    token_endpoint(ResponseTemplate::new(503).set_body_string("<html>Service Unavailable</html>"))
         .up_to_n_times(2)
         .with_priority(1)
         .mount(&sf.server)
@@ -136,9 +132,7 @@ async fn token_endpoint_outages_are_retried_with_backoff() {
 #[tokio::test]
 async fn a_token_endpoint_that_stays_down_is_reported_as_unavailable() {
     let sf = SalesforceStandIn::bare().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(ResponseTemplate::new(500).set_body_string(""))
+    token_endpoint(ResponseTemplate::new(500).set_body_string(""))
         .expect(3)
         .mount(&sf.server)
         .await;
@@ -152,11 +146,7 @@ async fn a_token_endpoint_that_stays_down_is_reported_as_unavailable() {
 
 async fn refusal(error: &str, description: &str, grant: SalesforceGrant) -> String {
     let sf = SalesforceStandIn::bare().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(oauth_error(error, description))
-        .mount(&sf.server)
-        .await;
+    token_endpoint(oauth_error(error, description)).mount(&sf.server).await;
     let message = sf.token_cache(grant).get().await.unwrap_err().to_string();
     assert!(message.contains(error), "{message}");
     for secret in SECRETS {
@@ -229,9 +219,7 @@ async fn a_redirect_from_the_token_endpoint_is_not_followed() {
         .mount(&elsewhere)
         .await;
     let sf = SalesforceStandIn::bare().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(ResponseTemplate::new(302).insert_header("location", format!("{}/steal", elsewhere.uri())))
+    token_endpoint(ResponseTemplate::new(302).insert_header("location", format!("{}/steal", elsewhere.uri())))
         .mount(&sf.server)
         .await;
     let error = sf

@@ -56,20 +56,7 @@ async fn a_204_counts_as_delivered() {
 async fn an_expired_session_gets_one_new_grant_and_one_replay() {
     let sf = SalesforceStandIn::start().await;
     // Like Salesforce: the first token has expired, the second one works.
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .and(header("authorization", format!("Bearer {}", token(1)).as_str()))
-        .respond_with(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
-        .expect(1)
-        .mount(&sf.server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(APEX_PATH))
-        .and(header("authorization", format!("Bearer {}", token(2)).as_str()))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&sf.server)
-        .await;
+    sf.expire_the_first_session().await;
     let client = sf.apex_client(Duration::from_secs(5));
     let attempt = client.deliver(fixture("order.accepted")).await;
     assert_eq!(attempt.outcome, DeliveryOutcome::Delivered);
@@ -262,9 +249,7 @@ async fn a_refused_connection_is_retried() {
 #[tokio::test]
 async fn a_refused_sign_in_pauses_delivery_without_calling_apex() {
     let sf = SalesforceStandIn::bare().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(oauth_error("invalid_grant", "authentication failure"))
+    token_endpoint(oauth_error("invalid_grant", "authentication failure"))
         .mount(&sf.server)
         .await;
     apex(ResponseTemplate::new(200)).expect(0).mount(&sf.server).await;

@@ -49,6 +49,38 @@ pub fn apex(response: impl Respond + 'static) -> Mock {
     Mock::given(method("POST")).and(path(APEX_PATH)).respond_with(response)
 }
 
+/// A mock of the token endpoint answering `response` (then `.expect(n)`, `.mount`).
+pub fn token_endpoint(response: impl Respond + 'static) -> Mock {
+    Mock::given(method("POST")).and(path(TOKEN_PATH)).respond_with(response)
+}
+
+impl SalesforceStandIn {
+    /// Like an org whose first session has expired: token 1 gets 401 `INVALID_SESSION_ID` and
+    /// token 2 gets 200, once each.
+    pub async fn expire_the_first_session(&self) {
+        Mock::given(method("POST"))
+            .and(path(APEX_PATH))
+            .and(wiremock::matchers::header(
+                "authorization",
+                format!("Bearer {}", token(1)).as_str(),
+            ))
+            .respond_with(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
+            .expect(1)
+            .mount(&self.server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(APEX_PATH))
+            .and(wiremock::matchers::header(
+                "authorization",
+                format!("Bearer {}", token(2)).as_str(),
+            ))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&self.server)
+            .await;
+    }
+}
+
 pub fn token(n: usize) -> String {
     format!("{SF_TOKEN_PREFIX}.token-{n}")
 }
