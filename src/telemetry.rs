@@ -18,7 +18,12 @@ pub fn init(format: LogFormat, default_level: &str) {
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
     // A second call (tests) keeps the first subscriber.
     let _ = result;
