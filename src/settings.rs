@@ -472,7 +472,7 @@ pub struct RelaySettings {
     pub basic_username: Option<String>,
     /// Basic auth password.
     pub basic_password: Option<SecretString>,
-    /// Bearer token of the admin API (reserved: no admin API in this build).
+    /// Bearer token of the admin API (`/admin/...`); no admin API when unset.
     pub admin_token: Option<SecretString>,
     /// Bound on a graceful shutdown (seconds in the configuration).
     pub shutdown_timeout: Duration,
@@ -886,6 +886,9 @@ impl RawSettings {
             );
         }
         let inbound_token_key = non_empty_secret(&r.inbound_token_key);
+        if non_empty_secret(&r.admin_token).is_some_and(|k| k.expose_secret().len() < 24) {
+            c.push("relay.admin_token", "must be at least 24 characters");
+        }
         if inbound_token_key.as_ref().is_some_and(|k| k.expose_secret().len() < 32) {
             c.push("relay.inbound_token_key", "must be at least 32 characters");
         }

@@ -42,9 +42,12 @@ pub struct AppState {
     /// Wakes the delivery worker when an event is stored.
     pub wake: Arc<Notify>,
     pub apex: ApexClient,
+    /// The admin API's bearer token; no admin API without it.
+    pub admin_token: Option<secrecy::SecretString>,
 }
 
 pub fn router(state: AppState) -> Router {
+    let admin = super::admin::router(state.clone(), state.admin_token.clone());
     Router::new()
         .route("/webhooks/digitalriver", post(ingress::receive_event))
         .route("/oauth2/token", post(token_endpoint::issue_token))
@@ -52,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(admin)
 }
 
 async fn healthz() -> Response {
@@ -122,6 +126,7 @@ impl Application {
             metrics: metrics.clone(),
             wake: wake.clone(),
             apex: apex.clone(),
+            admin_token: settings.relay.admin_token.clone(),
         };
         let sf = &settings.salesforce;
         // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.

@@ -1,6 +1,8 @@
 //! The relay: an HTTP server that takes DR's events in ([`ingress`]), issues tokens for DR's
-//! OAuth transport ([`token_endpoint`]), and runs the delivery worker beside it ([`app`]).
+//! OAuth transport ([`token_endpoint`]), shows and replays stored events ([`admin`]), and runs the
+//! delivery worker beside it ([`app`]).
 
+pub mod admin;
 pub mod app;
 pub mod inbound_auth;
 pub mod ingress;

@@ -5,6 +5,7 @@ mod check;
 mod events;
 mod helpers;
 mod register;
+mod relay_admin;
 mod relay_delivery;
 mod relay_helpers;
 mod relay_ingress;
