@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -39,11 +39,37 @@ pub fn router(app: AppState, token: Option<SecretString>) -> Router {
         })
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": code, "message": message}))).into_response()
+#[derive(Debug, thiserror::Error)]
+enum AdminError {
+    #[error("the admin API needs the admin bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(&'static str, String),
+    #[error("no stored event has this id")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store did not answer")]
+    Store(#[from] crate::store::StoreError),
 }
 
-fn authorized(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "not_replayable"),
+            Self::Store(e) => {
+                tracing::error!(error = %e, "admin request: the store failed");
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
+        };
+        (status, Json(json!({"error": code, "message": self.to_string()}))).into_response()
+    }
+}
+
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -54,26 +80,13 @@ fn authorized(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
         .into();
     if given.is_empty() || !matches {
         state.app.metrics.rejected("admin_unauthorized");
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the admin API needs the admin bearer token",
-        ));
+        return Err(AdminError::Unauthorized);
     }
     Ok(())
 }
 
-fn event_id(raw: &str) -> Result<EventId, Response> {
-    EventId::parse(raw).map_err(|m| error(StatusCode::BAD_REQUEST, "invalid_id", &format!("event id {m}")))
-}
-
-fn store_failed(e: crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "admin request: the store failed");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "the store did not answer",
-    )
+fn event_id(raw: &str) -> Result<EventId, AdminError> {
+    EventId::parse(raw).map_err(|m| AdminError::BadRequest("invalid_id", format!("event id {m}")))
 }
 
 #[derive(Deserialize)]
@@ -82,70 +95,57 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list(State(state): State<AdminState>, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
-    if let Err(denied) = authorized(&state, &headers) {
-        return denied;
-    }
-    let status = match query.status.as_deref().map(|s| (s, EventStatus::parse(s))) {
+async fn list(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    let status = match query.status.as_deref() {
         None => None,
-        Some((_, Some(status))) => Some(status),
-        Some((raw, None)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
+        Some(raw) => Some(EventStatus::parse(raw).ok_or_else(|| {
+            AdminError::BadRequest(
                 "invalid_status",
-                &format!("`{raw}` is not one of pending, delivered, dead, ignored"),
-            );
-        }
+                format!("`{raw}` is not one of pending, delivered, dead, ignored"),
+            )
+        })?),
     };
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    match state.app.store.list(EventFilter { status, limit }).await {
-        Ok(events) => Json(json!({"events": events})).into_response(),
-        Err(e) => store_failed(e),
-    }
+    let events = state.app.store.list(EventFilter { status, limit }).await?;
+    Ok(Json(json!({"events": events})))
 }
 
-async fn show(State(state): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(denied) = authorized(&state, &headers) {
-        return denied;
-    }
-    let id = match event_id(&id) {
-        Ok(id) => id,
-        Err(bad) => return bad,
-    };
-    match state.app.store.get(&id).await {
-        Ok(Some((event, attempts))) => Json(json!({"event": event, "attempts": attempts})).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no stored event has this id"),
-        Err(e) => store_failed(e),
-    }
+async fn show(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    let (event, attempts) = state
+        .app
+        .store
+        .get(&event_id(&id)?)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    Ok(Json(json!({"event": event, "attempts": attempts})))
 }
 
 #[tracing::instrument(skip_all, fields(event_id = %id))]
-async fn replay(State(state): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(denied) = authorized(&state, &headers) {
-        return denied;
+async fn replay(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    let id = event_id(&id)?;
+    if state.app.store.replay(&id, now_ms()).await? {
+        tracing::info!("event replayed through the admin API");
+        state.app.wake.notify_one();
+        return Ok(Json(json!({"replayed": id.as_str()})));
     }
-    let id = match event_id(&id) {
-        Ok(id) => id,
-        Err(bad) => return bad,
-    };
-    match state.app.store.replay(&id, now_ms()).await {
-        Ok(true) => {
-            tracing::info!("event replayed through the admin API");
-            state.app.wake.notify_one();
-            Json(json!({"replayed": id.as_str()})).into_response()
-        }
-        Ok(false) => match state.app.store.get(&id).await {
-            Ok(None) => error(StatusCode::NOT_FOUND, "not_found", "no stored event has this id"),
-            Ok(Some((event, _))) => error(
-                StatusCode::CONFLICT,
-                "not_replayable",
-                &format!(
-                    "the event is {}; only dead or delivered events are replayed",
-                    event.status.as_str()
-                ),
-            ),
-            Err(e) => store_failed(e),
-        },
-        Err(e) => store_failed(e),
-    }
+    let (event, _) = state.app.store.get(&id).await?.ok_or(AdminError::NotFound)?;
+    Err(AdminError::Conflict(format!(
+        "the event is {}; only dead or delivered events are replayed",
+        event.status.as_str()
+    )))
 }
