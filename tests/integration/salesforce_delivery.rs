@@ -10,6 +10,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::*;
 use crate::salesforce_standin::*;
 
+/// A transient failure: retried by the schedule, no minimum delay.
+const RETRY_BY_SCHEDULE: DeliveryOutcome = DeliveryOutcome::Retry {
+    min_delay: Duration::ZERO,
+};
+
 fn fixture(name: &str) -> Bytes {
     let path = format!("{}/../shared/fixtures/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
@@ -76,12 +81,7 @@ async fn a_second_401_with_a_fresh_token_is_not_retried_in_a_loop() {
         .apex_client(Duration::from_secs(5))
         .deliver(fixture("order.accepted"))
         .await;
-    assert_eq!(
-        attempt.outcome,
-        DeliveryOutcome::Retry {
-            min_delay: Duration::ZERO
-        }
-    );
+    assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE);
     assert_eq!(attempt.status, Some(401));
     assert!(attempt.error.unwrap().contains("freshly granted token"));
     assert_eq!(sf.token_requests().await.len(), 2);
@@ -153,24 +153,14 @@ async fn a_redirect_is_not_followed_and_is_retried() {
     let (_, attempt) =
         deliver_against(ResponseTemplate::new(302).insert_header("location", format!("{}/login", elsewhere.uri())))
             .await;
-    assert_eq!(
-        attempt.outcome,
-        DeliveryOutcome::Retry {
-            min_delay: Duration::ZERO
-        }
-    );
+    assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE);
     assert!(attempt.error.unwrap().contains("not followed"));
 }
 
 #[tokio::test]
 async fn an_apex_500_is_retried() {
     let (_, attempt) = deliver_against(sf_error(500, "APEX_ERROR", "System.NullPointerException")).await;
-    assert_eq!(
-        attempt.outcome,
-        DeliveryOutcome::Retry {
-            min_delay: Duration::ZERO
-        }
-    );
+    assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE);
     assert!(attempt.error.unwrap().contains("APEX_ERROR"));
 }
 
@@ -179,12 +169,7 @@ async fn a_503_maintenance_page_in_html_is_retried_and_excerpted() {
     let html =
         "<html><head><title>Maintenance</title></head>\n<body>  Salesforce is down for maintenance  </body></html>";
     let (_, attempt) = deliver_against(ResponseTemplate::new(503).set_body_string(html)).await;
-    assert_eq!(
-        attempt.outcome,
-        DeliveryOutcome::Retry {
-            min_delay: Duration::ZERO
-        }
-    );
+    assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE);
     assert_eq!(attempt.status, Some(503));
     assert!(attempt.excerpt.unwrap().contains("Salesforce is down for maintenance"));
 }
@@ -193,13 +178,7 @@ async fn a_503_maintenance_page_in_html_is_retried_and_excerpted() {
 async fn too_many_requests_and_request_timeout_statuses_are_retried() {
     for status in [408, 429] {
         let (_, attempt) = deliver_against(ResponseTemplate::new(status)).await;
-        assert_eq!(
-            attempt.outcome,
-            DeliveryOutcome::Retry {
-                min_delay: Duration::ZERO
-            },
-            "{status}"
-        );
+        assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE, "{status}");
     }
 }
 
@@ -213,12 +192,7 @@ async fn a_timeout_is_retried() {
         .apex_client(Duration::from_millis(300))
         .deliver(fixture("order.accepted"))
         .await;
-    assert_eq!(
-        attempt.outcome,
-        DeliveryOutcome::Retry {
-            min_delay: Duration::ZERO
-        }
-    );
+    assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE);
     assert!(attempt.error.unwrap().contains("timeout"));
 }
 
@@ -236,12 +210,7 @@ async fn a_refused_connection_is_retried() {
     )
     .unwrap();
     let attempt = client.deliver(fixture("order.accepted")).await;
-    assert_eq!(
-        attempt.outcome,
-        DeliveryOutcome::Retry {
-            min_delay: Duration::ZERO
-        }
-    );
+    assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE);
     assert_eq!(attempt.status, None);
     assert!(attempt.error.unwrap().contains("cannot reach Salesforce"));
 }
