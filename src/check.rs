@@ -6,7 +6,6 @@
 
 use serde::Serialize;
 
-use crate::digital_river::DigitalRiverClient;
 use crate::register::managed_address;
 use crate::salesforce::apex_client;
 use crate::settings::{self, LoadOptions, Purpose, Settings};
@@ -140,13 +139,7 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
 }
 
 async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
-    let listed = match settings.digital_river.api_key() {
-        Ok(key) => match DigitalRiverClient::new(&settings.digital_river, key.clone()) {
-            Ok(client) => client.list_webhooks().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(e.to_string()),
-    };
+    let listed = crate::webhooks::list(settings).await.map_err(|e| e.to_string());
     let webhooks = match listed {
         Ok(webhooks) => {
             checks.push(line(

@@ -132,15 +132,15 @@ impl Cli {
         Ok(settings::load(&self.load_options(), purpose)?)
     }
 
-    /// The register target: the flag, else `register.target` from the configuration.
-    fn target(&self, flag: Option<RegisterTarget>) -> Result<RegisterTarget, CommandError> {
-        match flag {
-            Some(t) => Ok(t),
-            None => Ok(settings::load_raw(&self.load_options())?
-                .validate(Purpose::Store)
-                .map(|s| s.register.target)
-                .unwrap_or(RegisterTarget::Salesforce)),
-        }
+    /// The register target (the flag, else `register.target`) and the settings validated for it,
+    /// from one reading of the configuration.
+    fn register_settings(&self, flag: Option<RegisterTarget>) -> Result<(RegisterTarget, Settings), CommandError> {
+        let raw = settings::load_raw(&self.load_options())?;
+        // An invalid `register.target` is reported by `validate` with every other problem.
+        let target = flag
+            .or_else(|| raw.register_target())
+            .unwrap_or(RegisterTarget::Salesforce);
+        Ok((target, raw.validate(Purpose::Register(target))?))
     }
 }
 
@@ -203,8 +203,7 @@ impl From<String> for Printed {
 pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
     match &cli.command {
         Command::Register { target, dry_run, force } => {
-            let target = cli.target(*target)?;
-            let settings = cli.settings(Purpose::Register(target))?;
+            let (target, settings) = cli.register_settings(*target)?;
             let report = register::register(
                 &settings,
                 RegisterOptions {
@@ -217,8 +216,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
             Ok(render(cli.output, &report, || report.render_text()).into())
         }
         Command::Unregister { target, dry_run } => {
-            let target = cli.target(*target)?;
-            let settings = cli.settings(Purpose::Register(target))?;
+            let (target, settings) = cli.register_settings(*target)?;
             let report = register::unregister(
                 &settings,
                 RegisterOptions {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::command::CommandError;
 use crate::domain::EventId;
 use crate::settings::Settings;
-use crate::store::{self, AttemptSummary, EventFilter, EventStatus, EventSummary, Role, Store, now_ms};
+use crate::store::{self, AttemptSummary, EventFilter, EventStatus, EventSummary, ReplayOutcome, Role, Store, now_ms};
 
 async fn open(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, CommandError> {
     Ok(store::open(&settings.storage.url, Role::Operations).await?)
@@ -70,15 +70,12 @@ pub async fn show(settings: &Settings, id: &str, with_body: bool) -> Result<Even
 pub async fn replay(settings: &Settings, id: &str) -> Result<(), CommandError> {
     let id = parse_id(id)?;
     let store = open(settings).await?;
-    if store.replay(&id, now_ms()).await.map_err(store_error)? {
-        return Ok(());
-    }
-    let why = match store.get(&id).await.map_err(store_error)? {
-        None => "no stored event has this id".to_owned(),
-        Some((event, _)) => format!(
-            "it is {} (only dead or delivered events are replayed)",
-            event.status.as_str()
-        ),
+    let why = match store.replay(&id, now_ms()).await.map_err(store_error)? {
+        ReplayOutcome::Replayed => return Ok(()),
+        ReplayOutcome::NotFound => "no stored event has this id".to_owned(),
+        ReplayOutcome::NotReplayable(status) => {
+            format!("it is {} (only dead or delivered events are replayed)", status.as_str())
+        }
     };
     Err(CommandError::Refused(format!("cannot replay {id}: {why}")))
 }

@@ -13,8 +13,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::command::CommandError;
-use crate::digital_river::{DigitalRiverClient, Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
+use crate::digital_river::{Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
 use crate::settings::{RegisterTarget, Settings};
+use crate::webhooks;
 
 /// The relay's inbound webhook path, appended to `relay.public_url`.
 pub const RELAY_WEBHOOK_PATH: &str = "/webhooks/digitalriver";
@@ -268,7 +269,7 @@ pub fn diff(existing: &Webhook, wanted: &WebhookSpec) -> (Vec<Change>, Vec<Strin
 #[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
 pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, CommandError> {
     let wanted = desired_webhook(settings, options.target)?;
-    let client = DigitalRiverClient::new(&settings.digital_river, settings.digital_river.api_key()?.clone())?;
+    let client = webhooks::client(settings)?;
     let webhooks = client.list_webhooks().await?;
     let mut matching = webhooks.iter().filter(|w| w.address == wanted.address);
     let existing = matching.next();
@@ -331,7 +332,7 @@ pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<R
 #[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
 pub async fn unregister(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, CommandError> {
     let address = managed_address(settings, options.target)?;
-    let client = DigitalRiverClient::new(&settings.digital_river, settings.digital_river.api_key()?.clone())?;
+    let client = webhooks::client(settings)?;
     let webhooks = client.list_webhooks().await?;
     let existing = webhooks.iter().find(|w| w.address == address);
     let mut report = RegisterReport {

@@ -122,6 +122,22 @@ impl Collector {
         result.map_err(|m| self.push(key, m)).ok()
     }
 
+    /// Adds `problems` whose key has no problem yet (a key that is invalid is not also "required").
+    fn extend_new(&mut self, problems: impl IntoIterator<Item = Problem>) {
+        for p in problems {
+            if !self.0.iter().any(|q| q.key == p.key) {
+                self.0.push(p);
+            }
+        }
+    }
+
+    fn push_new(&mut self, key: &str, message: impl Into<String>) {
+        self.extend_new([Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        }]);
+    }
+
     fn require<'a, T>(&mut self, key: &str, value: &'a Option<T>, why: &str) -> Option<&'a T> {
         if value.is_none() {
             self.push(key, format!("is required {why}"));
@@ -720,6 +736,11 @@ fn host_of(url: &ServiceUrl) -> String {
 }
 
 impl RawSettings {
+    /// `register.target`, when it names a target.
+    pub fn register_target(&self) -> Option<RegisterTarget> {
+        parse_enum(&self.register.target, "").ok()
+    }
+
     /// Parses every value and checks the rules that tie keys together; reports all problems.
     pub fn validate(&self, purpose: Purpose) -> Result<Settings, ConfigProblems> {
         let mut c = Collector::default();
@@ -807,12 +828,10 @@ impl RawSettings {
             }
         }
         if let (Some(GrantType::ClientCredentials), None, None) = (grant_type, &explicit_token_url, &my_domain_url) {
-            if sf.my_domain_url.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                c.push(
-                    "salesforce.my_domain_url",
-                    "is required with grant_type = \"client_credentials\": the grant works only on the My Domain host",
-                );
-            }
+            c.push_new(
+                "salesforce.my_domain_url",
+                "is required with grant_type = \"client_credentials\": the grant works only on the My Domain host",
+            );
         }
         if let Some(env) = environment {
             let mut hosts: Vec<(&str, String)> = Vec::new();
@@ -1005,29 +1024,19 @@ impl RawSettings {
             Purpose::Salesforce | Purpose::Relay | Purpose::Check | Purpose::Register(RegisterTarget::Salesforce)
         );
         if needs_salesforce && grant_type.is_some() && environment.is_some() {
-            if settings.salesforce.my_domain_url.is_none()
-                && sf.my_domain_url.as_deref().is_none_or(|s| s.trim().is_empty())
-            {
-                c.push(
+            if settings.salesforce.my_domain_url.is_none() {
+                c.push_new(
                     "salesforce.my_domain_url",
                     "is required (https://<name>.my.salesforce.com)",
                 );
             }
             if let Err(missing) = settings.salesforce.credentials() {
-                for p in missing.0 {
-                    if !c.0.contains(&p) && !c.0.iter().any(|q| q.key == p.key) {
-                        c.0.push(p);
-                    }
-                }
+                c.extend_new(missing.0);
             }
         }
         if purpose == Purpose::Register(RegisterTarget::Relay) && inbound_grant_type.is_some() {
             if let Err(missing) = settings.relay.inbound_oauth() {
-                for p in missing.0 {
-                    if !c.0.iter().any(|q| q.key == p.key) {
-                        c.0.push(p);
-                    }
-                }
+                c.extend_new(missing.0);
             }
         }
         if purpose == Purpose::Relay {
@@ -1043,9 +1052,8 @@ impl RawSettings {
                         "is required with relay.inbound_client_id",
                     );
                 }
-                if settings.relay.inbound_token_key.is_none() && !c.0.iter().any(|p| p.key == "relay.inbound_token_key")
-                {
-                    c.push("relay.inbound_token_key", "is required with relay.inbound_client_id (at least 32 characters; shared by every relay instance)");
+                if settings.relay.inbound_token_key.is_none() {
+                    c.push_new("relay.inbound_token_key", "is required with relay.inbound_client_id (at least 32 characters; shared by every relay instance)");
                 }
                 if settings.relay.inbound_grant_type == GrantType::Password
                     && (settings.relay.inbound_username.is_none() || settings.relay.inbound_password.is_none())

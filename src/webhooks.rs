@@ -6,7 +6,8 @@ use crate::command::CommandError;
 use crate::digital_river::{DigitalRiverClient, Webhook};
 use crate::settings::Settings;
 
-fn client(settings: &Settings) -> Result<DigitalRiverClient, CommandError> {
+/// The DR API client the settings describe; every command that calls DR starts here.
+pub fn client(settings: &Settings) -> Result<DigitalRiverClient, CommandError> {
     Ok(DigitalRiverClient::new(
         &settings.digital_river,
         settings.digital_river.api_key()?.clone(),

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -64,65 +64,15 @@ impl Worker {
 
         while !stop.is_cancelled() {
             while tasks.try_join_next().is_some() {}
-            let mut wait = self.poll_interval;
-            let free = slots.available_permits();
-            match shared.breaker.permits() {
-                Err(pause) => wait = wait.min(pause),
-                Ok(_) if free == 0 => {}
-                Ok(allowed) => {
-                    let want = free.min(allowed) as u32;
-                    match shared.store.claim_due(now_ms(), want, self.lease).await {
-                        Ok(events) => {
-                            store_failures = 0;
-                            let claimed_all = events.len() as u32 == want;
-                            for event in events {
-                                let permit = slots
-                                    .clone()
-                                    .acquire_owned()
-                                    .await
-                                    .expect("the semaphore is never closed");
-                                shared.breaker.started();
-                                shared.in_flight.lock().expect("not poisoned").insert(event.seq);
-                                let shared = shared.clone();
-                                let span = tracing::info_span!(
-                                    "deliver",
-                                    event_id = %event.id,
-                                    event_type = %event.event_type,
-                                    attempt = event.attempts + 1
-                                );
-                                tasks.spawn(
-                                    async move {
-                                        deliver_one(&shared, event).await;
-                                        drop(permit);
-                                    }
-                                    .instrument(span),
-                                );
-                            }
-                            if claimed_all {
-                                // There may be more due: look again as soon as a slot frees.
-                                wait = Duration::ZERO;
-                            } else if let Ok(Some(next)) = shared.store.next_due_at().await {
-                                let until = Duration::from_millis((next - now_ms()).max(0) as u64);
-                                wait = wait.min(until.max(Duration::from_millis(5)));
-                            }
-                        }
-                        Err(e) => {
-                            store_failures += 1;
-                            if store_failures == 1 || store_failures % 60 == 0 {
-                                tracing::error!(error = %e, "cannot claim events from the store");
-                            }
-                        }
-                    }
-                }
-            }
-            let wait_started = Instant::now();
+            let wait = claim_and_start(&shared, &slots, &mut tasks, &mut store_failures, self.lease)
+                .await
+                .map_or(self.poll_interval, |wait| wait.min(self.poll_interval));
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = shared.wake.notified() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = tokio::time::sleep(wait), if !(wait.is_zero() && slots.available_permits() == 0) => {}
             }
-            tracing::trace!(waited_ms = wait_started.elapsed().as_millis() as u64, "worker woke");
         }
 
         let in_flight = tasks.len();
@@ -142,6 +92,69 @@ impl Worker {
                 tracing::error!(error = %e, "could not release leases; they expire on their own");
             }
         }
+    }
+}
+
+/// Claims as many due events as there are free slots (and the breaker allows) and starts their
+/// deliveries; answers how long to wait before looking again, `None` for "the poll interval".
+async fn claim_and_start(
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    store_failures: &mut u32,
+    lease: Duration,
+) -> Option<Duration> {
+    let allowed = match shared.breaker.permits() {
+        Err(pause) => return Some(pause),
+        Ok(allowed) => allowed,
+    };
+    let free = slots.available_permits();
+    if free == 0 {
+        return None;
+    }
+    let want = free.min(allowed) as u32;
+    let events = match shared.store.claim_due(now_ms(), want, lease).await {
+        Ok(events) => events,
+        Err(e) => {
+            *store_failures += 1;
+            if *store_failures == 1 || *store_failures % 60 == 0 {
+                tracing::error!(error = %e, "cannot claim events from the store");
+            }
+            return None;
+        }
+    };
+    *store_failures = 0;
+    let claimed_all = events.len() as u32 == want;
+    for event in events {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        shared.breaker.started();
+        shared.in_flight.lock().expect("not poisoned").insert(event.seq);
+        let shared = shared.clone();
+        let span = tracing::info_span!(
+            "deliver",
+            event_id = %event.id,
+            event_type = %event.event_type,
+            attempt = event.attempts + 1
+        );
+        tasks.spawn(
+            async move {
+                deliver_one(&shared, event).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+    if claimed_all {
+        // There may be more due: look again as soon as a slot frees.
+        return Some(Duration::ZERO);
+    }
+    match shared.store.next_due_at().await {
+        Ok(Some(next)) => Some(Duration::from_millis((next - now_ms()).max(0) as u64).max(Duration::from_millis(5))),
+        _ => None,
     }
 }
 

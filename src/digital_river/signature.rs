@@ -29,13 +29,13 @@ pub enum SignatureError {
 }
 
 impl SignatureError {
-    /// A label for metrics.
+    /// A label for metrics and logs.
     pub fn reason(self) -> &'static str {
         match self {
-            Self::Missing => "missing",
-            Self::Malformed => "malformed",
-            Self::Stale => "stale",
-            Self::Mismatch => "mismatch",
+            Self::Missing => "signature_missing",
+            Self::Malformed => "signature_malformed",
+            Self::Stale => "signature_stale",
+            Self::Mismatch => "signature_mismatch",
         }
     }
 }

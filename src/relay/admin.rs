@@ -6,19 +6,18 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::app::AppState;
+use super::inbound_auth::{bearer, same_secret};
 use crate::domain::EventId;
-use crate::store::{EventFilter, EventStatus, now_ms};
+use crate::store::{EventFilter, EventStatus, ReplayOutcome, now_ms};
 
 #[derive(Clone)]
 struct AdminState {
@@ -70,19 +69,13 @@ impl IntoResponse for AdminError {
 }
 
 fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let matches: bool = Sha256::digest(given.as_bytes())
-        .ct_eq(&Sha256::digest(state.token.expose_secret().as_bytes()))
-        .into();
-    if given.is_empty() || !matches {
-        state.app.metrics.rejected("admin_unauthorized");
-        return Err(AdminError::Unauthorized);
+    match bearer(headers) {
+        Some(given) if same_secret(given, state.token.expose_secret()) => Ok(()),
+        _ => {
+            state.app.metrics.rejected("admin_unauthorized");
+            Err(AdminError::Unauthorized)
+        }
     }
-    Ok(())
 }
 
 fn event_id(raw: &str) -> Result<EventId, AdminError> {
@@ -138,14 +131,16 @@ async fn replay(
 ) -> Result<Json<Value>, AdminError> {
     authorize(&state, &headers)?;
     let id = event_id(&id)?;
-    if state.app.store.replay(&id, now_ms()).await? {
-        tracing::info!("event replayed through the admin API");
-        state.app.wake.notify_one();
-        return Ok(Json(json!({"replayed": id.as_str()})));
+    match state.app.store.replay(&id, now_ms()).await? {
+        ReplayOutcome::Replayed => {
+            tracing::info!("event replayed through the admin API");
+            state.app.wake.notify_one();
+            Ok(Json(json!({"replayed": id.as_str()})))
+        }
+        ReplayOutcome::NotFound => Err(AdminError::NotFound),
+        ReplayOutcome::NotReplayable(status) => Err(AdminError::Conflict(format!(
+            "the event is {}; only dead or delivered events are replayed",
+            status.as_str()
+        ))),
     }
-    let (event, _) = state.app.store.get(&id).await?.ok_or(AdminError::NotFound)?;
-    Err(AdminError::Conflict(format!(
-        "the event is {}; only dead or delivered events are replayed",
-        event.status.as_str()
-    )))
 }

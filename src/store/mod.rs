@@ -145,6 +145,14 @@ pub struct AttemptSummary {
     pub excerpt: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    Replayed,
+    NotFound,
+    /// Only dead or delivered events are replayed; this one has the given status.
+    NotReplayable(EventStatus),
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StoreStats {
     pub pending: u64,
@@ -197,8 +205,8 @@ pub trait Store: Send + Sync + 'static {
     /// The stored body of an event.
     async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError>;
 
-    /// Makes a dead (or delivered) event pending again with fresh attempts; `false` if unknown.
-    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<bool, StoreError>;
+    /// Makes a dead (or delivered) event pending again with fresh attempts.
+    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError>;
 
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
-    Store, StoreError, StoreStats, Transition,
+    ReplayOutcome, Store, StoreError, StoreStats, Transition,
 };
 use crate::domain::{EventId, EventType};
 
@@ -400,7 +400,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<bool, StoreError> {
+    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
         let id = id.as_str().to_owned();
         self.run(move |conn| {
             let changed = conn.execute(
@@ -409,7 +409,16 @@ impl Store for SqliteStore {
                  WHERE id = ?1 AND status IN ('dead', 'delivered')",
                 params![id, now_ms],
             )?;
-            Ok(changed == 1)
+            if changed == 1 {
+                return Ok(ReplayOutcome::Replayed);
+            }
+            let status: Option<String> = conn
+                .query_row("SELECT status FROM events WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()?;
+            Ok(match status.as_deref().and_then(EventStatus::parse) {
+                Some(status) => ReplayOutcome::NotReplayable(status),
+                None => ReplayOutcome::NotFound,
+            })
         })
         .await
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const API_KEY: &str = "sk_test_TOPSECRETAPIKEY0123456789";
@@ -279,15 +279,7 @@ impl DrStandIn {
     pub async fn start_with(shape: ListShape, echo_secrets: bool) -> Self {
         let server = MockServer::start().await;
         let webhooks = Arc::new(Mutex::new(Vec::new()));
-        Mock::given(path("/webhooks"))
-            .respond_with(Handler {
-                webhooks: webhooks.clone(),
-                shape,
-                echo_secrets,
-            })
-            .mount(&server)
-            .await;
-        Mock::given(path_regex(r"^/webhooks/[^/]+$"))
+        Mock::given(path_regex(r"^/webhooks(/[^/]+)?$"))
             .respond_with(Handler {
                 webhooks: webhooks.clone(),
                 shape,

@@ -21,6 +21,12 @@ async fn admin(relay: &TestRelay, method: reqwest::Method, path: &str, token: Op
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /admin/events/{id}/replay` with the admin token.
+async fn replay(relay: &TestRelay, id: &str) -> (u16, Value) {
+    let path = format!("/admin/events/{id}/replay");
+    admin(relay, reqwest::Method::POST, &path, Some(ADMIN_TOKEN)).await
+}
+
 #[tokio::test]
 async fn the_admin_api_is_off_without_a_token() {
     let relay = spawn_app().await;
@@ -63,29 +69,11 @@ async fn a_dead_event_is_listed_shown_and_replayed_through_the_admin_api() {
 
     drop(missing);
     apex(ResponseTemplate::new(200)).mount(&relay.sf.server).await;
-    let (status, body) = admin(
-        &relay,
-        reqwest::Method::POST,
-        "/admin/events/evt-admin/replay",
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let (status, body) = replay(&relay, "evt-admin").await;
     assert_eq!((status, body["replayed"].as_str()), (200, Some("evt-admin")));
     relay.wait_for_status("evt-admin", EventStatus::Delivered).await;
-    let (status, body) = admin(
-        &relay,
-        reqwest::Method::POST,
-        "/admin/events/evt-admin/replay",
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let (status, body) = replay(&relay, "evt-admin").await;
     assert_eq!(status, 200, "a delivered event may be sent again: {body}");
-    let (status, _) = admin(
-        &relay,
-        reqwest::Method::POST,
-        "/admin/events/evt-nope/replay",
-        Some(ADMIN_TOKEN),
-    )
-    .await;
+    let (status, _) = replay(&relay, "evt-nope").await;
     assert_eq!(status, 404);
 }
