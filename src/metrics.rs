@@ -4,8 +4,6 @@
 //! the store (events by status, age of the oldest pending event) are read from it at scrape time,
 //! so they are right even after a restart and across several relay processes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -44,8 +42,8 @@ pub struct Metrics {
     pub delivery_duration: Histogram,
     events_by_status: Family<StatusLabels, Gauge>,
     oldest_pending_age: Gauge,
-    token_grants: Counter,
-    token_grants_seen: AtomicU64,
+    /// Shared with the token cache, which counts each grant it requests.
+    pub token_grants: Counter,
     pub api_usage_used: Gauge,
     pub api_usage_max: Gauge,
     pub breaker_open: Gauge,
@@ -59,6 +57,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_token_grants(Counter::default())
+    }
+
+    /// Metrics whose grant counter is `token_grants`: the one the token cache counts into.
+    pub fn with_token_grants(token_grants: Counter) -> Self {
         let mut registry = Registry::with_prefix("drsf");
         let events_received = Family::<ReceivedLabels, Counter>::default();
         registry.register(
@@ -92,7 +95,6 @@ impl Metrics {
             "Age of the oldest event not yet delivered (0 when none)",
             oldest_pending_age.clone(),
         );
-        let token_grants = Counter::default();
         registry.register(
             "salesforce_token_grants",
             "Grants requested from Salesforce's token endpoint",
@@ -125,7 +127,6 @@ impl Metrics {
             events_by_status,
             oldest_pending_age,
             token_grants,
-            token_grants_seen: AtomicU64::new(0),
             api_usage_used,
             api_usage_max,
             breaker_open,
@@ -146,7 +147,7 @@ impl Metrics {
     }
 
     /// Renders the text format, first refreshing the gauges read from the store.
-    pub fn render(&self, stats: Option<&StoreStats>, token_grants: u64, now_ms: i64) -> String {
+    pub fn render(&self, stats: Option<&StoreStats>, now_ms: i64) -> String {
         if let Some(stats) = stats {
             for (status, count) in [
                 ("pending", stats.pending),
@@ -163,10 +164,6 @@ impl Metrics {
                 .map(|at| (now_ms - at).max(0) / 1000)
                 .unwrap_or(0);
             self.oldest_pending_age.set(age);
-        }
-        let seen = self.token_grants_seen.swap(token_grants, Ordering::Relaxed);
-        if token_grants > seen {
-            self.token_grants.inc_by(token_grants - seen);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");

@@ -21,7 +21,8 @@ use tracing::Instrument;
 use super::policy::{CircuitBreaker, RetryPolicy};
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::salesforce::{ApexClient, DeliveryOutcome};
-use crate::store::{AttemptRecord, ClaimedEvent, Store, Transition, now_ms};
+use crate::store::{AttemptRecord, ClaimedEvent, Store, Transition};
+use crate::support::clock::now_ms;
 
 pub struct Worker {
     pub store: Arc<dyn Store>,

@@ -8,13 +8,15 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode, redirect};
+use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{EventType, ServiceUrl};
-use crate::settings::{DigitalRiverSettings, GrantType};
+use crate::salesforce::GrantType;
+use crate::support::http::{Backoff, Failure, client_builder, retry};
+use crate::support::text::excerpt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DigitalRiverError {
@@ -227,30 +229,34 @@ struct ErrorItem {
     message: Option<String>,
 }
 
+/// How the client reaches DR's API.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Base URL of DR's API (`https://api.digitalriver.com`).
+    pub base_url: ServiceUrl,
+    /// Timeout of one call.
+    pub request_timeout: Duration,
+    /// Retries after a 429, a 5xx or a connection error.
+    pub retry: Backoff,
+}
+
 /// The Webhooks API client.
 #[derive(Clone)]
 pub struct DigitalRiverClient {
     http: reqwest::Client,
     base: ServiceUrl,
     api_key: SecretString,
-    max_retries: u32,
-    retry_base_delay: Duration,
+    backoff: Backoff,
 }
 
 impl DigitalRiverClient {
-    pub fn new(settings: &DigitalRiverSettings, api_key: SecretString) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(redirect::Policy::none())
-            .timeout(settings.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("dr-sf-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    pub fn new(options: ApiOptions, api_key: SecretString) -> anyhow::Result<Self> {
+        let http = client_builder(options.request_timeout).build()?;
         Ok(Self {
             http,
-            base: settings.api_base_url.clone(),
+            base: options.base_url,
             api_key,
-            max_retries: settings.max_retries,
-            retry_base_delay: settings.retry_base_delay,
+            backoff: options.retry,
         })
     }
 
@@ -318,83 +324,82 @@ impl DigitalRiverClient {
     /// Sends one call with retries; answers the JSON body (`null` when empty).
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, DigitalRiverError> {
         let url = format!("{}{}", self.base.base(), path);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(self.api_key.expose_secret())
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let may_retry = attempt <= self.max_retries;
-            let delay = self.retry_base_delay * 2u32.saturating_pow(attempt - 1);
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) => {
-                    // A POST that may have reached DR is not repeated: it could create a second webhook.
-                    let safe = method != Method::POST || e.is_connect();
-                    if may_retry && safe {
-                        tracing::warn!(attempt, error = %e, "Digital River unreachable, retrying");
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    return Err(DigitalRiverError::Transport {
-                        url,
-                        attempts: attempt,
-                        source: e,
-                    });
-                }
-            };
-            let status = response.status();
-            if status.is_success() {
-                let bytes = response.bytes().await.map_err(|e| DigitalRiverError::Transport {
-                    url: url.clone(),
-                    attempts: attempt,
-                    source: e,
-                })?;
-                if bytes.iter().all(u8::is_ascii_whitespace) {
-                    return Ok(Value::Null);
-                }
-                return serde_json::from_slice(&bytes)
-                    .map_err(|e| DigitalRiverError::Unexpected(format!("{method} {path}: body is not JSON ({e})")));
-            }
-            if status.is_redirection() {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                return Err(DigitalRiverError::Redirect {
-                    status: status.as_u16(),
-                    location,
-                });
-            }
-            let transient = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            let safe = method != Method::POST
-                || status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::SERVICE_UNAVAILABLE;
-            if transient && safe && may_retry {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(60)));
-                tracing::warn!(
-                    attempt,
-                    status = status.as_u16(),
-                    "Digital River answered a transient error, retrying"
-                );
-                tokio::time::sleep(retry_after.unwrap_or(delay)).await;
-                continue;
-            }
-            let text = response.text().await.unwrap_or_default();
-            return Err(classify_failure(status, &text, attempt));
+        let (method, url, body) = (&method, &url, &body);
+        retry(self.backoff, "a Digital River API call", |attempt| async move {
+            self.send_once(method, url, path, body.as_ref(), attempt).await
+        })
+        .await
+    }
+
+    /// One call; a failure says whether it is safe and worth retrying.
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        path: &str,
+        body: Option<&Value>,
+        attempt: u32,
+    ) -> Result<Value, Failure<DigitalRiverError>> {
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(self.api_key.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
         }
+        let transport = |source| DigitalRiverError::Transport {
+            url: url.to_owned(),
+            attempts: attempt,
+            source,
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            // A POST that may have reached DR is not repeated: it could create a second webhook.
+            Err(e) if *method != Method::POST || e.is_connect() => return Err(Failure::transient(transport(e))),
+            Err(e) => return Err(Failure::Permanent(transport(e))),
+        };
+        let status = response.status();
+        if status.is_success() {
+            let bytes = response.bytes().await.map_err(|e| Failure::Permanent(transport(e)))?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::Permanent(DigitalRiverError::Unexpected(format!(
+                    "{method} {path}: body is not JSON ({e})"
+                )))
+            });
+        }
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            return Err(Failure::Permanent(DigitalRiverError::Redirect {
+                status: status.as_u16(),
+                location,
+            }));
+        }
+        let transient = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+        let safe = *method != Method::POST
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE;
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(60)));
+        let text = response.text().await.unwrap_or_default();
+        let error = classify_failure(status, &text, attempt);
+        Err(if transient && safe {
+            Failure::Transient { error, retry_after }
+        } else {
+            Failure::Permanent(error)
+        })
     }
 }
 
@@ -445,18 +450,6 @@ fn classify_failure(status: StatusCode, body: &str, attempts: u32) -> DigitalRiv
         status: status.as_u16(),
         attempts,
         excerpt: excerpt(body),
-    }
-}
-
-/// The first 300 characters of a body, on one line.
-pub fn excerpt(body: &str) -> String {
-    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    match one_line.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}…", &one_line[..cut]),
-        None => one_line,
     }
 }
 

@@ -5,6 +5,6 @@ pub mod api;
 pub mod event;
 pub mod signature;
 
-pub use api::{DigitalRiverClient, DigitalRiverError, Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
+pub use api::{ApiOptions, DigitalRiverClient, DigitalRiverError, Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
 pub use event::{Envelope, EnvelopeError};
 pub use signature::{SignatureError, SignatureVerifier};

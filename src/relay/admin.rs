@@ -1,12 +1,14 @@
 //! `/admin/...`: the stored events over HTTP, for dashboards and runbooks — list, show, replay.
 //!
 //! Off unless `relay.admin_token` is set (the routes do not exist then), and every request must
-//! carry that token as a bearer token. Replaying here wakes the worker at once.
+//! carry that token as a bearer token: one middleware checks it before any handler runs, so a
+//! new admin route cannot forget to. Replaying here wakes the worker at once.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,42 +16,57 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::app::AppState;
 use super::inbound_auth::{bearer, same_secret};
+use super::paths;
+use super::state::AppState;
 use crate::domain::EventId;
-use crate::store::{EventFilter, EventStatus, ReplayOutcome, now_ms};
+use crate::store::{EventFilter, EventStatus, ReplayOutcome, StoreError};
+use crate::support::clock::now_ms;
 
-#[derive(Clone)]
-struct AdminState {
-    app: AppState,
-    token: Arc<SecretString>,
+/// The admin routes behind the token check, or none without a token.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let Some(token) = state.admin_token.clone() else {
+        return Router::new();
+    };
+    let guard = AdminGuard {
+        token: Arc::new(token),
+        metrics: state.metrics.clone(),
+    };
+    Router::new()
+        .route(paths::ADMIN_EVENTS, get(list))
+        .route(paths::ADMIN_EVENT, get(show))
+        .route(paths::ADMIN_EVENT_REPLAY, post(replay))
+        .route_layer(middleware::from_fn_with_state(guard, require_admin_token))
 }
 
-/// The admin routes, or none without a token.
-pub fn router(app: AppState, token: Option<SecretString>) -> Router {
-    let Some(token) = token else { return Router::new() };
-    Router::new()
-        .route("/admin/events", get(list))
-        .route("/admin/events/{id}", get(show))
-        .route("/admin/events/{id}/replay", post(replay))
-        .with_state(AdminState {
-            app,
-            token: Arc::new(token),
-        })
+#[derive(Clone)]
+struct AdminGuard {
+    token: Arc<SecretString>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+async fn require_admin_token(State(guard): State<AdminGuard>, request: Request, next: Next) -> Response {
+    match bearer(request.headers()) {
+        Some(given) if same_secret(given, guard.token.expose_secret()) => next.run(request).await,
+        _ => {
+            guard.metrics.rejected("admin_unauthorized");
+            AdminError::Unauthorized.into_response()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 enum AdminError {
     #[error("the admin API needs the admin bearer token")]
     Unauthorized,
-    #[error("{0}")]
+    #[error("{1}")]
     BadRequest(&'static str, String),
     #[error("no stored event has this id")]
     NotFound,
     #[error("{0}")]
     Conflict(String),
     #[error("the store did not answer")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
 }
 
 impl IntoResponse for AdminError {
@@ -68,16 +85,6 @@ impl IntoResponse for AdminError {
     }
 }
 
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
-    match bearer(headers) {
-        Some(given) if same_secret(given, state.token.expose_secret()) => Ok(()),
-        _ => {
-            state.app.metrics.rejected("admin_unauthorized");
-            Err(AdminError::Unauthorized)
-        }
-    }
-}
-
 fn event_id(raw: &str) -> Result<EventId, AdminError> {
     EventId::parse(raw).map_err(|m| AdminError::BadRequest("invalid_id", format!("event id {m}")))
 }
@@ -88,12 +95,7 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
+async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<Value>, AdminError> {
     let status = match query.status.as_deref() {
         None => None,
         Some(raw) => Some(EventStatus::parse(raw).ok_or_else(|| {
@@ -104,37 +106,22 @@ async fn list(
         })?),
     };
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let events = state.app.store.list(EventFilter { status, limit }).await?;
+    let events = state.store.list(EventFilter { status, limit }).await?;
     Ok(Json(json!({"events": events})))
 }
 
-async fn show(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
-    let (event, attempts) = state
-        .app
-        .store
-        .get(&event_id(&id)?)
-        .await?
-        .ok_or(AdminError::NotFound)?;
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AdminError> {
+    let (event, attempts) = state.store.get(&event_id(&id)?).await?.ok_or(AdminError::NotFound)?;
     Ok(Json(json!({"event": event, "attempts": attempts})))
 }
 
 #[tracing::instrument(skip_all, fields(event_id = %id))]
-async fn replay(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
+async fn replay(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AdminError> {
     let id = event_id(&id)?;
-    match state.app.store.replay(&id, now_ms()).await? {
+    match state.store.replay(&id, now_ms()).await? {
         ReplayOutcome::Replayed => {
             tracing::info!("event replayed through the admin API");
-            state.app.wake.notify_one();
+            state.wake.notify_one();
             Ok(Json(json!({"replayed": id.as_str()})))
         }
         ReplayOutcome::NotFound => Err(AdminError::NotFound),

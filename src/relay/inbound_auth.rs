@@ -6,7 +6,7 @@
 //! their SHA-256 digests in constant time, so neither their content nor their length leaks
 //! through timing.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -16,7 +16,44 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::settings::{GrantType, RelaySettings};
+use crate::domain::ServiceUrl;
+use crate::salesforce::GrantType;
+use crate::support::clock::unix_secs;
+
+/// What DR must present to post events: an OAuth client (and user) for the relay's token
+/// endpoint, or Basic credentials; validated by the settings' `[relay]` section.
+#[derive(Debug, Clone)]
+pub struct InboundSettings {
+    /// The grant DR uses at the relay's `/oauth2/token`.
+    pub grant_type: GrantType,
+    /// Client id DR presents.
+    pub client_id: Option<String>,
+    /// Client secret DR presents.
+    pub client_secret: Option<SecretString>,
+    /// User name DR presents with the password grant.
+    pub username: Option<String>,
+    /// Password DR presents with the password grant.
+    pub password: Option<SecretString>,
+    /// Key that signs the relay's tokens, shared by every instance.
+    pub token_key: Option<SecretString>,
+    /// Lifetime of the relay's tokens (seconds in the configuration).
+    pub token_ttl: Duration,
+    /// Basic auth user name, instead of OAuth.
+    pub basic_username: Option<String>,
+    /// Basic auth password.
+    pub basic_password: Option<SecretString>,
+}
+
+/// What `register --target relay` tells DR to present at the relay's `/oauth2/token`.
+#[derive(Debug, Clone)]
+pub struct InboundOAuth {
+    pub public_url: ServiceUrl,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub grant_type: GrantType,
+    /// `Some` with the password grant.
+    pub user: Option<(String, SecretString)>,
+}
 
 const ISSUER: &str = "dr-sf-bridge";
 const AUDIENCE: &str = "dr-sf-bridge/webhooks";
@@ -85,13 +122,6 @@ pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// `Authorization: Basic` decoded into user and password.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -120,24 +150,20 @@ fn form_decode(text: &str) -> String {
 }
 
 impl InboundAuth {
-    pub fn from_settings(relay: &RelaySettings) -> Self {
-        let oauth = match (
-            &relay.inbound_client_id,
-            &relay.inbound_client_secret,
-            &relay.inbound_token_key,
-        ) {
+    pub fn new(inbound: &InboundSettings) -> Self {
+        let oauth = match (&inbound.client_id, &inbound.client_secret, &inbound.token_key) {
             (Some(client_id), Some(client_secret), Some(key)) => Some(OAuthClient {
                 client_id: client_id.clone(),
                 client_secret: client_secret.clone(),
-                user: relay.inbound_username.clone().zip(relay.inbound_password.clone()),
-                grant_type: relay.inbound_grant_type,
+                user: inbound.username.clone().zip(inbound.password.clone()),
+                grant_type: inbound.grant_type,
                 encoding: EncodingKey::from_secret(key.expose_secret().as_bytes()),
                 decoding: DecodingKey::from_secret(key.expose_secret().as_bytes()),
-                ttl: relay.inbound_token_ttl,
+                ttl: inbound.token_ttl,
             }),
             _ => None,
         };
-        let basic = relay.basic_username.clone().zip(relay.basic_password.clone());
+        let basic = inbound.basic_username.clone().zip(inbound.basic_password.clone());
         Self { oauth, basic }
     }
 
@@ -247,7 +273,7 @@ impl InboundAuth {
                 });
             }
         }
-        let now = unix_now();
+        let now = unix_secs();
         let claims = Claims {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),

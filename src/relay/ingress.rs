@@ -6,17 +6,24 @@
 //! it), 503 when the store cannot commit (DR retries). Rejections carry a short JSON reason and
 //! nothing that would help a forger.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::json;
 
-use super::app::AppState;
+use super::paths;
+use super::state::AppState;
 use crate::digital_river::signature::HEADER as SIGNATURE_HEADER;
 use crate::digital_river::{Envelope, EnvelopeError};
-use crate::store::{EventStatus, InsertOutcome, NewEvent, now_ms};
+use crate::store::{EventStatus, InsertOutcome, NewEvent};
+use crate::support::clock::now_ms;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(paths::WEBHOOK, post(receive_event))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {

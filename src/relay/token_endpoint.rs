@@ -4,16 +4,22 @@
 //! `token_type`, `expires_in`, `Cache-Control: no-store`, and error bodies with `error` and
 //! `error_description`.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::json;
 
-use super::app::AppState;
+use super::paths;
+use super::state::AppState;
 
 const FORM_LIMIT: usize = 16 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(paths::TOKEN, post(issue_token))
+}
 
 fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();

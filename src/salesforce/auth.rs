@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use oauth2::basic::{
@@ -30,7 +30,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::domain::ServiceUrl;
-use crate::settings::{GrantType, SalesforceCredentials, SalesforceGrant};
+use prometheus_client::metrics::counter::Counter;
+
+use super::credentials::{GrantType, SalesforceCredentials, SalesforceGrant};
+use crate::support::http::{Backoff, Failure, client_builder, retry};
+use crate::support::text::{error_chain, excerpt};
 
 /// The fields Salesforce adds to a token answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,17 +172,12 @@ pub struct SalesforceAuth {
     credentials: SalesforceCredentials,
     http: reqwest::Client,
     oauth: OAuthClient,
-    retries: u32,
-    retry_base_delay: Duration,
+    backoff: Backoff,
 }
 
 impl SalesforceAuth {
     pub fn new(credentials: SalesforceCredentials, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .user_agent(concat!("dr-sf-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = client_builder(timeout).build()?;
         let oauth = oauth2::Client::new(ClientId::new(credentials.client_id.clone()))
             .set_client_secret(ClientSecret::new(credentials.client_secret.expose_secret().to_owned()))
             .set_token_uri(TokenUrl::new(credentials.token_url.base().to_owned())?)
@@ -187,16 +186,17 @@ impl SalesforceAuth {
             credentials,
             http,
             oauth,
-            retries: 3,
-            retry_base_delay: Duration::from_millis(500),
+            backoff: Backoff {
+                retries: 3,
+                base: Duration::from_millis(500),
+            },
         })
     }
 
     /// Transport failures and 5xx answers are retried `retries` times, waiting `base_delay`,
     /// then twice as long each time.
-    pub fn with_retries(mut self, retries: u32, base_delay: Duration) -> Self {
-        self.retries = retries;
-        self.retry_base_delay = base_delay;
+    pub fn with_retries(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
         self
     }
 
@@ -211,25 +211,18 @@ impl SalesforceAuth {
     /// Runs the configured grant, retrying transient failures.
     #[tracing::instrument(skip_all, fields(grant = self.grant_type().as_str(), host = self.token_url().host()))]
     pub async fn grant(&self, generation: u64) -> Result<AccessToken, AuthError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        retry(self.backoff, "the Salesforce token endpoint", |attempt| async move {
             match self.grant_once(generation).await {
-                Ok(token) => return Ok(token),
-                Err(GrantFailure::Rejected(e)) => return Err(e),
-                Err(GrantFailure::Transient(detail)) if attempt <= self.retries => {
-                    tracing::warn!(attempt, %detail, "Salesforce token endpoint failed, retrying");
-                    tokio::time::sleep(self.retry_base_delay * 2u32.saturating_pow(attempt - 1)).await;
-                }
-                Err(GrantFailure::Transient(detail)) => {
-                    return Err(AuthError::Unavailable {
-                        token_url: self.token_url().base().to_owned(),
-                        attempts: attempt,
-                        detail,
-                    });
-                }
+                Ok(token) => Ok(token),
+                Err(GrantFailure::Rejected(e)) => Err(Failure::Permanent(e)),
+                Err(GrantFailure::Transient(detail)) => Err(Failure::transient(AuthError::Unavailable {
+                    token_url: self.token_url().base().to_owned(),
+                    attempts: attempt,
+                    detail,
+                })),
             }
-        }
+        })
+        .await
     }
 
     async fn grant_once(&self, generation: u64) -> Result<AccessToken, GrantFailure> {
@@ -305,10 +298,10 @@ impl SalesforceAuth {
             RequestTokenError::ServerResponse(body) => {
                 GrantFailure::Transient(format!("{status_text}: {}", body.error().as_ref()))
             }
-            RequestTokenError::Request(e) => GrantFailure::Transient(crate::command::error_chain(&e)),
+            RequestTokenError::Request(e) => GrantFailure::Transient(error_chain(&e)),
             RequestTokenError::Parse(_, body) => GrantFailure::Transient(format!(
                 "{status_text}, unreadable answer: {}",
-                crate::digital_river::api::excerpt(&String::from_utf8_lossy(&body))
+                excerpt(&String::from_utf8_lossy(&body))
             )),
             RequestTokenError::Other(text) => GrantFailure::Transient(format!("{status_text}: {text}")),
         }
@@ -347,7 +340,7 @@ pub struct TokenCache {
     /// How long a refused grant is answered from memory before Salesforce is asked again.
     rejection_cooldown: Duration,
     state: Mutex<CacheState>,
-    grants: AtomicU64,
+    grants: Counter,
 }
 
 #[derive(Default)]
@@ -364,7 +357,7 @@ impl TokenCache {
             max_age,
             rejection_cooldown,
             state: Mutex::new(CacheState::default()),
-            grants: AtomicU64::new(0),
+            grants: Counter::default(),
         }
     }
 
@@ -374,7 +367,12 @@ impl TokenCache {
 
     /// How many grants were requested from Salesforce.
     pub fn grants(&self) -> u64 {
-        self.grants.load(Ordering::Relaxed)
+        self.grants.get()
+    }
+
+    /// The counter of grants, to be shown as a metric.
+    pub fn grant_counter(&self) -> Counter {
+        self.grants.clone()
     }
 
     /// A valid token: the cached one, or a new grant. Concurrent callers wait for the same grant.
@@ -391,7 +389,7 @@ impl TokenCache {
             }
         }
         state.generation += 1;
-        self.grants.fetch_add(1, Ordering::Relaxed);
+        self.grants.inc();
         match self.auth.grant(state.generation).await {
             Ok(token) => {
                 let token = Arc::new(token);

@@ -15,10 +15,11 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::auth::{AccessToken, AuthError, TokenCache};
+use crate::support::http::client_builder;
+use crate::support::text::{error_chain, excerpt, truncate};
 
 /// How long to wait before trying again after a refused sign-in (configuration problem).
 pub const AUTH_REJECTED_DELAY: Duration = Duration::from_secs(300);
-const EXCERPT_CHARS: usize = 300;
 const BODY_READ_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,12 +98,7 @@ impl ApexClient {
         request_timeout: Duration,
         rate_limit_min_delay: Duration,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(request_timeout)
-            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("dr-sf-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = client_builder(request_timeout).build()?;
         Ok(Self {
             http,
             webhook_url,
@@ -153,7 +149,7 @@ impl ApexClient {
                         self.webhook_url
                     )
                 } else {
-                    format!("cannot reach Salesforce: {}", crate::command::error_chain(&e))
+                    format!("cannot reach Salesforce: {}", error_chain(&e))
                 }),
                 excerpt: None,
                 api_usage: None,
@@ -179,7 +175,7 @@ impl ApexClient {
     fn classify(&self, answer: Answer, reauthenticated: bool) -> DeliveryAttempt {
         let status = answer.status;
         let (error_code, message) = error_fields(&answer.body);
-        let excerpt = (!answer.body.trim().is_empty()).then(|| crate::digital_river::api::excerpt(&answer.body));
+        let excerpt = (!answer.body.trim().is_empty()).then(|| excerpt(&answer.body));
         let said = || {
             let mut text = format!("Salesforce answered {}", status.as_u16());
             if let Some(code) = &error_code {
@@ -262,10 +258,8 @@ impl ApexClient {
             .bearer_auth(token.secret.expose_secret())
             .send()
             .await
-            .map_err(|e| crate::command::error_chain(&e))?;
-        let answer = read_answer(response)
-            .await
-            .map_err(|e| crate::command::error_chain(&e))?;
+            .map_err(|e| error_chain(&e))?;
+        let answer = read_answer(response).await.map_err(|e| error_chain(&e))?;
         let (code, message) = error_fields(&answer.body);
         Ok((answer.status.as_u16(), code.or(message)))
     }
@@ -333,13 +327,7 @@ fn error_fields(body: &str) -> (Option<String>, Option<String>) {
         names
             .iter()
             .find_map(|n| first.get(n).and_then(Value::as_str))
-            .map(|s| {
-                let mut s = s.to_owned();
-                if s.chars().count() > EXCERPT_CHARS {
-                    s = s.chars().take(EXCERPT_CHARS).collect::<String>() + "…";
-                }
-                s
-            })
+            .map(truncate)
     };
     (field(&["errorCode", "error"]), field(&["message", "error_description"]))
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::domain::{EventId, EventType, OrderKey};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
     Pending,
@@ -234,11 +234,4 @@ pub async fn open(url: &str, role: Role) -> anyhow::Result<std::sync::Arc<dyn St
         return Ok(std::sync::Arc::new(store));
     }
     anyhow::bail!("storage.url `{url}`: only sqlite:// is supported by this build")
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dr_sf_bridge::salesforce::SalesforceGrant;
 use dr_sf_bridge::salesforce::{AuthError, SalesforceAuth, TokenCache};
-use dr_sf_bridge::settings::SalesforceGrant;
 use secrecy::ExposeSecret;
 use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dr_sf_bridge::domain::ServiceUrl;
 use dr_sf_bridge::salesforce::{ApexClient, SalesforceAuth, TokenCache};
-use dr_sf_bridge::settings::{SalesforceCredentials, SalesforceGrant};
+use dr_sf_bridge::salesforce::{SalesforceCredentials, SalesforceGrant};
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -149,7 +149,10 @@ impl SalesforceStandIn {
     pub fn token_cache(&self, grant: SalesforceGrant) -> Arc<TokenCache> {
         let auth = SalesforceAuth::new(self.credentials(grant), Duration::from_secs(5))
             .unwrap()
-            .with_retries(2, Duration::from_millis(10));
+            .with_retries(dr_sf_bridge::support::http::Backoff {
+                retries: 2,
+                base: Duration::from_millis(10),
+            });
         Arc::new(TokenCache::new(
             auth,
             Duration::from_secs(900),

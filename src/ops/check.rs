@@ -6,8 +6,9 @@
 
 use serde::Serialize;
 
-use crate::register::managed_address;
-use crate::salesforce::apex_client;
+use super::register::managed_address;
+use super::webhooks;
+use crate::salesforce::AuthError;
 use crate::settings::{self, LoadOptions, Purpose, Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,30 +36,6 @@ pub struct CheckReport {
     #[serde(rename = "configInvalid")]
     pub config_invalid: bool,
     pub checks: Vec<CheckLine>,
-}
-
-impl CheckReport {
-    pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        for line in &self.checks {
-            let mark = match line.status {
-                Status::Pass => "✓",
-                Status::Fail => "✗",
-                Status::Warn => "!",
-                Status::Skip => "-",
-            };
-            out.push_str(&format!("{mark} {}: {}\n", line.name, line.detail));
-            if let Some(fix) = &line.fix {
-                out.push_str(&format!("    fix: {fix}\n"));
-            }
-        }
-        out.push_str(if self.ok {
-            "All checks passed.\n"
-        } else {
-            "Some checks failed.\n"
-        });
-        out
-    }
 }
 
 fn line(name: &'static str, status: Status, detail: impl Into<String>, fix: Option<String>) -> CheckLine {
@@ -139,7 +116,7 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
 }
 
 async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
-    let listed = crate::webhooks::list(settings).await.map_err(|e| e.to_string());
+    let listed = webhooks::list(settings).await.map_err(|e| e.to_string());
     let webhooks = match listed {
         Ok(webhooks) => {
             checks.push(line(
@@ -226,7 +203,7 @@ async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
 }
 
 async fn check_salesforce(settings: &Settings, checks: &mut Vec<CheckLine>) {
-    let client = match apex_client(settings) {
+    let client = match settings.apex_client() {
         Ok(client) => client,
         Err(e) => {
             checks.push(line("Salesforce token", Status::Fail, e.to_string(), None));
@@ -254,8 +231,8 @@ async fn check_salesforce(settings: &Settings, checks: &mut Vec<CheckLine>) {
         )),
         Err(e) => {
             let fix = match &e {
-                crate::salesforce::AuthError::Rejected { hint, .. } => hint.clone(),
-                crate::salesforce::AuthError::Unavailable { .. } => {
+                AuthError::Rejected { hint, .. } => hint.clone(),
+                AuthError::Unavailable { .. } => {
                     "check the network path to Salesforce and salesforce.token_url; try again later".to_owned()
                 }
             };

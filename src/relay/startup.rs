@@ -1,100 +1,30 @@
-//! The relay application: state, router, start-up and graceful shutdown.
+//! Start-up and shutdown of the relay: the composition root.
 //!
-//! [`Application::build`] binds its listener itself (port 0 in tests) so that a test knows the
-//! port before the server runs; [`router`] is a plain function of the state. On shutdown the
-//! server stops accepting, the worker stops claiming and waits for in-flight deliveries for at
-//! most `relay.shutdown_timeout_secs`; whatever is not delivered stays stored for the next start.
+//! [`Application::build`] opens the store, builds the clients and binds its listener itself
+//! (port 0 in tests) so that a test knows the port before the server runs. On shutdown the server
+//! stops accepting, the worker stops claiming and waits for in-flight deliveries for at most
+//! `relay.shutdown_timeout_secs`; whatever is not delivered stays stored for the next start.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::inbound_auth::InboundAuth;
-use super::{ingress, token_endpoint};
+use super::router::router;
+use super::state::AppState;
 use crate::delivery::{CircuitBreaker, RetryPolicy, Worker};
 use crate::digital_river::SignatureVerifier;
-use crate::domain::EventType;
 use crate::metrics::Metrics;
-use crate::salesforce::{ApexClient, apex_client};
 use crate::settings::Settings;
-use crate::store::{self, Store, now_ms};
+use crate::store::{self, Store};
+use crate::support::clock::now_ms;
 
-/// What every request handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub inbound: Arc<InboundAuth>,
-    pub signatures: Arc<SignatureVerifier>,
-    pub subscription: Arc<HashSet<EventType>>,
-    pub body_limit: usize,
-    pub metrics: Arc<Metrics>,
-    /// Wakes the delivery worker when an event is stored.
-    pub wake: Arc<Notify>,
-    pub apex: ApexClient,
-    /// The admin API's bearer token; no admin API without it.
-    pub admin_token: Option<secrecy::SecretString>,
-}
-
-pub fn router(state: AppState) -> Router {
-    let admin = super::admin::router(state.clone(), state.admin_token.clone());
-    Router::new()
-        .route("/webhooks/digitalriver", post(ingress::receive_event))
-        .route("/oauth2/token", post(token_endpoint::issue_token))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
-        .merge(admin)
-}
-
-async fn healthz() -> Response {
-    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "not ready: the store cannot commit");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "unavailable", "reason": "store"})),
-            )
-                .into_response()
-        }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "reason": "store timeout"})),
-        )
-            .into_response(),
-    }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    let stats = state.store.stats().await.ok();
-    let text = state
-        .metrics
-        .render(stats.as_ref(), state.apex.tokens().grants(), now_ms());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
-}
+/// How often delivered events past the retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -111,12 +41,12 @@ impl Application {
         let store = store::open(&settings.storage.url, store::Role::Relay)
             .await
             .context("opening the store")?;
-        let apex = apex_client(&settings)?;
-        let metrics = Arc::new(Metrics::new());
+        let apex = settings.apex_client()?;
+        let metrics = Arc::new(Metrics::with_token_grants(apex.tokens().grant_counter()));
         let wake = Arc::new(Notify::new());
         let state = AppState {
             store: store.clone(),
-            inbound: Arc::new(InboundAuth::from_settings(&settings.relay)),
+            inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
             signatures: Arc::new(SignatureVerifier::new(
                 settings.digital_river.signing_secrets.clone(),
                 settings.digital_river.signature_tolerance,
@@ -125,7 +55,6 @@ impl Application {
             body_limit: settings.relay.body_limit_bytes,
             metrics: metrics.clone(),
             wake: wake.clone(),
-            apex: apex.clone(),
             admin_token: settings.relay.admin_token.clone(),
         };
         let sf = &settings.salesforce;
@@ -200,7 +129,7 @@ impl Application {
 }
 
 async fn prune_forever(store: Arc<dyn Store>, retention: Duration, stop: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -12,15 +12,11 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::command::CommandError;
+use super::{OpsError, webhooks};
 use crate::digital_river::{Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
+use crate::relay::paths;
+use crate::salesforce::SalesforceGrant;
 use crate::settings::{RegisterTarget, Settings};
-use crate::webhooks;
-
-/// The relay's inbound webhook path, appended to `relay.public_url`.
-pub const RELAY_WEBHOOK_PATH: &str = "/webhooks/digitalriver";
-/// The relay's token endpoint path, appended to `relay.public_url`.
-pub const RELAY_TOKEN_PATH: &str = "/oauth2/token";
 
 #[derive(Debug, Clone, Copy)]
 pub struct RegisterOptions {
@@ -44,7 +40,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",
             Self::Updated => "updated",
@@ -70,7 +66,7 @@ pub struct Change {
 }
 
 impl Change {
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match (&self.from, &self.to) {
             (None, None) => format!("{}: changed", self.field),
             (from, to) => format!(
@@ -97,40 +93,8 @@ pub struct RegisterReport {
     pub body: Option<Value>,
 }
 
-impl RegisterReport {
-    pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        let id = self.webhook_id.as_deref().unwrap_or("(new)");
-        out.push_str(&format!(
-            "Webhook {id} for {} (target {}): {}\n",
-            self.address,
-            self.target,
-            self.action.as_str()
-        ));
-        for change in &self.changes {
-            out.push_str(&format!("  {}\n", change.describe()));
-        }
-        for note in &self.notes {
-            out.push_str(&format!("  note: {note}\n"));
-        }
-        if let Some(body) = &self.body {
-            let method = if self.action == Action::WouldCreate {
-                "POST /webhooks".to_owned()
-            } else {
-                format!("PATCH /webhooks/{id}")
-            };
-            out.push_str(&format!(
-                "Dry run: nothing was written. The request would be {method} with:\n"
-            ));
-            out.push_str(&serde_json::to_string_pretty(body).unwrap_or_default());
-            out.push('\n');
-        }
-        out
-    }
-}
-
 /// The webhook `register` manages for a target, built from validated settings.
-pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<WebhookSpec, CommandError> {
+pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<WebhookSpec, OpsError> {
     let oauth = match target {
         RegisterTarget::Salesforce => {
             let sf = &settings.salesforce;
@@ -141,18 +105,18 @@ pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<We
                 client_secret: credentials.client_secret,
                 grant_type: credentials.grant.grant_type(),
                 user: match credentials.grant {
-                    crate::settings::SalesforceGrant::Password { username, password } => Some((username, password)),
-                    crate::settings::SalesforceGrant::ClientCredentials => None,
+                    SalesforceGrant::Password { username, password } => Some((username, password)),
+                    SalesforceGrant::ClientCredentials => None,
                 },
             }
         }
         RegisterTarget::Relay => {
             let inbound = settings.relay.inbound_oauth()?;
             WebhookSpecOAuth {
-                token_end_point: inbound.public_url.join_path(RELAY_TOKEN_PATH),
+                token_end_point: inbound.public_url.join_path(paths::TOKEN),
                 client_id: inbound.client_id,
                 client_secret: inbound.client_secret,
-                grant_type: settings.relay.inbound_grant_type,
+                grant_type: inbound.grant_type,
                 user: inbound.user,
             }
         }
@@ -167,10 +131,10 @@ pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<We
 }
 
 /// The address of the webhook `register` manages for a target.
-pub fn managed_address(settings: &Settings, target: RegisterTarget) -> Result<String, CommandError> {
+pub fn managed_address(settings: &Settings, target: RegisterTarget) -> Result<String, OpsError> {
     Ok(match target {
         RegisterTarget::Salesforce => settings.salesforce.webhook_url()?,
-        RegisterTarget::Relay => settings.relay.inbound_oauth()?.public_url.join_path(RELAY_WEBHOOK_PATH),
+        RegisterTarget::Relay => settings.relay.inbound_oauth()?.public_url.join_path(paths::WEBHOOK),
     })
 }
 
@@ -267,7 +231,7 @@ pub fn diff(existing: &Webhook, wanted: &WebhookSpec) -> (Vec<Change>, Vec<Strin
 
 /// Runs `register`: creates or updates the webhook for the target, or says it is unchanged.
 #[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
-pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, CommandError> {
+pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, OpsError> {
     let wanted = desired_webhook(settings, options.target)?;
     let client = webhooks::client(settings)?;
     let webhooks = client.list_webhooks().await?;
@@ -330,7 +294,7 @@ pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<R
 
 /// Runs `unregister`: deletes the webhook `register` manages for the target, if there is one.
 #[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
-pub async fn unregister(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, CommandError> {
+pub async fn unregister(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, OpsError> {
     let address = managed_address(settings, options.target)?;
     let client = webhooks::client(settings)?;
     let webhooks = client.list_webhooks().await?;

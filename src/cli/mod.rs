@@ -1,7 +1,14 @@
-//! The command line: clap definitions and the dispatch to each command's function.
+//! The command line: clap definitions, the dispatch to each operation, and the one place where
+//! errors become exit codes.
 //!
-//! Each command is a library function that returns a report; this module only loads settings,
-//! renders the report as text or JSON, and turns errors into exit codes.
+//! Each command is an operation in [`crate::ops`] that returns a report; this module only loads
+//! settings, renders the report as text ([`render`]) or JSON, and turns errors into exit codes.
+//! Exit codes are a contract with scripts: 0 success, 1 a check that did not pass or a request
+//! that cannot be done (unknown event), 2 invalid configuration, 3 rejected by Digital River,
+//! 4 network, server or store failure.
+
+pub mod render;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,16 +16,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::check;
-use crate::command::{CommandError, OutputFormat, error_chain};
-use crate::events;
-use crate::register::{self, RegisterOptions};
-use crate::relay::Application;
-use crate::relay::app::shutdown_signal;
+use crate::ops::register::{self, RegisterOptions};
+use crate::ops::{OpsError, check, events, webhooks};
+use crate::relay::{Application, shutdown_signal};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::store::EventStatus;
+use crate::support::text::error_chain;
 use crate::telemetry::{self, LogFormat};
-use crate::webhooks;
 
 const EXIT_CODES: &str = "Exit codes:
   0  success
@@ -26,6 +30,26 @@ const EXIT_CODES: &str = "Exit codes:
   2  invalid configuration (every problem is listed, each with its key)
   3  rejected by Digital River (the message names each parameter DR complained about)
   4  network, server or store failure (Digital River or Salesforce unreachable or failing)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Readable text and tables.
+    #[default]
+    Text,
+    /// One JSON document, for scripts.
+    Json,
+}
+
+/// The process exit code for an error (see the module documentation).
+pub fn exit_code(error: &OpsError) -> u8 {
+    match error {
+        OpsError::Config(_) => 2,
+        OpsError::DigitalRiver(e) if e.is_rejection() => 3,
+        OpsError::DigitalRiver(_) => 4,
+        OpsError::Refused(_) => 1,
+        OpsError::Store(_) | OpsError::Other(_) => 4,
+    }
+}
 
 /// Connects Digital River webhooks to the DR Salesforce Lightning app.
 #[derive(Debug, Parser)]
@@ -101,8 +125,8 @@ pub enum WebhooksCommand {
 pub enum EventsCommand {
     /// The newest events, optionally of one status.
     List {
-        #[arg(long, value_parser = ["pending", "delivered", "dead", "ignored"])]
-        status: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<EventStatus>,
         /// How many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -128,13 +152,13 @@ impl Cli {
         }
     }
 
-    fn settings(&self, purpose: Purpose) -> Result<Settings, CommandError> {
+    fn settings(&self, purpose: Purpose) -> Result<Settings, OpsError> {
         Ok(settings::load(&self.load_options(), purpose)?)
     }
 
     /// The register target (the flag, else `register.target`) and the settings validated for it,
     /// from one reading of the configuration.
-    fn register_settings(&self, flag: Option<RegisterTarget>) -> Result<(RegisterTarget, Settings), CommandError> {
+    fn register_settings(&self, flag: Option<RegisterTarget>) -> Result<(RegisterTarget, Settings), OpsError> {
         let raw = settings::load_raw(&self.load_options())?;
         // An invalid `register.target` is reported by `validate` with every other problem.
         let target = flag
@@ -169,17 +193,17 @@ pub fn run() -> ExitCode {
             match cli.output {
                 OutputFormat::Json => println!(
                     "{}",
-                    serde_json::json!({"error": format!("{e:#}"), "exitCode": e.code()})
+                    serde_json::json!({"error": format!("{e:#}"), "exitCode": exit_code(&e)})
                 ),
                 OutputFormat::Text => {}
             }
             eprintln!("error: {}", error_chain(&e));
-            e.exit_code()
+            ExitCode::from(exit_code(&e))
         }
     }
 }
 
-fn render<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce() -> String) -> String {
+fn print_as<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce() -> String) -> String {
     match format {
         OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default()),
         OutputFormat::Text => text(),
@@ -200,7 +224,7 @@ impl From<String> for Printed {
 }
 
 /// Runs the parsed command and answers what to print on stdout.
-pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
+pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
     match &cli.command {
         Command::Register { target, dry_run, force } => {
             let (target, settings) = cli.register_settings(*target)?;
@@ -213,7 +237,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
                 },
             )
             .await?;
-            Ok(render(cli.output, &report, || report.render_text()).into())
+            Ok(print_as(cli.output, &report, || render::register_report(&report)).into())
         }
         Command::Unregister { target, dry_run } => {
             let (target, settings) = cli.register_settings(*target)?;
@@ -226,7 +250,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
                 },
             )
             .await?;
-            Ok(render(cli.output, &report, || report.render_text()).into())
+            Ok(print_as(cli.output, &report, || render::register_report(&report)).into())
         }
         Command::Relay => {
             let settings = cli.settings(Purpose::Relay)?;
@@ -236,7 +260,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
         }
         Command::Check => {
             let report = check::check(&cli.load_options()).await;
-            let text = render(cli.output, &report, || report.render_text());
+            let text = print_as(cli.output, &report, || render::check_report(&report));
             let exit = match (report.config_invalid, report.ok) {
                 (true, _) => 2,
                 (false, false) => 1,
@@ -248,18 +272,17 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
             let settings = cli.settings(Purpose::Store)?;
             match sub {
                 EventsCommand::List { status, limit } => {
-                    let status = status.as_deref().and_then(EventStatus::parse);
-                    let list = events::list(&settings, status, *limit).await?;
-                    Ok(render(cli.output, &list, || events::render_list(&list)).into())
+                    let list = events::list(&settings, *status, *limit).await?;
+                    Ok(print_as(cli.output, &list, || render::events_table(&list)).into())
                 }
                 EventsCommand::Show { id, body } => {
                     let details = events::show(&settings, id, *body).await?;
-                    Ok(render(cli.output, &details, || events::render_details(&details)).into())
+                    Ok(print_as(cli.output, &details, || render::event_details(&details)).into())
                 }
                 EventsCommand::Replay { id } => {
                     events::replay(&settings, id).await?;
                     let json = serde_json::json!({"replayed": id});
-                    Ok(render(cli.output, &json, || {
+                    Ok(print_as(cli.output, &json, || {
                         format!("Event {id} is pending again; the relay delivers it on its next poll.\n")
                     })
                     .into())
@@ -272,16 +295,16 @@ pub async fn execute(cli: &Cli) -> Result<Printed, CommandError> {
                 WebhooksCommand::List => {
                     let hooks = webhooks::list(&settings).await?;
                     let json: Vec<_> = hooks.iter().map(|w| w.to_redacted_json()).collect();
-                    Ok(render(cli.output, &json, || webhooks::render_table(&hooks)).into())
+                    Ok(print_as(cli.output, &json, || render::webhooks_table(&hooks)).into())
                 }
                 WebhooksCommand::Show { id } => {
                     let hook = webhooks::show(&settings, id).await?;
-                    Ok(render(cli.output, &hook.to_redacted_json(), || webhooks::render_details(&hook)).into())
+                    Ok(print_as(cli.output, &hook.to_redacted_json(), || render::webhook_details(&hook)).into())
                 }
                 WebhooksCommand::Delete { id } => {
                     webhooks::delete(&settings, id).await?;
                     let json = serde_json::json!({"deleted": id});
-                    Ok(render(cli.output, &json, || format!("Webhook {id} deleted.\n")).into())
+                    Ok(print_as(cli.output, &json, || format!("Webhook {id} deleted.\n")).into())
                 }
             }
         }

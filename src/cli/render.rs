@@ -1,0 +1,186 @@
+//! Reports as text for a terminal: aligned tables, one fact a line.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::table;
+use crate::digital_river::Webhook;
+use crate::ops::check::{CheckReport, Status};
+use crate::ops::events::EventDetails;
+use crate::ops::register::{Action, RegisterReport};
+use crate::store::EventSummary;
+
+/// A table: ID, ENABLED, TRANSPORT, TYPES, ADDRESS.
+pub fn webhooks_table(webhooks: &[Webhook]) -> String {
+    if webhooks.is_empty() {
+        return "No webhooks.\n".to_owned();
+    }
+    let rows: Vec<[String; 5]> = webhooks
+        .iter()
+        .map(|w| {
+            [
+                w.id.clone(),
+                w.enabled
+                    .map(|e| if e { "yes" } else { "no" })
+                    .unwrap_or("?")
+                    .to_owned(),
+                w.transport_type.clone().unwrap_or_else(|| "?".to_owned()),
+                w.types.len().to_string(),
+                w.address.clone(),
+            ]
+        })
+        .collect();
+    table::render(&["ID", "ENABLED", "TRANSPORT", "TYPES", "ADDRESS"], &rows)
+}
+
+/// Key/value lines for one webhook, secrets redacted.
+pub fn webhook_details(webhook: &Webhook) -> String {
+    let json = webhook.to_redacted_json();
+    let mut out = String::new();
+    if let Value::Object(map) = json {
+        for (key, value) in map {
+            match value {
+                Value::Array(items) if key == "types" => {
+                    out.push_str(&format!("{key}:\n"));
+                    for item in items {
+                        out.push_str(&format!("  - {}\n", item.as_str().unwrap_or_default()));
+                    }
+                }
+                Value::Object(inner) => {
+                    out.push_str(&format!("{key}:\n"));
+                    for (k, v) in inner {
+                        out.push_str(&format!("  {k}: {}\n", plain(&v)));
+                    }
+                }
+                other => out.push_str(&format!("{key}: {}\n", plain(&other))),
+            }
+        }
+    }
+    out
+}
+
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn time(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+pub fn events_table(events: &[EventSummary]) -> String {
+    if events.is_empty() {
+        return "No events.\n".to_owned();
+    }
+    let rows: Vec<[String; 6]> = events
+        .iter()
+        .map(|e| {
+            [
+                e.id.clone(),
+                e.event_type.clone(),
+                e.status.as_str().to_owned(),
+                e.attempts.to_string(),
+                time(e.received_at_ms),
+                e.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table::render(&["ID", "TYPE", "STATUS", "ATTEMPTS", "RECEIVED", "LAST ERROR"], &rows)
+}
+
+pub fn event_details(details: &EventDetails) -> String {
+    let e = &details.event;
+    let mut out = format!(
+        "id: {}\ntype: {}\nstatus: {}\norder: {}\nlive mode: {}\nreceived: {}\nattempts: {}\n",
+        e.id,
+        e.event_type,
+        e.status.as_str(),
+        e.order_key.as_deref().unwrap_or("-"),
+        e.live_mode,
+        time(e.received_at_ms),
+        e.attempts
+    );
+    if let Some(next) = e.next_attempt_at_ms {
+        out.push_str(&format!("next attempt: {}\n", time(next)));
+    }
+    for (i, a) in details.attempts.iter().enumerate() {
+        out.push_str(&format!(
+            "attempt {}: {} {} {} ms {}\n",
+            i + 1,
+            time(a.at_ms),
+            a.status_code.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            a.duration_ms,
+            a.outcome
+        ));
+        if let Some(error) = &a.error {
+            out.push_str(&format!("    error: {error}\n"));
+        }
+        if let Some(excerpt) = &a.excerpt {
+            out.push_str(&format!("    answer: {excerpt}\n"));
+        }
+    }
+    if let Some(body) = &details.body {
+        out.push_str(&format!(
+            "body:\n{}\n",
+            serde_json::to_string_pretty(body).unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// What `register` did or would do, and the body in a dry run.
+pub fn register_report(report: &RegisterReport) -> String {
+    let mut out = String::new();
+    let id = report.webhook_id.as_deref().unwrap_or("(new)");
+    out.push_str(&format!(
+        "Webhook {id} for {} (target {}): {}\n",
+        report.address,
+        report.target,
+        report.action.as_str()
+    ));
+    for change in &report.changes {
+        out.push_str(&format!("  {}\n", change.describe()));
+    }
+    for note in &report.notes {
+        out.push_str(&format!("  note: {note}\n"));
+    }
+    if let Some(body) = &report.body {
+        let method = if report.action == Action::WouldCreate {
+            "POST /webhooks".to_owned()
+        } else {
+            format!("PATCH /webhooks/{id}")
+        };
+        out.push_str(&format!(
+            "Dry run: nothing was written. The request would be {method} with:\n"
+        ));
+        out.push_str(&serde_json::to_string_pretty(body).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+/// One line per check, ✓ or ✗, with the fix under a failure.
+pub fn check_report(report: &CheckReport) -> String {
+    let mut out = String::new();
+    for line in &report.checks {
+        let mark = match line.status {
+            Status::Pass => "✓",
+            Status::Fail => "✗",
+            Status::Warn => "!",
+            Status::Skip => "-",
+        };
+        out.push_str(&format!("{mark} {}: {}\n", line.name, line.detail));
+        if let Some(fix) = &line.fix {
+            out.push_str(&format!("    fix: {fix}\n"));
+        }
+    }
+    out.push_str(if report.ok {
+        "All checks passed.\n"
+    } else {
+        "Some checks failed.\n"
+    });
+    out
+}

@@ -1,0 +1,63 @@
+//! `events list | show | replay`: the on-call engineer's view of the store.
+//!
+//! These commands open the relay's store beside a running relay (SQLite allows one writer and
+//! many readers; every write here is one short transaction), so a dead event can be found,
+//! understood from its attempts, and sent again once the cause is fixed. The running relay picks
+//! a replayed event up on its next poll.
+
+use serde::Serialize;
+
+use super::OpsError;
+use crate::domain::EventId;
+use crate::settings::Settings;
+use crate::store::{self, AttemptSummary, EventFilter, EventStatus, EventSummary, ReplayOutcome, Role, Store};
+use crate::support::clock::now_ms;
+
+async fn open(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, OpsError> {
+    Ok(store::open(&settings.storage.url, Role::Operations).await?)
+}
+
+fn parse_id(raw: &str) -> Result<EventId, OpsError> {
+    EventId::parse(raw).map_err(|m| OpsError::Refused(format!("event id `{raw}` {m}")))
+}
+
+pub async fn list(settings: &Settings, status: Option<EventStatus>, limit: u32) -> Result<Vec<EventSummary>, OpsError> {
+    Ok(open(settings).await?.list(EventFilter { status, limit }).await?)
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventDetails {
+    pub event: EventSummary,
+    pub attempts: Vec<AttemptSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+pub async fn show(settings: &Settings, id: &str, with_body: bool) -> Result<EventDetails, OpsError> {
+    let id = parse_id(id)?;
+    let store = open(settings).await?;
+    let (event, attempts) = store
+        .get(&id)
+        .await?
+        .ok_or_else(|| OpsError::Refused(format!("no stored event has the id {id}")))?;
+    let body = if with_body {
+        store.body(&id).await?.and_then(|b| serde_json::from_slice(&b).ok())
+    } else {
+        None
+    };
+    Ok(EventDetails { event, attempts, body })
+}
+
+/// Makes a dead or delivered event pending again, with fresh attempts.
+pub async fn replay(settings: &Settings, id: &str) -> Result<(), OpsError> {
+    let id = parse_id(id)?;
+    let store = open(settings).await?;
+    let why = match store.replay(&id, now_ms()).await? {
+        ReplayOutcome::Replayed => return Ok(()),
+        ReplayOutcome::NotFound => "no stored event has this id".to_owned(),
+        ReplayOutcome::NotReplayable(status) => {
+            format!("it is {} (only dead or delivered events are replayed)", status.as_str())
+        }
+    };
+    Err(OpsError::Refused(format!("cannot replay {id}: {why}")))
+}

@@ -1,0 +1,25 @@
+//! `webhooks list | show | delete`: the admin's view of the account's webhooks on DR.
+
+use super::OpsError;
+use crate::digital_river::{DigitalRiverClient, Webhook};
+use crate::settings::Settings;
+
+/// The DR API client the settings describe; every command that calls DR starts here.
+pub fn client(settings: &Settings) -> Result<DigitalRiverClient, OpsError> {
+    Ok(DigitalRiverClient::new(
+        settings.digital_river.api_options(),
+        settings.digital_river.api_key()?.clone(),
+    )?)
+}
+
+pub async fn list(settings: &Settings) -> Result<Vec<Webhook>, OpsError> {
+    Ok(client(settings)?.list_webhooks().await?)
+}
+
+pub async fn show(settings: &Settings, id: &str) -> Result<Webhook, OpsError> {
+    Ok(client(settings)?.get_webhook(id).await?)
+}
+
+pub async fn delete(settings: &Settings, id: &str) -> Result<(), OpsError> {
+    Ok(client(settings)?.delete_webhook(id).await?)
+}

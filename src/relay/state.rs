@@ -1,0 +1,27 @@
+//! What every request handler shares.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::inbound_auth::InboundAuth;
+use crate::digital_river::SignatureVerifier;
+use crate::domain::EventType;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub inbound: Arc<InboundAuth>,
+    pub signatures: Arc<SignatureVerifier>,
+    pub subscription: Arc<HashSet<EventType>>,
+    /// Larger request bodies get 413, in bytes.
+    pub body_limit: usize,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the delivery worker when an event is stored or replayed.
+    pub wake: Arc<Notify>,
+    /// The admin API's bearer token; no admin API without it.
+    pub admin_token: Option<secrecy::SecretString>,
+}

@@ -1,0 +1,79 @@
+//! Salesforce's sign-in vocabulary: environments, grant types, token hosts, and the complete set
+//! of values one grant needs.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::domain::ServiceUrl;
+
+/// The production login host (password grant, production orgs).
+pub const LOGIN_HOST: &str = "login.salesforce.com";
+/// The sandbox login host (password grant, sandboxes).
+pub const TEST_HOST: &str = "test.salesforce.com";
+/// The token endpoint's path on every Salesforce host.
+pub const TOKEN_PATH: &str = "/services/oauth2/token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesforceEnvironment {
+    Sandbox,
+    Production,
+}
+
+impl SalesforceEnvironment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Production => "production",
+        }
+    }
+
+    /// The password grant's token host.
+    pub fn login_host(self) -> &'static str {
+        match self {
+            Self::Sandbox => TEST_HOST,
+            Self::Production => LOGIN_HOST,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    Password,
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// The OAuth `grant_type` value, as DR's `oauth.grantType` and Salesforce expect it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// The complete set of values a Salesforce grant needs; built only from validated settings.
+#[derive(Debug, Clone)]
+pub struct SalesforceCredentials {
+    pub token_url: ServiceUrl,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub grant: SalesforceGrant,
+}
+
+#[derive(Debug, Clone)]
+pub enum SalesforceGrant {
+    Password { username: String, password: SecretString },
+    ClientCredentials,
+}
+
+impl SalesforceGrant {
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            Self::Password { .. } => GrantType::Password,
+            Self::ClientCredentials => GrantType::ClientCredentials,
+        }
+    }
+}

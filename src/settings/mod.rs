@@ -1,0 +1,331 @@
+//! Configuration: loading the layers, reading secrets, and validating everything at once.
+//!
+//! An admin who gets one error, fixes it, and then gets the next one loses an evening; so
+//! [`RawSettings::validate`] checks every key and reports all problems together, each naming its
+//! key. Each section lives in its own file ([`digital_river`], [`salesforce`], [`relay`],
+//! [`delivery`], [`storage`]) with its raw form, its validated form and its own rules; this
+//! module layers the sources, reads secret files, and asks each section in turn.
+//!
+//! Why two forms per section: serde stops at the first bad value, and an admin must see every
+//! problem at once. So the raw form deserializes strings as written, and `validate` turns them
+//! into parsed types ([`ServiceUrl`](crate::domain::ServiceUrl), [`EventType`](crate::domain::EventType),
+//! ...) while collecting problems: code past this module never sees a raw URL or event type.
+//!
+//! Secrets are [`SecretString`]s from the moment they are read; they can be given inline
+//! (environment) or as `KEY_file` (a path whose content is the secret, as container secrets are
+//! mounted).
+
+pub mod delivery;
+pub mod digital_river;
+pub mod problems;
+pub mod relay;
+pub mod salesforce;
+pub mod storage;
+
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+pub use delivery::{DeliverySettings, RawDelivery};
+pub use digital_river::{DigitalRiverSettings, RawDigitalRiver};
+pub use problems::{Collector, ConfigProblems, Problem};
+pub use relay::{RawRelay, RelaySettings};
+pub use salesforce::{RawSalesforce, SalesforceSettings};
+pub use storage::{RawRegister, RawStorage, RegisterSettings, RegisterTarget, StorageSettings};
+
+const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+const SANDBOX_TOML: &str = include_str!("../../config/sandbox.toml");
+const PRODUCTION_TOML: &str = include_str!("../../config/production.toml");
+
+/// Keys whose value is a secret and may be given as `KEY_file` instead.
+const SECRET_KEYS: [&str; 9] = [
+    "digital_river.api_key",
+    "digital_river.signing_secrets",
+    "salesforce.client_secret",
+    "salesforce.password",
+    "relay.inbound_client_secret",
+    "relay.inbound_password",
+    "relay.inbound_token_key",
+    "relay.basic_password",
+    "relay.admin_token",
+];
+
+/// Where to read configuration from; filled from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `sandbox` or `production` (`--env` / `DRSF_ENV`).
+    pub env: Option<String>,
+    /// An extra file layered over the defaults (`--config`).
+    pub config_file: Option<PathBuf>,
+    /// The folder holding `default.toml`, `sandbox.toml`, `production.toml`; `config` when unset.
+    pub config_dir: Option<PathBuf>,
+    /// Values set last, over every layer (`("salesforce.max_in_flight", "4")`): for tests and
+    /// embedding.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// What a command needs from the configuration, so that validation can report every missing key
+/// for that command in one go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Commands that only read or change webhooks on the DR API.
+    DigitalRiverApi,
+    /// `register` / `unregister` with the given target.
+    Register(RegisterTarget),
+    /// Talking to Salesforce (delivery, `check`).
+    Salesforce,
+    /// The relay: inbound auth, Salesforce and the store.
+    Relay,
+    /// Commands that only need the store.
+    Store,
+    /// `check`: the DR API and Salesforce.
+    Check,
+}
+
+impl Purpose {
+    fn needs_dr_api(self) -> bool {
+        matches!(self, Self::DigitalRiverApi | Self::Register(_) | Self::Check)
+    }
+
+    fn needs_salesforce(self) -> bool {
+        matches!(
+            self,
+            Self::Salesforce | Self::Relay | Self::Check | Self::Register(RegisterTarget::Salesforce)
+        )
+    }
+}
+
+/// Every section as written; see each section's file for its keys.
+#[derive(Debug, Deserialize)]
+pub struct RawSettings {
+    pub digital_river: RawDigitalRiver,
+    pub salesforce: RawSalesforce,
+    pub relay: RawRelay,
+    pub delivery: RawDelivery,
+    pub storage: RawStorage,
+    pub register: RawRegister,
+}
+
+/// The validated configuration: parsed types only.
+#[derive(Debug)]
+pub struct Settings {
+    pub digital_river: DigitalRiverSettings,
+    pub salesforce: SalesforceSettings,
+    pub relay: RelaySettings,
+    pub delivery: DeliverySettings,
+    pub storage: StorageSettings,
+    pub register: RegisterSettings,
+}
+
+impl RawSettings {
+    /// `register.target`, when it names a target.
+    pub fn register_target(&self) -> Option<RegisterTarget> {
+        self.register.target().ok()
+    }
+
+    /// Parses every value and checks the rules that tie keys together; reports all problems.
+    pub fn validate(&self, purpose: Purpose) -> Result<Settings, ConfigProblems> {
+        let mut c = Collector::default();
+        let settings = Settings {
+            digital_river: self.digital_river.validate(&mut c),
+            salesforce: self.salesforce.validate(&mut c),
+            relay: self.relay.validate(&mut c),
+            delivery: self.delivery.validate(&mut c),
+            storage: self.storage.validate(&mut c),
+            register: self.register.validate(&mut c),
+        };
+
+        // Presence checks for what this command needs.
+        if purpose.needs_dr_api() {
+            settings.digital_river.require_api_key(&mut c);
+        }
+        if purpose.needs_salesforce() && self.salesforce.kind_is_valid() {
+            settings.salesforce.require_for_delivery(&mut c);
+        }
+        if purpose == Purpose::Register(RegisterTarget::Relay) && self.relay.grant_type_is_valid() {
+            if let Err(missing) = settings.relay.inbound_oauth() {
+                c.extend_new(missing.0);
+            }
+        }
+        if purpose == Purpose::Relay {
+            settings.relay.require_for_relay(&mut c);
+        }
+        c.finish(settings)
+    }
+}
+
+/// Loads and validates for a purpose: the one entry point commands use.
+pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, ConfigProblems> {
+    load_raw(options)?.validate(purpose)
+}
+
+/// Reads every layer and the secret files, without validating values yet.
+pub fn load_raw(options: &LoadOptions) -> Result<RawSettings, ConfigProblems> {
+    let layered = layers(options)?;
+    let merged = with_secret_files(layered)?;
+    merged.try_deserialize::<RawSettings>().map_err(|e| {
+        // The config crate names the key in its message ("invalid type ... for key `x.y`").
+        let text = e.to_string();
+        let key = text
+            .split("for key `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or("configuration");
+        let message = text.split(" for key `").next().unwrap_or(&text);
+        ConfigProblems::single(key, message)
+    })
+}
+
+/// Built-in defaults, then config/default.toml, the environment's file, `--config`, `DRSF__*`
+/// variables and the overrides, each over the one before.
+fn layers(options: &LoadOptions) -> Result<Config, ConfigProblems> {
+    let dir = options.config_dir.clone().unwrap_or_else(|| PathBuf::from("config"));
+    let env_name = match options.env.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        None => None,
+        Some(e @ ("sandbox" | "production")) => Some(e.to_owned()),
+        Some(other) => {
+            return Err(ConfigProblems::single(
+                "--env / DRSF_ENV",
+                format!("`{other}` is not an environment; use `sandbox` or `production`"),
+            ));
+        }
+    };
+
+    let mut builder = Config::builder()
+        .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+        .add_source(File::from(dir.join("default.toml")).required(false));
+    if let Some(env_name) = &env_name {
+        let embedded = if env_name == "sandbox" {
+            SANDBOX_TOML
+        } else {
+            PRODUCTION_TOML
+        };
+        let on_disk = dir.join(format!("{env_name}.toml"));
+        builder = if on_disk.exists() {
+            builder.add_source(File::from(on_disk))
+        } else {
+            builder.add_source(File::from_str(embedded, FileFormat::Toml))
+        };
+    }
+    if let Some(file) = &options.config_file {
+        if !file.exists() {
+            return Err(ConfigProblems::single(
+                "--config",
+                format!("file {} does not exist", file.display()),
+            ));
+        }
+        builder = builder.add_source(File::from(file.clone()));
+    }
+    builder = builder.add_source(
+        Environment::with_prefix("DRSF")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("digital_river.event_types")
+            .with_list_parse_key("digital_river.signing_secrets")
+            .with_list_parse_key("delivery.retry_schedule")
+            .try_parsing(false),
+    );
+    for (key, value) in &options.overrides {
+        builder = builder
+            .set_override(key.as_str(), value.as_str())
+            .map_err(|e| ConfigProblems::single(key, e.to_string()))?;
+    }
+    builder
+        .build()
+        .map_err(|e| ConfigProblems::single("configuration", e.to_string()))
+}
+
+/// Replaces each `KEY_file` by the content of the file it names.
+fn with_secret_files(layered: Config) -> Result<Config, ConfigProblems> {
+    let mut problems = Collector::default();
+    let mut with_secrets = Config::builder().add_source(layered.clone());
+    for key in SECRET_KEYS {
+        let file_key = format!("{key}_file");
+        let Ok(path) = layered.get_string(&file_key) else {
+            continue;
+        };
+        if layered.get::<config::Value>(key).is_ok_and(|v| !is_empty_value(&v)) {
+            problems.push(key, format!("is given both inline and as {file_key}; keep one"));
+            continue;
+        }
+        match read_secret_file(Path::new(&path)) {
+            Ok(content) if key == "digital_river.signing_secrets" => {
+                let lines: Vec<String> = content
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+                with_secrets = with_secrets
+                    .set_override(key, lines)
+                    .expect("a list is a valid override");
+            }
+            Ok(content) => {
+                with_secrets = with_secrets
+                    .set_override(key, content)
+                    .expect("a string is a valid override")
+            }
+            Err(e) => problems.push(&file_key, e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ConfigProblems(problems.0));
+    }
+    with_secrets
+        .build()
+        .map_err(|e| ConfigProblems::single("configuration", e.to_string()))
+}
+
+fn is_empty_value(v: &config::Value) -> bool {
+    match &v.kind {
+        config::ValueKind::Nil => true,
+        config::ValueKind::String(s) => s.is_empty(),
+        config::ValueKind::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let content = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // Files written by `echo` end in a newline that is not part of the secret.
+    Ok(content.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// A list given as a list (files) or as one comma-separated string (environment, where an empty
+/// value means an empty list).
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(deserializer)? {
+        ListOrCsv::List(items) => items,
+        ListOrCsv::Csv(text) => text
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    })
+}
+
+fn secret_list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(list_or_csv(deserializer)?.into_iter().map(SecretString::from).collect())
+}
+
+fn non_empty_string(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+}
+
+fn non_empty_secret(v: &Option<SecretString>) -> Option<SecretString> {
+    v.as_ref().filter(|s| !s.expose_secret().is_empty()).cloned()
+}
+
+fn parse_enum<T: for<'de> Deserialize<'de>>(raw: &str, allowed: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(raw.trim().to_owned()))
+        .map_err(|_| format!("`{raw}` is not one of {allowed}"))
+}

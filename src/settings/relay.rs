@@ -1,0 +1,185 @@
+//! `[relay]`: where the relay listens, who may post to it, and the admin API's token.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::problems::{Collector, ConfigProblems};
+use super::{non_empty_secret, non_empty_string, parse_enum};
+use crate::domain::ServiceUrl;
+use crate::relay::inbound_auth::{InboundOAuth, InboundSettings};
+use crate::relay::paths;
+use crate::salesforce::GrantType;
+
+/// The section as written; strings stay strings until [`RawRelay::validate`].
+#[derive(Debug, Deserialize)]
+pub struct RawRelay {
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub body_limit_bytes: usize,
+    pub inbound_grant_type: String,
+    pub inbound_client_id: Option<String>,
+    pub inbound_client_secret: Option<SecretString>,
+    pub inbound_username: Option<String>,
+    pub inbound_password: Option<SecretString>,
+    pub inbound_token_key: Option<SecretString>,
+    pub inbound_token_ttl_secs: u64,
+    pub basic_username: Option<String>,
+    pub basic_password: Option<SecretString>,
+    pub admin_token: Option<SecretString>,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug)]
+pub struct RelaySettings {
+    /// Address the relay binds (host:port).
+    pub listen: String,
+    /// The URL DR reaches the relay at (for `register --target relay`).
+    pub public_url: Option<ServiceUrl>,
+    /// Larger request bodies get 413, in bytes.
+    pub body_limit_bytes: usize,
+    /// What DR must present: OAuth client (and user) or Basic credentials.
+    pub inbound: InboundSettings,
+    /// Bearer token of the admin API (`/admin/...`); no admin API when unset.
+    pub admin_token: Option<SecretString>,
+    /// Bound on a graceful shutdown (seconds in the configuration).
+    pub shutdown_timeout: Duration,
+}
+
+impl RawRelay {
+    fn grant_type(&self) -> Result<GrantType, String> {
+        parse_enum(&self.inbound_grant_type, "`client_credentials`, `password`")
+    }
+
+    pub(super) fn grant_type_is_valid(&self) -> bool {
+        self.grant_type().is_ok()
+    }
+
+    pub(super) fn validate(&self, c: &mut Collector) -> RelaySettings {
+        let public_url =
+            non_empty_string(&self.public_url).and_then(|raw| c.parse("relay.public_url", ServiceUrl::parse(&raw)));
+        if let Some(url) = &public_url {
+            if url.url().path() != "/" || url.url().query().is_some() {
+                c.push(
+                    "relay.public_url",
+                    format!(
+                        "must be the relay's base URL without a path (the relay adds {})",
+                        paths::WEBHOOK
+                    ),
+                );
+            }
+        }
+        let grant_type = c.parse("relay.inbound_grant_type", self.grant_type());
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            c.push(
+                "relay.listen",
+                format!("`{}` is not a host:port address such as 127.0.0.1:8080", self.listen),
+            );
+        }
+        if self.body_limit_bytes < 1024 {
+            c.push("relay.body_limit_bytes", "must be at least 1024");
+        }
+        c.positive("relay.inbound_token_ttl_secs", self.inbound_token_ttl_secs);
+        let basic_username = non_empty_string(&self.basic_username);
+        let basic_password = non_empty_secret(&self.basic_password);
+        if basic_username.is_some() != basic_password.is_some() {
+            c.push(
+                "relay.basic_password",
+                "relay.basic_username and relay.basic_password go together",
+            );
+        }
+        let token_key = non_empty_secret(&self.inbound_token_key);
+        let admin_token = non_empty_secret(&self.admin_token);
+        if admin_token.as_ref().is_some_and(|k| k.expose_secret().len() < 24) {
+            c.push("relay.admin_token", "must be at least 24 characters");
+        }
+        if token_key.as_ref().is_some_and(|k| k.expose_secret().len() < 32) {
+            c.push("relay.inbound_token_key", "must be at least 32 characters");
+        }
+        RelaySettings {
+            listen: self.listen.trim().to_owned(),
+            public_url,
+            body_limit_bytes: self.body_limit_bytes,
+            inbound: InboundSettings {
+                grant_type: grant_type.unwrap_or(GrantType::ClientCredentials),
+                client_id: non_empty_string(&self.inbound_client_id),
+                client_secret: non_empty_secret(&self.inbound_client_secret),
+                username: non_empty_string(&self.inbound_username),
+                password: non_empty_secret(&self.inbound_password),
+                token_key,
+                token_ttl: Duration::from_secs(self.inbound_token_ttl_secs.max(1)),
+                basic_username,
+                basic_password,
+            },
+            admin_token,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+        }
+    }
+}
+
+impl RelaySettings {
+    /// What `register --target relay` tells DR to present at the relay's token endpoint.
+    pub fn inbound_oauth(&self) -> Result<InboundOAuth, ConfigProblems> {
+        let mut c = Collector::default();
+        let why = "for DR's OAuth transport to the relay";
+        let inbound = &self.inbound;
+        let public_url = c
+            .require(
+                "relay.public_url",
+                &self.public_url,
+                "(the https:// URL DR reaches the relay at)",
+            )
+            .cloned();
+        let client_id = c.require("relay.inbound_client_id", &inbound.client_id, why).cloned();
+        let client_secret = c
+            .require("relay.inbound_client_secret", &inbound.client_secret, why)
+            .cloned();
+        let user = match inbound.grant_type {
+            GrantType::ClientCredentials => None,
+            GrantType::Password => {
+                let why = "with relay.inbound_grant_type = \"password\"";
+                let u = c.require("relay.inbound_username", &inbound.username, why).cloned();
+                let p = c.require("relay.inbound_password", &inbound.password, why).cloned();
+                u.zip(p)
+            }
+        };
+        match (public_url, client_id, client_secret) {
+            (Some(public_url), Some(client_id), Some(client_secret)) => c.finish(InboundOAuth {
+                public_url,
+                client_id,
+                client_secret,
+                grant_type: inbound.grant_type,
+                user,
+            }),
+            _ => Err(ConfigProblems(c.0)),
+        }
+    }
+
+    /// What running the relay needs: a way to authenticate DR.
+    pub(super) fn require_for_relay(&self, c: &mut Collector) {
+        let inbound = &self.inbound;
+        let has_oauth = inbound.client_id.is_some();
+        let has_basic = inbound.basic_username.is_some();
+        if !has_oauth && !has_basic {
+            c.push("relay.inbound_client_id", "is required: the relay accepts events only from an authenticated DR (set inbound_client_id/inbound_client_secret/inbound_token_key, or basic_username/basic_password)");
+        }
+        if has_oauth {
+            if inbound.client_secret.is_none() {
+                c.push(
+                    "relay.inbound_client_secret",
+                    "is required with relay.inbound_client_id",
+                );
+            }
+            if inbound.token_key.is_none() {
+                c.push_new(
+                    "relay.inbound_token_key",
+                    "is required with relay.inbound_client_id (at least 32 characters; shared by every relay instance)",
+                );
+            }
+            if inbound.grant_type == GrantType::Password && (inbound.username.is_none() || inbound.password.is_none()) {
+                c.push("relay.inbound_username", "relay.inbound_username and relay.inbound_password are required with relay.inbound_grant_type = \"password\"");
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! `[salesforce]`: the org, the grant and its credentials, and the delivery client's limits.
+//!
+//! The checks here encode the mistakes admins make in step 11: a Lightning URL instead of My
+//! Domain, client credentials on the login host, a sandbox host with a production environment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::problems::{Collector, ConfigProblems};
+use super::{Settings, non_empty_secret, non_empty_string, parse_enum};
+use crate::domain::{SalesforceUrl, ServiceUrl};
+use crate::salesforce::{
+    ApexClient, GrantType, LOGIN_HOST, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant,
+    TEST_HOST, TOKEN_PATH, TokenCache,
+};
+use crate::support::http::Backoff;
+
+/// The section as written; strings stay strings until [`RawSalesforce::validate`].
+#[derive(Debug, Deserialize)]
+pub struct RawSalesforce {
+    pub environment: String,
+    pub my_domain_url: Option<String>,
+    pub token_url: Option<String>,
+    pub grant_type: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub webhook_path: String,
+    pub max_in_flight: usize,
+    pub request_timeout_secs: u64,
+    pub token_max_age_secs: u64,
+    pub token_failure_cooldown_secs: u64,
+    pub token_retries: u32,
+    pub token_retry_base_delay_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct SalesforceSettings {
+    /// Sandbox or production: picks the password grant's token host.
+    pub environment: SalesforceEnvironment,
+    /// The org's My Domain URL, base of the Apex REST URL.
+    pub my_domain_url: Option<SalesforceUrl>,
+    /// Explicit, or derived from the environment and grant; `None` only when it cannot be derived.
+    pub token_url: Option<ServiceUrl>,
+    /// Password or client credentials.
+    pub grant_type: GrantType,
+    /// The connected app's consumer key.
+    pub client_id: Option<String>,
+    /// The connected app's consumer secret.
+    pub client_secret: Option<SecretString>,
+    /// Integration user (password grant).
+    pub username: Option<String>,
+    /// Password followed by the security token (password grant).
+    pub password: Option<SecretString>,
+    /// Path of the DR package's Apex REST resource.
+    pub webhook_path: String,
+    /// Most deliveries to Salesforce at once.
+    pub max_in_flight: usize,
+    /// Timeout of one delivery request (seconds in the configuration).
+    pub request_timeout: Duration,
+    /// A token older than this is renewed before use (seconds in the configuration).
+    pub token_max_age: Duration,
+    /// How long a refused grant is answered from memory (seconds in the configuration).
+    pub token_failure_cooldown: Duration,
+    /// Retries of a grant after a 5xx or a connection error.
+    pub token_retries: u32,
+    /// Delay before the first such retry, doubling after (milliseconds in the configuration).
+    pub token_retry_base_delay: Duration,
+}
+
+impl RawSalesforce {
+    fn environment(&self) -> Result<SalesforceEnvironment, String> {
+        parse_enum(&self.environment, "`sandbox`, `production`")
+    }
+
+    fn grant_type(&self) -> Result<GrantType, String> {
+        parse_enum(&self.grant_type, "`password`, `client_credentials`")
+    }
+
+    /// Whether the environment and grant type parse, so that presence checks make sense.
+    pub(super) fn kind_is_valid(&self) -> bool {
+        self.environment().is_ok() && self.grant_type().is_ok()
+    }
+
+    pub(super) fn validate(&self, c: &mut Collector) -> SalesforceSettings {
+        let environment = c.parse("salesforce.environment", self.environment());
+        let grant_type = c.parse("salesforce.grant_type", self.grant_type());
+        let my_domain_url = non_empty_string(&self.my_domain_url)
+            .and_then(|raw| c.parse("salesforce.my_domain_url", SalesforceUrl::parse(&raw)));
+        let explicit_token_url = non_empty_string(&self.token_url)
+            .and_then(|raw| c.parse("salesforce.token_url", SalesforceUrl::parse_any(&raw)));
+        let token_url = match (&explicit_token_url, grant_type, environment) {
+            (Some(url), _, _) => Some(url.clone()),
+            (None, Some(GrantType::ClientCredentials), _) => my_domain_url
+                .as_ref()
+                .map(|d| ServiceUrl::parse(&d.join_path(TOKEN_PATH)).expect("a My Domain URL plus a path is a URL")),
+            (None, Some(GrantType::Password), Some(env)) => {
+                Some(ServiceUrl::parse(&format!("https://{}{TOKEN_PATH}", env.login_host())).expect("a constant URL"))
+            }
+            _ => None,
+        };
+        if let (Some(GrantType::ClientCredentials), Some(url)) = (grant_type, &token_url) {
+            let host = host_of(url);
+            if host == LOGIN_HOST || host == TEST_HOST {
+                c.push(
+                    "salesforce.grant_type",
+                    format!(
+                        "client_credentials does not work on {host} (Salesforce answers \"request not supported on this domain\"); \
+                         set salesforce.token_url to the My Domain token URL, https://<name>.my.salesforce.com{TOKEN_PATH}, or leave it unset"
+                    ),
+                );
+            }
+        }
+        if let (Some(GrantType::ClientCredentials), None, None) = (grant_type, &explicit_token_url, &my_domain_url) {
+            c.push_new(
+                "salesforce.my_domain_url",
+                "is required with grant_type = \"client_credentials\": the grant works only on the My Domain host",
+            );
+        }
+        if let Some(env) = environment {
+            check_hosts_match(c, env, explicit_token_url.as_ref(), my_domain_url.as_ref());
+        }
+        let webhook_path = self.webhook_path.trim().to_owned();
+        if !webhook_path.starts_with("/services/apexrest/") {
+            c.push("salesforce.webhook_path", format!("`{webhook_path}` must start with /services/apexrest/ (default /services/apexrest/digitalriverv3/webhooks/)"));
+        }
+        if self.max_in_flight == 0 {
+            c.push("salesforce.max_in_flight", "must be at least 1");
+        } else if self.max_in_flight > 10 {
+            c.push(
+                "salesforce.max_in_flight",
+                format!(
+                    "{} exceeds Salesforce's default limit of 10 concurrent long-running Apex requests",
+                    self.max_in_flight
+                ),
+            );
+        }
+        c.positive("salesforce.request_timeout_secs", self.request_timeout_secs);
+        c.positive("salesforce.token_max_age_secs", self.token_max_age_secs);
+        SalesforceSettings {
+            environment: environment.unwrap_or(SalesforceEnvironment::Sandbox),
+            my_domain_url,
+            token_url,
+            grant_type: grant_type.unwrap_or(GrantType::Password),
+            client_id: non_empty_string(&self.client_id),
+            client_secret: non_empty_secret(&self.client_secret),
+            username: non_empty_string(&self.username),
+            password: non_empty_secret(&self.password),
+            webhook_path,
+            max_in_flight: self.max_in_flight.max(1),
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            token_max_age: Duration::from_secs(self.token_max_age_secs.max(1)),
+            token_failure_cooldown: Duration::from_secs(self.token_failure_cooldown_secs),
+            token_retries: self.token_retries,
+            token_retry_base_delay: Duration::from_millis(self.token_retry_base_delay_ms),
+        }
+    }
+}
+
+/// A sandbox host with `environment = "production"` (or the reverse) is a mistake.
+fn check_hosts_match(
+    c: &mut Collector,
+    env: SalesforceEnvironment,
+    token_url: Option<&ServiceUrl>,
+    my_domain_url: Option<&SalesforceUrl>,
+) {
+    let mut hosts: Vec<(&str, String)> = Vec::new();
+    if let Some(url) = token_url {
+        hosts.push(("salesforce.token_url", host_of(url)));
+    }
+    if let Some(url) = my_domain_url {
+        hosts.push(("salesforce.my_domain_url", url.host().to_ascii_lowercase()));
+    }
+    for (key, host) in hosts {
+        let sandbox_host = host == TEST_HOST || host.ends_with(".sandbox.my.salesforce.com");
+        let production_host = host == LOGIN_HOST;
+        if env == SalesforceEnvironment::Sandbox && production_host {
+            c.push(key, format!("{host} is the production host but salesforce.environment = \"sandbox\"; use https://{TEST_HOST} or the sandbox's My Domain, or set environment = \"production\""));
+        }
+        if env == SalesforceEnvironment::Production && sandbox_host {
+            c.push(key, format!("{host} is a sandbox host but salesforce.environment = \"production\"; use https://{LOGIN_HOST} or the org's My Domain, or set environment = \"sandbox\""));
+        }
+    }
+}
+
+fn host_of(url: &ServiceUrl) -> String {
+    url.host().to_ascii_lowercase()
+}
+
+impl SalesforceSettings {
+    /// The Apex REST URL events are posted to.
+    pub fn webhook_url(&self) -> Result<String, ConfigProblems> {
+        let base = self.my_domain_url.as_ref().ok_or_else(|| {
+            ConfigProblems::single(
+                "salesforce.my_domain_url",
+                "is required (https://<name>.my.salesforce.com)",
+            )
+        })?;
+        Ok(base.join_path(&self.webhook_path))
+    }
+
+    /// The grant's values, or the keys that are missing.
+    pub fn credentials(&self) -> Result<SalesforceCredentials, ConfigProblems> {
+        let mut c = Collector::default();
+        let token_url = self.token_url.clone();
+        if token_url.is_none() {
+            c.push(
+                "salesforce.token_url",
+                "cannot be derived: set salesforce.my_domain_url (or salesforce.token_url)",
+            );
+        }
+        let client_id = c
+            .require(
+                "salesforce.client_id",
+                &self.client_id,
+                "(the connected app's consumer key)",
+            )
+            .cloned();
+        let client_secret = c
+            .require(
+                "salesforce.client_secret",
+                &self.client_secret,
+                "(the connected app's consumer secret)",
+            )
+            .cloned();
+        let grant = match self.grant_type {
+            GrantType::ClientCredentials => Some(SalesforceGrant::ClientCredentials),
+            GrantType::Password => {
+                let why = "with grant_type = \"password\"";
+                let username = c.require("salesforce.username", &self.username, why).cloned();
+                let password = c.require("salesforce.password", &self.password, why).cloned();
+                username
+                    .zip(password)
+                    .map(|(username, password)| SalesforceGrant::Password { username, password })
+            }
+        };
+        match (token_url, client_id, client_secret, grant) {
+            (Some(token_url), Some(client_id), Some(client_secret), Some(grant)) => c.finish(SalesforceCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                grant,
+            }),
+            _ => Err(ConfigProblems(c.0)),
+        }
+    }
+
+    /// What delivering to Salesforce needs: the org and a complete grant.
+    pub(super) fn require_for_delivery(&self, c: &mut Collector) {
+        if self.my_domain_url.is_none() {
+            c.push_new(
+                "salesforce.my_domain_url",
+                "is required (https://<name>.my.salesforce.com)",
+            );
+        }
+        if let Err(missing) = self.credentials() {
+            c.extend_new(missing.0);
+        }
+    }
+}
+
+impl Settings {
+    /// The token cache and Apex client the settings describe.
+    pub fn apex_client(&self) -> Result<ApexClient, ConfigProblems> {
+        let sf = &self.salesforce;
+        let auth = SalesforceAuth::new(sf.credentials()?, sf.request_timeout)
+            .map_err(|e| ConfigProblems::single("salesforce.token_url", e.to_string()))?
+            .with_retries(Backoff {
+                retries: sf.token_retries,
+                base: sf.token_retry_base_delay,
+            });
+        let tokens = Arc::new(TokenCache::new(auth, sf.token_max_age, sf.token_failure_cooldown));
+        ApexClient::new(
+            sf.webhook_url()?,
+            tokens,
+            sf.request_timeout,
+            self.delivery.rate_limit_min_delay,
+        )
+        .map_err(|e| ConfigProblems::single("salesforce", e.to_string()))
+    }
+}

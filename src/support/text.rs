@@ -1,0 +1,65 @@
+//! Errors and remote answers as one readable line, for logs, reports and the audit trail.
+
+/// How many characters of a remote answer are kept.
+pub const EXCERPT_CHARS: usize = 300;
+
+/// An error and its causes on one line (`a: b: c`), skipping causes the text already contains.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The first [`EXCERPT_CHARS`] characters of a body, on one line.
+pub fn excerpt(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    truncate(&one_line)
+}
+
+/// `text` cut to [`EXCERPT_CHARS`] characters, with `…` when cut.
+pub fn truncate(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_excerpt_is_one_line_and_bounded() {
+        assert_eq!(excerpt("a\n  b\tc"), "a b c");
+        assert_eq!(excerpt("  "), "(empty body)");
+        let long = "x".repeat(EXCERPT_CHARS + 5);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn a_cause_already_in_the_text_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: inner")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("top")]
+        struct Top(#[source] Outer);
+        assert_eq!(error_chain(&Top(Outer(Inner))), "top: outer: inner");
+    }
+}
