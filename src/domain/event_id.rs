@@ -1,5 +1,3 @@
-use std::fmt;
-
 /// The `id` of a Digital River event: the key the relay deduplicates on.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct EventId(String);
@@ -18,17 +16,7 @@ impl EventId {
     }
 }
 
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EventId({})", self.0)
-    }
-}
+super::text_newtype_fmt!(EventId);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,24 @@
 //! exists, so a malformed event type or a Lightning URL cannot reach the Digital River API or the
 //! delivery worker.
 
+/// `Display` as the bare text and `Debug` as `Name(text)` for a newtype over a `String`.
+macro_rules! text_newtype_fmt {
+    ($name:ident) => {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
+    };
+}
+pub(crate) use text_newtype_fmt;
+
 mod event_id;
 mod event_type;
 mod order_key;

@@ -1,5 +1,3 @@
-use std::fmt;
-
 /// The key that orders deliveries: events with the same key reach Salesforce in the order the
 /// relay received them. It is `data.object.orderId` when present (invoices, credit memos), else
 /// `data.object.id` (the order itself).
@@ -27,17 +25,7 @@ impl OrderKey {
     }
 }
 
-impl fmt::Display for OrderKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for OrderKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OrderKey({})", self.0)
-    }
-}
+super::text_newtype_fmt!(OrderKey);
 
 #[cfg(test)]
 mod tests {

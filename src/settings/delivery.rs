@@ -2,22 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::list_or_csv;
-use super::problems::Collector;
-
-/// The section as written; strings stay strings until [`RawDelivery::validate`].
-#[derive(Debug, Deserialize)]
-pub struct RawDelivery {
-    #[serde(deserialize_with = "list_or_csv")]
-    pub retry_schedule: Vec<String>,
-    pub max_attempts_on_400: u32,
-    pub rate_limit_min_delay_secs: u64,
-    pub breaker_threshold: u32,
-    pub breaker_cooldown_secs: u64,
-    pub poll_interval_ms: u64,
-}
+use super::problems::Reader;
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -35,10 +20,17 @@ pub struct DeliverySettings {
     pub poll_interval: Duration,
 }
 
-impl RawDelivery {
-    pub(super) fn validate(&self, c: &mut Collector) -> DeliverySettings {
+impl DeliverySettings {
+    pub(super) fn read(r: &mut Reader) -> Self {
+        let raw_schedule = r.list("delivery.retry_schedule");
+        let max_attempts_on_400: u32 = r.get("delivery.max_attempts_on_400");
+        let rate_limit_min_delay_secs = r.get("delivery.rate_limit_min_delay_secs");
+        let breaker_threshold: u32 = r.get("delivery.breaker_threshold");
+        let breaker_cooldown_secs = r.get("delivery.breaker_cooldown_secs");
+        let poll_interval_ms: u64 = r.get("delivery.poll_interval_ms");
+        let c = &mut r.problems;
         let mut retry_schedule = Vec::new();
-        for raw in &self.retry_schedule {
+        for raw in &raw_schedule {
             match humantime::parse_duration(raw.trim()) {
                 Ok(delay) => retry_schedule.push(delay),
                 Err(e) => c.push(
@@ -47,19 +39,19 @@ impl RawDelivery {
                 ),
             }
         }
-        if self.retry_schedule.is_empty() {
+        if raw_schedule.is_empty() {
             c.push("delivery.retry_schedule", "is empty; give at least one delay (\"0s\")");
         }
-        c.positive("delivery.max_attempts_on_400", u64::from(self.max_attempts_on_400));
-        c.positive("delivery.breaker_threshold", u64::from(self.breaker_threshold));
-        c.positive("delivery.poll_interval_ms", self.poll_interval_ms);
+        c.positive("delivery.max_attempts_on_400", u64::from(max_attempts_on_400));
+        c.positive("delivery.breaker_threshold", u64::from(breaker_threshold));
+        c.positive("delivery.poll_interval_ms", poll_interval_ms);
         DeliverySettings {
             retry_schedule,
-            max_attempts_on_400: self.max_attempts_on_400.max(1),
-            rate_limit_min_delay: Duration::from_secs(self.rate_limit_min_delay_secs),
-            breaker_threshold: self.breaker_threshold.max(1),
-            breaker_cooldown: Duration::from_secs(self.breaker_cooldown_secs),
-            poll_interval: Duration::from_millis(self.poll_interval_ms.max(1)),
+            max_attempts_on_400: max_attempts_on_400.max(1),
+            rate_limit_min_delay: Duration::from_secs(rate_limit_min_delay_secs),
+            breaker_threshold: breaker_threshold.max(1),
+            breaker_cooldown: Duration::from_secs(breaker_cooldown_secs),
+            poll_interval: Duration::from_millis(poll_interval_ms.max(1)),
         }
     }
 }

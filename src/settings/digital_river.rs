@@ -2,30 +2,11 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-
-use super::problems::{Collector, ConfigProblems};
-use super::{list_or_csv, non_empty_secret, secret_list_or_csv};
+use super::problems::{Collector, ConfigProblems, Reader};
 use crate::digital_river::ApiOptions;
 use crate::domain::{EventType, ServiceUrl};
 use crate::support::http::Backoff;
-
-/// The section as written; strings stay strings until [`RawDigitalRiver::validate`].
-#[derive(Debug, Deserialize)]
-pub struct RawDigitalRiver {
-    pub api_base_url: String,
-    pub api_key: Option<SecretString>,
-    pub api_version: String,
-    #[serde(deserialize_with = "list_or_csv")]
-    pub event_types: Vec<String>,
-    #[serde(deserialize_with = "secret_list_or_csv")]
-    pub signing_secrets: Vec<SecretString>,
-    pub signature_tolerance_secs: u64,
-    pub request_timeout_secs: u64,
-    pub max_retries: u32,
-    pub retry_base_delay_ms: u64,
-}
+use secrecy::SecretString;
 
 #[derive(Debug)]
 pub struct DigitalRiverSettings {
@@ -49,18 +30,30 @@ pub struct DigitalRiverSettings {
     pub retry_base_delay: Duration,
 }
 
-impl RawDigitalRiver {
-    pub(super) fn validate(&self, c: &mut Collector) -> DigitalRiverSettings {
-        let api_base_url = c.parse("digital_river.api_base_url", ServiceUrl::parse(&self.api_base_url));
+impl DigitalRiverSettings {
+    pub(super) fn read(r: &mut Reader) -> Self {
+        let raw_base_url = r.text("digital_river.api_base_url");
+        let api_base_url = r
+            .problems
+            .parse("digital_river.api_base_url", ServiceUrl::parse(&raw_base_url));
+        let raw_types = r.list("digital_river.event_types");
+        let raw_secrets = r.list("digital_river.signing_secrets");
+        let api_version = r.text("digital_river.api_version").trim().to_owned();
+        let signature_tolerance_secs: u64 = r.get("digital_river.signature_tolerance_secs");
+        let request_timeout_secs: u64 = r.get("digital_river.request_timeout_secs");
+        let max_retries = r.get("digital_river.max_retries");
+        let retry_base_delay_ms: u64 = r.get("digital_river.retry_base_delay_ms");
+        let api_key = r.secret("digital_river.api_key");
+        let c = &mut r.problems;
         let mut event_types = Vec::new();
-        for raw in self.event_types.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        for raw in raw_types.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
             if let Some(t) = c.parse("digital_river.event_types", EventType::parse(raw)) {
                 if !event_types.contains(&t) {
                     event_types.push(t);
                 }
             }
         }
-        if self.event_types.iter().all(|t| t.trim().is_empty()) {
+        if raw_types.iter().all(|t| t.trim().is_empty()) {
             c.push(
                 "digital_river.event_types",
                 format!(
@@ -69,18 +62,16 @@ impl RawDigitalRiver {
                 ),
             );
         }
-        let api_version = self.api_version.trim().to_owned();
         if api_version != "default" && !is_dated_version(&api_version) {
             c.push(
                 "digital_river.api_version",
                 format!("`{api_version}` is neither \"default\" nor a date such as 2021-12-13"),
             );
         }
-        let signing_secrets: Vec<SecretString> = self
-            .signing_secrets
-            .iter()
-            .filter(|s| !s.expose_secret().trim().is_empty())
-            .cloned()
+        let signing_secrets: Vec<SecretString> = raw_secrets
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(SecretString::from)
             .collect();
         if signing_secrets.len() > 2 {
             c.push(
@@ -91,19 +82,17 @@ impl RawDigitalRiver {
         DigitalRiverSettings {
             api_base_url: api_base_url
                 .unwrap_or_else(|| ServiceUrl::parse("https://api.digitalriver.com").expect("constant")),
-            api_key: non_empty_secret(&self.api_key),
+            api_key,
             api_version,
             event_types,
             signing_secrets,
-            signature_tolerance: Duration::from_secs(self.signature_tolerance_secs),
-            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
-            max_retries: self.max_retries,
-            retry_base_delay: Duration::from_millis(self.retry_base_delay_ms),
+            signature_tolerance: Duration::from_secs(signature_tolerance_secs),
+            request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
+            max_retries,
+            retry_base_delay: Duration::from_millis(retry_base_delay_ms),
         }
     }
-}
 
-impl DigitalRiverSettings {
     pub fn api_key(&self) -> Result<&SecretString, ConfigProblems> {
         self.api_key.as_ref().ok_or_else(|| {
             ConfigProblems::single(

@@ -3,13 +3,14 @@
 //! An admin who gets one error, fixes it, and then gets the next one loses an evening; so
 //! [`RawSettings::validate`] checks every key and reports all problems together, each naming its
 //! key. Each section lives in its own file ([`digital_river`], [`salesforce`], [`relay`],
-//! [`delivery`], [`storage`]) with its raw form, its validated form and its own rules; this
-//! module layers the sources, reads secret files, and asks each section in turn.
+//! [`delivery`], [`storage`]) with its settings struct and its own rules; this module layers the
+//! sources, reads secret files, and asks each section to read itself.
 //!
-//! Why two forms per section: serde stops at the first bad value, and an admin must see every
-//! problem at once. So the raw form deserializes strings as written, and `validate` turns them
-//! into parsed types ([`ServiceUrl`](crate::domain::ServiceUrl), [`EventType`](crate::domain::EventType),
-//! ...) while collecting problems: code past this module never sees a raw URL or event type.
+//! One struct per section: serde would stop at the first bad value, and an admin must see every
+//! problem at once. So each section reads its keys one by one through a [`Reader`] that parses
+//! as it goes ([`ServiceUrl`](crate::domain::ServiceUrl), [`EventType`](crate::domain::EventType),
+//! ...) and records a problem per bad key: code past this module never sees a raw URL or event
+//! type.
 //!
 //! Secrets are [`SecretString`]s from the moment they are read; they can be given inline
 //! (environment) or as `KEY_file` (a path whose content is the secret, as container secrets are
@@ -25,15 +26,13 @@ pub mod storage;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
-pub use delivery::{DeliverySettings, RawDelivery};
-pub use digital_river::{DigitalRiverSettings, RawDigitalRiver};
-pub use problems::{Collector, ConfigProblems, Problem};
-pub use relay::{RawRelay, RelaySettings};
-pub use salesforce::{RawSalesforce, SalesforceSettings};
-pub use storage::{RawRegister, RawStorage, RegisterSettings, RegisterTarget, StorageSettings};
+pub use delivery::DeliverySettings;
+pub use digital_river::DigitalRiverSettings;
+pub use problems::{Collector, ConfigProblems, Problem, Reader};
+pub use relay::RelaySettings;
+pub use salesforce::SalesforceSettings;
+pub use storage::{RegisterSettings, RegisterTarget, StorageSettings};
 
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 const SANDBOX_TOML: &str = include_str!("../../config/sandbox.toml");
@@ -97,15 +96,15 @@ impl Purpose {
     }
 }
 
-/// Every section as written; see each section's file for its keys.
-#[derive(Debug, Deserialize)]
-pub struct RawSettings {
-    pub digital_river: RawDigitalRiver,
-    pub salesforce: RawSalesforce,
-    pub relay: RawRelay,
-    pub delivery: RawDelivery,
-    pub storage: RawStorage,
-    pub register: RawRegister,
+/// Every layer merged, secret files read, nothing validated yet.
+#[derive(Clone)]
+pub struct RawSettings(Config);
+
+impl std::fmt::Debug for RawSettings {
+    /// The raw layers hold secrets as plain text: their values are never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawSettings(..)")
+    }
 }
 
 /// The validated configuration: parsed types only.
@@ -122,29 +121,31 @@ pub struct Settings {
 impl RawSettings {
     /// `register.target`, when it names a target.
     pub fn register_target(&self) -> Option<RegisterTarget> {
-        self.register.target().ok()
+        let raw = self.0.get_string(RegisterSettings::TARGET_KEY).ok()?;
+        problems::one_of(&raw, RegisterSettings::TARGETS).ok()
     }
 
     /// Parses every value and checks the rules that tie keys together; reports all problems.
     pub fn validate(&self, purpose: Purpose) -> Result<Settings, ConfigProblems> {
-        let mut c = Collector::default();
+        let mut r = Reader::new(&self.0);
         let settings = Settings {
-            digital_river: self.digital_river.validate(&mut c),
-            salesforce: self.salesforce.validate(&mut c),
-            relay: self.relay.validate(&mut c),
-            delivery: self.delivery.validate(&mut c),
-            storage: self.storage.validate(&mut c),
-            register: self.register.validate(&mut c),
+            digital_river: DigitalRiverSettings::read(&mut r),
+            salesforce: SalesforceSettings::read(&mut r),
+            relay: RelaySettings::read(&mut r),
+            delivery: DeliverySettings::read(&mut r),
+            storage: StorageSettings::read(&mut r),
+            register: RegisterSettings::read(&mut r),
         };
+        let mut c = r.problems;
 
         // Presence checks for what this command needs.
         if purpose.needs_dr_api() {
             settings.digital_river.require_api_key(&mut c);
         }
-        if purpose.needs_salesforce() && self.salesforce.kind_is_valid() {
+        if purpose.needs_salesforce() && SalesforceSettings::kind_is_valid(&c) {
             settings.salesforce.require_for_delivery(&mut c);
         }
-        if purpose == Purpose::Register(RegisterTarget::Relay) && self.relay.grant_type_is_valid() {
+        if purpose == Purpose::Register(RegisterTarget::Relay) && !c.has("relay.inbound_grant_type") {
             if let Err(missing) = settings.relay.inbound_oauth() {
                 c.extend_new(missing.0);
             }
@@ -163,19 +164,7 @@ pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, ConfigP
 
 /// Reads every layer and the secret files, without validating values yet.
 pub fn load_raw(options: &LoadOptions) -> Result<RawSettings, ConfigProblems> {
-    let layered = layers(options)?;
-    let merged = with_secret_files(layered)?;
-    merged.try_deserialize::<RawSettings>().map_err(|e| {
-        // The config crate names the key in its message ("invalid type ... for key `x.y`").
-        let text = e.to_string();
-        let key = text
-            .split("for key `")
-            .nth(1)
-            .and_then(|rest| rest.split('`').next())
-            .unwrap_or("configuration");
-        let message = text.split(" for key `").next().unwrap_or(&text);
-        ConfigProblems::single(key, message)
-    })
+    Ok(RawSettings(with_secret_files(layers(options)?)?))
 }
 
 /// Built-in defaults, then config/default.toml, the environment's file, `--config`, `DRSF__*`
@@ -292,40 +281,4 @@ fn read_secret_file(path: &Path) -> Result<String, String> {
     let content = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     // Files written by `echo` end in a newline that is not part of the secret.
     Ok(content.trim_end_matches(['\n', '\r']).to_owned())
-}
-
-/// A list given as a list (files) or as one comma-separated string (environment, where an empty
-/// value means an empty list).
-fn list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrCsv {
-        List(Vec<String>),
-        Csv(String),
-    }
-    Ok(match ListOrCsv::deserialize(deserializer)? {
-        ListOrCsv::List(items) => items,
-        ListOrCsv::Csv(text) => text
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
-    })
-}
-
-fn secret_list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
-    Ok(list_or_csv(deserializer)?.into_iter().map(SecretString::from).collect())
-}
-
-fn non_empty_string(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
-}
-
-fn non_empty_secret(v: &Option<SecretString>) -> Option<SecretString> {
-    v.as_ref().filter(|s| !s.expose_secret().is_empty()).cloned()
-}
-
-fn parse_enum<T: for<'de> Deserialize<'de>>(raw: &str, allowed: &str) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::String(raw.trim().to_owned()))
-        .map_err(|_| format!("`{raw}` is not one of {allowed}"))
 }

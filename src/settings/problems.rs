@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use secrecy::SecretString;
+
 /// One invalid or missing key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -84,6 +86,11 @@ impl Collector {
         }
     }
 
+    /// Whether `key` has a problem already.
+    pub fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|p| p.key == key)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -96,4 +103,98 @@ impl Collector {
             Err(ConfigProblems(self.0))
         }
     }
+}
+
+/// Reads one key at a time from the layered configuration, parsing as it goes and recording a
+/// problem under the key for each value that does not fit — so that a bad number, a bad URL
+/// and a missing secret are all reported together, which deserializing into a struct (that
+/// stops at the first bad value) cannot do.
+pub struct Reader<'a> {
+    config: &'a config::Config,
+    pub problems: Collector,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(config: &'a config::Config) -> Self {
+        Self {
+            config,
+            problems: Collector::default(),
+        }
+    }
+
+    fn value(&self, key: &str) -> Option<config::Value> {
+        self.config
+            .get::<config::Value>(key)
+            .ok()
+            .filter(|v| !matches!(v.kind, config::ValueKind::Nil))
+    }
+
+    /// A value of any type serde reads (numbers, booleans); the default when it does not fit.
+    pub fn get<T: serde::de::DeserializeOwned + Default>(&mut self, key: &str) -> T {
+        match self.config.get::<T>(key) {
+            Ok(value) => value,
+            Err(config::ConfigError::NotFound(_)) => T::default(),
+            Err(e) => {
+                let text = e.to_string();
+                let message = text.split(" for key `").next().unwrap_or(&text);
+                self.problems.push(key, message);
+                T::default()
+            }
+        }
+    }
+
+    /// The text as written (`""` when absent).
+    pub fn text(&mut self, key: &str) -> String {
+        self.get::<Option<String>>(key).unwrap_or_default()
+    }
+
+    /// The text trimmed, `None` when absent or blank.
+    pub fn optional_text(&mut self, key: &str) -> Option<String> {
+        Some(self.text(key).trim().to_owned()).filter(|s| !s.is_empty())
+    }
+
+    /// A secret, `None` when absent or empty.
+    pub fn secret(&mut self, key: &str) -> Option<SecretString> {
+        Some(self.text(key)).filter(|s| !s.is_empty()).map(SecretString::from)
+    }
+
+    /// A list given as a list (files) or as one comma-separated string (environment, where an
+    /// empty value means an empty list).
+    pub fn list(&mut self, key: &str) -> Vec<String> {
+        let Some(value) = self.value(key) else {
+            return Vec::new();
+        };
+        match value.kind {
+            config::ValueKind::Array(items) => items
+                .into_iter()
+                .map(|item| item.into_string().unwrap_or_default())
+                .collect(),
+            _ => value
+                .into_string()
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+
+    /// The trimmed text parsed by `parse`; `None` when absent or when it does not parse.
+    pub fn parse<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let raw = self.optional_text(key)?;
+        self.problems.parse(key, parse(&raw))
+    }
+
+    /// One of the names `allowed` lists (a serde enum in snake_case).
+    pub fn one_of<T: serde::de::DeserializeOwned>(&mut self, key: &str, allowed: &str) -> Option<T> {
+        let raw = self.text(key);
+        let parsed = one_of(&raw, allowed);
+        self.problems.parse(key, parsed)
+    }
+}
+
+/// `raw` as one of the names `allowed` lists (a serde enum in snake_case).
+pub fn one_of<T: serde::de::DeserializeOwned>(raw: &str, allowed: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(raw.trim().to_owned()))
+        .map_err(|_| format!("`{raw}` is not one of {allowed}"))
 }

@@ -2,34 +2,12 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-
-use super::problems::{Collector, ConfigProblems};
-use super::{non_empty_secret, non_empty_string, parse_enum};
+use super::problems::{Collector, ConfigProblems, Reader};
 use crate::domain::ServiceUrl;
 use crate::relay::inbound_auth::{InboundOAuth, InboundSettings};
 use crate::relay::paths;
 use crate::salesforce::GrantType;
-
-/// The section as written; strings stay strings until [`RawRelay::validate`].
-#[derive(Debug, Deserialize)]
-pub struct RawRelay {
-    pub listen: String,
-    pub public_url: Option<String>,
-    pub body_limit_bytes: usize,
-    pub inbound_grant_type: String,
-    pub inbound_client_id: Option<String>,
-    pub inbound_client_secret: Option<SecretString>,
-    pub inbound_username: Option<String>,
-    pub inbound_password: Option<SecretString>,
-    pub inbound_token_key: Option<SecretString>,
-    pub inbound_token_ttl_secs: u64,
-    pub basic_username: Option<String>,
-    pub basic_password: Option<SecretString>,
-    pub admin_token: Option<SecretString>,
-    pub shutdown_timeout_secs: u64,
-}
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug)]
 pub struct RelaySettings {
@@ -47,18 +25,23 @@ pub struct RelaySettings {
     pub shutdown_timeout: Duration,
 }
 
-impl RawRelay {
-    fn grant_type(&self) -> Result<GrantType, String> {
-        parse_enum(&self.inbound_grant_type, "`client_credentials`, `password`")
-    }
-
-    pub(super) fn grant_type_is_valid(&self) -> bool {
-        self.grant_type().is_ok()
-    }
-
-    pub(super) fn validate(&self, c: &mut Collector) -> RelaySettings {
-        let public_url =
-            non_empty_string(&self.public_url).and_then(|raw| c.parse("relay.public_url", ServiceUrl::parse(&raw)));
+impl RelaySettings {
+    pub(super) fn read(r: &mut Reader) -> Self {
+        let public_url = r.parse("relay.public_url", ServiceUrl::parse);
+        let grant_type: Option<GrantType> = r.one_of("relay.inbound_grant_type", "`client_credentials`, `password`");
+        let listen = r.text("relay.listen");
+        let body_limit_bytes: usize = r.get("relay.body_limit_bytes");
+        let token_ttl_secs: u64 = r.get("relay.inbound_token_ttl_secs");
+        let shutdown_timeout_secs: u64 = r.get("relay.shutdown_timeout_secs");
+        let basic_username = r.optional_text("relay.basic_username");
+        let basic_password = r.secret("relay.basic_password");
+        let token_key = r.secret("relay.inbound_token_key");
+        let admin_token = r.secret("relay.admin_token");
+        let client_id = r.optional_text("relay.inbound_client_id");
+        let client_secret = r.secret("relay.inbound_client_secret");
+        let username = r.optional_text("relay.inbound_username");
+        let password = r.secret("relay.inbound_password");
+        let c = &mut r.problems;
         if let Some(url) = &public_url {
             if url.url().path() != "/" || url.url().query().is_some() {
                 c.push(
@@ -70,27 +53,22 @@ impl RawRelay {
                 );
             }
         }
-        let grant_type = c.parse("relay.inbound_grant_type", self.grant_type());
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
             c.push(
                 "relay.listen",
-                format!("`{}` is not a host:port address such as 127.0.0.1:8080", self.listen),
+                format!("`{}` is not a host:port address such as 127.0.0.1:8080", listen),
             );
         }
-        if self.body_limit_bytes < 1024 {
+        if body_limit_bytes < 1024 {
             c.push("relay.body_limit_bytes", "must be at least 1024");
         }
-        c.positive("relay.inbound_token_ttl_secs", self.inbound_token_ttl_secs);
-        let basic_username = non_empty_string(&self.basic_username);
-        let basic_password = non_empty_secret(&self.basic_password);
+        c.positive("relay.inbound_token_ttl_secs", token_ttl_secs);
         if basic_username.is_some() != basic_password.is_some() {
             c.push(
                 "relay.basic_password",
                 "relay.basic_username and relay.basic_password go together",
             );
         }
-        let token_key = non_empty_secret(&self.inbound_token_key);
-        let admin_token = non_empty_secret(&self.admin_token);
         if admin_token.as_ref().is_some_and(|k| k.expose_secret().len() < 24) {
             c.push("relay.admin_token", "must be at least 24 characters");
         }
@@ -98,27 +76,25 @@ impl RawRelay {
             c.push("relay.inbound_token_key", "must be at least 32 characters");
         }
         RelaySettings {
-            listen: self.listen.trim().to_owned(),
+            listen: listen.trim().to_owned(),
             public_url,
-            body_limit_bytes: self.body_limit_bytes,
+            body_limit_bytes,
             inbound: InboundSettings {
                 grant_type: grant_type.unwrap_or(GrantType::ClientCredentials),
-                client_id: non_empty_string(&self.inbound_client_id),
-                client_secret: non_empty_secret(&self.inbound_client_secret),
-                username: non_empty_string(&self.inbound_username),
-                password: non_empty_secret(&self.inbound_password),
+                client_id,
+                client_secret,
+                username,
+                password,
                 token_key,
-                token_ttl: Duration::from_secs(self.inbound_token_ttl_secs.max(1)),
+                token_ttl: Duration::from_secs(token_ttl_secs.max(1)),
                 basic_username,
                 basic_password,
             },
             admin_token,
-            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            shutdown_timeout: Duration::from_secs(shutdown_timeout_secs),
         }
     }
-}
 
-impl RelaySettings {
     /// What `register --target relay` tells DR to present at the relay's token endpoint.
     pub fn inbound_oauth(&self) -> Result<InboundOAuth, ConfigProblems> {
         let mut c = Collector::default();

@@ -6,37 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
-use serde::Deserialize;
-
-use super::problems::{Collector, ConfigProblems};
-use super::{Settings, non_empty_secret, non_empty_string, parse_enum};
+use super::Settings;
+use super::problems::{Collector, ConfigProblems, Reader};
 use crate::domain::{SalesforceUrl, ServiceUrl};
 use crate::salesforce::{
     ApexClient, GrantType, LOGIN_HOST, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant,
     TEST_HOST, TOKEN_PATH, TokenCache,
 };
 use crate::support::http::Backoff;
-
-/// The section as written; strings stay strings until [`RawSalesforce::validate`].
-#[derive(Debug, Deserialize)]
-pub struct RawSalesforce {
-    pub environment: String,
-    pub my_domain_url: Option<String>,
-    pub token_url: Option<String>,
-    pub grant_type: String,
-    pub client_id: Option<String>,
-    pub client_secret: Option<SecretString>,
-    pub username: Option<String>,
-    pub password: Option<SecretString>,
-    pub webhook_path: String,
-    pub max_in_flight: usize,
-    pub request_timeout_secs: u64,
-    pub token_max_age_secs: u64,
-    pub token_failure_cooldown_secs: u64,
-    pub token_retries: u32,
-    pub token_retry_base_delay_ms: u64,
-}
+use secrecy::SecretString;
 
 #[derive(Debug)]
 pub struct SalesforceSettings {
@@ -72,27 +50,29 @@ pub struct SalesforceSettings {
     pub token_retry_base_delay: Duration,
 }
 
-impl RawSalesforce {
-    fn environment(&self) -> Result<SalesforceEnvironment, String> {
-        parse_enum(&self.environment, "`sandbox`, `production`")
+impl SalesforceSettings {
+    /// Whether the environment and grant type parsed, so that presence checks make sense.
+    pub(super) fn kind_is_valid(problems: &Collector) -> bool {
+        !problems.has("salesforce.environment") && !problems.has("salesforce.grant_type")
     }
 
-    fn grant_type(&self) -> Result<GrantType, String> {
-        parse_enum(&self.grant_type, "`password`, `client_credentials`")
-    }
-
-    /// Whether the environment and grant type parse, so that presence checks make sense.
-    pub(super) fn kind_is_valid(&self) -> bool {
-        self.environment().is_ok() && self.grant_type().is_ok()
-    }
-
-    pub(super) fn validate(&self, c: &mut Collector) -> SalesforceSettings {
-        let environment = c.parse("salesforce.environment", self.environment());
-        let grant_type = c.parse("salesforce.grant_type", self.grant_type());
-        let my_domain_url = non_empty_string(&self.my_domain_url)
-            .and_then(|raw| c.parse("salesforce.my_domain_url", SalesforceUrl::parse(&raw)));
-        let explicit_token_url = non_empty_string(&self.token_url)
-            .and_then(|raw| c.parse("salesforce.token_url", SalesforceUrl::parse_any(&raw)));
+    pub(super) fn read(r: &mut Reader) -> Self {
+        let environment: Option<SalesforceEnvironment> = r.one_of("salesforce.environment", "`sandbox`, `production`");
+        let grant_type: Option<GrantType> = r.one_of("salesforce.grant_type", "`password`, `client_credentials`");
+        let my_domain_url = r.parse("salesforce.my_domain_url", SalesforceUrl::parse);
+        let explicit_token_url = r.parse("salesforce.token_url", SalesforceUrl::parse_any);
+        let webhook_path = r.text("salesforce.webhook_path").trim().to_owned();
+        let max_in_flight: usize = r.get("salesforce.max_in_flight");
+        let request_timeout_secs: u64 = r.get("salesforce.request_timeout_secs");
+        let token_max_age_secs: u64 = r.get("salesforce.token_max_age_secs");
+        let token_failure_cooldown_secs: u64 = r.get("salesforce.token_failure_cooldown_secs");
+        let token_retries = r.get("salesforce.token_retries");
+        let token_retry_base_delay_ms: u64 = r.get("salesforce.token_retry_base_delay_ms");
+        let client_id = r.optional_text("salesforce.client_id");
+        let client_secret = r.secret("salesforce.client_secret");
+        let username = r.optional_text("salesforce.username");
+        let password = r.secret("salesforce.password");
+        let c = &mut r.problems;
         let token_url = match (&explicit_token_url, grant_type, environment) {
             (Some(url), _, _) => Some(url.clone()),
             (None, Some(GrantType::ClientCredentials), _) => my_domain_url
@@ -124,39 +104,38 @@ impl RawSalesforce {
         if let Some(env) = environment {
             check_hosts_match(c, env, explicit_token_url.as_ref(), my_domain_url.as_ref());
         }
-        let webhook_path = self.webhook_path.trim().to_owned();
         if !webhook_path.starts_with("/services/apexrest/") {
             c.push("salesforce.webhook_path", format!("`{webhook_path}` must start with /services/apexrest/ (default /services/apexrest/digitalriverv3/webhooks/)"));
         }
-        if self.max_in_flight == 0 {
+        if max_in_flight == 0 {
             c.push("salesforce.max_in_flight", "must be at least 1");
-        } else if self.max_in_flight > 10 {
+        } else if max_in_flight > 10 {
             c.push(
                 "salesforce.max_in_flight",
                 format!(
                     "{} exceeds Salesforce's default limit of 10 concurrent long-running Apex requests",
-                    self.max_in_flight
+                    max_in_flight
                 ),
             );
         }
-        c.positive("salesforce.request_timeout_secs", self.request_timeout_secs);
-        c.positive("salesforce.token_max_age_secs", self.token_max_age_secs);
+        c.positive("salesforce.request_timeout_secs", request_timeout_secs);
+        c.positive("salesforce.token_max_age_secs", token_max_age_secs);
         SalesforceSettings {
             environment: environment.unwrap_or(SalesforceEnvironment::Sandbox),
             my_domain_url,
             token_url,
             grant_type: grant_type.unwrap_or(GrantType::Password),
-            client_id: non_empty_string(&self.client_id),
-            client_secret: non_empty_secret(&self.client_secret),
-            username: non_empty_string(&self.username),
-            password: non_empty_secret(&self.password),
+            client_id,
+            client_secret,
+            username,
+            password,
             webhook_path,
-            max_in_flight: self.max_in_flight.max(1),
-            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
-            token_max_age: Duration::from_secs(self.token_max_age_secs.max(1)),
-            token_failure_cooldown: Duration::from_secs(self.token_failure_cooldown_secs),
-            token_retries: self.token_retries,
-            token_retry_base_delay: Duration::from_millis(self.token_retry_base_delay_ms),
+            max_in_flight: max_in_flight.max(1),
+            request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
+            token_max_age: Duration::from_secs(token_max_age_secs.max(1)),
+            token_failure_cooldown: Duration::from_secs(token_failure_cooldown_secs),
+            token_retries,
+            token_retry_base_delay: Duration::from_millis(token_retry_base_delay_ms),
         }
     }
 }

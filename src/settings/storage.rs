@@ -2,15 +2,7 @@
 
 use serde::Deserialize;
 
-use super::parse_enum;
-use super::problems::Collector;
-
-/// The `[storage]` section as written.
-#[derive(Debug, Deserialize)]
-pub struct RawStorage {
-    pub url: String,
-    pub retention_days: u32,
-}
+use super::problems::Reader;
 
 #[derive(Debug, Clone)]
 pub struct StorageSettings {
@@ -20,19 +12,18 @@ pub struct StorageSettings {
     pub retention_days: u32,
 }
 
-impl RawStorage {
-    pub(super) fn validate(&self, c: &mut Collector) -> StorageSettings {
-        let url = self.url.trim().to_owned();
+impl StorageSettings {
+    pub(super) fn read(r: &mut Reader) -> Self {
+        let url = r.text("storage.url").trim().to_owned();
+        let retention_days = r.get("storage.retention_days");
+        let c = &mut r.problems;
         if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             c.push(
                 "storage.url",
                 format!("`{url}` must start with sqlite:// or postgres://"),
             );
         }
-        StorageSettings {
-            url,
-            retention_days: self.retention_days,
-        }
+        StorageSettings { url, retention_days }
     }
 }
 
@@ -54,27 +45,20 @@ impl RegisterTarget {
     }
 }
 
-/// The `[register]` section as written.
-#[derive(Debug, Deserialize)]
-pub struct RawRegister {
-    pub target: String,
-}
-
 #[derive(Debug, Clone)]
 pub struct RegisterSettings {
     /// What `register` points DR at by default.
     pub target: RegisterTarget,
 }
 
-impl RawRegister {
-    pub(super) fn target(&self) -> Result<RegisterTarget, String> {
-        parse_enum(&self.target, "`salesforce`, `relay`")
-    }
+impl RegisterSettings {
+    pub(super) const TARGET_KEY: &str = "register.target";
+    pub(super) const TARGETS: &str = "`salesforce`, `relay`";
 
-    pub(super) fn validate(&self, c: &mut Collector) -> RegisterSettings {
+    pub(super) fn read(r: &mut Reader) -> Self {
         RegisterSettings {
-            target: c
-                .parse("register.target", self.target())
+            target: r
+                .one_of(Self::TARGET_KEY, Self::TARGETS)
                 .unwrap_or(RegisterTarget::Salesforce),
         }
     }
