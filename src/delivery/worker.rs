@@ -21,8 +21,9 @@ use tracing::Instrument;
 use super::policy::{CircuitBreaker, RetryPolicy};
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::salesforce::{ApexClient, DeliveryOutcome};
-use crate::store::{AttemptRecord, ClaimedEvent, Store, Transition};
+use crate::store::{AttemptRecord, ClaimedEvent, Store, StoreError, Transition};
 use crate::support::clock::now_ms;
+use crate::support::http::{Backoff, Failure, retry};
 
 pub struct Worker {
     pub store: Arc<dyn Store>,
@@ -46,19 +47,51 @@ struct Shared {
     in_flight: Mutex<HashSet<i64>>,
 }
 
+/// Recording an attempt is retried this often when the store is busy or unavailable.
+const RECORD_RETRIES: Backoff = Backoff {
+    retries: 2,
+    base: Duration::from_millis(200),
+};
+
 impl Worker {
+    fn shared(&self) -> Arc<Shared> {
+        Arc::new(Shared {
+            store: self.store.clone(),
+            client: self.client.clone(),
+            policy: self.policy.clone(),
+            breaker: self.breaker.clone(),
+            wake: self.wake.clone(),
+            metrics: self.metrics.clone(),
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// One round, for tests and tools that drive deliveries themselves: claims the due events
+    /// (at most `max_in_flight`, fewer while the breaker holds back), delivers them side by side
+    /// and records each attempt. Answers how many were attempted.
+    pub async fn step(&self) -> Result<usize, StoreError> {
+        let shared = self.shared();
+        let Ok(allowed) = shared.breaker.permits() else {
+            return Ok(0);
+        };
+        let want = self.max_in_flight.min(allowed) as u32;
+        let events = shared.store.claim_due(now_ms(), want, self.lease).await?;
+        let attempted = events.len();
+        let mut tasks = JoinSet::new();
+        for event in events {
+            shared.breaker.started();
+            shared.in_flight.lock().expect("not poisoned").insert(event.seq);
+            let shared = shared.clone();
+            tasks.spawn(async move { deliver_one(&shared, event).await });
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(attempted)
+    }
+
     /// Runs until `stop` is cancelled, then lets in-flight deliveries finish for at most
     /// `shutdown_timeout` and releases the leases of those that did not.
     pub async fn run(self, stop: CancellationToken, shutdown_timeout: Duration) {
-        let shared = Arc::new(Shared {
-            store: self.store,
-            client: self.client,
-            policy: self.policy,
-            breaker: self.breaker,
-            wake: self.wake,
-            metrics: self.metrics,
-            in_flight: Mutex::new(HashSet::new()),
-        });
+        let shared = self.shared();
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
         let mut tasks = JoinSet::new();
         let mut store_failures = 0u32;
@@ -116,6 +149,10 @@ async fn claim_and_start(
     let want = free.min(allowed) as u32;
     let events = match shared.store.claim_due(now_ms(), want, lease).await {
         Ok(events) => events,
+        Err(StoreError::Busy(reason)) => {
+            tracing::debug!(%reason, "the store is busy; claiming again on the next poll");
+            return None;
+        }
         Err(e) => {
             *store_failures += 1;
             if *store_failures == 1 || *store_failures % 60 == 0 {
@@ -212,19 +249,25 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
     };
     // The delivery happened; if recording it fails the lease runs out and the event is delivered
     // again (at least once, never lost).
-    for try_number in 1..=3 {
-        match shared
-            .store
-            .finish_attempt(event.seq, record.clone(), transition.clone())
-            .await
-        {
-            Ok(()) => break,
-            Err(e) if try_number < 3 => {
-                tracing::warn!(error = %e, "could not record the attempt; trying again");
-                tokio::time::sleep(Duration::from_millis(200 * try_number)).await;
-            }
-            Err(e) => tracing::error!(error = %e, "could not record the attempt; it will be delivered again"),
+    let recorded = retry(RECORD_RETRIES, "recording the attempt", |_| {
+        let (record, transition) = (record.clone(), transition.clone());
+        async move {
+            shared
+                .store
+                .finish_attempt(event.seq, record, transition)
+                .await
+                .map_err(|e| {
+                    if e.is_transient() {
+                        Failure::transient(e)
+                    } else {
+                        Failure::Permanent(e)
+                    }
+                })
         }
+    })
+    .await;
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, "could not record the attempt; it will be delivered again");
     }
     shared.in_flight.lock().expect("not poisoned").remove(&event.seq);
     shared.wake.notify_one();

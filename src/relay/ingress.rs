@@ -18,7 +18,7 @@ use super::paths;
 use super::state::AppState;
 use crate::digital_river::signature::HEADER as SIGNATURE_HEADER;
 use crate::digital_river::{Envelope, EnvelopeError};
-use crate::store::{EventStatus, InsertOutcome, NewEvent};
+use crate::store::{EventStatus, InsertOutcome, NewEvent, StoreError};
 use crate::support::clock::now_ms;
 
 pub fn router() -> Router<AppState> {
@@ -38,7 +38,7 @@ pub enum IngressError {
     #[error("invalid event: {0}")]
     Invalid(EnvelopeError),
     #[error("the event could not be stored")]
-    StoreUnavailable,
+    StoreUnavailable(StoreError),
 }
 
 impl IntoResponse for IngressError {
@@ -55,9 +55,13 @@ impl IntoResponse for IngressError {
                 StatusCode::BAD_REQUEST,
                 json!({"error": "invalid_event", "field": e.field, "message": e.to_string()}),
             ),
-            Self::StoreUnavailable => (
+            Self::StoreUnavailable(e) if e.is_transient() || matches!(e, StoreError::Closed) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": "store_unavailable", "message": "the event was not stored; retry later"}),
+            ),
+            Self::StoreUnavailable(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "store_error", "message": "the event was not stored"}),
             ),
         };
         let mut response = (status, Json(body)).into_response();
@@ -67,7 +71,7 @@ impl IntoResponse for IngressError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::StoreUnavailable => {
+            Self::StoreUnavailable(_) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -158,8 +162,11 @@ pub async fn receive_event(
     };
     let outcome = state.store.insert(new_event).await.map_err(|e| {
         state.metrics.received(&type_label, "store_error");
-        tracing::error!(error = %e, "could not store an event; answering 503 so that DR retries");
-        IngressError::StoreUnavailable
+        match &e {
+            StoreError::Busy(_) => tracing::warn!(error = %e, "the store is busy; answering 503 so that DR retries"),
+            _ => tracing::error!(error = %e, "could not store an event; DR will retry"),
+        }
+        IngressError::StoreUnavailable(e)
     })?;
 
     let id = envelope.id.as_str();

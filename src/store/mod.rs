@@ -170,14 +170,31 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why the store did not do what was asked: callers decide on the variant.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// Locked by another process or overloaded: the same request succeeds soon.
+    #[error("the store is busy: {0}")]
+    Busy(String),
+    /// Cannot commit (disk full, read-only, I/O error, connection lost) until someone acts.
     #[error("the store could not commit: {0}")]
     Unavailable(String),
-    #[error("the store is closed")]
-    Closed,
+    /// The change contradicts what is stored.
+    #[error("the change conflicts with the stored data: {0}")]
+    Conflict(String),
+    /// Stored data is unreadable.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The store was shut down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether trying the same operation again may succeed without anyone acting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Busy(_) | Self::Unavailable(_))
+    }
 }
 
 #[async_trait::async_trait]

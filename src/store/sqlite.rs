@@ -15,6 +15,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
@@ -31,53 +32,57 @@ const MAX_BATCH: usize = 512;
 /// well under DR's 3 s answer limit.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
 
-const SCHEMA_VERSION: i64 = 1;
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-    id              TEXT    NOT NULL UNIQUE,
-    type            TEXT    NOT NULL,
-    live_mode       INTEGER NOT NULL,
-    order_key       TEXT,
-    received_at     INTEGER NOT NULL,
-    body            BLOB    NOT NULL,
-    status          TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    attempts_400    INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL,
-    lease_until     INTEGER,
-    last_status     INTEGER,
-    last_error      TEXT,
-    finished_at     INTEGER
-);
-CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS events_pending_order ON events (order_key, seq) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
-CREATE TABLE IF NOT EXISTS attempts (
-    event_seq   INTEGER NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
-    at          INTEGER NOT NULL,
-    status_code INTEGER,
-    duration_ms INTEGER NOT NULL,
-    outcome     TEXT    NOT NULL,
-    error       TEXT,
-    excerpt     TEXT
-);
-CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_seq);
-";
+/// The schema's versions, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: [&str; 1] = [include_str!("migrations/sqlite/0001_events_and_attempts.sql")];
+/// Jobs waiting for the writer at most; past that, new events are refused at once (DR gets 503
+/// and retries) instead of queueing in memory without bound.
+pub const QUEUE_CAPACITY: usize = 4096;
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// A job runs its statements on the connection (or, given `None`, fails without running) and
-/// answers how to reply once the batch's commit is known.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A job runs its statements on the connection (or, given the error that kept the transaction
+/// from starting, fails without running) and answers how to reply once the batch's commit is
+/// known.
+type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Reply + Send>;
 
 pub struct SqliteStore {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// How an operation waits for the writer when its queue is full.
+#[derive(Clone, Copy)]
+enum Admission {
+    /// Refuse at once with [`StoreError::Busy`]: new events, whose sender retries.
+    RefuseWhenFull,
+    /// Wait for room: the worker's and the operators' own work.
+    WaitForRoom,
+}
+
+/// What SQLite said, as the variant callers decide on.
+fn classify(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let text = e.to_string();
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Busy(text),
+            ErrorCode::ConstraintViolation => StoreError::Conflict(text),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(text),
+            _ => StoreError::Unavailable(text),
+        },
+        rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt(text),
+        _ => StoreError::Unavailable(text),
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and starts its writer thread.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
+        Self::open_with_queue(path, QUEUE_CAPACITY)
+    }
+
+    /// [`open`](Self::open) with room for `capacity` waiting jobs.
+    pub fn open_with_queue(path: &Path, capacity: usize) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -85,17 +90,9 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("setting up SQLite durability")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            anyhow::bail!(
-                "{} was written by a newer dr-sf-bridge (schema {version})",
-                path.display()
-            );
-        }
-        conn.execute_batch(SCHEMA).context("creating the schema")?;
-        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
 
-        let (jobs, receiver) = mpsc::unbounded_channel();
+        let (jobs, receiver) = mpsc::channel(capacity.max(1));
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer(conn, receiver))?;
@@ -107,7 +104,9 @@ impl SqliteStore {
     /// the lease runs out. Operations commands open the file without this.
     pub async fn take_over_leases(&self) -> Result<(), StoreError> {
         let released = self
-            .run(|conn| conn.execute("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL", []))
+            .run(Admission::WaitForRoom, |conn| {
+                conn.execute("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL", [])
+            })
             .await?;
         if released > 0 {
             tracing::warn!(released, "took over events left in flight by a previous run");
@@ -116,27 +115,29 @@ impl SqliteStore {
     }
 
     /// Runs `f` inside the next batch's transaction and answers after the commit.
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn run<T, F>(&self, admission: Admission, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Some(conn) => in_savepoint(conn, f).map_err(|e| StoreError::Unavailable(e.to_string())),
-                None => Err(StoreError::Unavailable("the transaction could not start".into())),
-            };
-            Box::new(move |commit: Result<(), String>| {
+            let result = conn.and_then(|conn| in_savepoint(conn, f).map_err(classify));
+            Box::new(move |commit: Result<(), StoreError>| {
                 let answer = match (result, commit) {
                     (Ok(value), Ok(())) => Ok(value),
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(StoreError::Unavailable(e)),
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
                 };
                 let _ = tx.send(answer);
             })
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        match admission {
+            Admission::RefuseWhenFull => self.jobs.try_send(job).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy("the store's write queue is full".into()),
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?,
+            Admission::WaitForRoom => self.jobs.send(job).await.map_err(|_| StoreError::Closed)?,
+        }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -155,7 +156,24 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::R
     }
 }
 
-fn writer(conn: Connection, mut receiver: mpsc::UnboundedReceiver<Job>) {
+/// Applies the migrations the file has not seen yet, each in its own transaction.
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if applied > known {
+        anyhow::bail!("written by a newer dr-sf-bridge (schema {applied}, this build knows {known})");
+    }
+    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            number + 1
+        ))
+        .with_context(|| format!("applying migration {}", number + 1))?;
+    }
+    Ok(())
+}
+
+fn writer(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -164,16 +182,19 @@ fn writer(conn: Connection, mut receiver: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        let began = conn.execute_batch("BEGIN IMMEDIATE");
-        let replies: Vec<Reply> = match &began {
-            Ok(()) => batch.into_iter().map(|job| job(Some(&conn))).collect(),
-            Err(_) => batch.into_iter().map(|job| job(None)).collect(),
+        let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(classify);
+        let replies: Vec<Reply> = batch
+            .into_iter()
+            .map(|job| job(began.as_ref().map(|()| &conn).map_err(Clone::clone)))
+            .collect();
+        let committed = match began {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %e, jobs = replies.len(), "SQLite commit failed");
+                classify(e)
+            }),
+            Err(e) => Err(e),
         };
-        let committed = began.and_then(|()| conn.execute_batch("COMMIT")).map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, jobs = replies.len(), "SQLite commit failed");
-            e.to_string()
-        });
         for reply in replies {
             reply(committed.clone());
         }
@@ -207,7 +228,7 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError> {
-        self.run(move |conn| {
+        self.run(Admission::RefuseWhenFull, move |conn| {
             let finished = (event.status != EventStatus::Pending).then_some(event.received_at_ms);
             let inserted = conn.execute(
                 "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at)
@@ -231,7 +252,7 @@ impl Store for SqliteStore {
 
     async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError> {
         let lease_until = now_ms + lease.as_millis() as i64;
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             let mut select = conn.prepare_cached(
                 "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at
                  FROM events e
@@ -267,7 +288,7 @@ impl Store for SqliteStore {
     }
 
     async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             conn.prepare_cached(
                 "INSERT INTO attempts (event_seq, at, status_code, duration_ms, outcome, error, excerpt)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -318,7 +339,7 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             let mut stmt = conn.prepare_cached("UPDATE events SET lease_until = NULL WHERE seq = ?1")?;
             for seq in seqs {
                 stmt.execute([seq])?;
@@ -329,7 +350,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        self.run(|conn| {
+        self.run(Admission::WaitForRoom, |conn| {
             // Only events that could be claimed then: not in flight, first of their order. A successor
             // waiting behind a predecessor's retry must not make the worker spin.
             conn.query_row(
@@ -346,7 +367,7 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             let limit = if filter.limit == 0 { 100 } else { filter.limit };
             let sql = format!(
                 "SELECT {SUMMARY_COLUMNS} FROM events WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2"
@@ -360,7 +381,7 @@ impl Store for SqliteStore {
 
     async fn get(&self, id: &EventId) -> Result<Option<(EventSummary, Vec<AttemptSummary>)>, StoreError> {
         let id = id.as_str().to_owned();
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             let sql = format!("SELECT {SUMMARY_COLUMNS}, seq FROM events WHERE id = ?1");
             let Some((event, seq)) = conn
                 .query_row(&sql, [&id], |row| Ok((summary(row)?, row.get::<_, i64>(10)?)))
@@ -390,7 +411,7 @@ impl Store for SqliteStore {
 
     async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError> {
         let id = id.as_str().to_owned();
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             conn.query_row("SELECT body FROM events WHERE id = ?1", [&id], |r| {
                 r.get::<_, Vec<u8>>(0)
             })
@@ -402,7 +423,7 @@ impl Store for SqliteStore {
 
     async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
         let id = id.as_str().to_owned();
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             let changed = conn.execute(
                 "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?2,
                      lease_until = NULL, finished_at = NULL
@@ -424,7 +445,7 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.run(|conn| {
+        self.run(Admission::WaitForRoom, |conn| {
             let mut stats = StoreStats::default();
             let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM events GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
@@ -449,7 +470,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.run(move |conn| {
+        self.run(Admission::WaitForRoom, move |conn| {
             let deleted = conn.execute(
                 "DELETE FROM events WHERE status IN ('delivered', 'ignored') AND received_at < ?1",
                 [before_ms],
@@ -460,158 +481,31 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
+        self.run(Admission::WaitForRoom, |conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    //! What only this engine does; the behaviour every engine shares is in the store contract
+    //! suite (tests/integration/store_contract.rs).
+
     use super::*;
     use crate::domain::OrderKey;
-    use crate::store::AttemptRecord;
 
-    fn event(id: &str, order: &str, at: i64) -> NewEvent {
+    fn event(id: &str) -> NewEvent {
         NewEvent {
             id: EventId::parse(id).unwrap(),
             event_type: EventType::parse("order.accepted").unwrap(),
             live_mode: false,
-            order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
+            order_key: OrderKey::from_data_object(&serde_json::json!({ "id": "o1" })),
             body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
             status: EventStatus::Pending,
-            received_at_ms: at,
+            received_at_ms: 1,
         }
-    }
-
-    fn record(at: i64) -> AttemptRecord {
-        AttemptRecord {
-            at_ms: at,
-            status_code: Some(503),
-            duration_ms: 5,
-            outcome: "retry",
-            error: None,
-            excerpt: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn an_event_id_is_stored_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        assert_eq!(
-            store.insert(event("e1", "o1", 1)).await.unwrap(),
-            InsertOutcome::Inserted
-        );
-        assert_eq!(
-            store.insert(event("e1", "o1", 2)).await.unwrap(),
-            InsertOutcome::Duplicate
-        );
-        assert_eq!(store.stats().await.unwrap().pending, 1);
-    }
-
-    #[tokio::test]
-    async fn a_later_event_of_the_same_order_waits_for_the_earlier_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        store.insert(event("x1", "X", 1)).await.unwrap();
-        store.insert(event("x2", "X", 2)).await.unwrap();
-        store.insert(event("y1", "Y", 3)).await.unwrap();
-        let lease = Duration::from_secs(60);
-
-        let first: Vec<String> = store
-            .claim_due(10, 10, lease)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id.to_string())
-            .collect();
-        assert_eq!(first, ["x1", "y1"]);
-        assert!(
-            store.claim_due(10, 10, lease).await.unwrap().is_empty(),
-            "leased and blocked"
-        );
-
-        // x1 (seq 1) fails and waits for a retry: x2 still waits.
-        store
-            .finish_attempt(
-                1,
-                record(10),
-                Transition::RetryAt {
-                    at_ms: 1000,
-                    counted: true,
-                    was_400: false,
-                },
-            )
-            .await
-            .unwrap();
-        assert!(store.claim_due(20, 10, lease).await.unwrap().is_empty());
-        // x1 delivered: x2 is next.
-        let again = store.claim_due(1000, 10, lease).await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].attempts, 1);
-        store
-            .finish_attempt(1, record(1000), Transition::Delivered)
-            .await
-            .unwrap();
-        let next: Vec<String> = store
-            .claim_due(1001, 10, lease)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id.to_string())
-            .collect();
-        assert_eq!(next, ["x2"]);
-    }
-
-    #[tokio::test]
-    async fn the_next_due_time_ignores_events_blocked_behind_their_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        store.insert(event("x1", "X", 1)).await.unwrap();
-        store.insert(event("x2", "X", 2)).await.unwrap();
-        store.claim_due(10, 10, Duration::from_secs(60)).await.unwrap();
-        store
-            .finish_attempt(
-                1,
-                record(10),
-                Transition::RetryAt {
-                    at_ms: 5_000,
-                    counted: true,
-                    was_400: false,
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store.next_due_at().await.unwrap(),
-            Some(5_000),
-            "x2 (due since 2) waits for x1"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_expired_lease_is_claimed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        store.insert(event("e1", "o1", 1)).await.unwrap();
-        assert_eq!(
-            store.claim_due(10, 10, Duration::from_millis(100)).await.unwrap().len(),
-            1
-        );
-        assert!(
-            store
-                .claim_due(50, 10, Duration::from_millis(100))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(
-            store
-                .claim_due(111, 10, Duration::from_millis(100))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
     }
 
     #[tokio::test]
@@ -620,10 +514,70 @@ mod tests {
         let path = dir.path().join("s.db");
         {
             let store = SqliteStore::open(&path).unwrap();
-            store.insert(event("e1", "o1", 1)).await.unwrap();
+            store.insert(event("e1")).await.unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         let body = store.body(&EventId::parse("e1").unwrap()).await.unwrap().unwrap();
         assert_eq!(&body[..], br#"{"id":"e1"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_file_locked_by_another_process_is_busy_not_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let locker = Connection::open(&path).unwrap();
+        locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let error = store.insert(event("e1")).await.unwrap_err();
+        assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
+        assert!(error.is_transient());
+        locker.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(store.insert(event("e1")).await.unwrap(), InsertOutcome::Inserted);
+    }
+
+    #[tokio::test]
+    async fn a_full_write_queue_refuses_new_events_at_once() {
+        // A store whose writer never takes a job: the queue fills and stays full.
+        let (jobs, _writer_that_never_reads) = mpsc::channel(2);
+        let store = std::sync::Arc::new(SqliteStore { jobs });
+        for n in 0..2 {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(event(&format!("queued{n}"))).await });
+        }
+        // The current-thread runtime runs both queued inserts up to their wait for a reply.
+        tokio::task::yield_now().await;
+        let error = tokio::time::timeout(Duration::from_secs(10), store.insert(event("one-too-many")))
+            .await
+            .expect("refused at once, not queued")
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Busy(reason) if reason.contains("queue is full")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let error = SqliteStore::open(&path).err().unwrap();
+        assert!(format!("{error:#}").contains("newer dr-sf-bridge"), "{error:#}");
+    }
+
+    #[test]
+    fn migrations_run_once_and_record_their_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).unwrap();
+        SqliteStore::open(&path).unwrap();
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 }

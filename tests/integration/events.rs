@@ -68,3 +68,18 @@ async fn a_dead_event_is_listed_shown_and_replayed_to_delivery() {
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("no stored event has this id"), "{}", again.stderr);
 }
+
+#[tokio::test]
+async fn an_unknown_status_is_an_error_naming_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let out = cli(&["events", "list", "--status", "deadd"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert_eq!(out.code, 2, "a usage error, not an empty list: {}", out.stdout);
+    for status in ["pending", "delivered", "dead", "ignored"] {
+        assert!(out.stderr.contains(status), "{status} not named: {}", out.stderr);
+    }
+    assert!(!out.stdout.contains("No events"), "{}", out.stdout);
+}

@@ -14,5 +14,7 @@ mod relay_process;
 mod salesforce_auth;
 mod salesforce_delivery;
 mod salesforce_standin;
+mod store_contract;
 mod validation;
 mod webhooks;
+mod worker_step;

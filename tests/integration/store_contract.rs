@@ -1,0 +1,371 @@
+//! The store contract: what every engine promises the relay, written against the `Store` trait
+//! alone. Each engine runs every case through `store_contract!` with a factory that opens a
+//! fresh, empty store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dr_sf_bridge::domain::{EventId, EventType, OrderKey};
+use dr_sf_bridge::store::{
+    AttemptRecord, EventFilter, EventStatus, InsertOutcome, NewEvent, ReplayOutcome, Store, Transition,
+};
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn event(id: &str, order: &str, at: i64) -> NewEvent {
+    NewEvent {
+        id: EventId::parse(id).unwrap(),
+        event_type: EventType::parse("order.accepted").unwrap(),
+        live_mode: false,
+        order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
+        body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
+        status: EventStatus::Pending,
+        received_at_ms: at,
+    }
+}
+
+fn record(at: i64, status: u16) -> AttemptRecord {
+    AttemptRecord {
+        at_ms: at,
+        status_code: Some(status),
+        duration_ms: 5,
+        outcome: "retry",
+        error: Some(format!("Salesforce answered {status}")),
+        excerpt: Some("excerpt".into()),
+    }
+}
+
+fn retry_at(at_ms: i64) -> Transition {
+    Transition::RetryAt {
+        at_ms,
+        counted: true,
+        was_400: false,
+    }
+}
+
+fn id(raw: &str) -> EventId {
+    EventId::parse(raw).unwrap()
+}
+
+async fn claimed_ids(store: &dyn Store, now: i64) -> Vec<String> {
+    store
+        .claim_due(now, 10, LEASE)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id.to_string())
+        .collect()
+}
+
+/// The seq of the single event claimable at `now`.
+async fn claim_one(store: &dyn Store, now: i64) -> i64 {
+    let claimed = store.claim_due(now, 10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 1, "expected exactly one claimable event");
+    claimed[0].seq
+}
+
+async fn status(store: &dyn Store, raw: &str) -> EventStatus {
+    store.get(&id(raw)).await.unwrap().unwrap().0.status
+}
+
+pub async fn an_event_id_is_stored_once(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.insert(event("e1", "o1", 1)).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        store.insert(event("e1", "o1", 2)).await.unwrap(),
+        InsertOutcome::Duplicate
+    );
+    assert_eq!(store.stats().await.unwrap().pending, 1);
+}
+
+pub async fn the_exact_body_is_kept(store: Arc<dyn Store>) {
+    store.insert(event("e1", "o1", 1)).await.unwrap();
+    let body = store.body(&id("e1")).await.unwrap().unwrap();
+    assert_eq!(&body[..], br#"{"id":"e1"}"#);
+    assert!(store.body(&id("nope")).await.unwrap().is_none());
+}
+
+pub async fn a_later_event_of_the_same_order_waits_for_the_earlier_one(store: Arc<dyn Store>) {
+    store.insert(event("x1", "X", 1)).await.unwrap();
+    store.insert(event("x2", "X", 2)).await.unwrap();
+    store.insert(event("y1", "Y", 3)).await.unwrap();
+
+    let first = store.claim_due(10, 10, LEASE).await.unwrap();
+    let ids: Vec<String> = first.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, ["x1", "y1"]);
+    assert!(claimed_ids(&*store, 10).await.is_empty(), "leased and blocked");
+
+    // x1 fails and waits for a retry: x2 still waits.
+    let x1 = first[0].seq;
+    store.finish_attempt(x1, record(10, 503), retry_at(1000)).await.unwrap();
+    assert!(claimed_ids(&*store, 20).await.is_empty());
+    // x1 delivered: x2 is next.
+    let again = store.claim_due(1000, 10, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1, "the failed attempt counted");
+    store
+        .finish_attempt(x1, record(1000, 200), Transition::Delivered)
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(&*store, 1001).await, ["x2"]);
+}
+
+pub async fn a_dead_event_no_longer_blocks_its_order(store: Arc<dyn Store>) {
+    store.insert(event("x1", "X", 1)).await.unwrap();
+    store.insert(event("x2", "X", 2)).await.unwrap();
+    let x1 = claim_one(&*store, 10).await;
+    store
+        .finish_attempt(x1, record(10, 404), Transition::Dead)
+        .await
+        .unwrap();
+    assert_eq!(status(&*store, "x1").await, EventStatus::Dead);
+    assert_eq!(claimed_ids(&*store, 11).await, ["x2"]);
+}
+
+pub async fn claims_are_limited_and_due_first(store: Arc<dyn Store>) {
+    for n in 0..5 {
+        store
+            .insert(event(&format!("e{n}"), &format!("o{n}"), n))
+            .await
+            .unwrap();
+    }
+    let two = store.claim_due(100, 2, LEASE).await.unwrap();
+    let ids: Vec<String> = two.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, ["e0", "e1"], "the oldest due first, no more than asked");
+    assert!(
+        store.claim_due(-1, 10, LEASE).await.unwrap().is_empty(),
+        "nothing is due before it arrived"
+    );
+}
+
+pub async fn the_next_due_time_ignores_events_blocked_behind_their_order(store: Arc<dyn Store>) {
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    store.insert(event("x1", "X", 1)).await.unwrap();
+    store.insert(event("x2", "X", 2)).await.unwrap();
+    let x1 = claim_one(&*store, 10).await;
+    store
+        .finish_attempt(x1, record(10, 503), retry_at(5_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.next_due_at().await.unwrap(),
+        Some(5_000),
+        "x2 (due since 2) waits for x1"
+    );
+}
+
+pub async fn an_expired_lease_is_claimed_again(store: Arc<dyn Store>) {
+    let short = Duration::from_millis(100);
+    store.insert(event("e1", "o1", 1)).await.unwrap();
+    assert_eq!(store.claim_due(10, 10, short).await.unwrap().len(), 1);
+    assert!(store.claim_due(50, 10, short).await.unwrap().is_empty());
+    assert_eq!(store.claim_due(111, 10, short).await.unwrap().len(), 1);
+}
+
+pub async fn a_released_lease_is_claimable_at_once(store: Arc<dyn Store>) {
+    store.insert(event("e1", "o1", 1)).await.unwrap();
+    let seq = claim_one(&*store, 10).await;
+    store.release(vec![seq]).await.unwrap();
+    assert_eq!(claimed_ids(&*store, 11).await, ["e1"]);
+}
+
+pub async fn uncounted_retries_and_400s_are_kept_apart(store: Arc<dyn Store>) {
+    store.insert(event("e1", "o1", 1)).await.unwrap();
+    let seq = claim_one(&*store, 10).await;
+    let uncounted = Transition::RetryAt {
+        at_ms: 20,
+        counted: false,
+        was_400: false,
+    };
+    store.finish_attempt(seq, record(10, 401), uncounted).await.unwrap();
+    let claimed = store.claim_due(20, 10, LEASE).await.unwrap();
+    assert_eq!((claimed[0].attempts, claimed[0].attempts_400), (0, 0));
+    let on_400 = Transition::RetryAt {
+        at_ms: 30,
+        counted: true,
+        was_400: true,
+    };
+    store.finish_attempt(seq, record(20, 400), on_400).await.unwrap();
+    let claimed = store.claim_due(30, 10, LEASE).await.unwrap();
+    assert_eq!((claimed[0].attempts, claimed[0].attempts_400), (1, 1));
+}
+
+pub async fn every_attempt_is_recorded_in_order(store: Arc<dyn Store>) {
+    store.insert(event("e1", "o1", 1)).await.unwrap();
+    let seq = claim_one(&*store, 10).await;
+    store.finish_attempt(seq, record(10, 503), retry_at(20)).await.unwrap();
+    claim_one(&*store, 20).await;
+    store
+        .finish_attempt(seq, record(20, 200), Transition::Delivered)
+        .await
+        .unwrap();
+    let (summary, attempts) = store.get(&id("e1")).await.unwrap().unwrap();
+    assert_eq!(summary.status, EventStatus::Delivered);
+    assert_eq!(summary.attempts, 2);
+    assert_eq!(summary.last_status, Some(200));
+    assert_eq!(
+        summary.next_attempt_at_ms, None,
+        "only pending events have a next attempt"
+    );
+    let codes: Vec<Option<u16>> = attempts.iter().map(|a| a.status_code).collect();
+    assert_eq!(codes, [Some(503), Some(200)]);
+    assert_eq!(attempts[0].excerpt.as_deref(), Some("excerpt"));
+    assert!(store.get(&id("nope")).await.unwrap().is_none());
+}
+
+pub async fn lists_are_newest_first_and_filter_by_status(store: Arc<dyn Store>) {
+    for n in 0..3 {
+        store
+            .insert(event(&format!("e{n}"), &format!("o{n}"), n))
+            .await
+            .unwrap();
+    }
+    let seq = claim_one_of(&*store, "e1").await;
+    store
+        .finish_attempt(seq, record(10, 404), Transition::Dead)
+        .await
+        .unwrap();
+    let all: Vec<String> = store
+        .list(EventFilter {
+            status: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(all, ["e2", "e1", "e0"]);
+    let dead = store
+        .list(EventFilter {
+            status: Some(EventStatus::Dead),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, "e1");
+    assert_eq!(
+        store.list(EventFilter { status: None, limit: 1 }).await.unwrap().len(),
+        1
+    );
+}
+
+async fn claim_one_of(store: &dyn Store, wanted: &str) -> i64 {
+    let claimed = store.claim_due(10_000, 10, LEASE).await.unwrap();
+    let seq = claimed.iter().find(|e| e.id.as_str() == wanted).unwrap().seq;
+    let others: Vec<i64> = claimed.iter().map(|e| e.seq).filter(|s| *s != seq).collect();
+    store.release(others).await.unwrap();
+    seq
+}
+
+pub async fn only_dead_or_delivered_events_are_replayed(store: Arc<dyn Store>) {
+    store.insert(event("e1", "o1", 1)).await.unwrap();
+    assert_eq!(
+        store.replay(&id("e1"), 5).await.unwrap(),
+        ReplayOutcome::NotReplayable(EventStatus::Pending)
+    );
+    assert_eq!(store.replay(&id("nope"), 5).await.unwrap(), ReplayOutcome::NotFound);
+    let seq = claim_one(&*store, 10).await;
+    store
+        .finish_attempt(seq, record(10, 404), Transition::Dead)
+        .await
+        .unwrap();
+    assert_eq!(store.replay(&id("e1"), 20).await.unwrap(), ReplayOutcome::Replayed);
+    let claimed = store.claim_due(20, 10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 0, "a replay starts with fresh attempts");
+}
+
+pub async fn stats_count_by_status_and_know_the_oldest_pending(store: Arc<dyn Store>) {
+    store.insert(event("e1", "o1", 100)).await.unwrap();
+    store.insert(event("e2", "o2", 200)).await.unwrap();
+    let mut ignored = event("e3", "o3", 300);
+    ignored.status = EventStatus::Ignored;
+    store.insert(ignored).await.unwrap();
+    let seq = claim_one_of(&*store, "e1").await;
+    store
+        .finish_attempt(seq, record(400, 200), Transition::Delivered)
+        .await
+        .unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.delivered, stats.dead, stats.ignored),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(stats.oldest_pending_received_at_ms, Some(200));
+}
+
+pub async fn pruning_removes_only_finished_events_before_the_cut(store: Arc<dyn Store>) {
+    store.insert(event("old-delivered", "o1", 100)).await.unwrap();
+    store.insert(event("old-pending", "o2", 100)).await.unwrap();
+    let mut old_ignored = event("old-ignored", "o3", 100);
+    old_ignored.status = EventStatus::Ignored;
+    store.insert(old_ignored).await.unwrap();
+    store.insert(event("new-delivered", "o4", 900)).await.unwrap();
+    for name in ["old-delivered", "new-delivered"] {
+        let seq = claim_one_of(&*store, name).await;
+        store
+            .finish_attempt(seq, record(950, 200), Transition::Delivered)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.prune(500).await.unwrap(), 2);
+    assert!(store.get(&id("old-delivered")).await.unwrap().is_none());
+    assert!(store.get(&id("old-ignored")).await.unwrap().is_none());
+    assert!(
+        store.get(&id("old-pending")).await.unwrap().is_some(),
+        "pending events are never pruned"
+    );
+    assert!(store.get(&id("new-delivered")).await.unwrap().is_some());
+}
+
+pub async fn a_healthy_store_answers_ping(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+}
+
+/// One test per contract case for an engine: `store_contract!(module, async factory)`.
+macro_rules! store_contract {
+    ($engine:ident, $open:expr) => {
+        mod $engine {
+            use super::*;
+            store_contract!(@cases $open;
+                an_event_id_is_stored_once,
+                the_exact_body_is_kept,
+                a_later_event_of_the_same_order_waits_for_the_earlier_one,
+                a_dead_event_no_longer_blocks_its_order,
+                claims_are_limited_and_due_first,
+                the_next_due_time_ignores_events_blocked_behind_their_order,
+                an_expired_lease_is_claimed_again,
+                a_released_lease_is_claimable_at_once,
+                uncounted_retries_and_400s_are_kept_apart,
+                every_attempt_is_recorded_in_order,
+                lists_are_newest_first_and_filter_by_status,
+                only_dead_or_delivered_events_are_replayed,
+                stats_count_by_status_and_know_the_oldest_pending,
+                pruning_removes_only_finished_events_before_the_cut,
+                a_healthy_store_answers_ping
+            );
+        }
+    };
+    (@cases $open:expr; $($case:ident),+) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _guard) = $open.await;
+                super::$case(store).await;
+            }
+        )+
+    };
+}
+
+async fn open_sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dr_sf_bridge::store::sqlite::SqliteStore::open(&dir.path().join("contract.db")).unwrap();
+    (Arc::new(store), dir)
+}
+
+store_contract!(sqlite, open_sqlite());
