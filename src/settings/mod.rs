@@ -22,6 +22,8 @@ pub mod problems;
 pub mod relay;
 pub mod salesforce;
 pub mod storage;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
