@@ -1,0 +1,467 @@
+//! The SQLite engine: one file, one writer thread, group commit.
+//!
+//! Durability costs a disk flush per commit, and one flush per event would cap ingest at the
+//! disk's flush rate. So every operation is a job sent to a single thread that owns the
+//! connection: it takes all jobs waiting, runs them in one transaction (each in its own savepoint,
+//! so one failing job does not undo the others), commits once, and only then answers each caller.
+//! Under load many events share one flush; alone, an event waits for nothing.
+//!
+//! The file is in WAL mode with `synchronous = FULL`: a commit that returned is on disk, so an
+//! acknowledged event survives a crash or a power cut.
+//!
+//! One relay process uses a file at a time (several processes need the PostgreSQL engine); that is
+//! what lets `open` take over the leases a crashed predecessor left behind.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, params};
+
+mod writer;
+
+pub use writer::QUEUE_CAPACITY;
+use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
+
+use super::{
+    AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
+    ReplayOutcome, Store, StoreError, StoreStats, Transition,
+};
+use crate::domain::{EventId, EventType};
+
+pub struct SqliteStore {
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and starts its writer thread.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with_queue(path, QUEUE_CAPACITY)
+    }
+
+    /// [`open`](Self::open) with room for `capacity` waiting jobs.
+    pub fn open_with_queue(path: &Path, capacity: usize) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .context("setting up SQLite durability")?;
+        migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
+
+        Ok(Self {
+            writer: Writer::start(conn, capacity)?,
+        })
+    }
+
+    /// Drops every lease. One relay process owns a SQLite file, so a lease found when the relay
+    /// starts belongs to a process that died: its events become claimable at once instead of after
+    /// the lease runs out. Operations commands open the file without this.
+    pub async fn take_over_leases(&self) -> Result<(), StoreError> {
+        let released = self
+            .writer
+            .run(Admission::WaitForRoom, |conn| {
+                conn.execute("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL", [])
+            })
+            .await?;
+        if released > 0 {
+            tracing::warn!(released, "took over events left in flight by a previous run");
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(e.to_string().into())
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error";
+
+fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
+    let status: String = row.get(2)?;
+    let status = EventStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?;
+    Ok(EventSummary {
+        id: row.get(0)?,
+        event_type: row.get(1)?,
+        status,
+        live_mode: row.get(3)?,
+        order_key: row.get(4)?,
+        received_at_ms: row.get(5)?,
+        attempts: row.get(6)?,
+        next_attempt_at_ms: (status == EventStatus::Pending).then(|| row.get(7)).transpose()?,
+        last_status: row.get(8)?,
+        last_error: row.get(9)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError> {
+        self.writer.run(Admission::RefuseWhenFull, move |conn| {
+            let finished = (event.status != EventStatus::Pending).then_some(event.received_at_ms);
+            let inserted = conn.execute(
+                "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8)
+                 ON CONFLICT (id) DO NOTHING",
+                params![
+                    event.id.as_str(),
+                    event.event_type.as_str(),
+                    event.live_mode,
+                    event.order_key.as_ref().map(|k| k.as_str()),
+                    event.received_at_ms,
+                    &event.body[..],
+                    event.status.as_str(),
+                    finished,
+                ],
+            )?;
+            Ok(if inserted == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
+        })
+        .await
+    }
+
+    async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError> {
+        let lease_until = now_ms + lease.as_millis() as i64;
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at
+                 FROM events e
+                 WHERE e.status = 'pending' AND e.next_attempt_at <= ?1
+                   AND (e.lease_until IS NULL OR e.lease_until <= ?1)
+                   AND NOT EXISTS (
+                       SELECT 1 FROM events p
+                       WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)
+                 ORDER BY e.next_attempt_at, e.seq
+                 LIMIT ?2",
+                )?;
+                let rows = select.query_map(params![now_ms, limit], |row| {
+                    let id: String = row.get(1)?;
+                    let event_type: String = row.get(2)?;
+                    Ok(ClaimedEvent {
+                        seq: row.get(0)?,
+                        id: EventId::parse(&id).map_err(corrupt)?,
+                        event_type: EventType::parse(&event_type).map_err(corrupt)?,
+                        body: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+                        attempts: row.get(4)?,
+                        attempts_400: row.get(5)?,
+                        received_at_ms: row.get(6)?,
+                    })
+                })?;
+                let claimed: Vec<ClaimedEvent> = rows.collect::<rusqlite::Result<_>>()?;
+                let mut lease_stmt = conn.prepare_cached("UPDATE events SET lease_until = ?1 WHERE seq = ?2")?;
+                for event in &claimed {
+                    lease_stmt.execute(params![lease_until, event.seq])?;
+                }
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO attempts (event_seq, at, status_code, duration_ms, outcome, error, excerpt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    seq,
+                    record.at_ms,
+                    record.status_code,
+                    record.duration_ms as i64,
+                    record.outcome,
+                    record.error,
+                    record.excerpt
+                ])?;
+                match transition {
+                    Transition::Delivered => conn
+                        .prepare_cached(
+                            "UPDATE events SET status = 'delivered', attempts = attempts + 1, lease_until = NULL,
+                         last_status = ?2, last_error = NULL, finished_at = ?3 WHERE seq = ?1",
+                        )?
+                        .execute(params![seq, record.status_code, record.at_ms])?,
+                    Transition::Dead => conn
+                        .prepare_cached(
+                            "UPDATE events SET status = 'dead', attempts = attempts + 1, lease_until = NULL,
+                         last_status = ?2, last_error = ?3, finished_at = ?4 WHERE seq = ?1",
+                        )?
+                        .execute(params![seq, record.status_code, record.error, record.at_ms])?,
+                    Transition::RetryAt {
+                        at_ms,
+                        counted,
+                        was_400,
+                    } => conn
+                        .prepare_cached(
+                            "UPDATE events SET attempts = attempts + ?2, attempts_400 = attempts_400 + ?3,
+                         next_attempt_at = ?4, lease_until = NULL, last_status = ?5, last_error = ?6 WHERE seq = ?1",
+                        )?
+                        .execute(params![
+                            seq,
+                            counted as i64,
+                            was_400 as i64,
+                            at_ms,
+                            record.status_code,
+                            record.error
+                        ])?,
+                };
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let mut stmt = conn.prepare_cached("UPDATE events SET lease_until = NULL WHERE seq = ?1")?;
+                for seq in seqs {
+                    stmt.execute([seq])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, |conn| {
+                // Only events that could be claimed then: not in flight, first of their order. A successor
+                // waiting behind a predecessor's retry must not make the worker spin.
+                conn.query_row(
+                    "SELECT MIN(e.next_attempt_at) FROM events e
+                 WHERE e.status = 'pending' AND e.lease_until IS NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM events p
+                       WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .await
+    }
+
+    async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let limit = if filter.limit == 0 { 100 } else { filter.limit };
+                let sql = format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM events WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2"
+                );
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params![filter.status.map(|s| s.as_str()), limit], summary)?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Option<(EventSummary, Vec<AttemptSummary>)>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.writer.run(Admission::WaitForRoom, move |conn| {
+            let sql = format!("SELECT {SUMMARY_COLUMNS}, seq FROM events WHERE id = ?1");
+            let Some((event, seq)) = conn
+                .query_row(&sql, [&id], |row| Ok((summary(row)?, row.get::<_, i64>(10)?)))
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT at, status_code, duration_ms, outcome, error, excerpt FROM attempts WHERE event_seq = ?1 ORDER BY rowid",
+            )?;
+            let attempts = stmt
+                .query_map([seq], |row| {
+                    Ok(AttemptSummary {
+                        at_ms: row.get(0)?,
+                        status_code: row.get(1)?,
+                        duration_ms: row.get::<_, i64>(2)? as u64,
+                        outcome: row.get(3)?,
+                        error: row.get(4)?,
+                        excerpt: row.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((event, attempts)))
+        })
+        .await
+    }
+
+    async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                conn.query_row("SELECT body FROM events WHERE id = ?1", [&id], |r| {
+                    r.get::<_, Vec<u8>>(0)
+                })
+                .optional()
+                .map(|b| b.map(Bytes::from))
+            })
+            .await
+    }
+
+    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
+        let id = id.as_str().to_owned();
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let changed = conn.execute(
+                    "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?2,
+                     lease_until = NULL, finished_at = NULL
+                 WHERE id = ?1 AND status IN ('dead', 'delivered')",
+                    params![id, now_ms],
+                )?;
+                if changed == 1 {
+                    return Ok(ReplayOutcome::Replayed);
+                }
+                let status: Option<String> = conn
+                    .query_row("SELECT status FROM events WHERE id = ?1", [&id], |r| r.get(0))
+                    .optional()?;
+                Ok(match status.as_deref().and_then(EventStatus::parse) {
+                    Some(status) => ReplayOutcome::NotReplayable(status),
+                    None => ReplayOutcome::NotFound,
+                })
+            })
+            .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, |conn| {
+                let mut stats = StoreStats::default();
+                let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM events GROUP BY status")?;
+                let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+                for row in rows {
+                    let (status, count) = row?;
+                    match EventStatus::parse(&status) {
+                        Some(EventStatus::Pending) => stats.pending = count,
+                        Some(EventStatus::Delivered) => stats.delivered = count,
+                        Some(EventStatus::Dead) => stats.dead = count,
+                        Some(EventStatus::Ignored) => stats.ignored = count,
+                        None => {}
+                    }
+                }
+                stats.oldest_pending_received_at_ms = conn.query_row(
+                    "SELECT MIN(received_at) FROM events WHERE status = 'pending'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok(stats)
+            })
+            .await
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let deleted = conn.execute(
+                    "DELETE FROM events WHERE status IN ('delivered', 'ignored') AND received_at < ?1",
+                    [before_ms],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, |conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What only this engine does; the behaviour every engine shares is in the store contract
+    //! suite (tests/integration/store_contract.rs).
+
+    use super::*;
+    use crate::domain::OrderKey;
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
+            id: EventId::parse(id).unwrap(),
+            event_type: EventType::parse("order.accepted").unwrap(),
+            live_mode: false,
+            order_key: OrderKey::from_data_object(&serde_json::json!({ "id": "o1" })),
+            body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
+            status: EventStatus::Pending,
+            received_at_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.insert(event("e1")).await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let body = store.body(&EventId::parse("e1").unwrap()).await.unwrap().unwrap();
+        assert_eq!(&body[..], br#"{"id":"e1"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_file_locked_by_another_process_is_busy_not_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let locker = Connection::open(&path).unwrap();
+        locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let error = store.insert(event("e1")).await.unwrap_err();
+        assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
+        assert!(error.is_transient());
+        locker.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(store.insert(event("e1")).await.unwrap(), InsertOutcome::Inserted);
+    }
+
+    #[tokio::test]
+    async fn a_full_write_queue_refuses_new_events_at_once() {
+        // A store whose writer never takes a job: the queue fills and stays full.
+        let (jobs, _writer_that_never_reads) = tokio::sync::mpsc::channel(2);
+        let store = std::sync::Arc::new(SqliteStore {
+            writer: Writer::from_sender(jobs),
+        });
+        for n in 0..2 {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(event(&format!("queued{n}"))).await });
+        }
+        // The current-thread runtime runs both queued inserts up to their wait for a reply.
+        tokio::task::yield_now().await;
+        let error = tokio::time::timeout(Duration::from_secs(10), store.insert(event("one-too-many")))
+            .await
+            .expect("refused at once, not queued")
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Busy(reason) if reason.contains("queue is full")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let error = SqliteStore::open(&path).err().unwrap();
+        assert!(format!("{error:#}").contains("newer dr-sf-bridge"), "{error:#}");
+    }
+
+    #[test]
+    fn migrations_run_once_and_record_their_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).unwrap();
+        SqliteStore::open(&path).unwrap();
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, writer::MIGRATIONS.len() as i64);
+    }
+}

@@ -1,0 +1,165 @@
+//! The writer thread behind [`SqliteStore`](super::SqliteStore): one connection, batches of
+//! jobs in one transaction each, and the answer to each caller only after the commit.
+//!
+//! The queue to the thread is bounded: past [`QUEUE_CAPACITY`] waiting jobs a new event is refused
+//! at once ([`StoreError::Busy`], so DR gets 503 and retries) rather than held in memory.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::StoreError;
+
+/// The longest a batch grows before it is committed.
+const MAX_BATCH: usize = 512;
+/// How long a write waits for another process's lock before the store reports itself unavailable:
+/// well under DR's 3 s answer limit.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The schema's versions, applied in order; `PRAGMA user_version` records how many ran.
+pub(super) const MIGRATIONS: [&str; 1] = [include_str!("../migrations/sqlite/0001_events_and_attempts.sql")];
+/// Jobs waiting for the writer at most; past that, new events are refused at once (DR gets 503
+/// and retries) instead of queueing in memory without bound.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A job runs its statements on the connection (or, given the error that kept the transaction
+/// from starting, fails without running) and answers how to reply once the batch's commit is
+/// known.
+pub(super) type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Reply + Send>;
+
+/// How an operation waits for the writer when its queue is full.
+#[derive(Clone, Copy)]
+pub(super) enum Admission {
+    /// Refuse at once with [`StoreError::Busy`]: new events, whose sender retries.
+    RefuseWhenFull,
+    /// Wait for room: the worker's and the operators' own work.
+    WaitForRoom,
+}
+
+/// What SQLite said, as the variant callers decide on.
+fn classify(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let text = e.to_string();
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Busy(text),
+            ErrorCode::ConstraintViolation => StoreError::Conflict(text),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(text),
+            _ => StoreError::Unavailable(text),
+        },
+        rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt(text),
+        _ => StoreError::Unavailable(text),
+    }
+}
+
+/// The handle to the writer thread.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the thread that owns `conn`, with room for `capacity` waiting jobs.
+    pub(super) fn start(conn: Connection, capacity: usize) -> anyhow::Result<Self> {
+        let (jobs, receiver) = mpsc::channel(capacity.max(1));
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer(conn, receiver))?;
+        Ok(Self { jobs })
+    }
+
+    #[cfg(test)]
+    pub(super) fn from_sender(jobs: mpsc::Sender<Job>) -> Self {
+        Self { jobs }
+    }
+
+    /// Runs `f` inside the next batch's transaction and answers after the commit.
+    pub(super) async fn run<T, F>(&self, admission: Admission, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn| {
+            let result = conn.and_then(|conn| in_savepoint(conn, f).map_err(classify));
+            Box::new(move |commit: Result<(), StoreError>| {
+                let answer = match (result, commit) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        match admission {
+            Admission::RefuseWhenFull => self.jobs.try_send(job).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy("the store's write queue is full".into()),
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?,
+            Admission::WaitForRoom => self.jobs.send(job).await.map_err(|_| StoreError::Closed)?,
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(e)
+        }
+    }
+}
+
+/// Applies the migrations the file has not seen yet, each in its own transaction.
+pub(super) fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if applied > known {
+        anyhow::bail!("written by a newer dr-sf-bridge (schema {applied}, this build knows {known})");
+    }
+    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            number + 1
+        ))
+        .with_context(|| format!("applying migration {}", number + 1))?;
+    }
+    Ok(())
+}
+
+fn writer(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(classify);
+        let replies: Vec<Reply> = batch
+            .into_iter()
+            .map(|job| job(began.as_ref().map(|()| &conn).map_err(Clone::clone)))
+            .collect();
+        let committed = match began {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %e, jobs = replies.len(), "SQLite commit failed");
+                classify(e)
+            }),
+            Err(e) => Err(e),
+        };
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
