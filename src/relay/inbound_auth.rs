@@ -16,44 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::ServiceUrl;
 use crate::salesforce::GrantType;
+use crate::settings::InboundSettings;
 use crate::support::clock::unix_secs;
-
-/// What DR must present to post events: an OAuth client (and user) for the relay's token
-/// endpoint, or Basic credentials; validated by the settings' `[relay]` section.
-#[derive(Debug, Clone)]
-pub struct InboundSettings {
-    /// The grant DR uses at the relay's `/oauth2/token`.
-    pub grant_type: GrantType,
-    /// Client id DR presents.
-    pub client_id: Option<String>,
-    /// Client secret DR presents.
-    pub client_secret: Option<SecretString>,
-    /// User name DR presents with the password grant.
-    pub username: Option<String>,
-    /// Password DR presents with the password grant.
-    pub password: Option<SecretString>,
-    /// Key that signs the relay's tokens, shared by every instance.
-    pub token_key: Option<SecretString>,
-    /// Lifetime of the relay's tokens (seconds in the configuration).
-    pub token_ttl: Duration,
-    /// Basic auth user name, instead of OAuth.
-    pub basic_username: Option<String>,
-    /// Basic auth password.
-    pub basic_password: Option<SecretString>,
-}
-
-/// What `register --target relay` tells DR to present at the relay's `/oauth2/token`.
-#[derive(Debug, Clone)]
-pub struct InboundOAuth {
-    pub public_url: ServiceUrl,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub grant_type: GrantType,
-    /// `Some` with the password grant.
-    pub user: Option<(String, SecretString)>,
-}
 
 const ISSUER: &str = "dr-sf-bridge";
 const AUDIENCE: &str = "dr-sf-bridge/webhooks";

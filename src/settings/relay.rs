@@ -4,10 +4,43 @@ use std::time::Duration;
 
 use super::problems::{Collector, ConfigProblems, Reader};
 use crate::domain::ServiceUrl;
-use crate::relay::inbound_auth::{InboundOAuth, InboundSettings};
-use crate::relay::paths;
 use crate::salesforce::GrantType;
 use secrecy::{ExposeSecret, SecretString};
+
+/// What DR must present to post events: an OAuth client (and user) for the relay's token
+/// endpoint, or Basic credentials; read from the `[relay]` section's `inbound_*` and `basic_*` keys.
+#[derive(Debug, Clone)]
+pub struct InboundSettings {
+    /// The grant DR uses at the relay's `/oauth2/token`.
+    pub grant_type: GrantType,
+    /// Client id DR presents.
+    pub client_id: Option<String>,
+    /// Client secret DR presents.
+    pub client_secret: Option<SecretString>,
+    /// User name DR presents with the password grant.
+    pub username: Option<String>,
+    /// Password DR presents with the password grant.
+    pub password: Option<SecretString>,
+    /// Key that signs the relay's tokens, shared by every instance.
+    pub token_key: Option<SecretString>,
+    /// Lifetime of the relay's tokens (seconds in the configuration).
+    pub token_ttl: Duration,
+    /// Basic auth user name, instead of OAuth.
+    pub basic_username: Option<String>,
+    /// Basic auth password.
+    pub basic_password: Option<SecretString>,
+}
+
+/// What `register --target relay` tells DR to present at the relay's `/oauth2/token`.
+#[derive(Debug, Clone)]
+pub struct InboundOAuth {
+    pub public_url: ServiceUrl,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub grant_type: GrantType,
+    /// `Some` with the password grant.
+    pub user: Option<(String, SecretString)>,
+}
 
 #[derive(Debug)]
 pub struct RelaySettings {
@@ -46,10 +79,7 @@ impl RelaySettings {
             if url.url().path() != "/" || url.url().query().is_some() {
                 c.push(
                     "relay.public_url",
-                    format!(
-                        "must be the relay's base URL without a path (the relay adds {})",
-                        paths::WEBHOOK
-                    ),
+                    "must be the relay's base URL without a path (the relay adds its own paths)",
                 );
             }
         }
