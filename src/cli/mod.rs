@@ -5,7 +5,7 @@
 //! settings, renders the report as text ([`render`]) or JSON, and turns errors into exit codes.
 //! Exit codes are a contract with scripts: 0 success, 1 a check that did not pass or a request
 //! that cannot be done (unknown event), 2 invalid configuration, 3 rejected by Digital River,
-//! 4 network, server or store failure.
+//! 4 network or server failure, 5 the store failed or does not exist.
 
 pub mod render;
 mod table;
@@ -29,7 +29,8 @@ const EXIT_CODES: &str = "Exit codes:
   1  a check did not pass (check), or the request cannot be done (unknown event)
   2  invalid configuration (every problem is listed, each with its key)
   3  rejected by Digital River (the message names each parameter DR complained about)
-  4  network, server or store failure (Digital River or Salesforce unreachable or failing)";
+  4  network or server failure (Digital River or Salesforce unreachable or failing)
+  5  the store failed, or there is no store at storage.url";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -47,7 +48,8 @@ pub fn exit_code(error: &OpsError) -> u8 {
         OpsError::DigitalRiver(e) if e.is_rejection() => 3,
         OpsError::DigitalRiver(_) => 4,
         OpsError::Refused(_) => 1,
-        OpsError::Store(_) | OpsError::Other(_) => 4,
+        OpsError::Store(_) => 5,
+        OpsError::Other(_) => 4,
     }
 }
 

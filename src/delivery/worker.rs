@@ -155,7 +155,7 @@ async fn claim_and_start(
         }
         Err(e) => {
             *store_failures += 1;
-            if *store_failures == 1 || *store_failures % 60 == 0 {
+            if *store_failures == 1 || (*store_failures).is_multiple_of(60) {
                 tracing::error!(error = %e, "cannot claim events from the store");
             }
             return None;

@@ -378,15 +378,15 @@ impl TokenCache {
     /// A valid token: the cached one, or a new grant. Concurrent callers wait for the same grant.
     pub async fn get(&self) -> Result<Arc<AccessToken>, AuthError> {
         let mut state = self.state.lock().await;
-        if let Some(token) = &state.token {
-            if token.obtained.elapsed() < self.max_age {
-                return Ok(token.clone());
-            }
+        if let Some(token) = &state.token
+            && token.obtained.elapsed() < self.max_age
+        {
+            return Ok(token.clone());
         }
-        if let Some((error, at)) = &state.rejected {
-            if at.elapsed() < self.rejection_cooldown {
-                return Err(error.clone());
-            }
+        if let Some((error, at)) = &state.rejected
+            && at.elapsed() < self.rejection_cooldown
+        {
+            return Err(error.clone());
         }
         state.generation += 1;
         self.grants.inc();

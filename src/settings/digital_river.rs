@@ -47,10 +47,10 @@ impl DigitalRiverSettings {
         let c = &mut r.problems;
         let mut event_types = Vec::new();
         for raw in raw_types.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-            if let Some(t) = c.parse("digital_river.event_types", EventType::parse(raw)) {
-                if !event_types.contains(&t) {
-                    event_types.push(t);
-                }
+            if let Some(t) = c.parse("digital_river.event_types", EventType::parse(raw))
+                && !event_types.contains(&t)
+            {
+                event_types.push(t);
             }
         }
         if raw_types.iter().all(|t| t.trim().is_empty()) {

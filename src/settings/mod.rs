@@ -147,10 +147,11 @@ impl RawSettings {
         if purpose.needs_salesforce() && SalesforceSettings::kind_is_valid(&c) {
             settings.salesforce.require_for_delivery(&mut c);
         }
-        if purpose == Purpose::Register(RegisterTarget::Relay) && !c.has("relay.inbound_grant_type") {
-            if let Err(missing) = settings.relay.inbound_oauth() {
-                c.extend_new(missing.0);
-            }
+        if purpose == Purpose::Register(RegisterTarget::Relay)
+            && !c.has("relay.inbound_grant_type")
+            && let Err(missing) = settings.relay.inbound_oauth()
+        {
+            c.extend_new(missing.0);
         }
         if purpose == Purpose::Relay {
             settings.relay.require_for_relay(&mut c);

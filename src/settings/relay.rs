@@ -75,13 +75,13 @@ impl RelaySettings {
         let username = r.optional_text("relay.inbound_username");
         let password = r.secret("relay.inbound_password");
         let c = &mut r.problems;
-        if let Some(url) = &public_url {
-            if url.url().path() != "/" || url.url().query().is_some() {
-                c.push(
-                    "relay.public_url",
-                    "must be the relay's base URL without a path (the relay adds its own paths)",
-                );
-            }
+        if let Some(url) = &public_url
+            && (url.url().path() != "/" || url.url().query().is_some())
+        {
+            c.push(
+                "relay.public_url",
+                "must be the relay's base URL without a path (the relay adds its own paths)",
+            );
         }
         if listen.parse::<std::net::SocketAddr>().is_err() {
             c.push(

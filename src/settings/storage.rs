@@ -3,6 +3,23 @@
 use serde::Deserialize;
 
 use super::problems::Reader;
+use crate::support::text::redact_url;
+
+/// Why a SQLite path would not keep events across a restart, if it would not.
+fn not_durable(path: &str) -> Option<&'static str> {
+    let path = path.trim();
+    if path.is_empty() {
+        return Some("names no file (an unset variable in sqlite://$DB_PATH?)");
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower == ":memory:" || lower.starts_with("file::memory:") || lower.contains("mode=memory") {
+        return Some("is an in-memory database");
+    }
+    if path.ends_with('/') {
+        return Some("names a folder, not a file");
+    }
+    None
+}
 
 #[derive(Debug, Clone)]
 pub struct StorageSettings {
@@ -17,10 +34,15 @@ impl StorageSettings {
         let url = r.text("storage.url").trim().to_owned();
         let retention_days = r.get("storage.retention_days");
         let c = &mut r.problems;
-        if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        let shown = redact_url(&url);
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(why) = not_durable(path) {
+                c.push("storage.url", format!("`{shown}` {why}: acknowledged events would be lost on restart; give a file path such as sqlite:///var/lib/dr-sf-bridge/relay.db"));
+            }
+        } else if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             c.push(
                 "storage.url",
-                format!("`{url}` must start with sqlite:// or postgres://"),
+                format!("`{shown}` must start with sqlite:// or postgres://"),
             );
         }
         StorageSettings { url, retention_days }

@@ -239,6 +239,24 @@ const CASES: &[Case] = &[
         expect: &[("storage.url", "sqlite:// or postgres://")],
     },
     Case {
+        name: "a SQLite URL without a path (an unset variable)",
+        set: &[("storage.url", "sqlite://")],
+        purpose: Purpose::Relay,
+        expect: &[("storage.url", "lost on restart")],
+    },
+    Case {
+        name: "an in-memory SQLite database",
+        set: &[("storage.url", "sqlite://:memory:")],
+        purpose: Purpose::Relay,
+        expect: &[("storage.url", "in-memory")],
+    },
+    Case {
+        name: "a SQLite URL naming a folder",
+        set: &[("storage.url", "sqlite:///var/lib/")],
+        purpose: Purpose::Store,
+        expect: &[("storage.url", "folder")],
+    },
+    Case {
         name: "an unknown register target",
         set: &[("register.target", "dashboard")],
         purpose: Purpose::Store,
@@ -283,6 +301,17 @@ fn each_rule_names_its_key_and_what_to_do() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_database_password_is_never_shown_in_a_problem() {
+    let found = problems(
+        &[("storage.url", "mysql://relay:Sup3rSecretPw@db/relay")],
+        Purpose::Store,
+    );
+    let text = format!("{found:?}");
+    assert!(text.contains("storage.url"), "{text}");
+    assert!(!text.contains("Sup3rSecretPw"), "{text}");
 }
 
 #[test]

@@ -241,14 +241,23 @@ pub enum Role {
     Operations,
 }
 
-/// Opens the engine `storage.url` names.
-pub async fn open(url: &str, role: Role) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+/// Opens the engine `storage.url` names: for the relay, creating the store and taking it over;
+/// for an operations command, only a store that already exists.
+pub async fn open(url: &str, role: Role) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let unavailable = |e: anyhow::Error| StoreError::Unavailable(format!("{e:#}"));
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let store = sqlite::SqliteStore::open(std::path::Path::new(path))?;
+        let path = std::path::Path::new(path);
+        let store = match role {
+            Role::Relay => sqlite::SqliteStore::open_for_relay(path).map_err(unavailable)?,
+            Role::Operations => sqlite::SqliteStore::open_existing(path).map_err(unavailable)?,
+        };
         if role == Role::Relay {
             store.take_over_leases().await?;
         }
         return Ok(std::sync::Arc::new(store));
     }
-    anyhow::bail!("storage.url `{url}`: only sqlite:// is supported by this build")
+    Err(StoreError::Unavailable(format!(
+        "storage.url `{}`: only sqlite:// is supported by this build",
+        crate::support::text::redact_url(url)
+    )))
 }

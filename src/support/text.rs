@@ -35,6 +35,22 @@ pub fn truncate(text: &str) -> String {
     }
 }
 
+/// A URL fit for a message: its password (`postgres://user:pw@host`) replaced by `***`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => raw.to_owned(),
+        // Unparsable: keep the scheme and nothing that could be a credential.
+        Err(_) => match raw.split_once('@') {
+            Some((_, host)) => format!("{}://***@{host}", raw.split("://").next().unwrap_or("?")),
+            None => raw.to_owned(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +63,14 @@ mod tests {
         let cut = excerpt(&long);
         assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn a_url_password_is_never_shown() {
+        let shown = redact_url("postgres://relay:S3cretPw@db.internal:5432/relay");
+        assert_eq!(shown, "postgres://relay:***@db.internal:5432/relay");
+        assert!(!redact_url("postgres://relay:S3cretPw@db:5432 /bad url").contains("S3cretPw"));
+        assert_eq!(redact_url("sqlite:///var/lib/relay.db"), "sqlite:///var/lib/relay.db");
     }
 
     #[test]

@@ -83,3 +83,17 @@ async fn an_unknown_status_is_an_error_naming_the_valid_ones() {
     }
     assert!(!out.stdout.contains("No events"), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn a_mistyped_store_path_is_an_error_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("relya").join("relay.db");
+    let out = cli(&["events", "list"])
+        .env("DRSF__STORAGE__URL", format!("sqlite://{}", typo.display()))
+        .run()
+        .await;
+    assert_eq!(out.code, 5, "a store failure has its own exit code: {}", out.stderr);
+    assert!(out.stderr.contains("no store at"), "{}", out.stderr);
+    assert!(!out.stdout.contains("No events"), "{}", out.stdout);
+    assert!(!dir.path().join("relya").exists(), "no folder or database was created");
+}

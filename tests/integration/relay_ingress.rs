@@ -266,3 +266,23 @@ async fn health_and_metrics_answer() {
     }
     assert_no_secret_logged();
 }
+
+#[tokio::test]
+async fn a_second_relay_on_the_same_sqlite_file_does_not_start() {
+    let relay = spawn_app().await;
+    let second_sf = SalesforceStandIn::start().await;
+    let options = dr_sf_bridge::settings::LoadOptions {
+        config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+        overrides: relay_overrides(&second_sf, &relay.dir.path().join("relay.db"), &[]),
+        ..Default::default()
+    };
+    let settings = dr_sf_bridge::settings::load(&options, dr_sf_bridge::settings::Purpose::Relay).unwrap();
+    let error = dr_sf_bridge::relay::Application::build(settings)
+        .await
+        .err()
+        .expect("refused while the first relay runs");
+    assert!(format!("{error:#}").contains("another relay"), "{error:#}");
+    relay
+        .accept(&event("order.accepted", "evt-first-still-serves", "o-1"))
+        .await;
+}

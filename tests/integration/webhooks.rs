@@ -82,7 +82,8 @@ async fn help_documents_the_exit_codes() {
     for line in [
         "2  invalid configuration",
         "3  rejected by Digital River",
-        "4  network, server or store failure",
+        "4  network or server failure",
+        "5  the store failed",
     ] {
         assert!(out.stdout.contains(line), "{}", out.stdout);
     }

@@ -32,12 +32,35 @@ use crate::domain::{EventId, EventType};
 
 pub struct SqliteStore {
     writer: Writer,
+    /// Held while a relay uses the file: a second relay on the same file is refused.
+    _relay_lock: Option<std::fs::File>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and starts its writer thread.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         Self::open_with_queue(path, QUEUE_CAPACITY)
+    }
+
+    /// Opens the file for the one relay that may use it: refused while another relay holds it
+    /// (two relays on one file would deliver some events twice).
+    pub fn open_for_relay(path: &Path) -> anyhow::Result<Self> {
+        let lock = relay_lock(path)?;
+        let mut store = Self::open(path)?;
+        store._relay_lock = Some(lock);
+        Ok(store)
+    }
+
+    /// Opens a file that exists, for an operations command beside the relay: a mistyped path is
+    /// an error, never a new empty store.
+    pub fn open_existing(path: &Path) -> anyhow::Result<Self> {
+        if !path.is_file() {
+            anyhow::bail!(
+                "no store at {}: nothing has been stored there (check storage.url, or start the relay first)",
+                path.display()
+            );
+        }
+        Self::open(path)
     }
 
     /// [`open`](Self::open) with room for `capacity` waiting jobs.
@@ -53,6 +76,7 @@ impl SqliteStore {
 
         Ok(Self {
             writer: Writer::start(conn, capacity)?,
+            _relay_lock: None,
         })
     }
 
@@ -95,6 +119,36 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
         last_status: row.get(8)?,
         last_error: row.get(9)?,
     })
+}
+
+/// Takes the lock file beside the database (`relay.db.relay-lock`), holding the relay's pid; the
+/// kernel releases it when the process ends, however it ends.
+fn relay_lock(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let lock_path = std::path::PathBuf::from(format!("{}.relay-lock", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        anyhow::bail!(
+            "another relay (pid {}) is using {}: one relay per SQLite file; run several relays on PostgreSQL",
+            holder.trim(),
+            path.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 #[async_trait::async_trait]
@@ -423,6 +477,7 @@ mod tests {
         let (jobs, _writer_that_never_reads) = tokio::sync::mpsc::channel(2);
         let store = std::sync::Arc::new(SqliteStore {
             writer: Writer::from_sender(jobs),
+            _relay_lock: None,
         });
         for n in 0..2 {
             let store = store.clone();
@@ -438,6 +493,31 @@ mod tests {
             matches!(&error, StoreError::Busy(reason) if reason.contains("queue is full")),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn a_second_relay_on_the_same_file_is_refused_until_the_first_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let first = SqliteStore::open_for_relay(&path).unwrap();
+        let error = SqliteStore::open_for_relay(&path).err().unwrap();
+        let text = format!("{error:#}");
+        assert!(
+            text.contains("another relay") && text.contains(&std::process::id().to_string()),
+            "{text}"
+        );
+        SqliteStore::open_existing(&path).expect("operations commands open it beside the relay");
+        drop(first);
+        SqliteStore::open_for_relay(&path).expect("free once the first relay is gone");
+    }
+
+    #[test]
+    fn operations_never_create_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo").join("relay.db");
+        let error = SqliteStore::open_existing(&path).err().unwrap();
+        assert!(format!("{error:#}").contains("no store at"), "{error:#}");
+        assert!(!dir.path().join("typo").exists(), "no folder was created");
     }
 
     #[test]
