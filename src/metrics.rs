@@ -47,6 +47,8 @@ pub struct Metrics {
     pub api_usage_used: Gauge,
     pub api_usage_max: Gauge,
     pub breaker_open: Gauge,
+    /// 1 while Salesforce refuses the sign-in (deliveries wait for the credentials to be fixed).
+    pub sign_in_refused: Gauge,
 }
 
 impl Default for Metrics {
@@ -118,6 +120,12 @@ impl Metrics {
             "Whether deliveries are paused (circuit breaker open) because Salesforce fails for every event",
             breaker_open.clone(),
         );
+        let sign_in_refused = Gauge::default();
+        registry.register(
+            "salesforce_sign_in_refused",
+            "1 while Salesforce refuses the sign-in: fix the password (and security token) or the connected app",
+            sign_in_refused.clone(),
+        );
         Self {
             registry,
             events_received,
@@ -130,6 +138,7 @@ impl Metrics {
             api_usage_used,
             api_usage_max,
             breaker_open,
+            sign_in_refused,
         }
     }
 

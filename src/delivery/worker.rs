@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::policy::{CircuitBreaker, RetryPolicy};
+use super::sign_in::SignInMemory;
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::salesforce::{ApexClient, DeliveryOutcome};
 use crate::store::{AttemptRecord, ClaimedEvent, Store, StoreError, Transition};
@@ -35,6 +36,8 @@ pub struct Worker {
     pub poll_interval: Duration,
     pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Remembers a refused sign-in across restarts; `None` in tests that do not need it.
+    pub sign_in: Option<Arc<SignInMemory>>,
 }
 
 struct Shared {
@@ -44,6 +47,7 @@ struct Shared {
     breaker: Arc<CircuitBreaker>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    sign_in: Option<Arc<SignInMemory>>,
     in_flight: Mutex<HashSet<i64>>,
 }
 
@@ -62,6 +66,7 @@ impl Worker {
             breaker: self.breaker.clone(),
             wake: self.wake.clone(),
             metrics: self.metrics.clone(),
+            sign_in: self.sign_in.clone(),
             in_flight: Mutex::new(HashSet::new()),
         })
     }
@@ -203,6 +208,9 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
         tracing::warn!("Salesforce fails for every event: pausing deliveries (circuit breaker open)");
     }
     shared.metrics.breaker_open.set(shared.breaker.is_open() as i64);
+    if let Some(sign_in) = &shared.sign_in {
+        sign_in.after_attempt(&attempt.outcome).await;
+    }
     if let Some(usage) = attempt.api_usage {
         shared.metrics.api_usage_used.set(usage.used as i64);
         shared.metrics.api_usage_max.set(usage.max as i64);

@@ -35,6 +35,8 @@ pub enum IngressError {
     TooLarge(usize),
     #[error("unreadable body")]
     Unreadable,
+    #[error("{1}")]
+    Unsupported(&'static str, String),
     #[error("invalid event: {0}")]
     Invalid(EnvelopeError),
     #[error("the event could not be stored")]
@@ -51,6 +53,10 @@ impl IntoResponse for IngressError {
                 json!({"error": "payload_too_large", "message": format!("the body exceeds {limit} bytes")}),
             ),
             Self::Unreadable => (StatusCode::BAD_REQUEST, json!({"error": "unreadable_body"})),
+            Self::Unsupported(code, message) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": code, "message": message}),
+            ),
             Self::Invalid(e) => (
                 StatusCode::BAD_REQUEST,
                 json!({"error": "invalid_event", "field": e.field, "message": e.to_string()}),
@@ -82,6 +88,34 @@ impl IntoResponse for IngressError {
     }
 }
 
+/// DR posts plain JSON. A compressed or non-JSON body is refused rather than stored as bytes the
+/// relay cannot read (or forwarded to Salesforce as something else than it checked).
+fn check_representation(headers: &HeaderMap) -> Result<(), IngressError> {
+    let text = |name| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("(not text)").trim().to_ascii_lowercase())
+    };
+    if let Some(encoding) = text(header::CONTENT_ENCODING)
+        && encoding != "identity"
+    {
+        return Err(IngressError::Unsupported(
+            "unsupported_encoding",
+            format!("Content-Encoding `{encoding}` is not accepted; send the JSON body uncompressed"),
+        ));
+    }
+    if let Some(content_type) = text(header::CONTENT_TYPE) {
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_owned();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(IngressError::Unsupported(
+                "unsupported_media_type",
+                format!("Content-Type `{essence}` is not accepted; send application/json"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(event_id, event_type))]
 pub async fn receive_event(
     State(state): State<AppState>,
@@ -93,6 +127,8 @@ pub async fn receive_event(
         tracing::warn!(reason = failure.reason(), "refused an unauthenticated request");
         return Err(IngressError::Unauthorized);
     }
+
+    check_representation(&headers).inspect_err(|_| state.metrics.rejected("unsupported_media_type"))?;
 
     let limit = state.body_limit;
     let declared = headers

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::inbound_auth::InboundAuth;
 use super::router::router;
 use super::state::AppState;
-use crate::delivery::{CircuitBreaker, RetryPolicy, Worker};
+use crate::delivery::{CircuitBreaker, RetryPolicy, SignInMemory, Worker};
 use crate::digital_river::SignatureVerifier;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
@@ -43,6 +43,8 @@ impl Application {
             .context("opening the store")?;
         let apex = settings.apex_client()?;
         let metrics = Arc::new(Metrics::with_token_grants(apex.tokens().grant_counter()));
+        let sign_in = Arc::new(SignInMemory::new(store.clone(), apex.tokens().clone(), metrics.clone()));
+        sign_in.restore().await;
         let wake = Arc::new(Notify::new());
         let state = AppState {
             store: store.clone(),
@@ -76,6 +78,7 @@ impl Application {
             poll_interval: settings.delivery.poll_interval,
             wake,
             metrics,
+            sign_in: Some(sign_in),
         };
         let listener = tokio::net::TcpListener::bind(&settings.relay.listen)
             .await

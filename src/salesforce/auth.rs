@@ -208,6 +208,11 @@ impl SalesforceAuth {
         &self.credentials.token_url
     }
 
+    /// See [`SalesforceCredentials::fingerprint`].
+    pub fn fingerprint(&self) -> String {
+        self.credentials.fingerprint()
+    }
+
     /// Runs the configured grant, retrying transient failures.
     #[tracing::instrument(skip_all, fields(grant = self.grant_type().as_str(), host = self.token_url().host()))]
     pub async fn grant(&self, generation: u64) -> Result<AccessToken, AuthError> {
@@ -365,6 +370,28 @@ impl TokenCache {
         &self.auth
     }
 
+    /// How long a refused sign-in is answered from memory (`salesforce.token_failure_cooldown_secs`).
+    pub fn rejection_cooldown(&self) -> Duration {
+        self.rejection_cooldown
+    }
+
+    /// The refusal being answered from memory now, if any, and how long ago it happened.
+    pub async fn current_rejection(&self) -> Option<(AuthError, Duration)> {
+        let state = self.state.lock().await;
+        state
+            .rejected
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < self.rejection_cooldown)
+            .map(|(error, at)| (error.clone(), at.elapsed()))
+    }
+
+    /// Remembers a refusal that happened `age` ago (read back from the store after a restart), so
+    /// that a restarted relay does not try the refused credentials again before the cool-down.
+    pub async fn remember_rejection(&self, error: AuthError, age: Duration) {
+        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        self.state.lock().await.rejected = Some((error, at));
+    }
+
     /// How many grants were requested from Salesforce.
     pub fn grants(&self) -> u64 {
         self.grants.get()
@@ -401,7 +428,12 @@ impl TokenCache {
             Err(error) => {
                 state.token = None;
                 if error.is_rejection() {
-                    tracing::error!(error = %error, "Salesforce sign-in refused");
+                    tracing::error!(
+                        error = %error,
+                        retry_in_secs = self.rejection_cooldown.as_secs(),
+                        "Salesforce refused the sign-in: fix the credentials (the password and security token, or \
+                         the connected app); no new sign-in is tried before the cool-down, so the user is not locked out"
+                    );
                     state.rejected = Some((error.clone(), Instant::now()));
                 }
                 Err(error)

@@ -18,8 +18,6 @@ use super::auth::{AccessToken, AuthError, TokenCache};
 use crate::support::http::client_builder;
 use crate::support::text::{error_chain, excerpt, truncate};
 
-/// How long to wait before trying again after a refused sign-in (configuration problem).
-pub const AUTH_REJECTED_DELAY: Duration = Duration::from_secs(300);
 const BODY_READ_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +118,7 @@ impl ApexClient {
         let started = Instant::now();
         let token = match self.tokens.get().await {
             Ok(token) => token,
-            Err(e) => return auth_failure(e, started),
+            Err(e) => return self.auth_failure(e, started),
         };
         let mut reauthenticated = false;
         let mut answer = self.post(&token, body.clone()).await;
@@ -130,7 +128,7 @@ impl ApexClient {
             self.tokens.invalidate(token.generation).await;
             let fresh = match self.tokens.get().await {
                 Ok(token) => token,
-                Err(e) => return auth_failure(e, started),
+                Err(e) => return self.auth_failure(e, started),
             };
             reauthenticated = true;
             answer = self.post(&fresh, body).await;
@@ -198,18 +196,24 @@ impl ApexClient {
                     answer.location.as_deref().unwrap_or("(no location)")
                 )),
             ),
+            // A fresh token refused too: signing in again would not help, and a new password
+            // grant per attempt is what locks integration users out. Pause like a refused sign-in.
+            401 if reauthenticated => (
+                DeliveryOutcome::AuthRejected {
+                    min_delay: self.tokens.rejection_cooldown(),
+                },
+                Some(format!(
+                    "{} even with a freshly granted token; check the integration user's access to the Apex class \
+                     (no new sign-in for {} s)",
+                    said(),
+                    self.tokens.rejection_cooldown().as_secs()
+                )),
+            ),
             401 => (
                 DeliveryOutcome::Retry {
                     min_delay: Duration::ZERO,
                 },
-                Some(if reauthenticated {
-                    format!(
-                        "{} even with a freshly granted token; check the integration user's access to the Apex class",
-                        said()
-                    )
-                } else {
-                    said()
-                }),
+                Some(said()),
             ),
             403 if error_code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => (
                 DeliveryOutcome::Retry {
@@ -248,6 +252,28 @@ impl ApexClient {
         }
     }
 
+    /// A sign-in that failed: refused (wait the configured cool-down, uncounted) or unavailable.
+    fn auth_failure(&self, e: AuthError, started: Instant) -> DeliveryAttempt {
+        let outcome = if e.is_rejection() {
+            DeliveryOutcome::AuthRejected {
+                min_delay: self.tokens.rejection_cooldown(),
+            }
+        } else {
+            DeliveryOutcome::Retry {
+                min_delay: Duration::ZERO,
+            }
+        };
+        DeliveryAttempt {
+            outcome,
+            status: None,
+            duration: started.elapsed(),
+            error: Some(e.to_string()),
+            excerpt: None,
+            api_usage: None,
+            reauthenticated: false,
+        }
+    }
+
     /// `GET` on the webhook URL, for `check`: 405 means the DR package's resource exists (it takes
     /// only POST), 404 that it does not.
     pub async fn probe(&self) -> Result<(u16, Option<String>), String> {
@@ -262,27 +288,6 @@ impl ApexClient {
         let answer = read_answer(response).await.map_err(|e| error_chain(&e))?;
         let (code, message) = error_fields(&answer.body);
         Ok((answer.status.as_u16(), code.or(message)))
-    }
-}
-
-fn auth_failure(e: AuthError, started: Instant) -> DeliveryAttempt {
-    let outcome = if e.is_rejection() {
-        DeliveryOutcome::AuthRejected {
-            min_delay: AUTH_REJECTED_DELAY,
-        }
-    } else {
-        DeliveryOutcome::Retry {
-            min_delay: Duration::ZERO,
-        }
-    };
-    DeliveryAttempt {
-        outcome,
-        status: None,
-        duration: started.elapsed(),
-        error: Some(e.to_string()),
-        excerpt: None,
-        api_usage: None,
-        reauthenticated: false,
     }
 }
 

@@ -69,6 +69,30 @@ pub enum SalesforceGrant {
     ClientCredentials,
 }
 
+impl SalesforceCredentials {
+    /// A short digest of every credential value: equal while nothing changed, different once the
+    /// admin fixes a password or secret. 64 bits of SHA-256, too few to test guesses against.
+    pub fn fingerprint(&self) -> String {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        for part in [
+            self.token_url.base(),
+            &self.client_id,
+            self.client_secret.expose_secret(),
+        ] {
+            digest.update(part.as_bytes());
+            digest.update([0]);
+        }
+        if let SalesforceGrant::Password { username, password } = &self.grant {
+            digest.update(username.as_bytes());
+            digest.update([0]);
+            digest.update(password.expose_secret().as_bytes());
+        }
+        hex::encode(&digest.finalize()[..8])
+    }
+}
+
 impl SalesforceGrant {
     pub fn grant_type(&self) -> GrantType {
         match self {

@@ -232,6 +232,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store can commit now (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A fact the relay remembers across restarts, by key.
+    async fn state(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets (or, with `None`, forgets) a fact; `now_ms` is when.
+    async fn set_state(&self, key: &str, value: Option<String>, now_ms: i64) -> Result<(), StoreError>;
 }
 
 /// Who opens the store: the relay that delivers from it, or an operations command beside it.

@@ -14,6 +14,7 @@ mod relay_process;
 mod salesforce_auth;
 mod salesforce_delivery;
 mod salesforce_standin;
+mod sign_in_safety;
 mod store_contract;
 mod validation;
 mod webhooks;

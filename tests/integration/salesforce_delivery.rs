@@ -71,7 +71,7 @@ async fn an_expired_session_gets_one_new_grant_and_one_replay() {
 }
 
 #[tokio::test]
-async fn a_second_401_with_a_fresh_token_is_not_retried_in_a_loop() {
+async fn a_second_401_with_a_fresh_token_pauses_like_a_refused_sign_in() {
     let sf = SalesforceStandIn::start().await;
     apex(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
         .expect(2)
@@ -81,7 +81,13 @@ async fn a_second_401_with_a_fresh_token_is_not_retried_in_a_loop() {
         .apex_client(Duration::from_secs(5))
         .deliver(fixture("order.accepted"))
         .await;
-    assert_eq!(attempt.outcome, RETRY_BY_SCHEDULE);
+    assert_eq!(
+        attempt.outcome,
+        DeliveryOutcome::AuthRejected {
+            min_delay: Duration::from_secs(300)
+        },
+        "the token cache's cool-down, not another grant on the next attempt"
+    );
     assert_eq!(attempt.status, Some(401));
     assert!(attempt.error.unwrap().contains("freshly granted token"));
     assert_eq!(sf.token_requests().await.len(), 2);

@@ -327,6 +327,15 @@ pub async fn a_healthy_store_answers_ping(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
 }
 
+pub async fn state_is_kept_replaced_and_forgotten(store: Arc<dyn Store>) {
+    assert_eq!(store.state("k").await.unwrap(), None);
+    store.set_state("k", Some("one".into()), 1).await.unwrap();
+    store.set_state("k", Some("two".into()), 2).await.unwrap();
+    assert_eq!(store.state("k").await.unwrap().as_deref(), Some("two"));
+    store.set_state("k", None, 3).await.unwrap();
+    assert_eq!(store.state("k").await.unwrap(), None);
+}
+
 /// One test per contract case for an engine: `store_contract!(module, async factory)`.
 macro_rules! store_contract {
     ($engine:ident, $open:expr) => {
@@ -347,7 +356,8 @@ macro_rules! store_contract {
                 only_dead_or_delivered_events_are_replayed,
                 stats_count_by_status_and_know_the_oldest_pending,
                 pruning_removes_only_finished_events_before_the_cut,
-                a_healthy_store_answers_ping
+                a_healthy_store_answers_ping,
+                state_is_kept_replaced_and_forgotten
             );
         }
     };

@@ -37,6 +37,7 @@ fn bench(sf: &SalesforceStandIn, max_in_flight: usize) -> Bench {
         poll_interval: Duration::from_secs(1),
         wake: Arc::new(Notify::new()),
         metrics: Arc::new(Metrics::new()),
+        sign_in: None,
     };
     Bench {
         store,

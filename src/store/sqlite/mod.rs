@@ -415,6 +415,33 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                conn.query_row("SELECT value FROM relay_state WHERE key = ?1", [&key], |r| r.get(0))
+                    .optional()
+            })
+            .await
+    }
+
+    async fn set_state(&self, key: &str, value: Option<String>, now_ms: i64) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                match value {
+                    Some(value) => conn.execute(
+                        "INSERT INTO relay_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                        params![key, value, now_ms],
+                    )?,
+                    None => conn.execute("DELETE FROM relay_state WHERE key = ?1", [&key])?,
+                };
+                Ok(())
+            })
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.writer
             .run(Admission::WaitForRoom, |conn| {

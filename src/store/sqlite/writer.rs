@@ -19,7 +19,10 @@ const MAX_BATCH: usize = 512;
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// The schema's versions, applied in order; `PRAGMA user_version` records how many ran.
-pub(super) const MIGRATIONS: [&str; 1] = [include_str!("../migrations/sqlite/0001_events_and_attempts.sql")];
+pub(super) const MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/sqlite/0001_events_and_attempts.sql"),
+    include_str!("../migrations/sqlite/0002_relay_state.sql"),
+];
 /// Jobs waiting for the writer at most; past that, new events are refused at once (DR gets 503
 /// and retries) instead of queueing in memory without bound.
 pub const QUEUE_CAPACITY: usize = 4096;

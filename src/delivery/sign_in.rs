@@ -1,0 +1,141 @@
+//! A refused Salesforce sign-in, remembered across restarts.
+//!
+//! Salesforce locks an integration user out after repeated failed sign-ins. The token cache
+//! already waits `salesforce.token_failure_cooldown_secs` before trying refused credentials again,
+//! but a relay that crash-loops (or is restarted by an impatient operator) would forget and try at
+//! every start. So the refusal is written to the store with a fingerprint of the credentials, and
+//! read back at start: the same credentials within the cool-down are not tried; changed
+//! credentials (the admin fixed the password) are tried at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metrics;
+use crate::salesforce::{AuthError, DeliveryOutcome, TokenCache};
+use crate::store::Store;
+use crate::support::clock::now_ms;
+
+/// The store key of the remembered refusal.
+pub const STATE_KEY: &str = "salesforce.sign_in_refused";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Refusal {
+    fingerprint: String,
+    refused_at_ms: i64,
+    grant: String,
+    token_url: String,
+    error: String,
+    description: String,
+    hint: String,
+}
+
+pub struct SignInMemory {
+    store: Arc<dyn Store>,
+    tokens: Arc<TokenCache>,
+    metrics: Arc<Metrics>,
+    fingerprint: String,
+    /// Whether the store holds a refusal (so a success clears it once, not on every delivery).
+    recorded: AtomicBool,
+}
+
+impl SignInMemory {
+    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenCache>, metrics: Arc<Metrics>) -> Self {
+        let fingerprint = tokens.auth().fingerprint();
+        Self {
+            store,
+            tokens,
+            metrics,
+            fingerprint,
+            recorded: AtomicBool::new(false),
+        }
+    }
+
+    /// At start: a refusal of these same credentials within the cool-down is honoured.
+    pub async fn restore(&self) {
+        let Ok(Some(raw)) = self.store.state(STATE_KEY).await else {
+            return;
+        };
+        self.recorded.store(true, Ordering::Relaxed);
+        let Ok(refusal) = serde_json::from_str::<Refusal>(&raw) else {
+            return;
+        };
+        if refusal.fingerprint != self.fingerprint {
+            tracing::info!("the Salesforce credentials changed since the last refused sign-in: signing in again");
+            return;
+        }
+        let age = Duration::from_millis((now_ms() - refusal.refused_at_ms).max(0) as u64);
+        let cooldown = self.tokens.rejection_cooldown();
+        if age >= cooldown {
+            return;
+        }
+        let grant = if refusal.grant == "client_credentials" {
+            "client_credentials"
+        } else {
+            "password"
+        };
+        let error = AuthError::Rejected {
+            grant,
+            token_url: refusal.token_url,
+            error: refusal.error,
+            description: refusal.description,
+            hint: refusal.hint,
+        };
+        tracing::error!(
+            error = %error,
+            retry_in_secs = (cooldown - age).as_secs(),
+            "Salesforce refused these credentials before the restart: not signing in again before the cool-down; fix the credentials"
+        );
+        self.metrics.sign_in_refused.set(1);
+        self.tokens.remember_rejection(error, age).await;
+    }
+
+    /// After each attempt: remember a refusal, forget it after a success.
+    pub async fn after_attempt(&self, outcome: &DeliveryOutcome) {
+        match outcome {
+            DeliveryOutcome::AuthRejected { .. } => {
+                let Some((
+                    AuthError::Rejected {
+                        grant,
+                        token_url,
+                        error,
+                        description,
+                        hint,
+                    },
+                    age,
+                )) = self.tokens.current_rejection().await
+                else {
+                    return;
+                };
+                self.metrics.sign_in_refused.set(1);
+                let refusal = Refusal {
+                    fingerprint: self.fingerprint.clone(),
+                    refused_at_ms: now_ms() - age.as_millis() as i64,
+                    grant: grant.to_owned(),
+                    token_url,
+                    error,
+                    description,
+                    hint,
+                };
+                let value = serde_json::to_string(&refusal).expect("plain fields serialize");
+                match self.store.set_state(STATE_KEY, Some(value), now_ms()).await {
+                    Ok(()) => self.recorded.store(true, Ordering::Relaxed),
+                    Err(e) => tracing::warn!(error = %e, "could not remember the refused sign-in"),
+                }
+            }
+            DeliveryOutcome::Delivered | DeliveryOutcome::RetryLimited | DeliveryOutcome::Dead => {
+                self.metrics.sign_in_refused.set(0);
+                if self.recorded.swap(false, Ordering::Relaxed)
+                    && let Err(e) = self.store.set_state(STATE_KEY, None, now_ms()).await
+                {
+                    tracing::warn!(error = %e, "could not forget the refused sign-in");
+                    self.recorded.store(true, Ordering::Relaxed);
+                }
+            }
+            DeliveryOutcome::Retry { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Sign-in safety: Salesforce locks an integration user out after repeated failed sign-ins, so
+//! the relay never turns a refusal into a stream of grants — not per attempt, not per restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dr_sf_bridge::delivery::{CircuitBreaker, RetryPolicy, Worker};
+use dr_sf_bridge::metrics::Metrics;
+use dr_sf_bridge::store::sqlite::SqliteStore;
+use dr_sf_bridge::store::{EventStatus, Store};
+use dr_sf_bridge::support::clock::now_ms;
+use tokio::sync::Notify;
+
+use crate::relay_helpers::*;
+use crate::salesforce_standin::*;
+
+#[tokio::test]
+async fn a_401_with_a_fresh_token_pauses_instead_of_signing_in_again_per_attempt() {
+    let sf = SalesforceStandIn::start().await;
+    apex(sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid"))
+        .expect(2)
+        .mount(&sf.server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap());
+    let worker = Worker {
+        store: store.clone(),
+        client: sf.apex_client(Duration::from_secs(5)),
+        // Every attempt due at once: only the pause keeps the next one from signing in again.
+        policy: RetryPolicy {
+            schedule: vec![Duration::ZERO; 5],
+            max_attempts_on_400: 3,
+        },
+        breaker: Arc::new(CircuitBreaker::new(1000, Duration::from_secs(60))),
+        max_in_flight: 1,
+        lease: Duration::from_secs(60),
+        poll_interval: Duration::from_secs(1),
+        wake: Arc::new(Notify::new()),
+        metrics: Arc::new(Metrics::new()),
+        sign_in: None,
+    };
+    store
+        .insert(dr_sf_bridge::store::NewEvent {
+            id: dr_sf_bridge::domain::EventId::parse("evt-401").unwrap(),
+            event_type: dr_sf_bridge::domain::EventType::parse("order.accepted").unwrap(),
+            live_mode: false,
+            order_key: None,
+            body: bytes::Bytes::from_static(br#"{"id":"evt-401"}"#),
+            status: EventStatus::Pending,
+            received_at_ms: now_ms(),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(worker.step().await.unwrap(), 1);
+    assert_eq!(worker.step().await.unwrap(), 0, "the event waits for the cool-down");
+    assert_eq!(
+        sf.token_requests().await.len(),
+        2,
+        "one grant, one re-grant, then no more"
+    );
+    let (summary, _) = store
+        .get(&dr_sf_bridge::domain::EventId::parse("evt-401").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.attempts, 0, "not counted against the event");
+    assert!(summary.next_attempt_at_ms.unwrap() >= now_ms() + 250_000);
+}
+
+async fn refusing_org() -> SalesforceStandIn {
+    let sf = SalesforceStandIn::bare().await;
+    token_endpoint(oauth_error("invalid_grant", "authentication failure"))
+        .mount(&sf.server)
+        .await;
+    sf
+}
+
+#[tokio::test]
+async fn the_configured_cool_down_is_honoured() {
+    let relay = spawn_app_with(refusing_org().await, &[("salesforce.token_failure_cooldown_secs", "7")]).await;
+    relay.accept(&event("order.accepted", "evt-refused", "o-1")).await;
+    wait_until("the refused attempt is recorded", || async {
+        relay.stored("evt-refused").await.1.len() == 1
+    })
+    .await;
+    let (summary, _) = relay.stored("evt-refused").await;
+    let wait_ms = summary.next_attempt_at_ms.unwrap() - now_ms();
+    assert!(
+        (4_000..=7_500).contains(&wait_ms),
+        "next attempt in {wait_ms} ms, not the old fixed 300 s"
+    );
+    assert!(
+        relay.metrics().await.contains("drsf_salesforce_sign_in_refused 1"),
+        "{}",
+        relay.metrics().await
+    );
+}
+
+#[tokio::test]
+async fn a_refused_sign_in_is_not_tried_again_after_a_restart() {
+    let relay = spawn_app_with(refusing_org().await, &[]).await;
+    relay.accept(&event("order.accepted", "evt-before", "o-1")).await;
+    wait_until("the refused attempt is recorded", || async {
+        relay.stored("evt-before").await.1.len() == 1
+    })
+    .await;
+    let (sf, dir) = relay.stop().await;
+    assert_eq!(sf.token_requests().await.len(), 1);
+
+    let relay = spawn_app_in(sf, dir, &[]).await;
+    relay.accept(&event("order.accepted", "evt-after", "o-2")).await;
+    wait_until("the new event's attempt is recorded", || async {
+        relay.stored("evt-after").await.1.len() == 1
+    })
+    .await;
+    let (_, attempts) = relay.stored("evt-after").await;
+    assert!(
+        attempts[0].error.as_deref().unwrap_or_default().contains("refused"),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        relay.sf.token_requests().await.len(),
+        1,
+        "the restart did not sign in again"
+    );
+}
+
+#[tokio::test]
+async fn fixed_credentials_are_tried_at_once_after_a_restart() {
+    let relay = spawn_app_with(refusing_org().await, &[]).await;
+    relay.accept(&event("order.accepted", "evt-before", "o-1")).await;
+    wait_until("the refused attempt is recorded", || async {
+        relay.stored("evt-before").await.1.len() == 1
+    })
+    .await;
+    let (sf, dir) = relay.stop().await;
+
+    let relay = spawn_app_in(sf, dir, &[("salesforce.password", "TheFixedPassw0rd-SECTOKENabc")]).await;
+    relay.accept(&event("order.accepted", "evt-after", "o-2")).await;
+    wait_until("the new credentials are tried", || async {
+        relay.sf.token_requests().await.len() == 2
+    })
+    .await;
+}
