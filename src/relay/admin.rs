@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::inbound_auth::{bearer, same_secret};
 use super::paths;
 use super::state::AppState;
+use super::throttle::{AuthThrottle, ClientIp, retry_after};
 use crate::domain::EventId;
 use crate::store::{EventFilter, EventStatus, ReplayOutcome, StoreError};
 use crate::support::clock::now_ms;
@@ -31,6 +32,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let guard = AdminGuard {
         token: Arc::new(token),
         metrics: state.metrics.clone(),
+        throttle: state.throttle.clone(),
     };
     Router::new()
         .route(paths::ADMIN_EVENTS, get(list))
@@ -43,13 +45,32 @@ pub fn router(state: &AppState) -> Router<AppState> {
 struct AdminGuard {
     token: Arc<SecretString>,
     metrics: Arc<crate::metrics::Metrics>,
+    throttle: Arc<AuthThrottle>,
 }
 
-async fn require_admin_token(State(guard): State<AdminGuard>, request: Request, next: Next) -> Response {
+async fn require_admin_token(
+    State(guard): State<AdminGuard>,
+    ClientIp(client): ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(wait) = guard.throttle.check(client) {
+        guard.metrics.rejected("throttled");
+        let mut response = AdminError::Throttled.into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, retry_after(wait));
+        return response;
+    }
     match bearer(request.headers()) {
-        Some(given) if same_secret(given, guard.token.expose_secret()) => next.run(request).await,
+        Some(given) if same_secret(given, guard.token.expose_secret()) => {
+            guard.throttle.succeeded(client);
+            next.run(request).await
+        }
         _ => {
             guard.metrics.rejected("admin_unauthorized");
+            let blocked = guard.throttle.failed(client);
+            tracing::warn!(client = ?client, blocked, "refused an admin request without the admin token");
             AdminError::Unauthorized.into_response()
         }
     }
@@ -59,6 +80,8 @@ async fn require_admin_token(State(guard): State<AdminGuard>, request: Request, 
 enum AdminError {
     #[error("the admin API needs the admin bearer token")]
     Unauthorized,
+    #[error("too many failed authentications from this address; retry later")]
+    Throttled,
     #[error("{1}")]
     BadRequest(&'static str, String),
     #[error("no stored event has this id")]
@@ -73,6 +96,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Throttled => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             Self::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "not_replayable"),

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::paths;
 use super::state::AppState;
+use super::throttle::{ClientIp, retry_after};
 use crate::digital_river::signature::HEADER as SIGNATURE_HEADER;
 use crate::digital_river::{Envelope, EnvelopeError};
 use crate::store::{EventStatus, InsertOutcome, NewEvent, StoreError};
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
 pub enum IngressError {
     #[error("unauthorized")]
     Unauthorized,
+    #[error("too many failed authentications")]
+    Throttled(std::time::Duration),
     #[error("invalid signature")]
     BadSignature,
     #[error("body larger than {0} bytes")]
@@ -47,6 +50,10 @@ impl IntoResponse for IngressError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"})),
+            Self::Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": "too_many_failures", "message": "too many failed authentications from this address; retry later"}),
+            ),
             Self::BadSignature => (StatusCode::UNAUTHORIZED, json!({"error": "invalid_signature"})),
             Self::TooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,6 +88,9 @@ impl IntoResponse for IngressError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::Throttled(wait) => {
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
             }
             _ => {}
         }
@@ -119,14 +129,21 @@ fn check_representation(headers: &HeaderMap) -> Result<(), IngressError> {
 #[tracing::instrument(skip_all, fields(event_id, event_type))]
 pub async fn receive_event(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
+    if let Err(wait) = state.throttle.check(client) {
+        state.metrics.rejected("throttled");
+        return Err(IngressError::Throttled(wait));
+    }
     if let Err(failure) = state.inbound.authenticate(&headers) {
         state.metrics.rejected(failure.reason());
-        tracing::warn!(reason = failure.reason(), "refused an unauthenticated request");
+        let blocked = state.throttle.failed(client);
+        tracing::warn!(reason = failure.reason(), client = ?client, blocked, "refused an unauthenticated request");
         return Err(IngressError::Unauthorized);
     }
+    state.throttle.succeeded(client);
 
     check_representation(&headers).inspect_err(|_| state.metrics.rejected("unsupported_media_type"))?;
 

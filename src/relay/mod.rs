@@ -3,7 +3,7 @@
 //! health and metrics ([`health`]), and runs the delivery worker beside it ([`startup`]).
 //!
 //! Each area owns its routes; [`router`] merges them, [`state`] is what they share, and
-//! [`paths`] names every route once.
+//! [`paths`] names every route once. [`server`] is the accept loop with its connection limits.
 
 pub mod admin;
 pub mod health;
@@ -11,8 +11,10 @@ pub mod inbound_auth;
 pub mod ingress;
 pub mod paths;
 pub mod router;
+pub mod server;
 pub mod startup;
 pub mod state;
+pub mod throttle;
 pub mod token_endpoint;
 
 pub use router::router;

@@ -15,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::inbound_auth::InboundAuth;
 use super::router::router;
+use super::server::serve;
 use super::state::AppState;
+use super::throttle::AuthThrottle;
 use crate::delivery::{CircuitBreaker, RetryPolicy, SignInMemory, Worker};
 use crate::digital_river::SignatureVerifier;
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{ConnectionLimits, Settings};
 use crate::store::{self, Store};
 use crate::support::clock::now_ms;
 
@@ -33,6 +35,7 @@ pub struct Application {
     worker: Worker,
     shutdown_timeout: Duration,
     retention: Duration,
+    limits: ConnectionLimits,
 }
 
 impl Application {
@@ -58,6 +61,9 @@ impl Application {
             metrics: metrics.clone(),
             wake: wake.clone(),
             admin_token: settings.relay.admin_token.clone(),
+            request_timeout: settings.relay.limits.request_timeout,
+            throttle: Arc::new(AuthThrottle::new(settings.relay.max_auth_failures_per_minute)),
+            client_ip_header: settings.relay.client_ip_header.clone(),
         };
         let sf = &settings.salesforce;
         // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.
@@ -94,6 +100,7 @@ impl Application {
             worker,
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
+            limits: settings.relay.limits,
         })
     }
 
@@ -112,20 +119,18 @@ impl Application {
         let pruner = tokio::spawn(prune_forever(self.state.store.clone(), self.retention, stop.clone()));
         tracing::info!(port = self.port, "relay listening");
         let server_stop = stop.clone();
-        let served = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown => {}
-                    _ = server_stop.cancelled() => {}
-                }
-                tracing::info!("shutting down: no new requests; finishing in-flight deliveries");
-                server_stop.cancel();
-            })
-            .await;
+        serve(self.listener, router(self.state), self.limits, async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = server_stop.cancelled() => {}
+            }
+            tracing::info!("shutting down: no new requests; finishing in-flight deliveries");
+            server_stop.cancel();
+        })
+        .await;
         stop.cancel();
         let _ = pruner.await;
         worker.await.context("the delivery worker panicked")?;
-        served.context("the HTTP server failed")?;
         tracing::info!("relay stopped");
         Ok(())
     }

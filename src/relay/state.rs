@@ -2,10 +2,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use super::inbound_auth::InboundAuth;
+use super::throttle::AuthThrottle;
 use crate::digital_river::SignatureVerifier;
 use crate::domain::EventType;
 use crate::metrics::Metrics;
@@ -24,4 +26,10 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The admin API's bearer token; no admin API without it.
     pub admin_token: Option<secrecy::SecretString>,
+    /// Longest time one request may take.
+    pub request_timeout: Duration,
+    /// Slows down clients whose authentications keep failing.
+    pub throttle: Arc<AuthThrottle>,
+    /// The header naming the client address behind a proxy.
+    pub client_ip_header: Option<String>,
 }

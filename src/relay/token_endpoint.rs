@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::paths;
 use super::state::AppState;
+use super::throttle::{ClientIp, retry_after};
 
 const FORM_LIMIT: usize = 16 * 1024;
 
@@ -41,7 +42,22 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Response {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn issue_token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn issue_token(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(wait) = state.throttle.check(client) {
+        state.metrics.rejected("throttled");
+        let mut response = oauth_error(
+            429,
+            "too_many_requests",
+            "too many failed authentications from this address; retry later",
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
+        return response;
+    }
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -61,16 +77,18 @@ pub async fn issue_token(State(state): State<AppState>, headers: HeaderMap, body
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
     match state.inbound.issue(&form, &headers) {
         Ok(token) => {
+            state.throttle.succeeded(client);
             tracing::info!("issued an access token to Digital River");
             no_store((StatusCode::OK, Json(token)).into_response())
         }
         Err(e) => {
+            let blocked = matches!(e.error, "invalid_client" | "invalid_grant") && state.throttle.failed(client);
             state.metrics.rejected(match e.error {
                 "invalid_client" => "token_invalid_client",
                 "invalid_grant" => "token_invalid_grant",
                 _ => "token_bad_request",
             });
-            tracing::warn!(error = e.error, "refused a token request");
+            tracing::warn!(error = e.error, client = ?client, blocked, "refused a token request");
             oauth_error(e.status, e.error, e.description)
         }
     }

@@ -32,7 +32,7 @@ use config::{Config, Environment, File, FileFormat};
 pub use delivery::DeliverySettings;
 pub use digital_river::DigitalRiverSettings;
 pub use problems::{Collector, ConfigProblems, Problem, Reader};
-pub use relay::{InboundOAuth, InboundSettings, RelaySettings};
+pub use relay::{ConnectionLimits, InboundOAuth, InboundSettings, RelaySettings};
 pub use salesforce::SalesforceSettings;
 pub use storage::{RegisterSettings, RegisterTarget, StorageSettings};
 

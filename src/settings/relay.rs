@@ -56,6 +56,25 @@ pub struct RelaySettings {
     pub admin_token: Option<SecretString>,
     /// Bound on a graceful shutdown (seconds in the configuration).
     pub shutdown_timeout: Duration,
+    /// What a client connection may take from the relay.
+    pub limits: ConnectionLimits,
+    /// Failed authentications per client address and minute before it gets 429.
+    pub max_auth_failures_per_minute: u32,
+    /// The header naming the client address behind a proxy; `None`: the peer address.
+    pub client_ip_header: Option<String>,
+}
+
+/// What one client may take from the relay before it is cut off.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections open at once; past it a fast 503.
+    pub max_connections: usize,
+    /// Time to send a request head, from opening or the previous answer (seconds in the configuration).
+    pub header_timeout: Duration,
+    /// Time one request may take, body included (seconds in the configuration).
+    pub request_timeout: Duration,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
 }
 
 impl RelaySettings {
@@ -66,6 +85,14 @@ impl RelaySettings {
         let body_limit_bytes: usize = r.get("relay.body_limit_bytes");
         let token_ttl_secs: u64 = r.get("relay.inbound_token_ttl_secs");
         let shutdown_timeout_secs: u64 = r.get("relay.shutdown_timeout_secs");
+        let max_connections: usize = r.get("relay.max_connections");
+        let header_timeout_secs: u64 = r.get("relay.header_timeout_secs");
+        let request_timeout_secs: u64 = r.get("relay.request_timeout_secs");
+        let max_header_bytes: usize = r.get("relay.max_header_bytes");
+        let max_auth_failures_per_minute: u32 = r.get("relay.max_auth_failures_per_minute");
+        let client_ip_header = r
+            .optional_text("relay.client_ip_header")
+            .map(|h| h.to_ascii_lowercase());
         let basic_username = r.optional_text("relay.basic_username");
         let basic_password = r.secret("relay.basic_password");
         let token_key = r.secret("relay.inbound_token_key");
@@ -93,6 +120,21 @@ impl RelaySettings {
             c.push("relay.body_limit_bytes", "must be at least 1024");
         }
         c.positive("relay.inbound_token_ttl_secs", token_ttl_secs);
+        c.positive("relay.max_connections", max_connections as u64);
+        c.positive("relay.header_timeout_secs", header_timeout_secs);
+        c.positive("relay.request_timeout_secs", request_timeout_secs);
+        c.positive(
+            "relay.max_auth_failures_per_minute",
+            u64::from(max_auth_failures_per_minute),
+        );
+        if !(1024..=1024 * 1024).contains(&max_header_bytes) {
+            c.push("relay.max_header_bytes", "must be between 1024 and 1048576");
+        }
+        if let Some(name) = &client_ip_header
+            && axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            c.push("relay.client_ip_header", format!("`{name}` is not a header name"));
+        }
         if basic_username.is_some() != basic_password.is_some() {
             c.push(
                 "relay.basic_password",
@@ -122,6 +164,14 @@ impl RelaySettings {
             },
             admin_token,
             shutdown_timeout: Duration::from_secs(shutdown_timeout_secs),
+            limits: ConnectionLimits {
+                max_connections: max_connections.max(1),
+                header_timeout: Duration::from_secs(header_timeout_secs.max(1)),
+                request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
+                max_header_bytes: max_header_bytes.clamp(1024, 1024 * 1024),
+            },
+            max_auth_failures_per_minute: max_auth_failures_per_minute.max(1),
+            client_ip_header,
         }
     }
 

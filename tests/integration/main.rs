@@ -6,6 +6,7 @@ mod events;
 mod helpers;
 mod register;
 mod relay_admin;
+mod relay_connections;
 mod relay_delivery;
 mod relay_helpers;
 mod relay_ingress;
