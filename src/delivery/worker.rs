@@ -9,7 +9,7 @@
 //! wakes it (a successor may now be due), and otherwise it looks again after `poll_interval` or
 //! when the next retry falls due, whichever is sooner.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use super::policy::{CircuitBreaker, RetryPolicy};
 use super::sign_in::SignInMemory;
+use crate::domain::EventId;
 use crate::metrics::{Metrics, OutcomeLabels};
 use crate::salesforce::{ApexClient, DeliveryOutcome};
 use crate::store::{AttemptRecord, ClaimedEvent, Store, StoreError, Transition};
@@ -48,7 +49,7 @@ struct Shared {
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     sign_in: Option<Arc<SignInMemory>>,
-    in_flight: Mutex<HashSet<i64>>,
+    in_flight: Mutex<HashMap<i64, EventId>>,
 }
 
 /// Recording an attempt is retried this often when the store is busy or unavailable.
@@ -67,7 +68,7 @@ impl Worker {
             wake: self.wake.clone(),
             metrics: self.metrics.clone(),
             sign_in: self.sign_in.clone(),
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -85,7 +86,11 @@ impl Worker {
         let mut tasks = JoinSet::new();
         for event in events {
             shared.breaker.started();
-            shared.in_flight.lock().expect("not poisoned").insert(event.seq);
+            shared
+                .in_flight
+                .lock()
+                .expect("not poisoned")
+                .insert(event.seq, event.id.clone());
             let shared = shared.clone();
             tasks.spawn(async move { deliver_one(&shared, event).await });
         }
@@ -122,12 +127,21 @@ impl Worker {
             tokio::time::timeout(shutdown_timeout, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tasks.abort_all();
-            let unfinished: Vec<i64> = shared.in_flight.lock().expect("not poisoned").iter().copied().collect();
+            let unfinished: Vec<(i64, EventId)> = shared
+                .in_flight
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .map(|(seq, id)| (*seq, id.clone()))
+                .collect();
+            let ids: Vec<&str> = unfinished.iter().map(|(_, id)| id.as_str()).collect();
             tracing::warn!(
-                unfinished = unfinished.len(),
-                "shutdown timeout reached; releasing unfinished deliveries"
+                unfinished = ?ids,
+                "shutdown timeout reached: these deliveries were cut short; Salesforce may have received them, \
+                 and they are sent again after the restart (delivery is at least once)"
             );
-            if let Err(e) = shared.store.release(unfinished).await {
+            let seqs = unfinished.into_iter().map(|(seq, _)| seq).collect();
+            if let Err(e) = shared.store.release(seqs).await {
                 tracing::error!(error = %e, "could not release leases; they expire on their own");
             }
         }
@@ -175,7 +189,11 @@ async fn claim_and_start(
             .await
             .expect("the semaphore is never closed");
         shared.breaker.started();
-        shared.in_flight.lock().expect("not poisoned").insert(event.seq);
+        shared
+            .in_flight
+            .lock()
+            .expect("not poisoned")
+            .insert(event.seq, event.id.clone());
         let shared = shared.clone();
         let span = tracing::info_span!(
             "deliver",

@@ -42,6 +42,9 @@ pub struct InboundOAuth {
     pub user: Option<(String, SecretString)>,
 }
 
+/// The shortest client secret or password the relay accepts from DR.
+pub const MIN_SECRET_CHARS: usize = 16;
+
 #[derive(Debug)]
 pub struct RelaySettings {
     /// Address the relay binds (host:port).
@@ -141,11 +144,20 @@ impl RelaySettings {
                 "relay.basic_username and relay.basic_password go together",
             );
         }
-        if admin_token.as_ref().is_some_and(|k| k.expose_secret().len() < 24) {
-            c.push("relay.admin_token", "must be at least 24 characters");
-        }
-        if token_key.as_ref().is_some_and(|k| k.expose_secret().len() < 32) {
-            c.push("relay.inbound_token_key", "must be at least 32 characters");
+        // Secrets the relay checks must resist guessing (failed attempts are throttled as well).
+        for (key, secret, least) in [
+            ("relay.admin_token", &admin_token, 24),
+            ("relay.inbound_token_key", &token_key, 32),
+            ("relay.inbound_client_secret", &client_secret, MIN_SECRET_CHARS),
+            ("relay.inbound_password", &password, MIN_SECRET_CHARS),
+            ("relay.basic_password", &basic_password, MIN_SECRET_CHARS),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose_secret().chars().count() < least)
+            {
+                c.push(key, format!("must be at least {least} characters"));
+            }
         }
         RelaySettings {
             listen: listen.trim().to_owned(),

@@ -203,6 +203,19 @@ const CASES: &[Case] = &[
         expect: &[("relay.inbound_token_key", "32"), ("relay.admin_token", "24")],
     },
     Case {
+        name: "a guessable Basic password and client secret",
+        set: &[
+            ("relay.basic_username", "dr"),
+            ("relay.basic_password", "x"),
+            ("relay.inbound_client_secret", "short-secret"),
+        ],
+        purpose: Purpose::Relay,
+        expect: &[
+            ("relay.basic_password", "at least 16"),
+            ("relay.inbound_client_secret", "at least 16"),
+        ],
+    },
+    Case {
         name: "Basic auth with a user and no password",
         set: &[("relay.basic_username", "dr")],
         purpose: Purpose::Relay,

@@ -8,6 +8,7 @@ mod register;
 mod relay_admin;
 mod relay_connections;
 mod relay_delivery;
+mod relay_disk_full;
 mod relay_helpers;
 mod relay_ingress;
 mod relay_oauth;

@@ -250,3 +250,45 @@ async fn sigterm_lets_in_flight_deliveries_finish_and_keeps_the_rest() {
         "nothing delivered twice: {delivered:?}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_with_a_slower_salesforce_names_the_cut_deliveries_and_sends_them_again() {
+    let sf = SalesforceStandIn::start().await;
+    let slow = apex(ResponseTemplate::new(200).set_delay(Duration::from_secs(20)))
+        .mount_as_scoped(&sf.server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let overrides = [("salesforce.max_in_flight", "1"), ("relay.shutdown_timeout_secs", "1")];
+    let mut relay = RelayProcess::start(&sf, dir.path(), port, &overrides).await;
+    let http = reqwest::Client::new();
+    deliver_like_dr(&http, &relay.address, event("order.accepted", "cut-short", "o-cut")).await;
+    wait_until("the delivery in flight", || async {
+        sf.apex_requests().await.len() == 1
+    })
+    .await;
+
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &relay.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), relay.child.wait())
+        .await
+        .expect("exits soon after the shutdown timeout")
+        .unwrap();
+    assert!(status.success(), "{}", relay.logs());
+    let logs = relay.logs();
+    assert!(
+        logs.contains("cut short") && logs.contains("cut-short") && logs.contains("at least once"),
+        "{logs}"
+    );
+
+    drop(slow);
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+    let _relay = RelayProcess::start(&sf, dir.path(), port, &overrides).await;
+    wait_until("sent again at once after the restart", || async {
+        sf.apex_requests().await.len() == 2
+    })
+    .await;
+}

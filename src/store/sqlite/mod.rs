@@ -30,6 +30,9 @@ use super::{
 };
 use crate::domain::{EventId, EventType};
 
+/// The size of the write [`Store::ping`] commits: about one event's worth.
+const READINESS_PROBE_BYTES: i64 = 64 * 1024;
+
 pub struct SqliteStore {
     writer: Writer,
     /// Held while a relay uses the file: a second relay on the same file is refused.
@@ -443,9 +446,16 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // A write that needs fresh space, committed: a full disk or a read-only file fails it,
+        // where a read would still succeed.
         self.writer
             .run(Admission::WaitForRoom, |conn| {
-                conn.query_row("SELECT 1", [], |_| Ok(()))
+                conn.execute(
+                    "INSERT INTO relay_state (key, value, updated_at) VALUES ('readiness.probe', zeroblob(?1), 0)
+                     ON CONFLICT (key) DO UPDATE SET value = zeroblob(?1), updated_at = updated_at + 1",
+                    [READINESS_PROBE_BYTES],
+                )
+                .map(|_| ())
             })
             .await
     }
