@@ -10,6 +10,13 @@ use crate::helpers::*;
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
 
+/// An org with the DR package installed: every delivery gets 200.
+async fn accepting_org() -> SalesforceStandIn {
+    let sf = SalesforceStandIn::start().await;
+    apex(wiremock::ResponseTemplate::new(200)).mount(&sf.server).await;
+    sf
+}
+
 async fn connect(relay: &TestRelay) -> TcpStream {
     TcpStream::connect(relay.address.trim_start_matches("http://"))
         .await
@@ -35,7 +42,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> String {
 
 #[tokio::test]
 async fn an_idle_connection_is_closed_after_the_header_timeout() {
-    let relay = spawn_app_with(SalesforceStandIn::start().await, &[("relay.header_timeout_secs", "1")]).await;
+    let relay = spawn_app_with(accepting_org().await, &[("relay.header_timeout_secs", "1")]).await;
     let mut idle = connect(&relay).await;
     let said = read_until_closed(&mut idle, Duration::from_secs(10)).await;
     assert!(!said.contains("HTTP/1.1 2"), "{said}");
@@ -43,7 +50,7 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_request_head_sent_too_slowly_is_cut_off() {
-    let relay = spawn_app_with(SalesforceStandIn::start().await, &[("relay.header_timeout_secs", "1")]).await;
+    let relay = spawn_app_with(accepting_org().await, &[("relay.header_timeout_secs", "1")]).await;
     let mut slow = connect(&relay).await;
     slow.write_all(b"POST /webhooks/digitalriver HTTP/1.1\r\nhost: relay\r\n")
         .await
@@ -54,7 +61,7 @@ async fn a_request_head_sent_too_slowly_is_cut_off() {
 
 #[tokio::test]
 async fn a_body_sent_too_slowly_gets_408() {
-    let relay = spawn_app_with(SalesforceStandIn::start().await, &[("relay.request_timeout_secs", "1")]).await;
+    let relay = spawn_app_with(accepting_org().await, &[("relay.request_timeout_secs", "1")]).await;
     let mut slow = connect(&relay).await;
     let head = format!(
         "POST /webhooks/digitalriver HTTP/1.1\r\nhost: relay\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{{\"id\":",
@@ -82,7 +89,7 @@ async fn an_oversized_request_head_gets_431() {
 
 #[tokio::test]
 async fn past_the_connection_cap_a_request_gets_a_fast_503_and_healthz_still_answers() {
-    let relay = spawn_app_with(SalesforceStandIn::start().await, &[("relay.max_connections", "3")]).await;
+    let relay = spawn_app_with(accepting_org().await, &[("relay.max_connections", "3")]).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(connect(&relay).await);
@@ -144,7 +151,7 @@ fn wrong_basic() -> String {
 #[tokio::test]
 async fn repeated_failed_authentications_from_one_address_get_429_and_others_still_pass() {
     let relay = spawn_app_with(
-        SalesforceStandIn::start().await,
+        accepting_org().await,
         &[("relay.max_auth_failures_per_minute", "5")],
     )
     .await;
@@ -187,7 +194,7 @@ async fn repeated_failed_authentications_from_one_address_get_429_and_others_sti
 #[tokio::test]
 async fn the_token_endpoint_and_the_admin_api_are_throttled_too() {
     let relay = spawn_app_with(
-        SalesforceStandIn::start().await,
+        accepting_org().await,
         &[
             ("relay.max_auth_failures_per_minute", "3"),
             ("relay.admin_token", "admin-token-0123456789-abcdefgh"),

@@ -57,7 +57,9 @@ async fn a_full_disk_answers_503_never_2xx_and_readiness_follows() {
         return;
     };
     let url = format!("sqlite://{}", disk.path.join("relay.db").display());
-    let relay = spawn_app_with(SalesforceStandIn::start().await, &[("storage.url", &url)]).await;
+    let sf = SalesforceStandIn::start().await;
+    apex(wiremock::ResponseTemplate::new(200)).mount(&sf.server).await;
+    let relay = spawn_app_with(sf, &[("storage.url", &url)]).await;
     relay.accept(&event("order.accepted", "evt-before-full", "o-0")).await;
     assert_eq!(relay.get("/readyz").await.status(), 200);
 
