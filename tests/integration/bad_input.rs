@@ -97,11 +97,22 @@ fn cases() -> Vec<Case> {
     let good = good_body();
 
     for method in ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"] {
-        let mut case = base("methods", format!("{method} on the webhook"), good.clone(), 405, "method_not_allowed");
+        let mut case = base(
+            "methods",
+            format!("{method} on the webhook"),
+            good.clone(),
+            405,
+            "method_not_allowed",
+        );
         case.method = method;
         cases.push(case);
     }
-    for path in ["/webhooks", "/webhooks/digitalriver/extra", "/WEBHOOKS/DIGITALRIVER", "/.env"] {
+    for path in [
+        "/webhooks",
+        "/webhooks/digitalriver/extra",
+        "/WEBHOOKS/DIGITALRIVER",
+        "/.env",
+    ] {
         let mut case = base("methods", format!("POST {path}"), good.clone(), 404, "not_found");
         case.path = path;
         cases.push(case);
@@ -135,10 +146,22 @@ fn cases() -> Vec<Case> {
         cases.push(case);
     }
 
-    let mut oversized = base("headers", "a Content-Length over the limit", good.clone(), 413, "payload_too_large");
+    let mut oversized = base(
+        "headers",
+        "a Content-Length over the limit",
+        good.clone(),
+        413,
+        "payload_too_large",
+    );
     oversized.body = vec![b' '; 1024 * 1024 + 10];
     cases.push(oversized);
-    let mut bad_signature_header = base("headers", "a signature header that is not text", good.clone(), 401, "invalid_signature");
+    let mut bad_signature_header = base(
+        "headers",
+        "a signature header that is not text",
+        good.clone(),
+        401,
+        "invalid_signature",
+    );
     bad_signature_header.sign = Sign::Raw("t=\u{1}".to_owned());
     cases.push(bad_signature_header);
 
@@ -164,7 +187,10 @@ fn cases() -> Vec<Case> {
         ("no type", edited(|v| drop(v.as_object_mut().unwrap().remove("type")))),
         ("no data", edited(|v| drop(v.as_object_mut().unwrap().remove("data")))),
         ("no data.object", edited(|v| v["data"] = json!({}))),
-        ("no liveMode", edited(|v| drop(v.as_object_mut().unwrap().remove("liveMode")))),
+        (
+            "no liveMode",
+            edited(|v| drop(v.as_object_mut().unwrap().remove("liveMode"))),
+        ),
         ("a numeric id", edited(|v| v["id"] = json!(42))),
         ("a null id", edited(|v| v["id"] = Value::Null)),
         ("a numeric type", edited(|v| v["type"] = json!(7))),
@@ -172,9 +198,18 @@ fn cases() -> Vec<Case> {
         ("data.object as an array", edited(|v| v["data"]["object"] = json!([1]))),
         ("liveMode as a string", edited(|v| v["liveMode"] = json!("false"))),
         ("liveMode null", edited(|v| v["liveMode"] = Value::Null)),
-        ("an order event without an order id", edited(|v| v["data"]["object"] = json!({"state": "accepted"}))),
-        ("a 300-character order id", edited(|v| v["data"]["object"]["id"] = json!("o".repeat(300)))),
-        ("a 300-character orderId", edited(|v| v["data"]["object"]["orderId"] = json!("o".repeat(300)))),
+        (
+            "an order event without an order id",
+            edited(|v| v["data"]["object"] = json!({"state": "accepted"})),
+        ),
+        (
+            "a 300-character order id",
+            edited(|v| v["data"]["object"]["id"] = json!("o".repeat(300))),
+        ),
+        (
+            "a 300-character orderId",
+            edited(|v| v["data"]["object"]["orderId"] = json!("o".repeat(300))),
+        ),
     ] {
         cases.push(shape(name, body));
     }
@@ -182,7 +217,10 @@ fn cases() -> Vec<Case> {
     // The key once more at the top level, before the original.
     let twice = |key: &str, extra: &str| format!("{{\"{key}\":{extra},{}", &text[1..]);
     cases.push(shape("the id twice", twice("id", "\"evt-other\"").into_bytes()));
-    cases.push(shape("the type twice", twice("type", "\"order.complete\"").into_bytes()));
+    cases.push(shape(
+        "the type twice",
+        twice("type", "\"order.complete\"").into_bytes(),
+    ));
     cases.push(shape("liveMode twice", twice("liveMode", "true").into_bytes()));
 
     for (name, id) in [
@@ -213,13 +251,46 @@ fn cases() -> Vec<Case> {
         ("an empty signature", Sign::Raw(String::new())),
         ("garbage", Sign::Raw("garbage".to_owned())),
         ("only a timestamp", Sign::Raw(format!("{now}"))),
-        ("a wrong secret", Sign::Raw(dr_sf_bridge::digital_river::signature::sign("whsec_wrong", now, &good))),
-        ("an hour old", Sign::Raw(dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, now - 3600, &good))),
-        ("an hour ahead", Sign::Raw(dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, now + 3600, &good))),
-        ("another body's", Sign::Raw(dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, now, b"{}"))),
-        ("milliseconds an hour old", Sign::Raw(dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, (now - 3600) * 1000, &good))),
+        (
+            "a wrong secret",
+            Sign::Raw(dr_sf_bridge::digital_river::signature::sign("whsec_wrong", now, &good)),
+        ),
+        (
+            "an hour old",
+            Sign::Raw(dr_sf_bridge::digital_river::signature::sign(
+                SIGNING_SECRET,
+                now - 3600,
+                &good,
+            )),
+        ),
+        (
+            "an hour ahead",
+            Sign::Raw(dr_sf_bridge::digital_river::signature::sign(
+                SIGNING_SECRET,
+                now + 3600,
+                &good,
+            )),
+        ),
+        (
+            "another body's",
+            Sign::Raw(dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, now, b"{}")),
+        ),
+        (
+            "milliseconds an hour old",
+            Sign::Raw(dr_sf_bridge::digital_river::signature::sign(
+                SIGNING_SECRET,
+                (now - 3600) * 1000,
+                &good,
+            )),
+        ),
     ] {
-        let mut case = base("signatures", format!("a signature: {name}"), good.clone(), 401, "invalid_signature");
+        let mut case = base(
+            "signatures",
+            format!("a signature: {name}"),
+            good.clone(),
+            401,
+            "invalid_signature",
+        );
         case.sign = sign;
         cases.push(case);
     }
@@ -228,10 +299,27 @@ fn cases() -> Vec<Case> {
     for (name, token) in [
         ("not a token", "not-a-token".to_owned()),
         ("empty", String::new()),
-        ("expired", jwt(TOKEN_KEY, "dr-sf-bridge/webhooks", -3600, jsonwebtoken::Algorithm::HS256)),
-        ("signed with another key", jwt(wrong_key, "dr-sf-bridge/webhooks", 600, jsonwebtoken::Algorithm::HS256)),
-        ("for another audience", jwt(TOKEN_KEY, "somewhere-else", 600, jsonwebtoken::Algorithm::HS256)),
-        ("with another algorithm", jwt(TOKEN_KEY, "dr-sf-bridge/webhooks", 600, jsonwebtoken::Algorithm::HS512)),
+        (
+            "expired",
+            jwt(
+                TOKEN_KEY,
+                "dr-sf-bridge/webhooks",
+                -3600,
+                jsonwebtoken::Algorithm::HS256,
+            ),
+        ),
+        (
+            "signed with another key",
+            jwt(wrong_key, "dr-sf-bridge/webhooks", 600, jsonwebtoken::Algorithm::HS256),
+        ),
+        (
+            "for another audience",
+            jwt(TOKEN_KEY, "somewhere-else", 600, jsonwebtoken::Algorithm::HS256),
+        ),
+        (
+            "with another algorithm",
+            jwt(TOKEN_KEY, "dr-sf-bridge/webhooks", 600, jsonwebtoken::Algorithm::HS512),
+        ),
         ("unsigned (alg none)", {
             let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
             let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
@@ -240,7 +328,13 @@ fn cases() -> Vec<Case> {
             format!("{header}.{claims}.")
         }),
     ] {
-        let mut case = base("tokens", format!("a bearer token: {name}"), good.clone(), 401, "unauthorized");
+        let mut case = base(
+            "tokens",
+            format!("a bearer token: {name}"),
+            good.clone(),
+            401,
+            "unauthorized",
+        );
         case.auth = Auth::Raw(format!("Bearer {token}"));
         cases.push(case);
     }
@@ -249,18 +343,36 @@ fn cases() -> Vec<Case> {
         ("none", Auth::None),
         ("a wrong password", Auth::Raw(basic(BASIC_USER, "wrong-password-123"))),
         ("a wrong user", Auth::Raw(basic("someone", RELAY_PASSWORD))),
-        ("no colon", Auth::Raw(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("nocolon")))),
+        (
+            "no colon",
+            Auth::Raw(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("nocolon")
+            )),
+        ),
         ("not Base64", Auth::Raw("Basic !!!".to_owned())),
         ("a bare scheme", Auth::Raw("Basic".to_owned())),
         ("another scheme", Auth::Raw("Digest username=\"dr\"".to_owned())),
     ] {
-        let mut case = base("credentials", format!("credentials: {name}"), good.clone(), 401, "unauthorized");
+        let mut case = base(
+            "credentials",
+            format!("credentials: {name}"),
+            good.clone(),
+            401,
+            "unauthorized",
+        );
         case.auth = auth;
         cases.push(case);
     }
 
     let token_case = |name: &str, form: &str, content_type: Option<&'static str>, status: u16, error: &'static str| {
-        let mut case = base("token endpoint", name.to_owned(), form.as_bytes().to_vec(), status, error);
+        let mut case = base(
+            "token endpoint",
+            name.to_owned(),
+            form.as_bytes().to_vec(),
+            status,
+            error,
+        );
         case.path = "/oauth2/token";
         case.content_type = content_type;
         case.auth = Auth::None;
@@ -268,12 +380,48 @@ fn cases() -> Vec<Case> {
         case
     };
     let form = "application/x-www-form-urlencoded";
-    cases.push(token_case("a JSON body", r#"{"grant_type":"client_credentials"}"#, Some("application/json"), 400, "invalid_request"));
-    cases.push(token_case("no grant type", &format!("client_id={INBOUND_CLIENT_ID}&client_secret={RELAY_SECRET}"), Some(form), 400, "invalid_request"));
-    cases.push(token_case("an unknown grant type", "grant_type=authorization_code", Some(form), 400, "unsupported_grant_type"));
-    cases.push(token_case("a wrong client secret", &format!("grant_type=client_credentials&client_id={INBOUND_CLIENT_ID}&client_secret=wrong-secret-value"), Some(form), 401, "invalid_client"));
-    cases.push(token_case("no client", "grant_type=client_credentials", Some(form), 401, "invalid_client"));
-    cases.push(token_case("a form over 16 KB", &format!("grant_type=client_credentials&pad={}", "x".repeat(20_000)), Some(form), 400, "invalid_request"));
+    cases.push(token_case(
+        "a JSON body",
+        r#"{"grant_type":"client_credentials"}"#,
+        Some("application/json"),
+        400,
+        "invalid_request",
+    ));
+    cases.push(token_case(
+        "no grant type",
+        &format!("client_id={INBOUND_CLIENT_ID}&client_secret={RELAY_SECRET}"),
+        Some(form),
+        400,
+        "invalid_request",
+    ));
+    cases.push(token_case(
+        "an unknown grant type",
+        "grant_type=authorization_code",
+        Some(form),
+        400,
+        "unsupported_grant_type",
+    ));
+    cases.push(token_case(
+        "a wrong client secret",
+        &format!("grant_type=client_credentials&client_id={INBOUND_CLIENT_ID}&client_secret=wrong-secret-value"),
+        Some(form),
+        401,
+        "invalid_client",
+    ));
+    cases.push(token_case(
+        "no client",
+        "grant_type=client_credentials",
+        Some(form),
+        401,
+        "invalid_client",
+    ));
+    cases.push(token_case(
+        "a form over 16 KB",
+        &format!("grant_type=client_credentials&pad={}", "x".repeat(20_000)),
+        Some(form),
+        400,
+        "invalid_request",
+    ));
     let mut get_token = token_case("GET on the token endpoint", "", None, 405, "method_not_allowed");
     get_token.method = "GET";
     cases.push(get_token);
@@ -287,11 +435,41 @@ fn cases() -> Vec<Case> {
         case.sign = Sign::None;
         case
     };
-    cases.push(admin_case("no admin token", "/admin/events", Auth::None, 401, "unauthorized"));
-    cases.push(admin_case("a wrong admin token", "/admin/events", Auth::Raw("Bearer wrong-admin-token-0123456789".into()), 401, "unauthorized"));
-    cases.push(admin_case("Basic instead of the admin token", "/admin/events", Auth::Basic, 401, "unauthorized"));
-    cases.push(admin_case("an unknown status", "/admin/events?status=lost", Auth::Raw(format!("Bearer {ADMIN_TOKEN}")), 400, "invalid_status"));
-    cases.push(admin_case("an invalid event id", "/admin/events/a%20b", Auth::Raw(format!("Bearer {ADMIN_TOKEN}")), 400, "invalid_id"));
+    cases.push(admin_case(
+        "no admin token",
+        "/admin/events",
+        Auth::None,
+        401,
+        "unauthorized",
+    ));
+    cases.push(admin_case(
+        "a wrong admin token",
+        "/admin/events",
+        Auth::Raw("Bearer wrong-admin-token-0123456789".into()),
+        401,
+        "unauthorized",
+    ));
+    cases.push(admin_case(
+        "Basic instead of the admin token",
+        "/admin/events",
+        Auth::Basic,
+        401,
+        "unauthorized",
+    ));
+    cases.push(admin_case(
+        "an unknown status",
+        "/admin/events?status=lost",
+        Auth::Raw(format!("Bearer {ADMIN_TOKEN}")),
+        400,
+        "invalid_status",
+    ));
+    cases.push(admin_case(
+        "an invalid event id",
+        "/admin/events/a%20b",
+        Auth::Raw(format!("Bearer {ADMIN_TOKEN}")),
+        400,
+        "invalid_id",
+    ));
     cases
 }
 
@@ -326,10 +504,13 @@ async fn send(relay: &TestRelay, case: &Case) -> reqwest::Response {
 
 #[tokio::test]
 async fn every_bad_request_gets_its_status_and_a_json_reason_and_stores_nothing() {
-    let relay = spawn_app_with(accepting_org().await, &[
-        ("relay.admin_token", ADMIN_TOKEN),
-        ("relay.max_auth_failures_per_minute", "100000"),
-    ])
+    let relay = spawn_app_with(
+        accepting_org().await,
+        &[
+            ("relay.admin_token", ADMIN_TOKEN),
+            ("relay.max_auth_failures_per_minute", "100000"),
+        ],
+    )
     .await;
     let cases = cases();
     assert!(cases.len() >= 60, "{} cases", cases.len());
@@ -344,19 +525,36 @@ async fn every_bad_request_gets_its_status_and_a_json_reason_and_stores_nothing(
             .unwrap_or_default()
             .to_owned();
         let body = response.text().await.unwrap_or_default();
-        let reason = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["error"].as_str().map(String::from));
-        if status != case.status || reason.as_deref() != Some(case.error) || !content_type.starts_with("application/json") {
+        let reason = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from));
+        if status != case.status
+            || reason.as_deref() != Some(case.error)
+            || !content_type.starts_with("application/json")
+        {
             failures.push(format!(
                 "[{}] {}: got {status} {content_type} {body:.200}; want {} {}",
                 case.category, case.name, case.status, case.error
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 
     let stats = relay.store.stats().await.unwrap();
-    assert_eq!(stats.pending + stats.delivered + stats.dead + stats.ignored, 0, "nothing was stored");
-    relay.accept(&event("order.accepted", "evt-still-serving", "o-ok")).await;
+    assert_eq!(
+        stats.pending + stats.delivered + stats.dead + stats.ignored,
+        0,
+        "nothing was stored"
+    );
+    relay
+        .accept(&event("order.accepted", "evt-still-serving", "o-ok"))
+        .await;
     assert_no_secret_logged();
 }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod check;
 mod events;
 mod helpers;
+mod properties;
 mod register;
 mod relay_admin;
 mod relay_connections;

@@ -150,11 +150,7 @@ fn wrong_basic() -> String {
 
 #[tokio::test]
 async fn repeated_failed_authentications_from_one_address_get_429_and_others_still_pass() {
-    let relay = spawn_app_with(
-        accepting_org().await,
-        &[("relay.max_auth_failures_per_minute", "5")],
-    )
-    .await;
+    let relay = spawn_app_with(accepting_org().await, &[("relay.max_auth_failures_per_minute", "5")]).await;
     let body = event("order.accepted", "evt-guess", "o-1");
     for _ in 0..5 {
         assert_eq!(
