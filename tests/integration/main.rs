@@ -19,6 +19,7 @@ mod salesforce_auth;
 mod salesforce_delivery;
 mod salesforce_standin;
 mod sign_in_safety;
+mod soak;
 mod store_contract;
 mod validation;
 mod webhooks;

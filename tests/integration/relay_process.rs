@@ -17,13 +17,13 @@ use crate::helpers::*;
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
 
-struct RelayProcess {
-    child: Child,
-    address: String,
+pub struct RelayProcess {
+    pub child: Child,
+    pub address: String,
     log: std::path::PathBuf,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -32,7 +32,7 @@ fn free_port() -> u16 {
 }
 
 impl RelayProcess {
-    async fn start(sf: &SalesforceStandIn, dir: &std::path::Path, port: u16, overrides: &[(&str, &str)]) -> Self {
+    pub async fn start(sf: &SalesforceStandIn, dir: &std::path::Path, port: u16, overrides: &[(&str, &str)]) -> Self {
         let listen = format!("127.0.0.1:{port}");
         let mut all: Vec<(&str, &str)> = vec![("relay.listen", listen.as_str())];
         all.extend_from_slice(overrides);
@@ -73,11 +73,11 @@ impl RelayProcess {
         relay
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
