@@ -18,6 +18,11 @@ use super::throttle::{ClientIp, retry_after};
 
 const FORM_LIMIT: usize = 16 * 1024;
 
+/// The fields of a form-encoded body, in order (repeated names kept, as sent).
+pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route(paths::TOKEN, post(issue_token))
 }
@@ -74,7 +79,7 @@ pub async fn issue_token(
         state.metrics.rejected("token_bad_request");
         return oauth_error(400, "invalid_request", "unreadable or oversized body");
     };
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+    let form = parse_form(&bytes);
     match state.inbound.issue(&form, &headers) {
         Ok(token) => {
             state.throttle.succeeded(client);

@@ -267,3 +267,19 @@ pub async fn open(url: &str, role: Role) -> Result<std::sync::Arc<dyn Store>, St
         crate::support::text::redact_url(url)
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unsupported_database_url_is_refused_without_its_password() {
+        let error = open("postgres://relay:Sup3rSecretPw@db.internal:5432/relay", Role::Relay)
+            .await
+            .err()
+            .expect("refused");
+        let text = error.to_string();
+        assert!(text.contains("db.internal") && text.contains("***"), "{text}");
+        assert!(!text.contains("Sup3rSecretPw"), "{text}");
+    }
+}

@@ -18,6 +18,7 @@ mod relay_process;
 mod salesforce_auth;
 mod salesforce_delivery;
 mod salesforce_standin;
+mod secrets_audit;
 mod sign_in_safety;
 mod soak;
 mod store_contract;

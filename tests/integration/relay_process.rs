@@ -33,6 +33,17 @@ pub fn free_port() -> u16 {
 
 impl RelayProcess {
     pub async fn start(sf: &SalesforceStandIn, dir: &std::path::Path, port: u16, overrides: &[(&str, &str)]) -> Self {
+        Self::start_logging(sf, dir, port, overrides, "info").await
+    }
+
+    /// [`start`](Self::start) with `RUST_LOG` set to `log_level`.
+    pub async fn start_logging(
+        sf: &SalesforceStandIn,
+        dir: &std::path::Path,
+        port: u16,
+        overrides: &[(&str, &str)],
+        log_level: &str,
+    ) -> Self {
         let listen = format!("127.0.0.1:{port}");
         let mut all: Vec<(&str, &str)> = vec![("relay.listen", listen.as_str())];
         all.extend_from_slice(overrides);
@@ -48,7 +59,7 @@ impl RelayProcess {
             .arg("relay")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_clear()
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
