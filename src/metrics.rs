@@ -66,32 +66,38 @@ impl Metrics {
     pub fn with_token_grants(token_grants: Counter) -> Self {
         let mut registry = Registry::with_prefix("drsf");
         let events_received = Family::<ReceivedLabels, Counter>::default();
+        let inbound_rejections = Family::<ReasonLabels, Counter>::default();
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        let delivery_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let events_by_status = Family::<StatusLabels, Gauge>::default();
+        let [
+            oldest_pending_age,
+            api_usage_used,
+            api_usage_max,
+            breaker_open,
+            sign_in_refused,
+        ] = std::array::from_fn(|_| Gauge::default());
         registry.register(
             "events_received",
             "Events received from Digital River, by type and outcome",
             events_received.clone(),
         );
-        let inbound_rejections = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "inbound_rejections",
             "Requests refused at the relay's door (authentication, signature, size, content), by reason",
             inbound_rejections.clone(),
         );
-        let deliveries = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "deliveries",
             "Delivery attempts to Salesforce, by outcome",
             deliveries.clone(),
         );
-        let delivery_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         registry.register(
             "delivery_duration_seconds",
             "Duration of delivery attempts to Salesforce",
             delivery_duration.clone(),
         );
-        let events_by_status = Family::<StatusLabels, Gauge>::default();
         registry.register("events", "Stored events, by status", events_by_status.clone());
-        let oldest_pending_age = Gauge::default();
         registry.register(
             "oldest_pending_event_age_seconds",
             "Age of the oldest event not yet delivered (0 when none)",
@@ -102,25 +108,21 @@ impl Metrics {
             "Grants requested from Salesforce's token endpoint",
             token_grants.clone(),
         );
-        let api_usage_used = Gauge::default();
         registry.register(
             "salesforce_api_usage_used",
             "Daily API requests used by the org, from Sforce-Limit-Info",
             api_usage_used.clone(),
         );
-        let api_usage_max = Gauge::default();
         registry.register(
             "salesforce_api_usage_max",
             "Daily API request allocation of the org, from Sforce-Limit-Info",
             api_usage_max.clone(),
         );
-        let breaker_open = Gauge::default();
         registry.register(
             "delivery_breaker_open",
             "Whether deliveries are paused (circuit breaker open) because Salesforce fails for every event",
             breaker_open.clone(),
         );
-        let sign_in_refused = Gauge::default();
         registry.register(
             "salesforce_sign_in_refused",
             "1 while Salesforce refuses the sign-in: fix the password (and security token) or the connected app",

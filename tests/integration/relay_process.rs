@@ -93,9 +93,12 @@ impl RelayProcess {
     }
 }
 
-/// Posts an event as DR would, retrying until the relay acknowledges it; answers once acknowledged.
-async fn deliver_like_dr(http: &reqwest::Client, address: &str, body: Vec<u8>) {
+/// Posts an event as DR would, retrying until the relay acknowledges it; answers how many posts
+/// that took.
+pub async fn deliver_like_dr(http: &reqwest::Client, address: &str, body: Vec<u8>) -> usize {
+    let mut posts = 0;
     loop {
+        posts += 1;
         let sent = http
             .post(format!("{address}/webhooks/digitalriver"))
             .header("authorization", basic_header())
@@ -106,7 +109,7 @@ async fn deliver_like_dr(http: &reqwest::Client, address: &str, body: Vec<u8>) {
             .send()
             .await;
         if sent.is_ok_and(|r| r.status().is_success()) {
-            return;
+            return posts;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

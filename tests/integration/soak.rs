@@ -12,7 +12,7 @@ use serde_json::Value;
 use wiremock::{Request, Respond, ResponseTemplate};
 
 use crate::relay_helpers::*;
-use crate::relay_process::{RelayProcess, free_port};
+use crate::relay_process::{RelayProcess, deliver_like_dr, free_port};
 use crate::salesforce_standin::*;
 
 /// How Salesforce behaves during one phase.
@@ -169,22 +169,7 @@ async fn a_minute_of_faults_and_two_sigkills_loses_nothing_and_keeps_order() {
                 next += every;
                 let id = format!("soak-{order}-{index}");
                 let body = event("order.accepted", &id, &format!("soak-order-{order}"));
-                loop {
-                    posts.fetch_add(1, Ordering::Relaxed);
-                    let sent = http
-                        .post(format!("{address}/webhooks/digitalriver"))
-                        .header("authorization", basic_header())
-                        .header("DigitalRiver-Signature", signed(&body))
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .timeout(Duration::from_secs(3))
-                        .send()
-                        .await;
-                    if sent.is_ok_and(|r| r.status().is_success()) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                posts.fetch_add(deliver_like_dr(&http, &address, body).await, Ordering::Relaxed);
                 acknowledged.lock().unwrap().push(id);
                 index += 1;
             }

@@ -1,0 +1,118 @@
+//! What only this engine does; the behaviour every engine shares is in the store contract
+//! suite (tests/integration/store_contract.rs).
+
+use super::*;
+use crate::domain::OrderKey;
+
+fn event(id: &str) -> NewEvent {
+    NewEvent {
+        id: EventId::parse(id).unwrap(),
+        event_type: EventType::parse("order.accepted").unwrap(),
+        live_mode: false,
+        order_key: OrderKey::from_data_object(&serde_json::json!({ "id": "o1" })),
+        body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
+        status: EventStatus::Pending,
+        received_at_ms: 1,
+    }
+}
+
+#[tokio::test]
+async fn events_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert(event("e1")).await.unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let body = store.body(&EventId::parse("e1").unwrap()).await.unwrap().unwrap();
+    assert_eq!(&body[..], br#"{"id":"e1"}"#);
+}
+
+#[tokio::test]
+async fn a_file_locked_by_another_process_is_busy_not_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let locker = Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let error = store.insert(event("e1")).await.unwrap_err();
+    assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
+    assert!(error.is_transient());
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(store.insert(event("e1")).await.unwrap(), InsertOutcome::Inserted);
+}
+
+#[tokio::test]
+async fn a_full_write_queue_refuses_new_events_at_once() {
+    // A store whose writer never takes a job: the queue fills and stays full.
+    let (jobs, _writer_that_never_reads) = tokio::sync::mpsc::channel(2);
+    let store = std::sync::Arc::new(SqliteStore {
+        writer: Writer::from_sender(jobs),
+        _relay_lock: None,
+    });
+    for n in 0..2 {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert(event(&format!("queued{n}"))).await });
+    }
+    // The current-thread runtime runs both queued inserts up to their wait for a reply.
+    tokio::task::yield_now().await;
+    let error = tokio::time::timeout(Duration::from_secs(10), store.insert(event("one-too-many")))
+        .await
+        .expect("refused at once, not queued")
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Busy(reason) if reason.contains("queue is full")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_second_relay_on_the_same_file_is_refused_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let first = SqliteStore::open_for_relay(&path).unwrap();
+    let error = SqliteStore::open_for_relay(&path).err().unwrap();
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("another relay") && text.contains(&std::process::id().to_string()),
+        "{text}"
+    );
+    SqliteStore::open_existing(&path).expect("operations commands open it beside the relay");
+    drop(first);
+    SqliteStore::open_for_relay(&path).expect("free once the first relay is gone");
+}
+
+#[test]
+fn operations_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo").join("relay.db");
+    let error = SqliteStore::open_existing(&path).err().unwrap();
+    assert!(format!("{error:#}").contains("no store at"), "{error:#}");
+    assert!(!dir.path().join("typo").exists(), "no folder was created");
+}
+
+#[test]
+fn a_file_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    let error = SqliteStore::open(&path).err().unwrap();
+    assert!(format!("{error:#}").contains("newer dr-sf-bridge"), "{error:#}");
+}
+
+#[test]
+fn migrations_run_once_and_record_their_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    SqliteStore::open(&path).unwrap();
+    SqliteStore::open(&path).unwrap();
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, writer::MIGRATIONS.len() as i64);
+}
