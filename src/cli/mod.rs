@@ -16,8 +16,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::domain::EventType;
 use crate::ops::register::{self, RegisterOptions};
-use crate::ops::{OpsError, check, events, webhooks};
+use crate::ops::trigger::{self, TriggerOptions};
+use crate::ops::{OpsError, check, demo, events, webhooks};
 use crate::relay::{Application, shutdown_signal};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::store::EventStatus;
@@ -48,6 +50,7 @@ pub fn exit_code(error: &OpsError) -> u8 {
         OpsError::DigitalRiver(e) if e.is_rejection() => 3,
         OpsError::DigitalRiver(_) => 4,
         OpsError::Refused(_) => 1,
+        OpsError::Unreachable(_) => 4,
         OpsError::Store(_) => 5,
         OpsError::Other(_) => 4,
     }
@@ -100,8 +103,37 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// See the connector work on this machine, with nothing to configure: a relay, a stand-in
+    /// Salesforce org and DR's eight order events.
+    Demo {
+        /// Leave the relay and the stand-in running, and say how to send more events.
+        #[arg(long)]
+        keep_running: bool,
+    },
     /// Run the relay: receive DR's events, store them, deliver them to Salesforce.
     Relay,
+    /// Send realistic sample events to a relay exactly as Digital River would (signed, with the
+    /// relay's inbound credentials from the configuration).
+    #[command(after_help = EXIT_CODES)]
+    Trigger {
+        /// The event type, e.g. order.accepted.
+        event_type: String,
+        /// How many events.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// The order id every event carries (default: a new order per event).
+        #[arg(long)]
+        order: Option<String>,
+        /// The relay's base URL (default: relay.public_url, else relay.listen on this machine).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Exit 0 when the relay answers /readyz with 200, non-zero otherwise (the container's
+    /// health check).
+    Healthcheck {
+        /// The relay's base URL (default: relay.listen on this machine).
+        url: Option<String>,
+    },
     /// Check the configuration, DR, the webhook, the Salesforce sign-in and the DR package.
     #[command(after_help = EXIT_CODES)]
     Check,
@@ -151,6 +183,7 @@ impl Cli {
             config_file: self.config.clone(),
             config_dir: self.config_dir.clone(),
             overrides: Vec::new(),
+            ignore_environment: false,
         }
     }
 
@@ -173,7 +206,9 @@ impl Cli {
 /// Parses the command line, runs the command, and answers the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let level = if matches!(cli.command, Command::Relay) {
+    let level = if matches!(cli.command, Command::Demo { .. }) {
+        "error"
+    } else if matches!(cli.command, Command::Relay) {
         "info"
     } else {
         "warn"
@@ -225,6 +260,47 @@ impl From<String> for Printed {
     }
 }
 
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, {eta} left")
+            .expect("a valid template"),
+    );
+    bar
+}
+
+/// `demo`: the live account on stdout (stderr with `--output json`), then the report.
+async fn demo(output: OutputFormat, keep_running: bool) -> Result<Printed, OpsError> {
+    let running = demo::run(|line| match output {
+        OutputFormat::Text => println!("{line}"),
+        OutputFormat::Json => eprintln!("{line}"),
+    })
+    .await?;
+    let report = running.report.clone();
+    if keep_running {
+        use secrecy::ExposeSecret;
+        let c = &running.credentials;
+        println!(
+            "\nThe relay and the stand-in org keep running until ctrl-c. In another terminal, with this demo's\n\
+             throwaway credentials:\n\n  export DRSF__RELAY__INBOUND_CLIENT_ID={}\n  export DRSF__RELAY__INBOUND_CLIENT_SECRET={}\n  \
+             export DRSF__DIGITAL_RIVER__SIGNING_SECRETS={}\n  export DRSF__STORAGE__URL={}\n\n  \
+             dr-sf-bridge trigger order.complete --count 100 --url {url}\n  curl {url}/metrics\n  dr-sf-bridge events list",
+            c.client_id,
+            c.client_secret.expose_secret(),
+            c.signing_secret.expose_secret(),
+            running.storage_url,
+            url = report.relay_url,
+        );
+        shutdown_signal().await;
+    }
+    running.stop().await?;
+    Ok(match output {
+        OutputFormat::Json => print_as(output, &report, String::new).into(),
+        OutputFormat::Text => String::new().into(),
+    })
+}
+
 /// Runs the parsed command and answers what to print on stdout.
 pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
     match &cli.command {
@@ -259,6 +335,43 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
             let app = Application::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(String::new().into())
+        }
+        Command::Demo { keep_running } => demo(cli.output, *keep_running).await,
+        Command::Trigger {
+            event_type,
+            count,
+            order,
+            url,
+        } => {
+            let settings = cli.settings(Purpose::Store)?;
+            let event_type = EventType::parse(event_type).map_err(OpsError::Refused)?;
+            let options = TriggerOptions {
+                event_type,
+                count: *count,
+                order: order.clone(),
+                url: url.clone(),
+            };
+            let bar = (*count > 1 && cli.output == OutputFormat::Text).then(|| progress_bar(u64::from(*count)));
+            let report = trigger::trigger(&settings, options, |n| {
+                if let Some(bar) = &bar {
+                    bar.set_position(u64::from(n));
+                }
+            })
+            .await;
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            let report = report?;
+            Ok(print_as(cli.output, &report, || render::trigger_report(&report)).into())
+        }
+        Command::Healthcheck { url } => {
+            let url = match url {
+                Some(url) => url.clone(),
+                None => trigger::local_relay_url(&cli.settings(Purpose::Store)?),
+            };
+            trigger::healthcheck(&url).await?;
+            let json = serde_json::json!({"ready": url});
+            Ok(print_as(cli.output, &json, || format!("{url} is ready.\n")).into())
         }
         Command::Check => {
             let report = check::check(&cli.load_options()).await;

@@ -9,6 +9,7 @@ use crate::digital_river::Webhook;
 use crate::ops::check::{CheckReport, Status};
 use crate::ops::events::EventDetails;
 use crate::ops::register::{Action, RegisterReport};
+use crate::ops::trigger::TriggerReport;
 use crate::store::EventSummary;
 
 /// A table: ID, ENABLED, TRANSPORT, TYPES, ADDRESS.
@@ -183,4 +184,12 @@ pub fn check_report(report: &CheckReport) -> String {
         "Some checks failed.\n"
     });
     out
+}
+
+/// What `trigger` sent.
+pub fn trigger_report(report: &TriggerReport) -> String {
+    format!(
+        "Sent {} event(s) to {}: {} acknowledged in {:.2} s ({:.0}/s).\n",
+        report.sent, report.url, report.acknowledged, report.seconds, report.per_second
+    )
 }

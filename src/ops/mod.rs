@@ -6,8 +6,13 @@
 //! same functions.
 
 pub mod check;
+pub mod demo;
+pub mod demo_org;
 pub mod events;
 pub mod register;
+pub mod samples;
+pub mod sender;
+pub mod trigger;
 pub mod webhooks;
 
 use crate::digital_river::DigitalRiverError;
@@ -26,6 +31,9 @@ pub enum OpsError {
     /// The request cannot be done as asked (an unknown event id, a replay of a pending event).
     #[error("{0}")]
     Refused(String),
+    /// A server (the relay, DR, Salesforce) could not be reached.
+    #[error("{0}")]
+    Unreachable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -65,6 +65,8 @@ pub struct LoadOptions {
     /// Values set last, over every layer (`("salesforce.max_in_flight", "4")`): for tests and
     /// embedding.
     pub overrides: Vec<(String, String)>,
+    /// Leave `DRSF__*` variables out (`demo`, which must not pick up a real org's settings).
+    pub ignore_environment: bool,
 }
 
 /// What a command needs from the configuration, so that validation can report every missing key
@@ -210,16 +212,18 @@ fn layers(options: &LoadOptions) -> Result<Config, ConfigProblems> {
         }
         builder = builder.add_source(File::from(file.clone()));
     }
-    builder = builder.add_source(
-        Environment::with_prefix("DRSF")
-            .prefix_separator("__")
-            .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("digital_river.event_types")
-            .with_list_parse_key("digital_river.signing_secrets")
-            .with_list_parse_key("delivery.retry_schedule")
-            .try_parsing(false),
-    );
+    if !options.ignore_environment {
+        builder = builder.add_source(
+            Environment::with_prefix("DRSF")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("digital_river.event_types")
+                .with_list_parse_key("digital_river.signing_secrets")
+                .with_list_parse_key("delivery.retry_schedule")
+                .try_parsing(false),
+        );
+    }
     for (key, value) in &options.overrides {
         builder = builder
             .set_override(key.as_str(), value.as_str())

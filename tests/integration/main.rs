@@ -4,6 +4,7 @@
 mod bad_input;
 mod check;
 mod events;
+mod first_run;
 mod helpers;
 mod properties;
 mod register;

@@ -1,0 +1,242 @@
+//! `demo`: the connector working end to end on this machine, with nothing to configure.
+//!
+//! A relay on a temporary SQLite file with OAuth and signatures on, an in-process Salesforce org
+//! ([`super::demo_org`]) that fails some first attempts, and Digital River's eight order events
+//! sent the way DR sends them. Each event's way is reported as it happens — received, stored,
+//! each attempt, delivered — then a summary. Nothing here touches a real org or a real DR account.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::OpsError;
+use super::demo_org::DemoOrg;
+use super::samples;
+use super::sender::{DrSender, SenderAuth};
+use crate::domain::{EventId, EventType};
+use crate::relay::Application;
+use crate::settings::{LoadOptions, Purpose};
+use crate::store::EventStatus;
+
+/// The longest the demo waits for the eight deliveries.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What the demo did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoReport {
+    pub events: usize,
+    pub delivered: usize,
+    pub attempts: usize,
+    pub retried: usize,
+    pub token_grants: u64,
+    pub seconds: f64,
+    pub relay_url: String,
+    pub salesforce_url: String,
+}
+
+/// The credentials the demo's relay accepts, shown with `--keep-running` so that `trigger` can be
+/// pointed at it. Throwaway values, made for this run and valid nowhere else.
+#[derive(Debug, Clone)]
+pub struct DemoCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub signing_secret: SecretString,
+}
+
+fn throwaway(prefix: &str) -> String {
+    format!("{prefix}-{}", samples::random_id())
+}
+
+/// A running demo: the relay and the org stay up until it is dropped or `stop` is called.
+pub struct Demo {
+    pub report: DemoReport,
+    pub credentials: DemoCredentials,
+    pub storage_url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    relay: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _org: DemoOrg,
+    _dir: tempfile::TempDir,
+}
+
+impl Demo {
+    /// Stops the relay gracefully.
+    pub async fn stop(self) -> Result<(), OpsError> {
+        let _ = self.stop.send(());
+        self.relay
+            .await
+            .map_err(|e| OpsError::Other(e.into()))?
+            .map_err(OpsError::Other)
+    }
+}
+
+/// Runs the demo; `say` receives each line of the live account.
+pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
+    let started = Instant::now();
+    let org = DemoOrg::start().await.map_err(|e| OpsError::Other(e.into()))?;
+    let dir = tempfile::tempdir().map_err(|e| OpsError::Other(e.into()))?;
+    let storage_url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let credentials = DemoCredentials {
+        client_id: "digitalriver-demo".to_owned(),
+        client_secret: SecretString::from(throwaway("demo-client-secret")),
+        signing_secret: SecretString::from(throwaway("whsec_demo")),
+    };
+    let token_key = throwaway("demo-token-key-0123456789");
+    use secrecy::ExposeSecret;
+    let overrides: Vec<(String, String)> = [
+        ("storage.url", storage_url.clone()),
+        ("relay.listen", "127.0.0.1:0".to_owned()),
+        ("relay.inbound_client_id", credentials.client_id.clone()),
+        (
+            "relay.inbound_client_secret",
+            credentials.client_secret.expose_secret().to_owned(),
+        ),
+        ("relay.inbound_token_key", token_key),
+        (
+            "digital_river.signing_secrets",
+            credentials.signing_secret.expose_secret().to_owned(),
+        ),
+        ("salesforce.environment", "sandbox".to_owned()),
+        ("salesforce.my_domain_url", org.url.clone()),
+        (
+            "salesforce.token_url",
+            format!("{}{}", org.url, crate::salesforce::TOKEN_PATH),
+        ),
+        ("salesforce.client_id", "3MVG9demo".to_owned()),
+        ("salesforce.client_secret", throwaway("demo-consumer-secret")),
+        ("salesforce.username", "integration@demo.example".to_owned()),
+        ("salesforce.password", throwaway("demo-password")),
+        ("salesforce.max_in_flight", "4".to_owned()),
+        ("delivery.retry_schedule", "0s,300ms,1s,2s,5s".to_owned()),
+        ("delivery.poll_interval_ms", "50".to_owned()),
+        ("delivery.breaker_threshold", "100".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let options = LoadOptions {
+        config_dir: Some(dir.path().to_owned()),
+        overrides,
+        ignore_environment: true,
+        ..LoadOptions::default()
+    };
+    let settings = crate::settings::load(&options, Purpose::Relay)?;
+    let app = Application::build(settings).await.map_err(OpsError::Other)?;
+    let relay_url = format!("http://127.0.0.1:{}", app.port());
+    let store = app.state().store.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    say(format!(
+        "relay       {relay_url}   (OAuth transport and signatures on; store {storage_url})"
+    ));
+    say(format!(
+        "Salesforce  {}   (a local stand-in org that fails some first attempts)",
+        org.url
+    ));
+    say(String::new());
+
+    let sender = DrSender::new(
+        &relay_url,
+        SenderAuth::OAuth {
+            client_id: credentials.client_id.clone(),
+            client_secret: credentials.client_secret.clone(),
+            user: None,
+        },
+        Some(credentials.signing_secret.clone()),
+    )?;
+    let mut sent: Vec<(EventId, EventType)> = Vec::new();
+    for event_type in EventType::supported() {
+        let body = samples::fresh(&event_type, None)?;
+        let envelope = crate::digital_river::Envelope::parse(&body).expect("samples parse");
+        let answer = sender.send(&body).await?;
+        if answer.status != 202 {
+            return Err(OpsError::Refused(format!(
+                "the relay answered {} to {event_type}: {}",
+                answer.status, answer.body
+            )));
+        }
+        say(line(
+            &event_type,
+            &envelope.id,
+            "received from DR, stored, acknowledged (202)",
+        ));
+        sent.push((envelope.id, event_type));
+    }
+
+    let mut seen_attempts: HashMap<String, usize> = HashMap::new();
+    let mut delivered = 0;
+    let (mut attempts, mut retried) = (0, 0);
+    let deadline = Instant::now() + DEADLINE;
+    while delivered < sent.len() {
+        if Instant::now() > deadline {
+            return Err(OpsError::Other(anyhow::anyhow!(
+                "{delivered} of {} events delivered within {} s",
+                sent.len(),
+                DEADLINE.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        delivered = 0;
+        for (id, event_type) in &sent {
+            let Some((summary, recorded)) = store.get(id).await? else {
+                continue;
+            };
+            let shown = seen_attempts.entry(id.to_string()).or_default();
+            for (n, attempt) in recorded.iter().enumerate().skip(*shown) {
+                let what = match (attempt.outcome.as_str(), attempt.status_code) {
+                    ("delivered", status) => format!("attempt {}: delivered ({})", n + 1, status.unwrap_or(200)),
+                    (_, status) => {
+                        retried += 1;
+                        let said = attempt.error.as_deref().unwrap_or("failed");
+                        format!(
+                            "attempt {}: {} → will retry",
+                            n + 1,
+                            status
+                                .map(|s| format!("{s}, {said}"))
+                                .unwrap_or_else(|| said.to_owned())
+                        )
+                    }
+                };
+                attempts += 1;
+                say(line(event_type, id, &what));
+            }
+            *shown = recorded.len();
+            if summary.status == EventStatus::Delivered {
+                delivered += 1;
+            }
+        }
+    }
+    let report = DemoReport {
+        events: sent.len(),
+        delivered,
+        attempts,
+        retried,
+        token_grants: org.grants(),
+        seconds: started.elapsed().as_secs_f64(),
+        relay_url,
+        salesforce_url: org.url.clone(),
+    };
+    say(String::new());
+    say(format!(
+        "All {} of {} events delivered in {:.1} s: {} attempts ({} retried), {} Salesforce token grants.",
+        report.delivered, report.events, report.seconds, report.attempts, report.retried, report.token_grants
+    ));
+    Ok(Demo {
+        report,
+        credentials,
+        storage_url,
+        stop,
+        relay,
+        _org: org,
+        _dir: dir,
+    })
+}
+
+fn line(event_type: &EventType, id: &EventId, what: &str) -> String {
+    let short: String = id.as_str().chars().take(8).collect();
+    format!("{:<26} {short}…  {what}", event_type.as_str())
+}

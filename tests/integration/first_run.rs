@@ -1,0 +1,87 @@
+//! Day one: `demo` with nothing configured, `trigger` against a running relay, `healthcheck`.
+
+use dr_sf_bridge::store::EventStatus;
+
+use crate::helpers::*;
+use crate::relay_helpers::*;
+
+#[tokio::test]
+async fn demo_delivers_the_eight_events_and_shows_a_retry() {
+    // Nothing configured: no DRSF__ variables at all (cli() starts from an empty environment).
+    let out = cli(&["demo"]).run().await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for event_type in dr_sf_bridge::domain::EventType::SUPPORTED {
+        assert!(out.stdout.contains(event_type), "{event_type} missing:\n{}", out.stdout);
+    }
+    assert!(out.stdout.contains("acknowledged (202)"), "{}", out.stdout);
+    assert!(out.stdout.contains("will retry"), "a retry is shown:\n{}", out.stdout);
+    assert!(out.stdout.contains("All 8 of 8 events delivered"), "{}", out.stdout);
+
+    let json = cli(&["demo", "--output", "json"]).run().await;
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let report = json.json();
+    assert_eq!(report["delivered"], 8);
+    assert!(report["retried"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["tokenGrants"].as_u64().unwrap() >= 2, "the expired session was signed in again: {report}");
+}
+
+fn trigger_env(relay: &TestRelay) -> Vec<(&'static str, String)> {
+    vec![
+        ("DRSF__RELAY__INBOUND_CLIENT_ID", INBOUND_CLIENT_ID.to_owned()),
+        ("DRSF__RELAY__INBOUND_CLIENT_SECRET", RELAY_SECRET.to_owned()),
+        ("DRSF__RELAY__INBOUND_TOKEN_KEY", TOKEN_KEY.to_owned()),
+        ("DRSF__DIGITAL_RIVER__SIGNING_SECRETS", SIGNING_SECRET.to_owned()),
+        ("DRSF__RELAY__PUBLIC_URL", relay.address.clone()),
+    ]
+}
+
+#[tokio::test]
+async fn trigger_sends_signed_events_with_an_oauth_token_that_the_relay_accepts() {
+    let relay = spawn_app().await;
+    let out = cli(&["trigger", "order.complete", "--count", "5", "--order", "o-trigger"])
+        .envs(&trigger_env(&relay))
+        .run()
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("5 acknowledged"), "{}", out.stdout);
+    let listed = relay
+        .store
+        .list(dr_sf_bridge::store::EventFilter { status: None, limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 5);
+    assert!(listed.iter().all(|e| e.event_type == "order.complete" && e.order_key.as_deref() == Some("o-trigger")));
+    wait_until("delivered", || async {
+        relay.status_of(&listed[0].id).await == Some(EventStatus::Delivered)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn trigger_with_a_wrong_secret_reports_the_401_and_fails() {
+    let relay = spawn_app().await;
+    let mut env = trigger_env(&relay);
+    env.retain(|(k, _)| *k != "DRSF__DIGITAL_RIVER__SIGNING_SECRETS");
+    env.push(("DRSF__DIGITAL_RIVER__SIGNING_SECRETS", "whsec_not_the_relays_secret".to_owned()));
+    let out = cli(&["trigger", "order.accepted"]).envs(&env).run().await;
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("401") && out.stderr.contains("invalid_signature"), "{}", out.stderr);
+
+    env.retain(|(k, _)| *k != "DRSF__RELAY__INBOUND_CLIENT_SECRET");
+    env.push(("DRSF__RELAY__INBOUND_CLIENT_SECRET", "a-wrong-client-secret-123".to_owned()));
+    let out = cli(&["trigger", "order.accepted"]).envs(&env).run().await;
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("401") && out.stderr.contains("invalid_client"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn healthcheck_passes_against_a_ready_relay_and_fails_against_a_stopped_one() {
+    let relay = spawn_app().await;
+    let address = relay.address.clone();
+    let ready = cli(&["healthcheck", &address]).run().await;
+    assert_eq!(ready.code, 0, "{}", ready.stderr);
+    relay.stop().await;
+    let stopped = cli(&["healthcheck", &address]).run().await;
+    assert_ne!(stopped.code, 0);
+    assert!(stopped.stderr.contains("readyz"), "{}", stopped.stderr);
+}
