@@ -47,6 +47,17 @@ impl DigitalRiverSettings {
         let c = &mut r.problems;
         let mut event_types = Vec::new();
         for raw in raw_types.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            if !EventType::SUPPORTED.contains(&raw) {
+                let hint = match super::problems::nearest(raw, &EventType::SUPPORTED) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("the DR app handles {}", EventType::SUPPORTED.join(", ")),
+                };
+                c.push(
+                    "digital_river.event_types",
+                    format!("`{raw}` is not one of the order events the DR Salesforce app handles; {hint}"),
+                );
+                continue;
+            }
             if let Some(t) = c.parse("digital_river.event_types", EventType::parse(raw))
                 && !event_types.contains(&t)
             {

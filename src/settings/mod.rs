@@ -140,6 +140,8 @@ impl RawSettings {
             storage: StorageSettings::read(&mut r),
             register: RegisterSettings::read(&mut r),
         };
+        let secret_files: Vec<String> = SECRET_KEYS.iter().map(|k| format!("{k}_file")).collect();
+        r.report_unknown_keys(&secret_files);
         let mut c = r.problems;
 
         // Presence checks for what this command needs.

@@ -112,6 +112,8 @@ impl Collector {
 pub struct Reader<'a> {
     config: &'a config::Config,
     pub problems: Collector,
+    /// Every key a section asked for: the known keys, to tell typos from settings.
+    read: std::collections::BTreeSet<String>,
 }
 
 impl<'a> Reader<'a> {
@@ -119,10 +121,41 @@ impl<'a> Reader<'a> {
         Self {
             config,
             problems: Collector::default(),
+            read: Default::default(),
         }
     }
 
-    fn value(&self, key: &str) -> Option<config::Value> {
+    /// Reports every key the layers set that no section reads (a typo in a file or a `DRSF__`
+    /// variable), naming the nearest known key. `also_known` are keys read elsewhere.
+    pub fn report_unknown_keys(&mut self, also_known: &[String]) {
+        let mut given = Vec::new();
+        if let Ok(table) = self
+            .config
+            .clone()
+            .try_deserialize::<config::Map<String, config::Value>>()
+        {
+            collect_keys("", table, &mut given);
+        }
+        let known: Vec<&str> = self
+            .read
+            .iter()
+            .map(String::as_str)
+            .chain(also_known.iter().map(String::as_str))
+            .collect();
+        for key in given {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let message = match nearest(&key, &known) {
+                Some(near) => format!("is not a setting; did you mean `{near}`?"),
+                None => "is not a setting (config/default.toml lists every key)".to_owned(),
+            };
+            self.problems.push(&key, message);
+        }
+    }
+
+    fn value(&mut self, key: &str) -> Option<config::Value> {
+        self.read.insert(key.to_owned());
         self.config
             .get::<config::Value>(key)
             .ok()
@@ -131,6 +164,7 @@ impl<'a> Reader<'a> {
 
     /// A value of any type serde reads (numbers, booleans); the default when it does not fit.
     pub fn get<T: serde::de::DeserializeOwned + Default>(&mut self, key: &str) -> T {
+        self.read.insert(key.to_owned());
         match self.config.get::<T>(key) {
             Ok(value) => value,
             Err(config::ConfigError::NotFound(_)) => T::default(),
@@ -197,4 +231,45 @@ impl<'a> Reader<'a> {
 pub fn one_of<T: serde::de::DeserializeOwned>(raw: &str, allowed: &str) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::String(raw.trim().to_owned()))
         .map_err(|_| format!("`{raw}` is not one of {allowed}"))
+}
+
+/// Every leaf key of a table, dotted (`salesforce.client_id`).
+fn collect_keys(prefix: &str, table: config::Map<String, config::Value>, keys: &mut Vec<String>) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match value.kind {
+            config::ValueKind::Table(inner) => collect_keys(&key, inner, keys),
+            _ => keys.push(key),
+        }
+    }
+}
+
+/// The candidate closest to `word` by edit distance, when it is close enough to be a typo of it.
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .min()
+        .filter(|(distance, _)| *distance <= (word.chars().count() / 3).max(2))
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }

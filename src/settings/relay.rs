@@ -42,6 +42,19 @@ pub struct InboundOAuth {
     pub user: Option<(String, SecretString)>,
 }
 
+/// `host:port` with a numeric port: an IP address (IPv6 in brackets) or a host name.
+fn is_host_and_port(listen: &str) -> bool {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
 /// The shortest client secret or password the relay accepts from DR.
 pub const MIN_SECRET_CHARS: usize = 16;
 
@@ -113,10 +126,10 @@ impl RelaySettings {
                 "must be the relay's base URL without a path (the relay adds its own paths)",
             );
         }
-        if listen.parse::<std::net::SocketAddr>().is_err() {
+        if !is_host_and_port(listen.trim()) {
             c.push(
                 "relay.listen",
-                format!("`{}` is not a host:port address such as 127.0.0.1:8080", listen),
+                format!("`{listen}` is not a host:port address such as 127.0.0.1:8080, localhost:8080 or [::]:8080"),
             );
         }
         if body_limit_bytes < 1024 {

@@ -126,6 +126,36 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "a misspelt key names the nearest one",
+        set: &[("salesforce.client_idd", "3MVG9consumerKey")],
+        purpose: Purpose::Store,
+        expect: &[("salesforce.client_idd", "did you mean `salesforce.client_id`?")],
+    },
+    Case {
+        name: "a misspelt section names the nearest key",
+        set: &[("salesfroce.password", "x")],
+        purpose: Purpose::Store,
+        expect: &[("salesfroce.password", "did you mean `salesforce.password`?")],
+    },
+    Case {
+        name: "a key like no other is still refused",
+        set: &[("relay.colour_scheme", "dark")],
+        purpose: Purpose::Store,
+        expect: &[("relay.colour_scheme", "is not a setting")],
+    },
+    Case {
+        name: "a misspelt event type names the real one",
+        set: &[("digital_river.event_types", "order.acepted,order.complete")],
+        purpose: REGISTER,
+        expect: &[("digital_river.event_types", "did you mean `order.accepted`?")],
+    },
+    Case {
+        name: "an event type the DR app does not handle",
+        set: &[("digital_river.event_types", "refund.pending")],
+        purpose: REGISTER,
+        expect: &[("digital_river.event_types", "not one of the order events")],
+    },
+    Case {
         name: "an empty event type list",
         set: &[("digital_river.event_types", "")],
         purpose: REGISTER,
@@ -314,6 +344,38 @@ fn each_rule_names_its_key_and_what_to_do() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn host_names_and_ipv6_are_valid_listen_addresses() {
+    for listen in ["localhost:8080", "[::]:8080", "0.0.0.0:8080", "relay.internal:9000"] {
+        assert_eq!(
+            problems(&[("relay.listen", listen)], Purpose::Relay),
+            Vec::new(),
+            "{listen}"
+        );
+    }
+    for listen in ["localhost", ":8080", "localhost:port", "a b:80"] {
+        assert!(
+            !problems(&[("relay.listen", listen)], Purpose::Relay).is_empty(),
+            "{listen}"
+        );
+    }
+}
+
+#[test]
+fn secret_file_keys_are_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "passwordSECURITYTOKEN\n").unwrap();
+    let found = problems(
+        &[
+            ("salesforce.password", ""),
+            ("salesforce.password_file", file.to_str().unwrap()),
+        ],
+        Purpose::Salesforce,
+    );
+    assert_eq!(found, Vec::new());
 }
 
 #[test]

@@ -22,7 +22,10 @@ async fn demo_delivers_the_eight_events_and_shows_a_retry() {
     let report = json.json();
     assert_eq!(report["delivered"], 8);
     assert!(report["retried"].as_u64().unwrap() >= 1, "{report}");
-    assert!(report["tokenGrants"].as_u64().unwrap() >= 2, "the expired session was signed in again: {report}");
+    assert!(
+        report["tokenGrants"].as_u64().unwrap() >= 2,
+        "the expired session was signed in again: {report}"
+    );
 }
 
 fn trigger_env(relay: &TestRelay) -> Vec<(&'static str, String)> {
@@ -46,11 +49,18 @@ async fn trigger_sends_signed_events_with_an_oauth_token_that_the_relay_accepts(
     assert!(out.stdout.contains("5 acknowledged"), "{}", out.stdout);
     let listed = relay
         .store
-        .list(dr_sf_bridge::store::EventFilter { status: None, limit: 10 })
+        .list(dr_sf_bridge::store::EventFilter {
+            status: None,
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(listed.len(), 5);
-    assert!(listed.iter().all(|e| e.event_type == "order.complete" && e.order_key.as_deref() == Some("o-trigger")));
+    assert!(
+        listed
+            .iter()
+            .all(|e| e.event_type == "order.complete" && e.order_key.as_deref() == Some("o-trigger"))
+    );
     wait_until("delivered", || async {
         relay.status_of(&listed[0].id).await == Some(EventStatus::Delivered)
     })
@@ -62,16 +72,30 @@ async fn trigger_with_a_wrong_secret_reports_the_401_and_fails() {
     let relay = spawn_app().await;
     let mut env = trigger_env(&relay);
     env.retain(|(k, _)| *k != "DRSF__DIGITAL_RIVER__SIGNING_SECRETS");
-    env.push(("DRSF__DIGITAL_RIVER__SIGNING_SECRETS", "whsec_not_the_relays_secret".to_owned()));
+    env.push((
+        "DRSF__DIGITAL_RIVER__SIGNING_SECRETS",
+        "whsec_not_the_relays_secret".to_owned(),
+    ));
     let out = cli(&["trigger", "order.accepted"]).envs(&env).run().await;
     assert_ne!(out.code, 0);
-    assert!(out.stderr.contains("401") && out.stderr.contains("invalid_signature"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("401") && out.stderr.contains("invalid_signature"),
+        "{}",
+        out.stderr
+    );
 
     env.retain(|(k, _)| *k != "DRSF__RELAY__INBOUND_CLIENT_SECRET");
-    env.push(("DRSF__RELAY__INBOUND_CLIENT_SECRET", "a-wrong-client-secret-123".to_owned()));
+    env.push((
+        "DRSF__RELAY__INBOUND_CLIENT_SECRET",
+        "a-wrong-client-secret-123".to_owned(),
+    ));
     let out = cli(&["trigger", "order.accepted"]).envs(&env).run().await;
     assert_ne!(out.code, 0);
-    assert!(out.stderr.contains("401") && out.stderr.contains("invalid_client"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("401") && out.stderr.contains("invalid_client"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
@@ -84,4 +108,33 @@ async fn healthcheck_passes_against_a_ready_relay_and_fails_against_a_stopped_on
     let stopped = cli(&["healthcheck", &address]).run().await;
     assert_ne!(stopped.code, 0);
     assert!(stopped.stderr.contains("readyz"), "{}", stopped.stderr);
+}
+
+#[tokio::test]
+async fn a_misspelt_variable_fails_validation_naming_the_nearest_key() {
+    let dr = DrStandIn::start().await;
+    let out = cli(&["register", "--dry-run"])
+        .envs(&sandbox_password_env(&dr))
+        .env("DRSF__SALESFORCE__CLIENT_SECRTE", "typo")
+        .run()
+        .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("salesforce.client_secrte")
+            && out.stderr.contains("did you mean `salesforce.client_secret`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_host_name_listen_address_works() {
+    let relay = spawn_app_with(
+        crate::salesforce_standin::SalesforceStandIn::start().await,
+        &[("relay.listen", "localhost:0")],
+    )
+    .await;
+    let port = relay.address.rsplit(':').next().unwrap().to_owned();
+    let answer = reqwest::get(format!("http://localhost:{port}/healthz")).await.unwrap();
+    assert_eq!(answer.status(), 200);
 }
