@@ -1,5 +1,6 @@
-//! Logging setup: human-readable lines for a terminal, JSON lines for production (`--log-format
-//! json`). Logs go to stderr so that stdout carries only a command's output.
+//! Logging setup: human-readable lines for a terminal (coloured only when stderr is one), JSON
+//! lines for production (`--log-format json`). Logs go to stderr so that stdout carries only a
+//! command's output.
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +18,11 @@ pub fn init(format: LogFormat, default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
+        // Colour only for a person at a terminal: escape codes in a file or the journal are noise.
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

@@ -12,6 +12,7 @@ use crate::domain::EventId;
 use crate::settings::Settings;
 use crate::store::{self, AttemptSummary, EventFilter, EventStatus, EventSummary, ReplayOutcome, Role, Store};
 use crate::support::clock::now_ms;
+pub use crate::support::clock::parse_time;
 
 async fn open(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, OpsError> {
     Ok(store::open(&settings.storage.url, Role::Operations).await?)
@@ -21,8 +22,30 @@ fn parse_id(raw: &str) -> Result<EventId, OpsError> {
     EventId::parse(raw).map_err(|m| OpsError::Refused(format!("event id `{raw}` {m}")))
 }
 
-pub async fn list(settings: &Settings, status: Option<EventStatus>, limit: u32) -> Result<Vec<EventSummary>, OpsError> {
-    Ok(open(settings).await?.list(EventFilter { status, limit }).await?)
+pub async fn list(settings: &Settings, filter: EventFilter) -> Result<Vec<EventSummary>, OpsError> {
+    Ok(open(settings).await?.list(filter).await?)
+}
+
+/// Replays every event of `status` (dead or delivered) received since `since_ms`, in batches;
+/// `progress(n)` after each batch with the running count. Answers how many.
+pub async fn replay_all(
+    settings: &Settings,
+    status: EventStatus,
+    since_ms: Option<i64>,
+    progress: impl FnMut(u64),
+) -> Result<u64, OpsError> {
+    if !matches!(status, EventStatus::Dead | EventStatus::Delivered) {
+        return Err(OpsError::Refused(format!(
+            "only dead or delivered events are replayed, not {}",
+            status.as_str()
+        )));
+    }
+    Ok(store::replay_all(&*open(settings).await?, status, since_ms, progress).await?)
+}
+
+/// Deletes delivered events received before `before_ms`; answers how many.
+pub async fn purge(settings: &Settings, before_ms: i64) -> Result<u64, OpsError> {
+    Ok(open(settings).await?.purge_delivered(before_ms).await?)
 }
 
 #[derive(Debug, Serialize)]

@@ -20,9 +20,9 @@ use super::inbound_auth::{bearer, same_secret};
 use super::paths;
 use super::state::AppState;
 use super::throttle::{AuthThrottle, ClientIp, retry_after};
-use crate::domain::EventId;
+use crate::domain::{EventId, EventType, OrderKey};
 use crate::store::{EventFilter, EventStatus, ReplayOutcome, StoreError};
-use crate::support::clock::now_ms;
+use crate::support::clock::{now_ms, parse_time};
 
 /// The admin routes behind the token check, or none without a token.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -36,6 +36,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     };
     Router::new()
         .route(paths::ADMIN_EVENTS, get(list))
+        .route(paths::ADMIN_EVENTS_REPLAY, post(replay_all))
         .route(paths::ADMIN_EVENT, get(show))
         .route(paths::ADMIN_EVENT_REPLAY, post(replay))
         .route_layer(middleware::from_fn_with_state(guard, require_admin_token))
@@ -116,22 +117,75 @@ fn event_id(raw: &str) -> Result<EventId, AdminError> {
 #[derive(Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    order: Option<String>,
+    since: Option<String>,
     limit: Option<u32>,
 }
 
-async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<Value>, AdminError> {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(raw) => Some(EventStatus::parse(raw).ok_or_else(|| {
+fn status(raw: Option<&str>) -> Result<Option<EventStatus>, AdminError> {
+    raw.map(|raw| {
+        EventStatus::parse(raw).ok_or_else(|| {
             AdminError::BadRequest(
                 "invalid_status",
                 format!("`{raw}` is not one of pending, delivered, dead, ignored"),
             )
-        })?),
+        })
+    })
+    .transpose()
+}
+
+fn since(raw: Option<&str>) -> Result<Option<i64>, AdminError> {
+    raw.map(|raw| parse_time(raw).map_err(|m| AdminError::BadRequest("invalid_since", m)))
+        .transpose()
+}
+
+async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<Json<Value>, AdminError> {
+    let filter = EventFilter {
+        status: status(query.status.as_deref())?,
+        event_type: query
+            .event_type
+            .as_deref()
+            .map(EventType::parse)
+            .transpose()
+            .map_err(|m| AdminError::BadRequest("invalid_type", m))?,
+        order_key: query.order.map(OrderKey::from_stored),
+        since_ms: since(query.since.as_deref())?,
+        limit: query.limit.unwrap_or(50).clamp(1, 1000),
     };
-    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let events = state.store.list(EventFilter { status, limit }).await?;
+    let events = state.store.list(filter).await?;
     Ok(Json(json!({"events": events})))
+}
+
+#[derive(Deserialize)]
+struct BulkReplayQuery {
+    status: Option<String>,
+    since: Option<String>,
+}
+
+/// `POST /admin/events/replay?status=dead&since=2h`: every matching event delivered again.
+async fn replay_all(
+    State(state): State<AppState>,
+    Query(query): Query<BulkReplayQuery>,
+) -> Result<Json<Value>, AdminError> {
+    let status = status(query.status.as_deref())?.ok_or_else(|| {
+        AdminError::BadRequest("invalid_status", "status=dead or status=delivered is required".into())
+    })?;
+    if !matches!(status, EventStatus::Dead | EventStatus::Delivered) {
+        return Err(AdminError::BadRequest(
+            "not_replayable",
+            format!("only dead or delivered events are replayed, not {}", status.as_str()),
+        ));
+    }
+    let replayed = crate::store::replay_all(&*state.store, status, since(query.since.as_deref())?, |_| {}).await?;
+    tracing::info!(
+        replayed,
+        status = status.as_str(),
+        "events replayed in bulk through the admin API"
+    );
+    state.wake.notify_one();
+    Ok(Json(json!({"replayed": replayed, "status": status.as_str()})))
 }
 
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AdminError> {

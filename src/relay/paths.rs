@@ -13,6 +13,8 @@ pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 /// The admin API's stored events.
 pub const ADMIN_EVENTS: &str = "/admin/events";
+/// Bulk replay of stored events (`?status=dead&since=2h`).
+pub const ADMIN_EVENTS_REPLAY: &str = "/admin/events/replay";
 /// One stored event.
 pub const ADMIN_EVENT: &str = "/admin/events/{id}";
 /// Replay of one stored event.

@@ -164,9 +164,15 @@ pub struct StoreStats {
     pub oldest_pending_received_at_ms: Option<i64>,
 }
 
+/// Which stored events to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub status: Option<EventStatus>,
+    pub event_type: Option<EventType>,
+    pub order_key: Option<OrderKey>,
+    /// Received at or after this time.
+    pub since_ms: Option<i64>,
+    /// At most this many (0: 100).
     pub limit: u32,
 }
 
@@ -225,6 +231,19 @@ pub trait Store: Send + Sync + 'static {
     /// Makes a dead (or delivered) event pending again with fresh attempts.
     async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError>;
 
+    /// Replays up to `limit` of the oldest events of `status` (dead or delivered) received at or
+    /// after `since_ms`, in one transaction; answers how many. Called again until it answers 0.
+    async fn replay_batch(
+        &self,
+        status: EventStatus,
+        since_ms: Option<i64>,
+        limit: u32,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes delivered events (only those) received before `before_ms`; answers how many.
+    async fn purge_delivered(&self, before_ms: i64) -> Result<u64, StoreError>;
+
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 
     /// Deletes delivered and ignored events received before `before_ms`; answers how many.
@@ -238,6 +257,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets (or, with `None`, forgets) a fact; `now_ms` is when.
     async fn set_state(&self, key: &str, value: Option<String>, now_ms: i64) -> Result<(), StoreError>;
+}
+
+/// How many events a bulk replay makes pending in one transaction.
+const REPLAY_BATCH: u32 = 500;
+
+/// Replays every event of `status` (dead or delivered; other statuses replay nothing) received
+/// since `since_ms`, one batch per transaction; `progress(n)` after each batch with the running
+/// count. Answers how many.
+pub async fn replay_all(
+    store: &dyn Store,
+    status: EventStatus,
+    since_ms: Option<i64>,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, StoreError> {
+    let mut replayed = 0;
+    loop {
+        let batch = store
+            .replay_batch(status, since_ms, REPLAY_BATCH, crate::support::clock::now_ms())
+            .await?;
+        if batch == 0 {
+            return Ok(replayed);
+        }
+        replayed += batch;
+        progress(replayed);
+    }
 }
 
 /// Who opens the store: the relay that delivers from it, or an operations command beside it.

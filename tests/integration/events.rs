@@ -97,3 +97,115 @@ async fn a_mistyped_store_path_is_an_error_and_creates_nothing() {
     assert!(!out.stdout.contains("No events"), "{}", out.stdout);
     assert!(!dir.path().join("relya").exists(), "no folder or database was created");
 }
+
+#[tokio::test]
+async fn dead_events_replayed_in_bulk_are_delivered_by_the_running_relay() {
+    let sf = SalesforceStandIn::start().await;
+    let missing_package = apex(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
+        .mount_as_scoped(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[]).await;
+    for n in 0..4 {
+        relay
+            .accept(&event(
+                "order.accepted",
+                &format!("evt-bulk-{n}"),
+                &format!("o-bulk-{n}"),
+            ))
+            .await;
+    }
+    for n in 0..4 {
+        relay.wait_for_status(&format!("evt-bulk-{n}"), EventStatus::Dead).await;
+    }
+    let storage = format!("sqlite://{}", relay.dir.path().join("relay.db").display());
+
+    let listed = cli(&[
+        "events",
+        "list",
+        "--status",
+        "dead",
+        "--type",
+        "order.accepted",
+        "--order",
+        "o-bulk-2",
+        "--since",
+        "1h",
+        "--output",
+        "json",
+    ])
+    .env("DRSF__STORAGE__URL", &storage)
+    .run()
+    .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let ids: Vec<String> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["evt-bulk-2"], "filtered by status, type, order and time");
+
+    drop(missing_package);
+    apex(ResponseTemplate::new(200)).mount(&relay.sf.server).await;
+    let replayed = cli(&[
+        "events", "replay", "--status", "dead", "--since", "1h", "--output", "json",
+    ])
+    .env("DRSF__STORAGE__URL", &storage)
+    .run()
+    .await;
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    assert_eq!(replayed.json()["replayed"], 4);
+    for n in 0..4 {
+        relay
+            .wait_for_status(&format!("evt-bulk-{n}"), EventStatus::Delivered)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn purge_removes_only_delivered_events_before_the_cut_off() {
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+    let relay = spawn_app_with(sf, &[]).await;
+    relay.accept(&event("order.accepted", "evt-old", "o-old")).await;
+    relay.wait_for_status("evt-old", EventStatus::Delivered).await;
+    let storage = format!("sqlite://{}", relay.dir.path().join("relay.db").display());
+
+    // A cut-off in the past keeps it; one in the future removes it.
+    let kept = cli(&[
+        "events",
+        "purge",
+        "--delivered-before",
+        "2020-01-01T00:00:00Z",
+        "--output",
+        "json",
+    ])
+    .env("DRSF__STORAGE__URL", &storage)
+    .run()
+    .await;
+    assert_eq!(kept.json()["purged"], 0);
+    let mut ignored: serde_json::Value =
+        serde_json::from_slice(&event("order.accepted", "evt-ignored", "o-i")).unwrap();
+    ignored["type"] = "refund.pending".into();
+    assert_eq!(
+        relay.post_event(&serde_json::to_vec(&ignored).unwrap()).await.status(),
+        200
+    );
+    let purged = cli(&["events", "purge", "--delivered-before", "2099-01-01T00:00:00Z"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert_eq!(purged.code, 0, "{}", purged.stderr);
+    assert!(
+        purged.stdout.contains("1 delivered event(s) deleted"),
+        "{}",
+        purged.stdout
+    );
+    assert_eq!(relay.status_of("evt-old").await, None);
+    assert_eq!(
+        relay.status_of("evt-ignored").await,
+        Some(EventStatus::Ignored),
+        "only delivered events go"
+    );
+}

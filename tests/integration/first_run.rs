@@ -50,8 +50,8 @@ async fn trigger_sends_signed_events_with_an_oauth_token_that_the_relay_accepts(
     let listed = relay
         .store
         .list(dr_sf_bridge::store::EventFilter {
-            status: None,
             limit: 10,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -137,4 +137,17 @@ async fn a_host_name_listen_address_works() {
     let port = relay.address.rsplit(':').next().unwrap().to_owned();
     let answer = reqwest::get(format!("http://localhost:{port}/healthz")).await.unwrap();
     assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test]
+async fn logs_written_to_a_file_carry_no_colour_codes() {
+    let dr = DrStandIn::always(wiremock::ResponseTemplate::new(503)).await;
+    let out = cli(&["webhooks", "list"]).envs(&sandbox_password_env(&dr)).run().await;
+    assert_eq!(out.code, 4);
+    assert!(out.stderr.contains("WARN"), "the retries were logged:\n{}", out.stderr);
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "escape codes in a file:\n{:?}",
+        out.stderr
+    );
 }

@@ -77,3 +77,52 @@ async fn a_dead_event_is_listed_shown_and_replayed_through_the_admin_api() {
     let (status, _) = replay(&relay, "evt-nope").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_admin_api_filters_and_replays_dead_events_in_bulk() {
+    let sf = SalesforceStandIn::start().await;
+    let missing = apex(sf_error(404, "NOT_FOUND", "Could not find a match for URL"))
+        .mount_as_scoped(&sf.server)
+        .await;
+    let relay = spawn_app_with(sf, &[("relay.admin_token", ADMIN_TOKEN)]).await;
+    for n in 0..3 {
+        relay
+            .accept(&event("order.accepted", &format!("evt-a{n}"), &format!("o-a{n}")))
+            .await;
+        relay.wait_for_status(&format!("evt-a{n}"), EventStatus::Dead).await;
+    }
+    let get = reqwest::Method::GET;
+    let (status, body) = admin(
+        &relay,
+        get,
+        "/admin/events?status=dead&order=o-a1&type=order.accepted&since=1h",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+    drop(missing);
+    apex(ResponseTemplate::new(200)).mount(&relay.sf.server).await;
+    let (status, body) = admin(
+        &relay,
+        reqwest::Method::POST,
+        "/admin/events/replay?status=dead",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["replayed"], 3);
+    for n in 0..3 {
+        relay
+            .wait_for_status(&format!("evt-a{n}"), EventStatus::Delivered)
+            .await;
+    }
+    let (status, _) = admin(
+        &relay,
+        reqwest::Method::POST,
+        "/admin/events/replay?status=pending",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 400);
+}

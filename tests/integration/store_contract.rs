@@ -230,8 +230,8 @@ pub async fn lists_are_newest_first_and_filter_by_status(store: Arc<dyn Store>) 
         .unwrap();
     let all: Vec<String> = store
         .list(EventFilter {
-            status: None,
             limit: 10,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -243,13 +243,21 @@ pub async fn lists_are_newest_first_and_filter_by_status(store: Arc<dyn Store>) 
         .list(EventFilter {
             status: Some(EventStatus::Dead),
             limit: 10,
+            ..Default::default()
         })
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].id, "e1");
     assert_eq!(
-        store.list(EventFilter { status: None, limit: 1 }).await.unwrap().len(),
+        store
+            .list(EventFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -327,6 +335,100 @@ pub async fn a_healthy_store_answers_ping(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
 }
 
+pub async fn lists_filter_by_type_order_and_time(store: Arc<dyn Store>) {
+    store.insert(event("a", "O1", 100)).await.unwrap();
+    let mut complete = event("b", "O1", 200);
+    complete.event_type = EventType::parse("order.complete").unwrap();
+    store.insert(complete).await.unwrap();
+    store.insert(event("c", "O2", 300)).await.unwrap();
+    let ids = |events: Vec<dr_sf_bridge::store::EventSummary>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let by_type = EventFilter {
+        event_type: Some(EventType::parse("order.accepted").unwrap()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(ids(store.list(by_type).await.unwrap()), ["c", "a"]);
+    let by_order = EventFilter {
+        order_key: Some(OrderKey::from_stored("O1".into())),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(ids(store.list(by_order).await.unwrap()), ["b", "a"]);
+    let since = EventFilter {
+        since_ms: Some(200),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(ids(store.list(since).await.unwrap()), ["c", "b"]);
+}
+
+pub async fn bulk_replay_takes_dead_events_since_a_time_in_batches(store: Arc<dyn Store>) {
+    for n in 0..5 {
+        store
+            .insert(event(&format!("d{n}"), &format!("o{n}"), n * 100))
+            .await
+            .unwrap();
+    }
+    for claimed in store.claim_due(10_000, 10, LEASE).await.unwrap() {
+        store
+            .finish_attempt(claimed.seq, record(10_000, 404), Transition::Dead)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .replay_batch(EventStatus::Pending, None, 10, 20_000)
+            .await
+            .unwrap(),
+        0,
+        "only dead or delivered"
+    );
+    assert_eq!(
+        store
+            .replay_batch(EventStatus::Dead, Some(200), 2, 20_000)
+            .await
+            .unwrap(),
+        2,
+        "a batch"
+    );
+    let rest = dr_sf_bridge::store::replay_all(&*store, EventStatus::Dead, Some(200), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(rest, 1, "d2, d3, d4 received since 200");
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.dead, stats.pending), (2, 3));
+    let replayed = store.claim_due(20_000, 10, LEASE).await.unwrap();
+    assert!(replayed.iter().all(|e| e.attempts == 0));
+}
+
+pub async fn purge_removes_only_delivered_events_before_the_cut(store: Arc<dyn Store>) {
+    store.insert(event("old-delivered", "o1", 100)).await.unwrap();
+    store.insert(event("old-dead", "o2", 100)).await.unwrap();
+    let mut old_ignored = event("old-ignored", "o3", 100);
+    old_ignored.status = EventStatus::Ignored;
+    store.insert(old_ignored).await.unwrap();
+    store.insert(event("old-pending", "o4", 100)).await.unwrap();
+    store.insert(event("new-delivered", "o5", 900)).await.unwrap();
+    for (name, transition) in [
+        ("old-delivered", Transition::Delivered),
+        ("old-dead", Transition::Dead),
+        ("new-delivered", Transition::Delivered),
+    ] {
+        let seq = claim_one_of(&*store, name).await;
+        store.finish_attempt(seq, record(950, 200), transition).await.unwrap();
+    }
+    assert_eq!(store.purge_delivered(500).await.unwrap(), 1);
+    for (name, kept) in [
+        ("old-delivered", false),
+        ("old-dead", true),
+        ("old-ignored", true),
+        ("old-pending", true),
+        ("new-delivered", true),
+    ] {
+        assert_eq!(store.get(&id(name)).await.unwrap().is_some(), kept, "{name}");
+    }
+}
+
 pub async fn state_is_kept_replaced_and_forgotten(store: Arc<dyn Store>) {
     assert_eq!(store.state("k").await.unwrap(), None);
     store.set_state("k", Some("one".into()), 1).await.unwrap();
@@ -357,6 +459,9 @@ macro_rules! store_contract {
                 stats_count_by_status_and_know_the_oldest_pending,
                 pruning_removes_only_finished_events_before_the_cut,
                 a_healthy_store_answers_ping,
+                lists_filter_by_type_order_and_time,
+                bulk_replay_takes_dead_events_since_a_time_in_batches,
+                purge_removes_only_delivered_events_before_the_cut,
                 state_is_kept_replaced_and_forgotten
             );
         }

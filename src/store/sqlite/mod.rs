@@ -304,10 +304,22 @@ impl Store for SqliteStore {
             .run(Admission::WaitForRoom, move |conn| {
                 let limit = if filter.limit == 0 { 100 } else { filter.limit };
                 let sql = format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM events WHERE (?1 IS NULL OR status = ?1) ORDER BY seq DESC LIMIT ?2"
+                    "SELECT {SUMMARY_COLUMNS} FROM events
+                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR type = ?2)
+                       AND (?3 IS NULL OR order_key = ?3) AND (?4 IS NULL OR received_at >= ?4)
+                     ORDER BY seq DESC LIMIT ?5"
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
-                let rows = stmt.query_map(params![filter.status.map(|s| s.as_str()), limit], summary)?;
+                let rows = stmt.query_map(
+                    params![
+                        filter.status.map(|s| s.as_str()),
+                        filter.event_type.as_ref().map(|t| t.as_str()),
+                        filter.order_key.as_ref().map(|k| k.as_str()),
+                        filter.since_ms,
+                        limit
+                    ],
+                    summary,
+                )?;
                 rows.collect()
             })
             .await
@@ -376,6 +388,42 @@ impl Store for SqliteStore {
                     Some(status) => ReplayOutcome::NotReplayable(status),
                     None => ReplayOutcome::NotFound,
                 })
+            })
+            .await
+    }
+
+    async fn replay_batch(
+        &self,
+        status: EventStatus,
+        since_ms: Option<i64>,
+        limit: u32,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if !matches!(status, EventStatus::Dead | EventStatus::Delivered) {
+            return Ok(0);
+        }
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let replayed = conn.execute(
+                    "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?4,
+                         lease_until = NULL, finished_at = NULL
+                     WHERE seq IN (SELECT seq FROM events WHERE status = ?1 AND (?2 IS NULL OR received_at >= ?2)
+                                   ORDER BY seq LIMIT ?3)",
+                    params![status.as_str(), since_ms, limit, now_ms],
+                )?;
+                Ok(replayed as u64)
+            })
+            .await
+    }
+
+    async fn purge_delivered(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let deleted = conn.execute(
+                    "DELETE FROM events WHERE status = 'delivered' AND received_at < ?1",
+                    [before_ms],
+                )?;
+                Ok(deleted as u64)
             })
             .await
     }
