@@ -555,7 +555,7 @@ async fn every_bad_request_gets_its_status_and_a_json_reason_and_stores_nothing(
     relay
         .accept(&event("order.accepted", "evt-still-serving", "o-ok"))
         .await;
-    assert_no_secret_logged();
+    relay.logs.assert_no_secret();
 }
 
 /// The categories and their row counts, for RELIABILITY.md (`cargo test bad_input -- --nocapture`).

@@ -151,7 +151,7 @@ async fn check_with_an_invalid_configuration_exits_2_and_lists_the_keys() {
 }
 
 #[tokio::test]
-async fn check_reports_an_unreachable_dr() {
+async fn check_reports_a_refused_dr_api_key() {
     let dr = DrStandIn::always(ResponseTemplate::new(401).set_body_json(json!({"type": "unauthorized", "errors": []})))
         .await;
     let sf = SalesforceStandIn::start().await;
@@ -159,5 +159,29 @@ async fn check_reports_an_unreachable_dr() {
     let out = cli(&["check"]).envs(&env(&dr, &sf)).run().await;
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("✗ Digital River API key"), "{}", out.stdout);
+    assert!(out.stdout.contains("✓ Salesforce token"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn check_reports_an_unreachable_dr() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    org_with_package(&sf).await;
+    // A port nothing listens on: DR cannot be reached at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut env = env(&dr, &sf);
+    env.retain(|(k, _)| *k != "DRSF__DIGITAL_RIVER__API_BASE_URL");
+    env.push(("DRSF__DIGITAL_RIVER__API_BASE_URL", nowhere.clone()));
+    env.push(("DRSF__DIGITAL_RIVER__MAX_RETRIES", "1".to_owned()));
+    let out = cli(&["check"]).envs(&env).run().await;
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("✗ Digital River API key"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&nowhere) || out.stdout.contains("connect"),
+        "names the unreachable service: {}",
+        out.stdout
+    );
     assert!(out.stdout.contains("✓ Salesforce token"), "{}", out.stdout);
 }

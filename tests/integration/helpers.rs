@@ -24,13 +24,12 @@ pub const SECRETS: [&str; 6] = [
     SF_TOKEN_PREFIX,
 ];
 
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// Writes log lines into one test's buffer.
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
 
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
+impl std::io::Write for BufferWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock().unwrap().extend_from_slice(buf);
+        self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -39,23 +38,43 @@ impl std::io::Write for LogWriter {
     }
 }
 
-/// Sends this process's logs (debug and up) to a buffer that tests read back.
-pub fn capture_logs() {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .init();
-    });
+/// One test's log lines (debug and up), captured from the moment it is made until it is dropped.
+///
+/// The subscriber is the default of the test's own thread: the code under test (a relay spawned by
+/// the test included) runs its tasks there, on the test's current-thread runtime, so its lines
+/// land here and no other test's do. Lines logged by the stand-ins' own threads (wiremock) are
+/// theirs, not the product's, and are not captured.
+pub struct LogCapture {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
 }
 
-/// Asserts that no secret appears in any log line written so far by this process.
-pub fn assert_no_secret_logged() {
-    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
-    for secret in SECRETS {
-        assert!(!logs.contains(secret), "a secret leaked into the logs: {secret}");
+pub fn capture_logs() -> LogCapture {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || BufferWriter(sink.clone()))
+        .with_ansi(false)
+        .finish();
+    LogCapture {
+        buffer,
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+
+    /// Asserts that this test logged something and no secret.
+    pub fn assert_no_secret(&self) {
+        let logs = self.text();
+        assert!(!logs.is_empty(), "nothing was captured: the check would see nothing");
+        for secret in SECRETS {
+            assert!(!logs.contains(secret), "a secret leaked into the logs: {secret}");
+        }
     }
 }
 

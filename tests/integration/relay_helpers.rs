@@ -29,6 +29,8 @@ pub struct TestRelay {
     /// Dropping it stops the relay.
     stop: oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// This test's log lines.
+    pub logs: LogCapture,
 }
 
 /// The settings every relay test starts from; `overrides` win.
@@ -90,7 +92,7 @@ pub async fn spawn_app_with(sf: SalesforceStandIn, overrides: &[(&str, &str)]) -
 
 /// A relay whose store is the file in `dir` (reused across restarts).
 pub async fn spawn_app_in(sf: SalesforceStandIn, dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestRelay {
-    capture_logs();
+    let logs = capture_logs();
     let options = LoadOptions {
         config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
         overrides: relay_overrides(&sf, &dir.path().join("relay.db"), overrides),
@@ -115,6 +117,7 @@ pub async fn spawn_app_in(sf: SalesforceStandIn, dir: tempfile::TempDir, overrid
         dir,
         stop,
         handle,
+        logs,
     }
 }
 
@@ -239,12 +242,21 @@ impl TestRelay {
 }
 
 /// Polls `condition` every 10 ms until it holds; fails the test after 15 s.
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+pub async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    wait_until_within(what, Duration::from_secs(15), condition).await
+}
+
+/// [`wait_until`] with its own deadline, for work that is slow by design (trace logging, ...).
+pub async fn wait_until_within<F, Fut>(what: &str, within: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
     while !condition().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;

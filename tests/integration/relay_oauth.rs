@@ -152,6 +152,20 @@ async fn client_credentials_in_a_basic_header_are_accepted() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let token = response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_token_opens_the_webhook(&relay, &token, "evt-basic-client").await;
+}
+
+/// Posts an event with `token` as DR would: the relay must accept it.
+async fn assert_token_opens_the_webhook(relay: &TestRelay, token: &str, id: &str) {
+    let body = event("order.accepted", id, "o-token");
+    let response = relay
+        .post_raw(&body, Some(&signed(&body)), Some(&format!("Bearer {token}")))
+        .await;
+    assert_eq!(response.status(), 202, "the token opens the webhook");
 }
 
 #[tokio::test]
@@ -176,6 +190,7 @@ async fn the_password_grant_works_when_configured() {
     good.push(("password", RELAY_PASSWORD));
     let (status, body, _) = token_request(&relay, &good).await;
     assert_eq!(status, 200, "{body}");
+    assert_token_opens_the_webhook(&relay, body["access_token"].as_str().unwrap(), "evt-password-grant").await;
     let mut bad = base.to_vec();
     bad.push(("password", "wrong"));
     let (status, body, _) = token_request(&relay, &bad).await;

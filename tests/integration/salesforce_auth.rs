@@ -22,7 +22,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn the_password_grant_sends_the_exact_form_with_the_client_credentials_in_the_body() {
-    capture_logs();
+    let logs = capture_logs();
     let sf = SalesforceStandIn::start().await;
     let tokens = sf.token_cache(SalesforceStandIn::password_grant());
     let token = tokens.get().await.expect("a token");
@@ -46,12 +46,12 @@ async fn the_password_grant_sends_the_exact_form_with_the_client_credentials_in_
         request.headers.get("content-type").unwrap(),
         "application/x-www-form-urlencoded"
     );
-    assert_no_secret_logged();
+    logs.assert_no_secret();
 }
 
 #[tokio::test]
 async fn the_client_credentials_grant_sends_the_exact_form() {
-    capture_logs();
+    let logs = capture_logs();
     let sf = SalesforceStandIn::start().await;
     let tokens = sf.token_cache(SalesforceGrant::ClientCredentials);
     tokens.get().await.expect("a token");
@@ -66,6 +66,7 @@ async fn the_client_credentials_grant_sends_the_exact_form() {
         ])
     );
     assert!(requests[0].headers.get("authorization").is_none(), "no Basic header");
+    logs.assert_no_secret();
 }
 
 #[tokio::test]
@@ -242,4 +243,22 @@ async fn debug_output_of_credentials_and_tokens_hides_the_secrets() {
     for secret in SECRETS {
         assert!(!shown.contains(secret), "{shown}");
     }
+}
+
+#[tokio::test]
+async fn a_late_401_for_an_old_token_does_not_throw_away_the_fresh_one() {
+    let sf = SalesforceStandIn::start().await;
+    let tokens = sf.token_cache(SalesforceStandIn::password_grant());
+    let first = tokens.get().await.unwrap();
+    tokens.invalidate(first.generation).await;
+    let fresh = tokens.get().await.unwrap();
+    assert_ne!(fresh.generation, first.generation);
+    assert_eq!(tokens.grants(), 2);
+
+    // A delivery that started with the first token hears its 401 only now.
+    tokens.invalidate(first.generation).await;
+    let still = tokens.get().await.unwrap();
+    assert_eq!(still.generation, fresh.generation, "the fresh token is kept");
+    assert_eq!(tokens.grants(), 2, "and no extra grant is made");
+    assert_eq!(sf.token_requests().await.len(), 2);
 }

@@ -21,14 +21,14 @@ fn fixture(name: &str) -> Bytes {
 }
 
 async fn deliver_against(response: ResponseTemplate) -> (SalesforceStandIn, DeliveryAttempt) {
-    capture_logs();
+    let logs = capture_logs();
     let sf = SalesforceStandIn::start().await;
     apex(response).mount(&sf.server).await;
     let attempt = sf
         .apex_client(Duration::from_secs(5))
         .deliver(fixture("order.accepted"))
         .await;
-    assert_no_secret_logged();
+    logs.assert_no_secret();
     (sf, attempt)
 }
 

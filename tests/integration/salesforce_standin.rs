@@ -28,8 +28,33 @@ pub struct TokenIssuer {
     delay: Duration,
 }
 
+/// What Salesforce's token endpoint checks, answered as it answers (HTTP 400 with `error` and
+/// `error_description`); `None` when the form is one a real org would grant.
+fn refusal(form: &std::collections::HashMap<String, String>) -> Option<ResponseTemplate> {
+    let field = |name: &str| form.get(name).map(String::as_str);
+    let grant = field("grant_type");
+    if !matches!(grant, Some("password" | "client_credentials")) {
+        return Some(oauth_error("unsupported_grant_type", "grant type not supported"));
+    }
+    if field("client_id") != Some("3MVG9consumerKey") {
+        return Some(oauth_error("invalid_client_id", "client identifier invalid"));
+    }
+    if field("client_secret") != Some(SF_CLIENT_SECRET) {
+        return Some(oauth_error("invalid_client", "invalid client credentials"));
+    }
+    if grant == Some("password") && (field("username").is_none() || field("password") != Some(SF_PASSWORD)) {
+        return Some(oauth_error("invalid_grant", "authentication failure"));
+    }
+    None
+}
+
 impl Respond for TokenIssuer {
-    fn respond(&self, _request: &Request) -> ResponseTemplate {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(&request.body).into_owned().collect();
+        if let Some(refused) = refusal(&form) {
+            return refused;
+        }
         let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
         ResponseTemplate::new(200)
             .set_body_json(json!({
