@@ -7,6 +7,7 @@
 //! that cannot be done (unknown event), 2 invalid configuration, 3 rejected by Digital River,
 //! 4 network or server failure, 5 the store failed or does not exist.
 
+mod live;
 pub mod render;
 mod table;
 
@@ -20,7 +21,7 @@ use crate::domain::EventType;
 use crate::domain::OrderKey;
 use crate::ops::register::{self, RegisterOptions};
 use crate::ops::trigger::{self, TriggerOptions};
-use crate::ops::{OpsError, check, demo, events, webhooks};
+use crate::ops::{OpsError, check, events, webhooks};
 use crate::relay::{Application, shutdown_signal};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::store::{EventFilter, EventStatus};
@@ -285,47 +286,6 @@ impl From<String> for Printed {
     }
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal).
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, {eta} left")
-            .expect("a valid template"),
-    );
-    bar
-}
-
-/// `demo`: the live account on stdout (stderr with `--output json`), then the report.
-async fn demo(output: OutputFormat, keep_running: bool) -> Result<Printed, OpsError> {
-    let running = demo::run(|line| match output {
-        OutputFormat::Text => println!("{line}"),
-        OutputFormat::Json => eprintln!("{line}"),
-    })
-    .await?;
-    let report = running.report.clone();
-    if keep_running {
-        use secrecy::ExposeSecret;
-        let c = &running.credentials;
-        println!(
-            "\nThe relay and the stand-in org keep running until ctrl-c. In another terminal, with this demo's\n\
-             throwaway credentials:\n\n  export DRSF__RELAY__INBOUND_CLIENT_ID={}\n  export DRSF__RELAY__INBOUND_CLIENT_SECRET={}\n  \
-             export DRSF__DIGITAL_RIVER__SIGNING_SECRETS={}\n  export DRSF__STORAGE__URL={}\n\n  \
-             dr-sf-bridge trigger order.complete --count 100 --url {url}\n  curl {url}/metrics\n  dr-sf-bridge events list",
-            c.client_id,
-            c.client_secret.expose_secret(),
-            c.signing_secret.expose_secret(),
-            running.storage_url,
-            url = report.relay_url,
-        );
-        shutdown_signal().await;
-    }
-    running.stop().await?;
-    Ok(match output {
-        OutputFormat::Json => print_as(output, &report, String::new).into(),
-        OutputFormat::Text => String::new().into(),
-    })
-}
-
 /// Runs the parsed command and answers what to print on stdout.
 pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
     match &cli.command {
@@ -361,7 +321,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(String::new().into())
         }
-        Command::Demo { keep_running } => demo(cli.output, *keep_running).await,
+        Command::Demo { keep_running } => live::demo(cli.output, *keep_running).await,
         Command::Trigger {
             event_type,
             count,
@@ -376,7 +336,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
                 order: order.clone(),
                 url: url.clone(),
             };
-            let bar = (*count > 1 && cli.output == OutputFormat::Text).then(|| progress_bar(u64::from(*count)));
+            let bar = (*count > 1 && cli.output == OutputFormat::Text).then(|| live::progress_bar(u64::from(*count)));
             let report = trigger::trigger(&settings, options, |n| {
                 if let Some(bar) = &bar {
                     bar.set_position(u64::from(n));

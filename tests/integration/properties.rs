@@ -110,7 +110,15 @@ fn millisecond_timestamps_are_judged_at_the_tolerance_edge_like_seconds() {
     for (age, verifies) in [(300, true), (301, false), (-300, true), (-301, false)] {
         let seconds = sign(SECRET, NOW - age, body);
         let millis = sign(SECRET, (NOW - age) * 1000, body);
-        assert_eq!(verifier().verify(Some(&seconds), body, NOW).is_ok(), verifies, "{age} s in seconds");
-        assert_eq!(verifier().verify(Some(&millis), body, NOW).is_ok(), verifies, "{age} s in milliseconds");
+        assert_eq!(
+            verifier().verify(Some(&seconds), body, NOW).is_ok(),
+            verifies,
+            "{age} s in seconds"
+        );
+        assert_eq!(
+            verifier().verify(Some(&millis), body, NOW).is_ok(),
+            verifies,
+            "{age} s in milliseconds"
+        );
     }
 }

@@ -19,7 +19,10 @@ use anyhow::Context;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod lock;
 mod writer;
+
+use lock::relay_lock;
 
 pub use writer::QUEUE_CAPACITY;
 use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
@@ -124,34 +127,16 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
     })
 }
 
-/// Takes the lock file beside the database (`relay.db.relay-lock`), holding the relay's pid; the
-/// kernel releases it when the process ends, however it ends.
-fn relay_lock(path: &Path) -> anyhow::Result<std::fs::File> {
-    use std::io::{Read, Seek, Write};
-    let lock_path = std::path::PathBuf::from(format!("{}.relay-lock", path.display()));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+impl SqliteStore {
+    /// Deletes the events of `statuses` (an SQL list of literals) received before `before_ms`.
+    async fn delete_before(&self, statuses: &'static str, before_ms: i64) -> Result<u64, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let sql = format!("DELETE FROM events WHERE status IN ({statuses}) AND received_at < ?1");
+                Ok(conn.execute(&sql, [before_ms])? as u64)
+            })
+            .await
     }
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    if file.try_lock().is_err() {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        anyhow::bail!(
-            "another relay (pid {}) is using {}: one relay per SQLite file; run several relays on PostgreSQL",
-            holder.trim(),
-            path.display()
-        );
-    }
-    file.set_len(0)?;
-    file.rewind()?;
-    write!(file, "{}", std::process::id())?;
-    Ok(file)
 }
 
 #[async_trait::async_trait]
@@ -417,15 +402,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_delivered(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let deleted = conn.execute(
-                    "DELETE FROM events WHERE status = 'delivered' AND received_at < ?1",
-                    [before_ms],
-                )?;
-                Ok(deleted as u64)
-            })
-            .await
+        self.delete_before("'delivered'", before_ms).await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -455,15 +432,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let deleted = conn.execute(
-                    "DELETE FROM events WHERE status IN ('delivered', 'ignored') AND received_at < ?1",
-                    [before_ms],
-                )?;
-                Ok(deleted as u64)
-            })
-            .await
+        self.delete_before("'delivered', 'ignored'", before_ms).await
     }
 
     async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
