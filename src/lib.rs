@@ -9,14 +9,17 @@
 //! - [`settings`]: layered configuration, one file per section, every problem reported at once.
 //! - [`digital_river`], [`salesforce`]: the two remote parties — clients and their vocabulary.
 //! - [`store`]: durable events and attempts behind one trait; [`delivery`]: retry rules and worker.
-//! - [`relay`]: the HTTP server (one router per area) and its start-up; [`metrics`], [`telemetry`].
-//! - [`ops`]: register, check, events, webhooks as typed functions; [`cli`]: parsing, rendering,
-//!   exit codes. [`support`]: the HTTP client builder, retries, the clock, error text.
+//! - [`relay`]: the accept loop with its limits (`server`), one router per area, start-up;
+//!   [`metrics`], [`telemetry`].
+//! - [`ops`]: register, check, events, webhooks, demo, trigger as typed functions; [`cli`]:
+//!   parsing, rendering, exit codes. [`support`]: the HTTP client builder, retries, the clock,
+//!   error text.
 //!
-//! One event's path: `relay/ingress.rs` (authenticate, verify `digital_river/signature.rs`, parse
-//! `digital_river/event.rs`) → `store/sqlite.rs` (committed, then 202) → `delivery/worker.rs`
-//! (claim) → `salesforce/client.rs` (token from `salesforce/auth.rs`, POST to Apex) →
-//! `delivery/policy.rs` (delivered, retry or dead) → `store/sqlite.rs` (attempt recorded).
+//! One event's path: `relay/server.rs` (connection limits) → `relay/ingress.rs` (authenticate,
+//! verify `digital_river/signature.rs`, parse `digital_river/event.rs`) → `store/sqlite/` (committed,
+//! then 202) → `delivery/worker.rs` (claim) → `salesforce/client.rs` (token from
+//! `salesforce/auth.rs`, POST to Apex) → `delivery/policy.rs` (delivered, retry or dead) →
+//! `store/sqlite/` (attempt recorded).
 
 pub mod cli;
 pub mod delivery;
