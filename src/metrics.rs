@@ -165,6 +165,7 @@ impl Metrics {
                 ("delivered", stats.delivered),
                 ("dead", stats.dead),
                 ("ignored", stats.ignored),
+                ("rejected_mode", stats.rejected_mode),
             ] {
                 self.events_by_status
                     .get_or_create(&StatusLabels { status })

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::register::managed_address;
 use super::webhooks;
-use crate::salesforce::AuthError;
+use crate::salesforce::{AuthError, Mode};
 use crate::settings::{self, LoadOptions, Purpose, Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +87,9 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
         }
     };
     checks.push(line("configuration", Status::Pass, "valid", None));
+    if let Some(mismatch) = mode_mismatch(&settings) {
+        checks.push(mismatch);
+    }
     check_digital_river(&settings, &mut checks).await;
     check_salesforce(&settings, &mut checks).await;
     checks.push(if settings.digital_river.signing_secrets.is_empty() {
@@ -113,6 +116,36 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
         config_invalid: false,
         checks,
     }
+}
+
+/// A DR key of one mode with a Salesforce org of the other: test orders would reach production,
+/// or live orders a sandbox.
+fn mode_mismatch(settings: &Settings) -> Option<CheckLine> {
+    use secrecy::ExposeSecret;
+    let key = settings.digital_river.api_key.as_ref()?;
+    let key_mode = match key.expose_secret() {
+        k if k.starts_with("sk_test_") => Mode::Test,
+        k if k.starts_with("sk_live_") => Mode::Live,
+        _ => return None,
+    };
+    let sf = &settings.salesforce;
+    (key_mode != sf.mode).then(|| {
+        line(
+            "mode",
+            Status::Warn,
+            format!(
+                "the DR key is a {} key but the Salesforce {} takes {} events: the relay would keep every event as rejected_mode",
+                key_mode.as_str(),
+                sf.environment.as_str(),
+                sf.mode.as_str()
+            ),
+            Some(format!(
+                "use the {} key of this DR account with this org, or point this configuration at the {} org",
+                sf.mode.as_str(),
+                if key_mode == Mode::Test { "sandbox" } else { "production" }
+            )),
+        )
+    })
 }
 
 async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {

@@ -19,6 +19,7 @@ use super::state::AppState;
 use super::throttle::{ClientIp, retry_after};
 use crate::digital_river::signature::HEADER as SIGNATURE_HEADER;
 use crate::digital_river::{Envelope, EnvelopeError};
+use crate::salesforce::Mode;
 use crate::store::{EventStatus, InsertOutcome, NewEvent, StoreError};
 use crate::support::clock::now_ms;
 
@@ -200,17 +201,33 @@ pub async fn receive_event(
     } else {
         "other".to_owned()
     };
+    // An event of the other mode is acknowledged (DR must not disable the webhook over it) and
+    // kept with its reason, but never delivered: test orders stay out of production and live
+    // orders out of the sandbox.
+    let event_mode = Mode::of_event(envelope.live_mode);
+    let wrong_mode = subscribed && event_mode != state.mode;
+    let reason = wrong_mode.then(|| {
+        format!(
+            "a {} event at a relay bound to {} mode: not delivered; DR's {} webhook probably points at this relay — \
+             give each mode its own relay (or target) and register each mode's webhook with that mode's key",
+            event_mode.as_str(),
+            state.mode.as_str(),
+            event_mode.as_str()
+        )
+    });
+    let status = match (subscribed, wrong_mode) {
+        (false, _) => EventStatus::Ignored,
+        (true, true) => EventStatus::RejectedMode,
+        (true, false) => EventStatus::Pending,
+    };
     let new_event = NewEvent {
         id: envelope.id.clone(),
         event_type: envelope.event_type.clone(),
         live_mode: envelope.live_mode,
         order_key: envelope.order_key.clone(),
         body: bytes,
-        status: if subscribed {
-            EventStatus::Pending
-        } else {
-            EventStatus::Ignored
-        },
+        status,
+        reason: reason.clone(),
         received_at_ms: now_ms(),
     };
     let outcome = state.store.insert(new_event).await.map_err(|e| {
@@ -224,6 +241,16 @@ pub async fn receive_event(
 
     let id = envelope.id.as_str();
     Ok(match (outcome, subscribed) {
+        (InsertOutcome::Inserted, true) if wrong_mode => {
+            state.metrics.received(&type_label, "rejected_mode");
+            let reason = reason.unwrap_or_default();
+            tracing::error!(%reason, "an event of the other mode: stored as rejected_mode, never delivered");
+            (
+                StatusCode::OK,
+                Json(json!({"status": "rejected_mode", "id": id, "reason": reason})),
+            )
+                .into_response()
+        }
         (InsertOutcome::Duplicate, _) => {
             state.metrics.received(&type_label, "duplicate");
             tracing::info!("duplicate event acknowledged");

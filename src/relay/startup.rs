@@ -57,6 +57,7 @@ impl Application {
                 settings.digital_river.signature_tolerance,
             )),
             subscription: Arc::new(settings.digital_river.event_types.iter().cloned().collect()),
+            mode: settings.salesforce.mode,
             body_limit: settings.relay.body_limit_bytes,
             metrics: metrics.clone(),
             wake: wake.clone(),

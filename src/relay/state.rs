@@ -19,6 +19,8 @@ pub struct AppState {
     pub inbound: Arc<InboundAuth>,
     pub signatures: Arc<SignatureVerifier>,
     pub subscription: Arc<HashSet<EventType>>,
+    /// The DR mode whose events are delivered; the other mode's are kept as `rejected_mode`.
+    pub mode: crate::salesforce::Mode,
     /// Larger request bodies get 413, in bytes.
     pub body_limit: usize,
     pub metrics: Arc<Metrics>,

@@ -37,6 +37,39 @@ impl SalesforceEnvironment {
     }
 }
 
+/// Digital River's mode: test events (`liveMode: false`, `sk_test_` keys) belong in a sandbox,
+/// live events in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Test,
+    Live,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Test => "test",
+            Self::Live => "live",
+        }
+    }
+
+    /// The mode of an event's `liveMode`.
+    pub fn of_event(live_mode: bool) -> Self {
+        if live_mode { Self::Live } else { Self::Test }
+    }
+}
+
+impl SalesforceEnvironment {
+    /// The mode an org of this environment takes: a sandbox test events, production live ones.
+    pub fn mode(self) -> Mode {
+        match self {
+            Self::Sandbox => Mode::Test,
+            Self::Production => Mode::Live,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {

@@ -10,8 +10,8 @@ use super::Settings;
 use super::problems::{Collector, ConfigProblems, Reader};
 use crate::domain::{SalesforceUrl, ServiceUrl};
 use crate::salesforce::{
-    ApexClient, GrantType, LOGIN_HOST, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant,
-    TEST_HOST, TOKEN_PATH, TokenCache,
+    ApexClient, GrantType, LOGIN_HOST, Mode, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment,
+    SalesforceGrant, TEST_HOST, TOKEN_PATH, TokenCache,
 };
 use crate::support::http::Backoff;
 use secrecy::SecretString;
@@ -20,6 +20,8 @@ use secrecy::SecretString;
 pub struct SalesforceSettings {
     /// Sandbox or production: picks the password grant's token host.
     pub environment: SalesforceEnvironment,
+    /// The DR mode whose events this org takes (from the environment unless set).
+    pub mode: Mode,
     /// The org's My Domain URL, base of the Apex REST URL.
     pub my_domain_url: Option<SalesforceUrl>,
     /// Explicit, or derived from the environment and grant; `None` only when it cannot be derived.
@@ -59,6 +61,10 @@ impl SalesforceSettings {
     pub(super) fn read(r: &mut Reader) -> Self {
         let environment: Option<SalesforceEnvironment> = r.one_of("salesforce.environment", "`sandbox`, `production`");
         let grant_type: Option<GrantType> = r.one_of("salesforce.grant_type", "`password`, `client_credentials`");
+        let mode: Option<Mode> = match r.optional_text("salesforce.mode") {
+            Some(_) => r.one_of("salesforce.mode", "`test`, `live`"),
+            None => None,
+        };
         let my_domain_url = r.parse("salesforce.my_domain_url", SalesforceUrl::parse);
         let explicit_token_url = r.parse("salesforce.token_url", SalesforceUrl::parse_any);
         let webhook_path = r.text("salesforce.webhook_path").trim().to_owned();
@@ -122,6 +128,7 @@ impl SalesforceSettings {
         c.positive("salesforce.token_max_age_secs", token_max_age_secs);
         SalesforceSettings {
             environment: environment.unwrap_or(SalesforceEnvironment::Sandbox),
+            mode: mode.unwrap_or_else(|| environment.unwrap_or(SalesforceEnvironment::Sandbox).mode()),
             my_domain_url,
             token_url,
             grant_type: grant_type.unwrap_or(GrantType::Password),

@@ -156,6 +156,12 @@ const CASES: &[Case] = &[
         expect: &[("digital_river.event_types", "not one of the order events")],
     },
     Case {
+        name: "a mode that is neither test nor live",
+        set: &[("salesforce.mode", "production")],
+        purpose: Purpose::Relay,
+        expect: &[("salesforce.mode", "`test`, `live`")],
+    },
+    Case {
         name: "an empty event type list",
         set: &[("digital_river.event_types", "")],
         purpose: REGISTER,

@@ -24,6 +24,9 @@ pub enum EventStatus {
     Delivered,
     Dead,
     Ignored,
+    /// A test-mode event at a relay bound to live mode, or the reverse: kept, never delivered.
+    #[value(name = "rejected_mode")]
+    RejectedMode,
 }
 
 impl EventStatus {
@@ -33,6 +36,7 @@ impl EventStatus {
             Self::Delivered => "delivered",
             Self::Dead => "dead",
             Self::Ignored => "ignored",
+            Self::RejectedMode => "rejected_mode",
         }
     }
 
@@ -42,11 +46,18 @@ impl EventStatus {
             "delivered" => Self::Delivered,
             "dead" => Self::Dead,
             "ignored" => Self::Ignored,
+            "rejected_mode" => Self::RejectedMode,
             _ => return None,
         })
     }
 
-    pub const ALL: [EventStatus; 4] = [Self::Pending, Self::Delivered, Self::Dead, Self::Ignored];
+    pub const ALL: [EventStatus; 5] = [
+        Self::Pending,
+        Self::Delivered,
+        Self::Dead,
+        Self::Ignored,
+        Self::RejectedMode,
+    ];
 }
 
 /// An event to store, as received.
@@ -59,8 +70,11 @@ pub struct NewEvent {
     pub order_key: Option<OrderKey>,
     /// The exact bytes DR sent.
     pub body: Bytes,
-    /// `Pending` to deliver, `Ignored` for types outside the subscription.
+    /// `Pending` to deliver, `Ignored` for types outside the subscription, `RejectedMode` for an
+    /// event of the other mode.
     pub status: EventStatus,
+    /// Why an event is not delivered (kept as its last error).
+    pub reason: Option<String>,
     pub received_at_ms: i64,
 }
 
@@ -159,6 +173,8 @@ pub struct StoreStats {
     pub delivered: u64,
     pub dead: u64,
     pub ignored: u64,
+    #[serde(rename = "rejectedMode")]
+    pub rejected_mode: u64,
     /// Receive time of the oldest pending event.
     #[serde(rename = "oldestPendingReceivedAtMs")]
     pub oldest_pending_received_at_ms: Option<i64>,

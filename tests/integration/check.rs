@@ -185,3 +185,19 @@ async fn check_reports_an_unreachable_dr() {
     );
     assert!(out.stdout.contains("✓ Salesforce token"), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn check_warns_when_the_dr_key_and_the_org_are_of_different_modes() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    org_with_package(&sf).await;
+    let mut env = env(&dr, &sf);
+    env.push(("DRSF__SALESFORCE__MODE", "live".to_owned()));
+    let out = cli(&["check"]).envs(&env).run().await;
+    assert!(
+        out.stdout
+            .contains("! mode: the DR key is a test key but the Salesforce sandbox takes live events"),
+        "{}",
+        out.stdout
+    );
+}

@@ -318,3 +318,64 @@ async fn an_event_whose_commit_fails_is_never_acknowledged() {
     assert_eq!(relay.status_of("evt-commit-fails").await, None, "nothing kept");
     relay.accept(&event("order.accepted", "evt-commit-works", "o-2")).await;
 }
+
+fn in_mode(body: &[u8], live: bool) -> Vec<u8> {
+    let mut value: Value = serde_json::from_slice(body).unwrap();
+    value["liveMode"] = Value::Bool(live);
+    serde_json::to_vec(&value).unwrap()
+}
+
+#[tokio::test]
+async fn a_live_event_at_a_sandbox_relay_is_acknowledged_kept_and_never_delivered() {
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).expect(1).mount(&sf.server).await;
+    let relay = spawn_app_with(sf, &[]).await;
+    let live = in_mode(&event("order.accepted", "evt-live", "o-live"), true);
+    let (status, json) = json_of(relay.post_event(&live).await).await;
+    assert_eq!(
+        status, 200,
+        "acknowledged, so that DR does not disable the webhook: {json}"
+    );
+    assert_eq!(json["status"], "rejected_mode");
+    let (summary, attempts) = relay.stored("evt-live").await;
+    assert_eq!(summary.status, EventStatus::RejectedMode);
+    assert!(
+        summary
+            .last_error
+            .unwrap_or_default()
+            .contains("live event at a relay bound to test mode")
+    );
+    assert!(attempts.is_empty());
+    assert!(
+        relay
+            .metrics()
+            .await
+            .contains("drsf_events_received_total{event_type=\"order.accepted\",outcome=\"rejected_mode\"} 1")
+    );
+    // A test event goes through as always (the one delivery the org expects).
+    relay.accept(&event("order.accepted", "evt-test", "o-test")).await;
+    relay.wait_for_status("evt-test", EventStatus::Delivered).await;
+    assert_eq!(
+        relay.status_of("evt-live").await,
+        Some(EventStatus::RejectedMode),
+        "still not delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_relay_bound_to_live_mode_keeps_test_events_out() {
+    let relay = spawn_app_with(
+        {
+            let sf = SalesforceStandIn::start().await;
+            apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+            sf
+        },
+        &[("salesforce.mode", "live")],
+    )
+    .await;
+    let (_, json) = json_of(relay.post_event(&event("order.accepted", "evt-t", "o-t")).await).await;
+    assert_eq!(json["status"], "rejected_mode");
+    let live = in_mode(&event("order.accepted", "evt-l", "o-l"), true);
+    relay.accept(&live).await;
+    relay.wait_for_status("evt-l", EventStatus::Delivered).await;
+}

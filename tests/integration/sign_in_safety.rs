@@ -47,6 +47,7 @@ async fn a_401_with_a_fresh_token_pauses_instead_of_signing_in_again_per_attempt
             order_key: None,
             body: bytes::Bytes::from_static(br#"{"id":"evt-401"}"#),
             status: EventStatus::Pending,
+            reason: None,
             received_at_ms: now_ms(),
         })
         .await

@@ -21,6 +21,7 @@ fn event(id: &str, order: &str, at: i64) -> NewEvent {
         order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
         body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
         status: EventStatus::Pending,
+        reason: None,
         received_at_ms: at,
     }
 }

@@ -55,6 +55,7 @@ async fn insert(store: &dyn Store, id: &str, order: &str) {
             order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
             body: Bytes::from(format!(r#"{{"id":"{id}","type":"order.accepted"}}"#)),
             status: EventStatus::Pending,
+            reason: None,
             received_at_ms: now_ms(),
         })
         .await

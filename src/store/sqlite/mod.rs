@@ -145,8 +145,9 @@ impl Store for SqliteStore {
         self.writer.run(Admission::RefuseWhenFull, move |conn| {
             let finished = (event.status != EventStatus::Pending).then_some(event.received_at_ms);
             let inserted = conn.execute(
-                "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8)
+                "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at,
+                                     last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9)
                  ON CONFLICT (id) DO NOTHING",
                 params![
                     event.id.as_str(),
@@ -157,6 +158,7 @@ impl Store for SqliteStore {
                     &event.body[..],
                     event.status.as_str(),
                     finished,
+                    event.reason,
                 ],
             )?;
             Ok(if inserted == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
@@ -418,6 +420,7 @@ impl Store for SqliteStore {
                         Some(EventStatus::Delivered) => stats.delivered = count,
                         Some(EventStatus::Dead) => stats.dead = count,
                         Some(EventStatus::Ignored) => stats.ignored = count,
+                        Some(EventStatus::RejectedMode) => stats.rejected_mode = count,
                         None => {}
                     }
                 }

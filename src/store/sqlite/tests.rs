@@ -12,6 +12,7 @@ fn event(id: &str) -> NewEvent {
         order_key: OrderKey::from_data_object(&serde_json::json!({ "id": "o1" })),
         body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
         status: EventStatus::Pending,
+        reason: None,
         received_at_ms: 1,
     }
 }
