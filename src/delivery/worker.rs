@@ -85,12 +85,7 @@ impl Worker {
         let attempted = events.len();
         let mut tasks = JoinSet::new();
         for event in events {
-            shared.breaker.started();
-            shared
-                .in_flight
-                .lock()
-                .expect("not poisoned")
-                .insert(event.seq, event.id.clone());
+            begin(&shared, &event);
             let shared = shared.clone();
             tasks.spawn(async move { deliver_one(&shared, event).await });
         }
@@ -188,12 +183,7 @@ async fn claim_and_start(
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        shared.breaker.started();
-        shared
-            .in_flight
-            .lock()
-            .expect("not poisoned")
-            .insert(event.seq, event.id.clone());
+        begin(shared, &event);
         let shared = shared.clone();
         let span = tracing::info_span!(
             "deliver",
@@ -217,6 +207,17 @@ async fn claim_and_start(
         Ok(Some(next)) => Some(Duration::from_millis((next - now_ms()).max(0) as u64).max(Duration::from_millis(5))),
         _ => None,
     }
+}
+
+/// Notes a claimed event as started: for the breaker (a half-open breaker lets one trial run)
+/// and for a shutdown that must name and release what it cuts short.
+fn begin(shared: &Shared, event: &ClaimedEvent) {
+    shared.breaker.started();
+    shared
+        .in_flight
+        .lock()
+        .expect("not poisoned")
+        .insert(event.seq, event.id.clone());
 }
 
 async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
