@@ -34,7 +34,7 @@ pub async fn replay_all(
     since_ms: Option<i64>,
     progress: impl FnMut(u64),
 ) -> Result<u64, OpsError> {
-    if !matches!(status, EventStatus::Dead | EventStatus::Delivered) {
+    if !status.is_replayable() {
         return Err(OpsError::Refused(format!(
             "only dead or delivered events are replayed, not {}",
             status.as_str()

@@ -172,7 +172,7 @@ async fn replay_all(
     let status = status(query.status.as_deref())?.ok_or_else(|| {
         AdminError::BadRequest("invalid_status", "status=dead or status=delivered is required".into())
     })?;
-    if !matches!(status, EventStatus::Dead | EventStatus::Delivered) {
+    if !status.is_replayable() {
         return Err(AdminError::BadRequest(
             "not_replayable",
             format!("only dead or delivered events are replayed, not {}", status.as_str()),

@@ -40,6 +40,12 @@ impl EventStatus {
         }
     }
 
+    /// Whether a replay may make an event of this status pending again: only finished ones that
+    /// were meant for delivery (dead or delivered).
+    pub fn is_replayable(self) -> bool {
+        matches!(self, Self::Dead | Self::Delivered)
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         Some(match raw {
             "pending" => Self::Pending,

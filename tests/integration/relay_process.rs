@@ -88,6 +88,19 @@ impl RelayProcess {
         self.child.id().expect("running")
     }
 
+    /// Sends SIGTERM and waits `within` for the process to exit; answers its exit status.
+    pub async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let terminated = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(terminated.success());
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("exits in time after SIGTERM")
+            .unwrap()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -225,15 +238,7 @@ async fn sigterm_lets_in_flight_deliveries_finish_and_keeps_the_rest() {
     })
     .await;
 
-    let terminated = std::process::Command::new("kill")
-        .args(["-TERM", &relay.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), relay.child.wait())
-        .await
-        .expect("exits within the shutdown timeout")
-        .unwrap();
+    let status = relay.terminate(Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}\n{}", relay.logs());
     assert!(
         relay.logs().contains("finishing in-flight deliveries"),
@@ -282,15 +287,7 @@ async fn sigterm_with_a_slower_salesforce_names_the_cut_deliveries_and_sends_the
     })
     .await;
 
-    let terminated = std::process::Command::new("kill")
-        .args(["-TERM", &relay.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), relay.child.wait())
-        .await
-        .expect("exits soon after the shutdown timeout")
-        .unwrap();
+    let status = relay.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{}", relay.logs());
     let logs = relay.logs();
     assert!(

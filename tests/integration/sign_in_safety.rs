@@ -69,6 +69,15 @@ async fn a_401_with_a_fresh_token_pauses_instead_of_signing_in_again_per_attempt
     assert!(summary.next_attempt_at_ms.unwrap() >= now_ms() + 250_000);
 }
 
+/// Posts an event like DR and waits until its first attempt is recorded.
+async fn accept_and_await_an_attempt(relay: &TestRelay, id: &str, order: &str) {
+    relay.accept(&event("order.accepted", id, order)).await;
+    wait_until("the attempt is recorded", || async {
+        relay.stored(id).await.1.len() == 1
+    })
+    .await;
+}
+
 async fn refusing_org() -> SalesforceStandIn {
     let sf = SalesforceStandIn::bare().await;
     token_endpoint(oauth_error("invalid_grant", "authentication failure"))
@@ -80,11 +89,7 @@ async fn refusing_org() -> SalesforceStandIn {
 #[tokio::test]
 async fn the_configured_cool_down_is_honoured() {
     let relay = spawn_app_with(refusing_org().await, &[("salesforce.token_failure_cooldown_secs", "7")]).await;
-    relay.accept(&event("order.accepted", "evt-refused", "o-1")).await;
-    wait_until("the refused attempt is recorded", || async {
-        relay.stored("evt-refused").await.1.len() == 1
-    })
-    .await;
+    accept_and_await_an_attempt(&relay, "evt-refused", "o-1").await;
     let (summary, _) = relay.stored("evt-refused").await;
     let wait_ms = summary.next_attempt_at_ms.unwrap() - now_ms();
     assert!(
@@ -101,20 +106,12 @@ async fn the_configured_cool_down_is_honoured() {
 #[tokio::test]
 async fn a_refused_sign_in_is_not_tried_again_after_a_restart() {
     let relay = spawn_app_with(refusing_org().await, &[]).await;
-    relay.accept(&event("order.accepted", "evt-before", "o-1")).await;
-    wait_until("the refused attempt is recorded", || async {
-        relay.stored("evt-before").await.1.len() == 1
-    })
-    .await;
+    accept_and_await_an_attempt(&relay, "evt-before", "o-1").await;
     let (sf, dir) = relay.stop().await;
     assert_eq!(sf.token_requests().await.len(), 1);
 
     let relay = spawn_app_in(sf, dir, &[]).await;
-    relay.accept(&event("order.accepted", "evt-after", "o-2")).await;
-    wait_until("the new event's attempt is recorded", || async {
-        relay.stored("evt-after").await.1.len() == 1
-    })
-    .await;
+    accept_and_await_an_attempt(&relay, "evt-after", "o-2").await;
     let (_, attempts) = relay.stored("evt-after").await;
     assert!(
         attempts[0].error.as_deref().unwrap_or_default().contains("refused"),
@@ -130,11 +127,7 @@ async fn a_refused_sign_in_is_not_tried_again_after_a_restart() {
 #[tokio::test]
 async fn fixed_credentials_are_tried_at_once_after_a_restart() {
     let relay = spawn_app_with(refusing_org().await, &[]).await;
-    relay.accept(&event("order.accepted", "evt-before", "o-1")).await;
-    wait_until("the refused attempt is recorded", || async {
-        relay.stored("evt-before").await.1.len() == 1
-    })
-    .await;
+    accept_and_await_an_attempt(&relay, "evt-before", "o-1").await;
     let (sf, dir) = relay.stop().await;
 
     let relay = spawn_app_in(sf, dir, &[("salesforce.password", "TheFixedPassw0rd-SECTOKENabc")]).await;

@@ -386,7 +386,7 @@ impl Store for SqliteStore {
         limit: u32,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        if !matches!(status, EventStatus::Dead | EventStatus::Delivered) {
+        if !status.is_replayable() {
             return Ok(0);
         }
         self.writer
