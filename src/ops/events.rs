@@ -15,7 +15,7 @@ use crate::support::clock::now_ms;
 pub use crate::support::clock::parse_time;
 
 async fn open(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, OpsError> {
-    Ok(store::open(&settings.storage.url, Role::Operations).await?)
+    Ok(store::open(&settings.storage, Role::Operations).await?)
 }
 
 fn parse_id(raw: &str) -> Result<EventId, OpsError> {

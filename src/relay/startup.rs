@@ -41,7 +41,7 @@ pub struct Application {
 impl Application {
     /// Opens the store, binds `relay.listen` and prepares the worker; nothing runs yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = store::open(&settings.storage.url, store::Role::Relay)
+        let store = store::open(&settings.storage, store::Role::Relay)
             .await
             .context("opening the store")?;
         let apex = settings.apex_client()?;

@@ -21,18 +21,32 @@ fn not_durable(path: &str) -> Option<&'static str> {
     None
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StorageSettings {
-    /// `sqlite://path` (or `postgres://...`, not in this build).
+    /// `sqlite://path` (one relay) or `postgres://user@host:port/db` (one or more relays).
     pub url: String,
     /// Delivered and ignored events are pruned after this many days.
     pub retention_days: u32,
+    /// PostgreSQL only: connections each relay keeps open at most.
+    pub pool_size: usize,
+}
+
+/// The URL may carry the database's password: shown without it.
+impl std::fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSettings")
+            .field("url", &redact_url(&self.url))
+            .field("retention_days", &self.retention_days)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 impl StorageSettings {
     pub(super) fn read(r: &mut Reader) -> Self {
         let url = r.text("storage.url").trim().to_owned();
         let retention_days = r.get("storage.retention_days");
+        let pool_size: usize = r.get("storage.pool_size");
         let c = &mut r.problems;
         let shown = redact_url(&url);
         if let Some(path) = url.strip_prefix("sqlite://") {
@@ -45,7 +59,12 @@ impl StorageSettings {
                 format!("`{shown}` must start with sqlite:// or postgres://"),
             );
         }
-        StorageSettings { url, retention_days }
+        c.positive("storage.pool_size", pool_size as u64);
+        StorageSettings {
+            url,
+            retention_days,
+            pool_size,
+        }
     }
 }
 

@@ -5,9 +5,10 @@
 //! `claim_due`, which hands out only events whose predecessors of the same order are done, under a
 //! lease so that a crashed worker's events are taken over when the lease runs out.
 //!
-//! SQLite ([`sqlite::SqliteStore`]) is the embedded default; a PostgreSQL engine implements the
-//! same trait for several relay processes.
+//! SQLite ([`sqlite::SqliteStore`]) is the embedded default, for one relay process;
+//! PostgreSQL ([`postgres::PostgresStore`]) lets several relays share one store and one queue.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::domain::{EventId, EventType, OrderKey};
+use crate::settings::StorageSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -279,6 +281,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets (or, with `None`, forgets) a fact; `now_ms` is when.
     async fn set_state(&self, key: &str, value: Option<String>, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Wakes `wake` when someone else (another relay, an operations command) makes events
+    /// pending; answers whether the engine does (then the worker can poll rarely).
+    fn forward_wakeups(&self, _wake: std::sync::Arc<tokio::sync::Notify>) -> bool {
+        false
+    }
 }
 
 /// How many events a bulk replay makes pending in one transaction.
@@ -313,9 +321,10 @@ pub enum Role {
     Operations,
 }
 
-/// Opens the engine `storage.url` names: for the relay, creating the store and taking it over;
-/// for an operations command, only a store that already exists.
-pub async fn open(url: &str, role: Role) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// Opens the engine `storage.url` names: for the relay, creating the store (SQLite: taking it
+/// over); for an operations command, only a store that already exists.
+pub async fn open(storage: &StorageSettings, role: Role) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let url = storage.url.as_str();
     let unavailable = |e: anyhow::Error| StoreError::Unavailable(format!("{e:#}"));
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = std::path::Path::new(path);
@@ -328,8 +337,15 @@ pub async fn open(url: &str, role: Role) -> Result<std::sync::Arc<dyn Store>, St
         }
         return Ok(std::sync::Arc::new(store));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = match role {
+            Role::Relay => postgres::PostgresStore::open(url, storage.pool_size).await?,
+            Role::Operations => postgres::PostgresStore::open_existing(url, storage.pool_size).await?,
+        };
+        return Ok(std::sync::Arc::new(store));
+    }
     Err(StoreError::Unavailable(format!(
-        "storage.url `{}`: only sqlite:// is supported by this build",
+        "storage.url `{}`: must start with sqlite:// or postgres://",
         crate::support::text::redact_url(url)
     )))
 }
@@ -339,13 +355,16 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_unsupported_database_url_is_refused_without_its_password() {
-        let error = open("postgres://relay:Sup3rSecretPw@db.internal:5432/relay", Role::Relay)
-            .await
-            .err()
-            .expect("refused");
+    async fn an_unreachable_database_is_named_without_its_password() {
+        let storage = StorageSettings {
+            url: "postgres://relay:Sup3rSecretPw@127.0.0.1:1/relay".into(),
+            retention_days: 30,
+            pool_size: 2,
+        };
+        let error = open(&storage, Role::Relay).await.err().expect("refused");
         let text = error.to_string();
-        assert!(text.contains("db.internal") && text.contains("***"), "{text}");
+        assert!(matches!(error, StoreError::Unavailable(_)), "{text}");
+        assert!(text.contains("127.0.0.1:1") && text.contains("***"), "{text}");
         assert!(!text.contains("Sup3rSecretPw"), "{text}");
     }
 }

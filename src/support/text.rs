@@ -38,11 +38,31 @@ pub fn truncate(text: &str) -> String {
 /// A URL fit for a message: its password (`postgres://user:pw@host`) replaced by `***`.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            // libpq-style URLs may carry the password as a parameter.
+            if url.query_pairs().any(|(k, _)| k == "password") {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            if url.as_str() == raw {
+                raw.to_owned()
+            } else {
+                url.to_string()
+            }
         }
-        Ok(_) => raw.to_owned(),
         // Unparsable: keep the scheme and nothing that could be a credential.
         Err(_) => match raw.split_once('@') {
             Some((_, host)) => format!("{}://***@{host}", raw.split("://").next().unwrap_or("?")),
@@ -71,6 +91,12 @@ mod tests {
         assert_eq!(shown, "postgres://relay:***@db.internal:5432/relay");
         assert!(!redact_url("postgres://relay:S3cretPw@db:5432 /bad url").contains("S3cretPw"));
         assert_eq!(redact_url("sqlite:///var/lib/relay.db"), "sqlite:///var/lib/relay.db");
+        let shown = redact_url("postgres://relay@db:5432/relay?sslmode=disable&password=S3cretPw");
+        assert!(
+            shown.contains("sslmode=disable") && shown.contains("password=***"),
+            "{shown}"
+        );
+        assert!(!shown.contains("S3cretPw"), "{shown}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod check;
 mod events;
 mod first_run;
 mod helpers;
+mod pg;
 mod properties;
 mod register;
 mod relay_admin;

@@ -1,0 +1,117 @@
+//! The PostgreSQL engine: several relays on one database, one shared work queue.
+//!
+//! Where SQLite has one relay per file, here any number of relays share the tables, so nothing
+//! may rely on being alone:
+//! - claims lock the rows they take with `FOR UPDATE SKIP LOCKED`, so two relays never take the
+//!   same event, and a relay never waits for another's claim;
+//! - an event is claimable only while no earlier event of its order is pending — leased by any
+//!   relay, or waiting for a retry — so one order's events reach Salesforce in the order received
+//!   whichever relay received them;
+//! - a lease that runs out (its relay died) makes the event claimable by the others; leases are
+//!   never taken over at start, since the relay that holds one may be alive;
+//! - the unique event id makes a DR retry that reaches another relay a duplicate, answered 2xx.
+//!
+//! Each statement commits before its caller is answered (`synchronous_commit` as the server sets
+//! it; leave it `on`). PostgreSQL groups concurrent commits into one flush by itself, which is
+//! what the SQLite engine's writer thread does by hand.
+//!
+//! Driver: `tokio-postgres` with a `deadpool-postgres` pool — the asynchronous driver most of the
+//! ecosystem builds on, with `LISTEN`/`NOTIFY` support, and lighter to build than `sqlx`, whose
+//! compile-time query checks we would not use. TLS: not in this build (`sslmode=require` fails at
+//! connect); run the relay beside the database or through a TLS tunnel.
+
+mod connect;
+mod queries;
+mod wakeups;
+
+use std::sync::{Arc, Mutex};
+
+use deadpool_postgres::Pool;
+use tokio::sync::Notify;
+
+use super::StoreError;
+use crate::support::text::redact_url;
+use connect::pool_error;
+use wakeups::{Announcer, Listener};
+
+/// Connections each relay keeps open at most, unless `storage.pool_size` says otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+pub struct PostgresStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    announcer: Announcer,
+    listener: Mutex<Option<Listener>>,
+}
+
+impl PostgresStore {
+    /// Connects, and brings the schema to this build's version (creating it in an empty
+    /// database): for the relay.
+    pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let store = Self::connect(url, pool_size).await?;
+        let mut client = store.pool.get().await.map_err(|e| described(url, pool_error(e)))?;
+        connect::migrate(&mut client).await.map_err(|e| described(url, e))?;
+        drop(client);
+        Ok(store)
+    }
+
+    /// Connects to a store a relay has created, for an operations command: an empty database is
+    /// an error, never a new store.
+    pub async fn open_existing(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let store = Self::connect(url, pool_size).await?;
+        let client = store.pool.get().await.map_err(|e| described(url, pool_error(e)))?;
+        if !connect::is_initialised(&client).await? {
+            return Err(StoreError::Unavailable(format!(
+                "no store at {}: nothing has been stored there (check storage.url, or start the relay first)",
+                redact_url(url)
+            )));
+        }
+        drop(client);
+        Ok(store)
+    }
+
+    async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let config = connect::config(url)?;
+        let pool = connect::pool(config.clone(), pool_size)?;
+        Ok(Self {
+            announcer: Announcer::start(pool.clone()),
+            pool,
+            config,
+            listener: Mutex::new(None),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Wakes `wake` whenever another relay (or an operations command) makes events pending.
+    pub fn forward_wakeups(&self, wake: Arc<Notify>) {
+        let listener = Listener::start(self.config.clone(), wake);
+        *self.listener.lock().expect("not poisoned") = Some(listener);
+    }
+}
+
+/// Names the database (without its password) in a failure to reach it.
+fn described(url: &str, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(why) => StoreError::Unavailable(format!("{}: {why}", redact_url(url))),
+        StoreError::Busy(why) => StoreError::Busy(format!("{}: {why}", redact_url(url))),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_url_is_refused_without_its_password() {
+        let error = connect::config("postgres://relay:Sup3rSecretPw@db.internal:5432/relay?sslmode=sometimes")
+            .err()
+            .expect("refused");
+        let text = error.to_string();
+        assert!(text.contains("db.internal") && text.contains("sslmode"), "{text}");
+        assert!(!text.contains("Sup3rSecretPw"), "{text}");
+    }
+}

@@ -1,0 +1,419 @@
+//! The [`Store`] contract in PostgreSQL's SQL: the same statements as the SQLite engine's, with
+//! row locks where several relays meet (claims) and a `NOTIFY` where another relay may be waiting
+//! (new or replayed pending events).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_postgres::Row;
+
+use super::PostgresStore;
+use super::connect::classify;
+use crate::domain::{EventId, EventType};
+use crate::store::{
+    AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
+    ReplayOutcome, Store, StoreError, StoreStats, Transition,
+};
+
+/// The size of the write [`Store::ping`] commits: about one event's worth.
+const READINESS_PROBE_BYTES: i32 = 64 * 1024;
+
+const SUMMARY_COLUMNS: &str =
+    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error";
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn summary(row: &Row) -> Result<EventSummary, StoreError> {
+    let status: String = row.try_get(2).map_err(classify)?;
+    let status = EventStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?;
+    let attempts: i32 = row.try_get(6).map_err(classify)?;
+    let last_status: Option<i32> = row.try_get(8).map_err(classify)?;
+    Ok(EventSummary {
+        id: row.try_get(0).map_err(classify)?,
+        event_type: row.try_get(1).map_err(classify)?,
+        status,
+        live_mode: row.try_get(3).map_err(classify)?,
+        order_key: row.try_get(4).map_err(classify)?,
+        received_at_ms: row.try_get(5).map_err(classify)?,
+        attempts: attempts as u32,
+        next_attempt_at_ms: if status == EventStatus::Pending {
+            Some(row.try_get(7).map_err(classify)?)
+        } else {
+            None
+        },
+        last_status: last_status.map(|s| s as u16),
+        last_error: row.try_get(9).map_err(classify)?,
+    })
+}
+
+fn claimed(row: &Row) -> Result<(i64, ClaimedEvent), StoreError> {
+    let id: String = row.try_get(1).map_err(classify)?;
+    let event_type: String = row.try_get(2).map_err(classify)?;
+    let attempts: i32 = row.try_get(4).map_err(classify)?;
+    let attempts_400: i32 = row.try_get(5).map_err(classify)?;
+    let due: i64 = row.try_get(7).map_err(classify)?;
+    Ok((
+        due,
+        ClaimedEvent {
+            seq: row.try_get(0).map_err(classify)?,
+            id: EventId::parse(&id).map_err(corrupt)?,
+            event_type: EventType::parse(&event_type).map_err(corrupt)?,
+            body: Bytes::from(row.try_get::<_, Vec<u8>>(3).map_err(classify)?),
+            attempts: attempts as u32,
+            attempts_400: attempts_400 as u32,
+            received_at_ms: row.try_get(6).map_err(classify)?,
+        },
+    ))
+}
+
+impl PostgresStore {
+    /// Runs one statement and answers how many rows it changed.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(classify)?;
+        client.execute(&statement, params).await.map_err(classify)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(classify)?;
+        client.query(&statement, params).await.map_err(classify)
+    }
+
+    async fn delete_before(&self, statuses: &[&str], before_ms: i64) -> Result<u64, StoreError> {
+        let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
+        self.execute(
+            "DELETE FROM events WHERE status = ANY($1) AND received_at < $2",
+            &[&statuses, &before_ms],
+        )
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError> {
+        let finished = (event.status != EventStatus::Pending).then_some(event.received_at_ms);
+        let inserted = self
+            .execute(
+                "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at,
+                                     finished_at, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8, $9)
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    &event.id.as_str(),
+                    &event.event_type.as_str(),
+                    &event.live_mode,
+                    &event.order_key.as_ref().map(|k| k.as_str()),
+                    &event.received_at_ms,
+                    &&event.body[..],
+                    &event.status.as_str(),
+                    &finished,
+                    &event.reason,
+                ],
+            )
+            .await?;
+        if inserted == 1 {
+            if event.status == EventStatus::Pending {
+                self.announcer.stored();
+            }
+            Ok(InsertOutcome::Inserted)
+        } else {
+            Ok(InsertOutcome::Duplicate)
+        }
+    }
+
+    async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError> {
+        let lease_until = now_ms + lease.as_millis() as i64;
+        let rows = self
+            .query(
+                "WITH due AS (
+                     SELECT e.seq FROM events e
+                     WHERE e.status = 'pending' AND e.next_attempt_at <= $1
+                       AND (e.lease_until IS NULL OR e.lease_until <= $1)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM events p
+                           WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)
+                     ORDER BY e.next_attempt_at, e.seq
+                     LIMIT $2
+                     FOR UPDATE OF e SKIP LOCKED)
+                 UPDATE events SET lease_until = $3 FROM due WHERE events.seq = due.seq
+                 RETURNING events.seq, events.id, events.type, events.body, events.attempts, events.attempts_400,
+                           events.received_at, events.next_attempt_at",
+                &[&now_ms, &i64::from(limit), &lease_until],
+            )
+            .await?;
+        let mut events = rows.iter().map(claimed).collect::<Result<Vec<_>, _>>()?;
+        events.sort_by_key(|(due, event)| (*due, event.seq));
+        Ok(events.into_iter().map(|(_, event)| event).collect())
+    }
+
+    async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(classify)?;
+        let status_code = record.status_code.map(i32::from);
+        tx.execute(
+            "INSERT INTO attempts (event_seq, at, status_code, duration_ms, outcome, error, excerpt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &seq,
+                &record.at_ms,
+                &status_code,
+                &(record.duration_ms as i64),
+                &record.outcome,
+                &record.error,
+                &record.excerpt,
+            ],
+        )
+        .await
+        .map_err(classify)?;
+        match transition {
+            Transition::Delivered => {
+                tx.execute(
+                    "UPDATE events SET status = 'delivered', attempts = attempts + 1, lease_until = NULL,
+                     last_status = $2, last_error = NULL, finished_at = $3 WHERE seq = $1",
+                    &[&seq, &status_code, &record.at_ms],
+                )
+                .await
+            }
+            Transition::Dead => {
+                tx.execute(
+                    "UPDATE events SET status = 'dead', attempts = attempts + 1, lease_until = NULL,
+                     last_status = $2, last_error = $3, finished_at = $4 WHERE seq = $1",
+                    &[&seq, &status_code, &record.error, &record.at_ms],
+                )
+                .await
+            }
+            Transition::RetryAt {
+                at_ms,
+                counted,
+                was_400,
+            } => {
+                tx.execute(
+                    "UPDATE events SET attempts = attempts + $2, attempts_400 = attempts_400 + $3,
+                     next_attempt_at = $4, lease_until = NULL, last_status = $5, last_error = $6 WHERE seq = $1",
+                    &[
+                        &seq,
+                        &(counted as i32),
+                        &(was_400 as i32),
+                        &at_ms,
+                        &status_code,
+                        &record.error,
+                    ],
+                )
+                .await
+            }
+        }
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        self.execute("UPDATE events SET lease_until = NULL WHERE seq = ANY($1)", &[&seqs])
+            .await?;
+        self.announcer.stored();
+        Ok(())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        // Only events that could be claimed then: not in flight, first of their order.
+        let rows = self
+            .query(
+                "SELECT MIN(e.next_attempt_at) FROM events e
+                 WHERE e.status = 'pending' AND e.lease_until IS NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM events p
+                       WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
+                &[],
+            )
+            .await?;
+        rows[0].try_get(0).map_err(classify)
+    }
+
+    async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
+        let limit = i64::from(if filter.limit == 0 { 100 } else { filter.limit });
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM events
+             WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR type = $2)
+               AND ($3::TEXT IS NULL OR order_key = $3) AND ($4::BIGINT IS NULL OR received_at >= $4)
+             ORDER BY seq DESC LIMIT $5"
+        );
+        let rows = self
+            .query(
+                &sql,
+                &[
+                    &filter.status.map(|s| s.as_str()),
+                    &filter.event_type.as_ref().map(|t| t.as_str()),
+                    &filter.order_key.as_ref().map(|k| k.as_str()),
+                    &filter.since_ms,
+                    &limit,
+                ],
+            )
+            .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Option<(EventSummary, Vec<AttemptSummary>)>, StoreError> {
+        let sql = format!("SELECT {SUMMARY_COLUMNS}, seq FROM events WHERE id = $1");
+        let rows = self.query(&sql, &[&id.as_str()]).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let event = summary(row)?;
+        let seq: i64 = row.try_get(10).map_err(classify)?;
+        let attempts = self
+            .query(
+                "SELECT at, status_code, duration_ms, outcome, error, excerpt FROM attempts
+                 WHERE event_seq = $1 ORDER BY n",
+                &[&seq],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let status_code: Option<i32> = row.try_get(1).map_err(classify)?;
+                let duration_ms: i64 = row.try_get(2).map_err(classify)?;
+                Ok(AttemptSummary {
+                    at_ms: row.try_get(0).map_err(classify)?,
+                    status_code: status_code.map(|s| s as u16),
+                    duration_ms: duration_ms as u64,
+                    outcome: row.try_get(3).map_err(classify)?,
+                    error: row.try_get(4).map_err(classify)?,
+                    excerpt: row.try_get(5).map_err(classify)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some((event, attempts)))
+    }
+
+    async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError> {
+        let rows = self
+            .query("SELECT body FROM events WHERE id = $1", &[&id.as_str()])
+            .await?;
+        rows.first()
+            .map(|row| row.try_get::<_, Vec<u8>>(0).map(Bytes::from).map_err(classify))
+            .transpose()
+    }
+
+    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = $2,
+                     lease_until = NULL, finished_at = NULL
+                 WHERE id = $1 AND status IN ('dead', 'delivered')",
+                &[&id.as_str(), &now_ms],
+            )
+            .await?;
+        if changed == 1 {
+            self.announcer.stored();
+            return Ok(ReplayOutcome::Replayed);
+        }
+        let rows = self
+            .query("SELECT status FROM events WHERE id = $1", &[&id.as_str()])
+            .await?;
+        let status: Option<String> = rows.first().map(|r| r.try_get(0)).transpose().map_err(classify)?;
+        Ok(match status.as_deref().and_then(EventStatus::parse) {
+            Some(status) => ReplayOutcome::NotReplayable(status),
+            None => ReplayOutcome::NotFound,
+        })
+    }
+
+    async fn replay_batch(
+        &self,
+        status: EventStatus,
+        since_ms: Option<i64>,
+        limit: u32,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if !status.is_replayable() {
+            return Ok(0);
+        }
+        let replayed = self
+            .execute(
+                "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = $4,
+                     lease_until = NULL, finished_at = NULL
+                 WHERE seq IN (SELECT seq FROM events WHERE status = $1 AND ($2::BIGINT IS NULL OR received_at >= $2)
+                               ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)",
+                &[&status.as_str(), &since_ms, &i64::from(limit), &now_ms],
+            )
+            .await?;
+        if replayed > 0 {
+            self.announcer.stored();
+        }
+        Ok(replayed)
+    }
+
+    async fn purge_delivered(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.delete_before(&["delivered"], before_ms).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut stats = StoreStats::default();
+        for row in self
+            .query("SELECT status, COUNT(*) FROM events GROUP BY status", &[])
+            .await?
+        {
+            let status: String = row.try_get(0).map_err(classify)?;
+            let count = row.try_get::<_, i64>(1).map_err(classify)? as u64;
+            match EventStatus::parse(&status) {
+                Some(EventStatus::Pending) => stats.pending = count,
+                Some(EventStatus::Delivered) => stats.delivered = count,
+                Some(EventStatus::Dead) => stats.dead = count,
+                Some(EventStatus::Ignored) => stats.ignored = count,
+                Some(EventStatus::RejectedMode) => stats.rejected_mode = count,
+                None => {}
+            }
+        }
+        let oldest = self
+            .query("SELECT MIN(received_at) FROM events WHERE status = 'pending'", &[])
+            .await?;
+        stats.oldest_pending_received_at_ms = oldest[0].try_get(0).map_err(classify)?;
+        Ok(stats)
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.delete_before(&["delivered", "ignored"], before_ms).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // A write, committed: a read-only or full database fails it, where a read would succeed.
+        self.execute(
+            "INSERT INTO relay_state (key, value, updated_at) VALUES ('readiness.probe', repeat('0', $1), 0)
+             ON CONFLICT (key) DO UPDATE SET value = repeat('0', $1), updated_at = relay_state.updated_at + 1",
+            &[&READINESS_PROBE_BYTES],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query("SELECT value FROM relay_state WHERE key = $1", &[&key])
+            .await?;
+        rows.first().map(|r| r.try_get(0)).transpose().map_err(classify)
+    }
+
+    async fn set_state(&self, key: &str, value: Option<String>, now_ms: i64) -> Result<(), StoreError> {
+        match value {
+            Some(value) => {
+                self.execute(
+                    "INSERT INTO relay_state (key, value, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    &[&key, &value, &now_ms],
+                )
+                .await?
+            }
+            None => self.execute("DELETE FROM relay_state WHERE key = $1", &[&key]).await?,
+        };
+        Ok(())
+    }
+}
