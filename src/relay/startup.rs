@@ -25,6 +25,10 @@ use crate::settings::{ConnectionLimits, Settings};
 use crate::store::{self, Store};
 use crate::support::clock::now_ms;
 
+/// How often a relay whose store wakes it (PostgreSQL's `NOTIFY`) still looks for work it was not
+/// told of: leases of a relay that died, a wake-up lost while the listening connection was down.
+const POLL_WHEN_WOKEN: Duration = Duration::from_secs(5);
+
 /// How often delivered events past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -49,6 +53,11 @@ impl Application {
         let sign_in = Arc::new(SignInMemory::new(store.clone(), apex.tokens().clone(), metrics.clone()));
         sign_in.restore().await;
         let wake = Arc::new(Notify::new());
+        let poll_interval = if store.forward_wakeups(wake.clone()) {
+            settings.delivery.poll_interval.max(POLL_WHEN_WOKEN)
+        } else {
+            settings.delivery.poll_interval
+        };
         let state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
@@ -82,7 +91,7 @@ impl Application {
             )),
             max_in_flight: sf.max_in_flight,
             lease,
-            poll_interval: settings.delivery.poll_interval,
+            poll_interval,
             wake,
             metrics,
             sign_in: Some(sign_in),

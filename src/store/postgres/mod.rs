@@ -86,7 +86,7 @@ impl PostgresStore {
     }
 
     /// Wakes `wake` whenever another relay (or an operations command) makes events pending.
-    pub fn forward_wakeups(&self, wake: Arc<Notify>) {
+    fn listen_for_wakeups(&self, wake: Arc<Notify>) {
         let listener = Listener::start(self.config.clone(), wake);
         *self.listener.lock().expect("not poisoned") = Some(listener);
     }

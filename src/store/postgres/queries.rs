@@ -416,4 +416,9 @@ impl Store for PostgresStore {
         };
         Ok(())
     }
+
+    fn forward_wakeups(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> bool {
+        self.listen_for_wakeups(wake);
+        true
+    }
 }
