@@ -226,3 +226,207 @@ async fn the_same_event_posted_to_two_relays_at_once_is_stored_once_and_both_ans
     let received = received_ids(&sf).await;
     assert_eq!(received.len(), 50, "each twin delivered once: {received:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_sigkilled_mid_stream_loses_nothing_and_repeats_only_what_it_held() {
+    let Some(schema) = fresh_schema("sigkill_one_of_two").await else {
+        return;
+    };
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200).set_delay(Duration::from_millis(15)))
+        .mount(&sf.server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    // A short request timeout keeps the lease (3 × timeout + 10 s) short.
+    let mut relays = relays_on(
+        &schema.url,
+        &sf,
+        dir.path(),
+        &[("salesforce.request_timeout_secs", "1")],
+    )
+    .await;
+    let addresses: Vec<String> = relays.iter().map(|r| r.address.clone()).collect();
+
+    let posting = tokio::spawn(async move { post_orders(&addresses, 200, 10, "kill").await });
+    eventually(
+        "half of the events to be delivered",
+        Duration::from_secs(60),
+        || async { received_ids(&sf).await.len() >= 1_000 },
+    )
+    .await;
+    relays[1].child.kill().await.expect("SIGKILL");
+    let client = crate::pg::connect(&schema.url).await.unwrap();
+    let held: std::collections::HashSet<String> = client
+        .query("SELECT id FROM events WHERE lease_until IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+
+    let acknowledged = posting.await.unwrap();
+    let total: usize = acknowledged.values().map(Vec::len).sum();
+    assert_eq!(
+        total, 2_000,
+        "the surviving relay acknowledged what the dead one could not"
+    );
+    eventually(
+        "every acknowledged event to be delivered",
+        Duration::from_secs(90),
+        || async { pending(&schema).await == 0 },
+    )
+    .await;
+    let received = received_ids(&sf).await;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for id in &received {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    for ids in acknowledged.values() {
+        for id in ids {
+            assert!(
+                counts.contains_key(id.as_str()),
+                "{id} was acknowledged and never delivered"
+            );
+        }
+    }
+    let twice: Vec<&str> = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id).collect();
+    assert!(
+        twice.iter().all(|id| held.contains(*id)),
+        "only events leased at the kill are delivered twice: {twice:?}, leased: {held:?}"
+    );
+    assert!(twice.len() <= 8, "at most the killed relay's max_in_flight: {twice:?}");
+    assert_eq!(
+        per_order(&received, &acknowledged),
+        acknowledged,
+        "each order in the order acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_gone_ingest_answers_503_and_the_relay_recovers_by_itself() {
+    let Some(schema) = fresh_schema("database_gone").await else {
+        return;
+    };
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+    let proxy = PgProxy::start(upstream_of(&server_url())).await;
+    let url = proxy.url_for(&schema.url);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&sf, dir.path(), free_port(), &[("storage.url", url.as_str())]).await;
+    let http = reqwest::Client::new();
+    let post = |id: String| {
+        let (http, address) = (http.clone(), relay.address.clone());
+        async move {
+            let body = event("order.accepted", &id, &format!("order-of-{id}"));
+            http.post(format!("{address}/webhooks/digitalriver"))
+                .header("authorization", basic_header())
+                .header("DigitalRiver-Signature", signed(&body))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut acknowledged = Vec::new();
+    for n in 0..20 {
+        let id = format!("before-{n}");
+        assert_eq!(post(id.clone()).await.status(), 202);
+        acknowledged.push(id);
+    }
+
+    proxy.down();
+    for n in 0..20 {
+        let answer = post(format!("during-{n}")).await;
+        assert_eq!(answer.status(), 503, "never 2xx without the database");
+        let reason: Value = answer.json().await.unwrap();
+        assert!(reason["error"].is_string(), "a JSON reason: {reason}");
+    }
+    let ready = |expected: u16| {
+        let (http, address) = (http.clone(), relay.address.clone());
+        async move {
+            http.get(format!("{address}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == expected)
+        }
+    };
+    wait_until("/readyz to say not ready", || ready(503)).await;
+
+    proxy.up();
+    wait_until("/readyz to recover by itself", || ready(200)).await;
+    for n in 0..20 {
+        let id = format!("after-{n}");
+        assert_eq!(post(id.clone()).await.status(), 202);
+        acknowledged.push(id);
+    }
+    eventually(
+        "every acknowledged event to be delivered",
+        Duration::from_secs(60),
+        || async {
+            let received = received_ids(&sf).await;
+            acknowledged.iter().all(|id| received.contains(id))
+        },
+    )
+    .await;
+    let received = received_ids(&sf).await;
+    assert!(
+        received.iter().all(|id| !id.starts_with("during-")),
+        "refused events are not stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() {
+    let Some(schema) = fresh_schema("idle_relays").await else {
+        return;
+    };
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+    let proxy = PgProxy::start(upstream_of(&server_url())).await;
+    let url = proxy.url_for(&schema.url);
+    let dir = tempfile::tempdir().unwrap();
+    // Polling as rarely as a relay woken by the database may: ten minutes.
+    let _relays = relays_on(&url, &sf, dir.path(), &[("delivery.poll_interval_ms", "600000")]).await;
+
+    let window = Duration::from_secs(10);
+    let before = proxy.statements();
+    let started = Instant::now();
+    eventually("a ten-second window", window * 2, || async {
+        started.elapsed() >= window
+    })
+    .await;
+    assert!(before > 0, "the proxy sees the relays' statements (their start-up)");
+    let per_second = (proxy.statements() - before) as f64 / started.elapsed().as_secs_f64();
+    assert!(per_second <= 3.0, "two idle relays send {per_second:.1} statements/s");
+
+    // An event stored by someone else (here the test, as another relay would) is delivered at once
+    // by one of them: only a wake-up, not the ten-minute poll, can do that.
+    let other = dr_sf_bridge::store::postgres::PostgresStore::open(&schema.url, 1)
+        .await
+        .unwrap();
+    use dr_sf_bridge::store::Store;
+    other
+        .insert(dr_sf_bridge::store::NewEvent {
+            id: dr_sf_bridge::domain::EventId::parse("woken").unwrap(),
+            event_type: dr_sf_bridge::domain::EventType::parse("order.accepted").unwrap(),
+            live_mode: false,
+            order_key: None,
+            body: bytes::Bytes::from(event("order.accepted", "woken", "order-woken")),
+            status: dr_sf_bridge::store::EventStatus::Pending,
+            reason: None,
+            received_at_ms: dr_sf_bridge::support::clock::now_ms(),
+        })
+        .await
+        .unwrap();
+    wait_until("a relay to deliver the event it was told of", || async {
+        received_ids(&sf).await.contains(&"woken".to_owned())
+    })
+    .await;
+}
+
+/// `host:port` of a `postgres://` URL.
+fn upstream_of(url: &str) -> String {
+    let url = url::Url::parse(url).unwrap();
+    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+}
