@@ -1,7 +1,7 @@
 //! The commands that show their work as it happens: `demo`'s live account and progress bars.
 
 use super::{OutputFormat, Printed, print_as};
-use crate::ops::{OpsError, demo};
+use crate::ops::{OpsError, demo, store_copy};
 use crate::relay::shutdown_signal;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -43,4 +43,27 @@ pub(super) async fn demo(output: OutputFormat, keep_running: bool) -> Result<Pri
         OutputFormat::Json => print_as(output, &report, String::new).into(),
         OutputFormat::Text => String::new().into(),
     })
+}
+
+/// `store copy`, with a progress bar while it runs.
+pub(super) async fn store_copy(output: OutputFormat, from: &str, to: &str) -> Result<Printed, OpsError> {
+    let bar = (output == OutputFormat::Text).then(|| progress_bar(0));
+    let report = store_copy::copy(from, to, |done, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done.read);
+        }
+    })
+    .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    Ok(print_as(output, &report, || {
+        format!(
+            "Copied {} event(s) from {} to {} ({} were there already).\n",
+            report.copied, report.from, report.to, report.already_there
+        )
+    })
+    .into())
 }

@@ -145,6 +145,23 @@ pub enum Command {
     /// List, show or delete the account's webhooks on Digital River.
     #[command(subcommand, after_help = EXIT_CODES)]
     Webhooks(WebhooksCommand),
+    /// Move the relay's store: every event and attempt, from SQLite to PostgreSQL or back.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every event and attempt into another store (created if missing). Safe to run again:
+    /// it goes on where it stopped and never copies an event twice. Stop the relays first.
+    Copy {
+        /// The store to copy, e.g. sqlite:///var/lib/dr-sf-bridge/relay.db.
+        #[arg(long)]
+        from: String,
+        /// The store to copy into, e.g. postgres://relay@db.internal:5432/relay.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -437,6 +454,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
                 }
             }
         }
+        Command::Store(StoreCommand::Copy { from, to }) => live::store_copy(cli.output, from, to).await,
         Command::Webhooks(sub) => {
             let settings = cli.settings(Purpose::DigitalRiverApi)?;
             match sub {

@@ -12,6 +12,7 @@ pub mod events;
 pub mod register;
 pub mod samples;
 pub mod sender;
+pub mod store_copy;
 pub mod trigger;
 pub mod webhooks;
 

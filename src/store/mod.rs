@@ -8,8 +8,11 @@
 //! SQLite ([`sqlite::SqliteStore`]) is the embedded default, for one relay process;
 //! PostgreSQL ([`postgres::PostgresStore`]) lets several relays share one store and one queue.
 
+mod copy;
 pub mod postgres;
 pub mod sqlite;
+
+pub use copy::{CopyProgress, copy_all};
 
 use std::time::Duration;
 
@@ -188,6 +191,19 @@ pub struct StoreStats {
     pub oldest_pending_received_at_ms: Option<i64>,
 }
 
+/// An event with everything stored of it, as `store copy` moves it between stores.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Its place in the source store (copies keep the order, not the number).
+    pub seq: i64,
+    pub summary: EventSummary,
+    pub attempts_400: u32,
+    pub next_attempt_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub body: Bytes,
+    pub attempt_log: Vec<AttemptSummary>,
+}
+
 /// Which stored events to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -281,6 +297,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets (or, with `None`, forgets) a fact; `now_ms` is when.
     async fn set_state(&self, key: &str, value: Option<String>, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` events after `after_seq`, in store order, with their attempts: for copying.
+    async fn export(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Stores the events whose ids are new here, with their attempts and status (no lease), in
+    /// the order given and in one transaction; answers how many were new.
+    async fn import(&self, events: Vec<StoredEvent>) -> Result<u64, StoreError>;
 
     /// Wakes `wake` when someone else (another relay, an operations command) makes events
     /// pending; answers whether the engine does (then the worker can poll rarely).

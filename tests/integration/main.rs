@@ -26,6 +26,7 @@ mod secrets_audit;
 mod sign_in_safety;
 mod soak;
 mod store_contract;
+mod store_copy;
 mod validation;
 mod webhooks;
 mod worker_step;

@@ -21,6 +21,7 @@
 //! connect); run the relay beside the database or through a TLS tunnel.
 
 mod connect;
+mod copy;
 mod queries;
 mod wakeups;
 

@@ -12,20 +12,20 @@ use super::connect::classify;
 use crate::domain::{EventId, EventType};
 use crate::store::{
     AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
-    ReplayOutcome, Store, StoreError, StoreStats, Transition,
+    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
 };
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
 const READINESS_PROBE_BYTES: i32 = 64 * 1024;
 
-const SUMMARY_COLUMNS: &str =
+pub(super) const SUMMARY_COLUMNS: &str =
     "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-fn summary(row: &Row) -> Result<EventSummary, StoreError> {
+pub(super) fn summary(row: &Row) -> Result<EventSummary, StoreError> {
     let status: String = row.try_get(2).map_err(classify)?;
     let status = EventStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?;
     let attempts: i32 = row.try_get(6).map_err(classify)?;
@@ -66,6 +66,34 @@ fn claimed(row: &Row) -> Result<(i64, ClaimedEvent), StoreError> {
             received_at_ms: row.try_get(6).map_err(classify)?,
         },
     ))
+}
+
+/// An event's attempts, oldest first.
+pub(super) async fn attempts_of(
+    client: &deadpool_postgres::ClientWrapper,
+    seq: i64,
+) -> Result<Vec<AttemptSummary>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT at, status_code, duration_ms, outcome, error, excerpt FROM attempts WHERE event_seq = $1 ORDER BY n",
+        )
+        .await
+        .map_err(classify)?;
+    let rows = client.query(&statement, &[&seq]).await.map_err(classify)?;
+    rows.iter()
+        .map(|row| {
+            let status_code: Option<i32> = row.try_get(1).map_err(classify)?;
+            let duration_ms: i64 = row.try_get(2).map_err(classify)?;
+            Ok(AttemptSummary {
+                at_ms: row.try_get(0).map_err(classify)?,
+                status_code: status_code.map(|s| s as u16),
+                duration_ms: duration_ms as u64,
+                outcome: row.try_get(3).map_err(classify)?,
+                error: row.try_get(4).map_err(classify)?,
+                excerpt: row.try_get(5).map_err(classify)?,
+            })
+        })
+        .collect()
 }
 
 impl PostgresStore {
@@ -271,27 +299,8 @@ impl Store for PostgresStore {
         };
         let event = summary(row)?;
         let seq: i64 = row.try_get(10).map_err(classify)?;
-        let attempts = self
-            .query(
-                "SELECT at, status_code, duration_ms, outcome, error, excerpt FROM attempts
-                 WHERE event_seq = $1 ORDER BY n",
-                &[&seq],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                let status_code: Option<i32> = row.try_get(1).map_err(classify)?;
-                let duration_ms: i64 = row.try_get(2).map_err(classify)?;
-                Ok(AttemptSummary {
-                    at_ms: row.try_get(0).map_err(classify)?,
-                    status_code: status_code.map(|s| s as u16),
-                    duration_ms: duration_ms as u64,
-                    outcome: row.try_get(3).map_err(classify)?,
-                    error: row.try_get(4).map_err(classify)?,
-                    excerpt: row.try_get(5).map_err(classify)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let client = self.client().await?;
+        let attempts = attempts_of(&client, seq).await?;
         Ok(Some((event, attempts)))
     }
 
@@ -415,6 +424,14 @@ impl Store for PostgresStore {
             None => self.execute("DELETE FROM relay_state WHERE key = $1", &[&key]).await?,
         };
         Ok(())
+    }
+
+    async fn export(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        self.export_events(after_seq, limit).await
+    }
+
+    async fn import(&self, events: Vec<StoredEvent>) -> Result<u64, StoreError> {
+        self.import_events(events).await
     }
 
     fn forward_wakeups(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> bool {

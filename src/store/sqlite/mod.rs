@@ -19,6 +19,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod copy;
 mod lock;
 mod writer;
 
@@ -29,7 +30,7 @@ use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 
 use super::{
     AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
-    ReplayOutcome, Store, StoreError, StoreStats, Transition,
+    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
 };
 use crate::domain::{EventId, EventType};
 
@@ -314,32 +315,19 @@ impl Store for SqliteStore {
 
     async fn get(&self, id: &EventId) -> Result<Option<(EventSummary, Vec<AttemptSummary>)>, StoreError> {
         let id = id.as_str().to_owned();
-        self.writer.run(Admission::WaitForRoom, move |conn| {
-            let sql = format!("SELECT {SUMMARY_COLUMNS}, seq FROM events WHERE id = ?1");
-            let Some((event, seq)) = conn
-                .query_row(&sql, [&id], |row| Ok((summary(row)?, row.get::<_, i64>(10)?)))
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let mut stmt = conn.prepare_cached(
-                "SELECT at, status_code, duration_ms, outcome, error, excerpt FROM attempts WHERE event_seq = ?1 ORDER BY rowid",
-            )?;
-            let attempts = stmt
-                .query_map([seq], |row| {
-                    Ok(AttemptSummary {
-                        at_ms: row.get(0)?,
-                        status_code: row.get(1)?,
-                        duration_ms: row.get::<_, i64>(2)? as u64,
-                        outcome: row.get(3)?,
-                        error: row.get(4)?,
-                        excerpt: row.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Some((event, attempts)))
-        })
-        .await
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let sql = format!("SELECT {SUMMARY_COLUMNS}, seq FROM events WHERE id = ?1");
+                let Some((event, seq)) = conn
+                    .query_row(&sql, [&id], |row| Ok((summary(row)?, row.get::<_, i64>(10)?)))
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let attempts = copy::attempts_of(conn, seq)?;
+                Ok(Some((event, attempts)))
+            })
+            .await
     }
 
     async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError> {
@@ -463,6 +451,14 @@ impl Store for SqliteStore {
                 Ok(())
             })
             .await
+    }
+
+    async fn export(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        self.export_events(after_seq, limit).await
+    }
+
+    async fn import(&self, events: Vec<StoredEvent>) -> Result<u64, StoreError> {
+        self.import_events(events).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
