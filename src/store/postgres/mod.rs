@@ -109,8 +109,7 @@ mod tests {
     #[test]
     fn a_malformed_url_is_refused_without_its_password() {
         let error = connect::config("postgres://relay:Sup3rSecretPw@db.internal:5432/relay?sslmode=sometimes")
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         let text = error.to_string();
         assert!(text.contains("db.internal") && text.contains("sslmode"), "{text}");
         assert!(!text.contains("Sup3rSecretPw"), "{text}");
