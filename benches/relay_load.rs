@@ -1,7 +1,10 @@
-//! Load benchmark of the relay on this machine: the real relay (SQLite, durable commits) on
-//! loopback, a fast local Salesforce stand-in, and a DR-like client posting signed events.
+//! Load benchmark of the relay on this machine: the real relay (durable commits) on loopback, a
+//! fast local Salesforce stand-in, and a DR-like client posting signed events — on SQLite, then on
+//! PostgreSQL (the server `DRSF_TEST_DATABASE_URL` names, default the local one, in a schema of
+//! its own; skipped, saying so, when there is none).
 //!
-//! Run with `cargo bench --bench relay_load`. It measures, and checks against the targets:
+//! Run with `cargo bench --bench relay_load`. For each engine it measures, and checks against the
+//! targets:
 //! 1. events acknowledged per second at concurrency 64 (target ≥ 5,000/s);
 //! 2. acknowledgement latency at a steady 1,000 events/s (target p99 < 20 ms);
 //! 3. events delivered end to end to Salesforce per second (target ≥ 2,000/s).
@@ -134,14 +137,38 @@ async fn wait_delivered(stand: &Stand, target: usize, limit: Duration) -> Option
 
 #[tokio::main]
 async fn main() {
-    let stand = salesforce().await;
     let dir = tempfile::tempdir().unwrap();
+    let mut met = run("SQLite", format!("sqlite://{}", dir.path().join("bench.db").display())).await;
+    let server = std::env::var("DRSF_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    match tokio_postgres::connect(&server, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            let schema = format!("bench_{}", std::process::id());
+            client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+            let separator = if server.contains('?') { '&' } else { '?' };
+            met &= run(
+                "PostgreSQL",
+                format!("{server}{separator}options=-csearch_path%3D{schema}"),
+            )
+            .await;
+            client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .unwrap();
+        }
+        Err(e) => println!("\nPostgreSQL: skipped, no server at {server} ({e})"),
+    }
+    println!("targets {}", if met { "met" } else { "NOT met" });
+}
+
+/// The three measures on one engine; answers whether its targets were met.
+async fn run(engine: &str, storage_url: String) -> bool {
+    println!("\n{engine}");
+    let stand = salesforce().await;
     let overrides: Vec<(String, String)> = [
         ("relay.listen", "127.0.0.1:0".to_owned()),
-        (
-            "storage.url",
-            format!("sqlite://{}", dir.path().join("bench.db").display()),
-        ),
+        ("storage.url", storage_url),
         ("salesforce.my_domain_url", stand.url.clone()),
         ("salesforce.token_url", format!("{}/services/oauth2/token", stand.url)),
         ("salesforce.client_id", "bench".to_owned()),
@@ -239,6 +266,5 @@ async fn main() {
 
     let _ = stop.send(());
     relay.await.unwrap().unwrap();
-    let met = ack_rate >= 5_000.0 && p99 < Duration::from_millis(20) && e2e_rate >= 2_000.0;
-    println!("targets {}", if met { "met" } else { "NOT met" });
+    ack_rate >= 5_000.0 && p99 < Duration::from_millis(20) && e2e_rate >= 2_000.0
 }
