@@ -39,6 +39,16 @@ pub(super) fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     Ok(config)
 }
 
+/// `config` for connections whose commits do not wait for the disk flush.
+pub(super) fn without_flush_wait(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
+    let options = match config.get_options() {
+        Some(given) => format!("{given} -c synchronous_commit=off"),
+        None => "-c synchronous_commit=off".to_owned(),
+    };
+    config.options(options);
+    config
+}
+
 pub(super) fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,

@@ -13,7 +13,11 @@
 //!
 //! Each statement commits before its caller is answered (`synchronous_commit` as the server sets
 //! it; leave it `on`). PostgreSQL groups concurrent commits into one flush by itself, which is
-//! what the SQLite engine's writer thread does by hand.
+//! what the SQLite engine's writer thread does by hand. Claims and releases are the exception:
+//! they go through connections of their own with `synchronous_commit = off`, so taking work does
+//! not wait for a disk flush. A lease is a note between relays, not a promise to anyone: if the
+//! database crashes before it is flushed, the event is simply claimable again (at least once, as
+//! after a relay crash).
 //!
 //! Driver: `tokio-postgres` with a `deadpool-postgres` pool — the asynchronous driver most of the
 //! ecosystem builds on, with `LISTEN`/`NOTIFY` support, and lighter to build than `sqlx`, whose
@@ -37,9 +41,13 @@ use wakeups::{Announcer, Listener};
 
 /// Connections each relay keeps open at most, unless `storage.pool_size` says otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+/// Connections for claims and releases: one worker claims at a time.
+const LEASE_POOL_SIZE: usize = 2;
 
 pub struct PostgresStore {
     pool: Pool,
+    /// For claims and releases: commits that do not wait for the disk.
+    lease_pool: Pool,
     config: tokio_postgres::Config,
     announcer: Announcer,
     listener: Mutex<Option<Listener>>,
@@ -74,9 +82,11 @@ impl PostgresStore {
     async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
         let config = connect::config(url)?;
         let pool = connect::pool(config.clone(), pool_size)?;
+        let lease_pool = connect::pool(connect::without_flush_wait(config.clone()), LEASE_POOL_SIZE)?;
         Ok(Self {
             announcer: Announcer::start(pool.clone()),
             pool,
+            lease_pool,
             config,
             listener: Mutex::new(None),
         })
@@ -84,6 +94,10 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    async fn lease_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.lease_pool.get().await.map_err(pool_error)
     }
 
     /// Wakes `wake` whenever another relay (or an operations command) makes events pending.

@@ -163,8 +163,9 @@ impl Store for PostgresStore {
 
     async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError> {
         let lease_until = now_ms + lease.as_millis() as i64;
-        let rows = self
-            .query(
+        let client = self.lease_client().await?;
+        let statement = client
+            .prepare_cached(
                 "WITH due AS (
                      SELECT e.seq FROM events e
                      WHERE e.status = 'pending' AND e.next_attempt_at <= $1
@@ -178,77 +179,71 @@ impl Store for PostgresStore {
                  UPDATE events SET lease_until = $3 FROM due WHERE events.seq = due.seq
                  RETURNING events.seq, events.id, events.type, events.body, events.attempts, events.attempts_400,
                            events.received_at, events.next_attempt_at",
-                &[&now_ms, &i64::from(limit), &lease_until],
             )
-            .await?;
+            .await
+            .map_err(classify)?;
+        let rows = client
+            .query(&statement, &[&now_ms, &i64::from(limit), &lease_until])
+            .await
+            .map_err(classify)?;
         let mut events = rows.iter().map(claimed).collect::<Result<Vec<_>, _>>()?;
         events.sort_by_key(|(due, event)| (*due, event.seq));
         Ok(events.into_iter().map(|(_, event)| event).collect())
     }
 
     async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(classify)?;
-        let status_code = record.status_code.map(i32::from);
-        tx.execute(
-            "INSERT INTO attempts (event_seq, at, status_code, duration_ms, outcome, error, excerpt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &seq,
-                &record.at_ms,
-                &status_code,
-                &(record.duration_ms as i64),
-                &record.outcome,
-                &record.error,
-                &record.excerpt,
-            ],
-        )
-        .await
-        .map_err(classify)?;
-        match transition {
-            Transition::Delivered => {
-                tx.execute(
-                    "UPDATE events SET status = 'delivered', attempts = attempts + 1, lease_until = NULL,
-                     last_status = $2, last_error = NULL, finished_at = $3 WHERE seq = $1",
-                    &[&seq, &status_code, &record.at_ms],
-                )
-                .await
-            }
-            Transition::Dead => {
-                tx.execute(
-                    "UPDATE events SET status = 'dead', attempts = attempts + 1, lease_until = NULL,
-                     last_status = $2, last_error = $3, finished_at = $4 WHERE seq = $1",
-                    &[&seq, &status_code, &record.error, &record.at_ms],
-                )
-                .await
-            }
+        // One statement, one round trip and one commit: the worker waits for it before its slot
+        // takes the next event.
+        let (status, counted, was_400, next_attempt_at, last_error, finished_at) = match transition {
+            Transition::Delivered => ("delivered", 1, 0, None, None, Some(record.at_ms)),
+            Transition::Dead => ("dead", 1, 0, None, record.error.clone(), Some(record.at_ms)),
             Transition::RetryAt {
                 at_ms,
                 counted,
                 was_400,
-            } => {
-                tx.execute(
-                    "UPDATE events SET attempts = attempts + $2, attempts_400 = attempts_400 + $3,
-                     next_attempt_at = $4, lease_until = NULL, last_status = $5, last_error = $6 WHERE seq = $1",
-                    &[
-                        &seq,
-                        &(counted as i32),
-                        &(was_400 as i32),
-                        &at_ms,
-                        &status_code,
-                        &record.error,
-                    ],
-                )
-                .await
-            }
-        }
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)
+            } => (
+                "pending",
+                i32::from(counted),
+                i32::from(was_400),
+                Some(at_ms),
+                record.error.clone(),
+                None,
+            ),
+        };
+        self.execute(
+            "WITH attempt AS (
+                 INSERT INTO attempts (event_seq, at, status_code, duration_ms, outcome, error, excerpt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7))
+             UPDATE events SET status = $8, attempts = attempts + $9, attempts_400 = attempts_400 + $10,
+                 next_attempt_at = coalesce($11, next_attempt_at), lease_until = NULL, last_status = $3,
+                 last_error = $12, finished_at = $13
+             WHERE seq = $1",
+            &[
+                &seq,
+                &record.at_ms,
+                &record.status_code.map(i32::from),
+                &(record.duration_ms as i64),
+                &record.outcome,
+                &record.error,
+                &record.excerpt,
+                &status,
+                &counted,
+                &was_400,
+                &next_attempt_at,
+                &last_error,
+                &finished_at,
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.execute("UPDATE events SET lease_until = NULL WHERE seq = ANY($1)", &[&seqs])
-            .await?;
+        self.lease_client()
+            .await?
+            .execute("UPDATE events SET lease_until = NULL WHERE seq = ANY($1)", &[&seqs])
+            .await
+            .map_err(classify)?;
         self.announcer.stored();
         Ok(())
     }
