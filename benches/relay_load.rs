@@ -137,6 +137,9 @@ async fn wait_delivered(stand: &Stand, target: usize, limit: Duration) -> Option
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        dr_sf_bridge::telemetry::init(dr_sf_bridge::telemetry::LogFormat::Text, "warn");
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut met = run("SQLite", format!("sqlite://{}", dir.path().join("bench.db").display())).await;
     let server = std::env::var("DRSF_TEST_DATABASE_URL")

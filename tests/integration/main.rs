@@ -27,6 +27,7 @@ mod sign_in_safety;
 mod soak;
 mod store_contract;
 mod store_copy;
+mod store_postgres;
 mod validation;
 mod webhooks;
 mod worker_step;

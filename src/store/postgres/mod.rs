@@ -27,6 +27,7 @@
 mod connect;
 mod copy;
 mod queries;
+mod vacuum;
 mod wakeups;
 
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ use tokio::sync::Notify;
 use super::StoreError;
 use crate::support::text::redact_url;
 use connect::pool_error;
+use vacuum::Vacuum;
 use wakeups::{Announcer, Listener};
 
 /// Connections each relay keeps open at most, unless `storage.pool_size` says otherwise.
@@ -50,6 +52,7 @@ pub struct PostgresStore {
     lease_pool: Pool,
     config: tokio_postgres::Config,
     announcer: Announcer,
+    vacuum: Vacuum,
     listener: Mutex<Option<Listener>>,
 }
 
@@ -57,10 +60,11 @@ impl PostgresStore {
     /// Connects, and brings the schema to this build's version (creating it in an empty
     /// database): for the relay.
     pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let store = Self::connect(url, pool_size).await?;
+        let mut store = Self::connect(url, pool_size).await?;
         let mut client = store.pool.get().await.map_err(|e| described(url, pool_error(e)))?;
         connect::migrate(&mut client).await.map_err(|e| described(url, e))?;
         drop(client);
+        store.vacuum = Vacuum::start(store.pool.clone());
         Ok(store)
     }
 
@@ -85,6 +89,7 @@ impl PostgresStore {
         let lease_pool = connect::pool(connect::without_flush_wait(config.clone()), LEASE_POOL_SIZE)?;
         Ok(Self {
             announcer: Announcer::start(pool.clone()),
+            vacuum: Vacuum::off(),
             pool,
             lease_pool,
             config,

@@ -120,11 +120,14 @@ impl PostgresStore {
 
     async fn delete_before(&self, statuses: &[&str], before_ms: i64) -> Result<u64, StoreError> {
         let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
-        self.execute(
-            "DELETE FROM events WHERE status = ANY($1) AND received_at < $2",
-            &[&statuses, &before_ms],
-        )
-        .await
+        let deleted = self
+            .execute(
+                "DELETE FROM events WHERE status = ANY($1) AND received_at < $2",
+                &[&statuses, &before_ms],
+            )
+            .await?;
+        self.vacuum.rewrote(deleted);
+        Ok(deleted)
     }
 }
 
@@ -234,8 +237,9 @@ impl Store for PostgresStore {
                 &finished_at,
             ],
         )
-        .await
-        .map(|_| ())
+        .await?;
+        self.vacuum.rewrote(1);
+        Ok(())
     }
 
     async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError> {

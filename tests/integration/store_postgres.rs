@@ -1,0 +1,138 @@
+//! What only the PostgreSQL engine promises: stores opened side by side on one schema (as
+//! several relays are) share the work without taking the same event twice or breaking an
+//! order, start together safely, and keep their queue table vacuumed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dr_sf_bridge::domain::{EventId, EventType, OrderKey};
+use dr_sf_bridge::store::postgres::PostgresStore;
+use dr_sf_bridge::store::{AttemptRecord, EventStatus, NewEvent, Store, Transition};
+
+use crate::pg::{connect, fresh_schema};
+use crate::relay_helpers::wait_until;
+
+fn pending(id: &str, order: &str) -> NewEvent {
+    NewEvent {
+        id: EventId::parse(id).unwrap(),
+        event_type: EventType::parse("order.accepted").unwrap(),
+        live_mode: false,
+        order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
+        body: Bytes::from_static(b"{}"),
+        status: EventStatus::Pending,
+        reason: None,
+        received_at_ms: 1,
+    }
+}
+
+fn delivered(at: i64) -> AttemptRecord {
+    AttemptRecord {
+        at_ms: at,
+        status_code: Some(200),
+        duration_ms: 1,
+        outcome: "delivered",
+        error: None,
+        excerpt: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_starting_together_migrate_once_and_never_claim_the_same_event() {
+    let Some(schema) = fresh_schema("claims_side_by_side").await else {
+        return;
+    };
+    // Four relays start at the same moment on an empty schema.
+    let opening = (0..4).map(|_| PostgresStore::open(&schema.url, 4));
+    let stores: Vec<Arc<dyn Store>> = futures_util::future::join_all(opening)
+        .await
+        .into_iter()
+        .map(|s| Arc::new(s.expect("every relay starts")) as Arc<dyn Store>)
+        .collect();
+    let versions: i64 = connect(&schema.url)
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1, "the migration ran once");
+
+    for n in 0..400 {
+        stores[n % 4]
+            .insert(pending(&format!("e{n}"), &format!("o{}", n % 40)))
+            .await
+            .unwrap();
+    }
+    // The four claim and finish side by side until nothing is left.
+    let mut workers = tokio::task::JoinSet::new();
+    for store in stores.clone() {
+        workers.spawn(async move {
+            let mut taken = Vec::new();
+            let mut idle = 0;
+            while idle < 20 {
+                let claimed = store.claim_due(1_000, 8, Duration::from_secs(60)).await.unwrap();
+                if claimed.is_empty() {
+                    idle += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                idle = 0;
+                for event in claimed {
+                    taken.push(event.id.to_string());
+                    store
+                        .finish_attempt(event.seq, delivered(2_000), Transition::Delivered)
+                        .await
+                        .unwrap();
+                }
+            }
+            taken
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(taken) = workers.join_next().await {
+        all.extend(taken.unwrap());
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 400, "each event claimed exactly once across the four");
+    assert_eq!(unique.len(), 400);
+    assert_eq!(stores[0].stats().await.unwrap().delivered, 400);
+}
+
+#[tokio::test]
+async fn a_relay_vacuums_its_queue_after_a_busy_spell() {
+    let Some(schema) = fresh_schema("vacuums_its_queue").await else {
+        return;
+    };
+    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
+    for n in 0..2_100 {
+        store.insert(pending(&format!("v{n}"), &format!("v{n}"))).await.unwrap();
+    }
+    loop {
+        let claimed = store.claim_due(1_000, 500, Duration::from_secs(60)).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        for event in claimed {
+            store
+                .finish_attempt(event.seq, delivered(2_000), Transition::Delivered)
+                .await
+                .unwrap();
+        }
+    }
+    let observer = connect(&schema.url).await.unwrap();
+    let name = schema.name.clone();
+    wait_until("the relay to vacuum the events table", || async {
+        let count: i64 = observer
+            .query_one(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'events'",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        count > 0
+    })
+    .await;
+}
