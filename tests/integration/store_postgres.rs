@@ -136,3 +136,24 @@ async fn a_relay_vacuums_its_queue_after_a_busy_spell() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_read_only_database_is_unavailable_never_an_acknowledgement() {
+    let Some(schema) = fresh_schema("read_only_database").await else {
+        return;
+    };
+    let writable = PostgresStore::open(&schema.url, 2).await.unwrap();
+    writable.insert(pending("before", "o")).await.unwrap();
+    // As a relay sees a primary that became a read-only replica.
+    let read_only = PostgresStore::open_existing(&format!("{}%20-cdefault_transaction_read_only%3Don", schema.url), 2)
+        .await
+        .unwrap();
+    let refused = read_only.insert(pending("during", "o")).await.expect_err("refused");
+    assert!(
+        matches!(refused, dr_sf_bridge::store::StoreError::Unavailable(_)),
+        "{refused:?}"
+    );
+    assert!(refused.is_transient(), "the relay answers 503 and DR retries");
+    assert!(read_only.ping().await.is_err(), "/readyz says not ready");
+    assert_eq!(read_only.stats().await.unwrap().pending, 1, "reads still work");
+}
