@@ -157,3 +157,58 @@ async fn a_read_only_database_is_unavailable_never_an_acknowledgement() {
     assert!(read_only.ping().await.is_err(), "/readyz says not ready");
     assert_eq!(read_only.stats().await.unwrap().pending, 1, "reads still work");
 }
+
+/// The local server's own certificate (Debian's, for `localhost`), when the server speaks TLS.
+async fn server_certificate() -> Option<String> {
+    let path = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let client = connect(&crate::pg::server_url()).await.ok()?;
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.ok()?.get(0);
+    if ssl != "on" || !std::path::Path::new(path).is_file() {
+        eprintln!("SKIPPED: the PostgreSQL server does not speak TLS with {path}");
+        return None;
+    }
+    Some(path.to_owned())
+}
+
+fn on_localhost(url: &str, extra: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    url.set_host(Some("localhost")).unwrap();
+    format!("{url}&{extra}")
+}
+
+#[tokio::test]
+async fn sslmode_require_speaks_tls_and_verifies_the_server_certificate() {
+    let Some(schema) = fresh_schema("tls").await else {
+        return;
+    };
+    let Some(certificate) = server_certificate().await else {
+        return;
+    };
+    let name = format!("drsf_tls_{}", std::process::id());
+    let trusted = on_localhost(
+        &schema.url,
+        &format!("sslmode=verify-full&sslrootcert={certificate}&application_name={name}"),
+    );
+    let store = PostgresStore::open(&trusted, 2)
+        .await
+        .expect("TLS with the server's CA");
+    store.insert(pending("over-tls", "o")).await.unwrap();
+    let sessions: Vec<bool> = connect(&schema.url)
+        .await
+        .unwrap()
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(!sessions.is_empty() && sessions.iter().all(|ssl| *ssl), "{sessions:?}");
+
+    // Without the server's CA the self-signed certificate is refused, never used unverified.
+    let untrusted = on_localhost(&schema.url, "sslmode=require");
+    let refused = PostgresStore::open(&untrusted, 2).await.err().expect("refused");
+    assert!(refused.to_string().contains("certificate"), "{refused}");
+}

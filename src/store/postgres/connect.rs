@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::store::StoreError;
 use crate::support::text::{error_chain, redact_url};
@@ -24,11 +26,23 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The parsed `storage.url`, with the relay's timeouts where the URL sets none.
-pub(super) fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-        StoreError::Unavailable(format!("storage.url `{}`: {}", redact_url(url), error_chain(&e)))
-    })?;
+/// How to reach the database: the parsed `storage.url` with the relay's timeouts where the URL
+/// sets none, and TLS when the URL asks for it.
+#[derive(Clone)]
+pub(super) struct Target {
+    pub(super) config: tokio_postgres::Config,
+    /// `Some` with `sslmode=require` (or libpq's `verify-ca`/`verify-full`, which mean the same
+    /// here): the server's certificate is always verified, against the public roots and the
+    /// `sslrootcert` file when given. `None`: plain TCP.
+    pub(super) tls: Option<MakeRustlsConnect>,
+}
+
+pub(super) fn target(url: &str) -> Result<Target, StoreError> {
+    let invalid = |why: String| StoreError::Unavailable(format!("storage.url `{}`: {why}", redact_url(url)));
+    let (url_for_driver, root_cert) = tls_parameters(url);
+    let mut config: tokio_postgres::Config = url_for_driver
+        .parse()
+        .map_err(|e: tokio_postgres::Error| invalid(error_chain(&e)))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -36,27 +50,81 @@ pub(super) fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
         config.application_name("dr-sf-bridge");
     }
     config.tcp_user_timeout(TCP_USER_TIMEOUT);
-    Ok(config)
+    let tls = match (config.get_ssl_mode(), root_cert) {
+        (SslMode::Require, root_cert) => Some(rustls_connector(root_cert.as_deref()).map_err(invalid)?),
+        (_, Some(_)) => return Err(invalid("sslrootcert needs sslmode=require (or verify-full)".into())),
+        (_, None) => None,
+    };
+    Ok(Target { config, tls })
 }
 
-/// `config` for connections whose commits do not wait for the disk flush.
-pub(super) fn without_flush_wait(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
-    let options = match config.get_options() {
+/// Takes out what the driver does not parse itself: libpq's `sslrootcert` (answered apart) and
+/// `sslmode=verify-ca|verify-full` (the driver's `require`, since certificates are always
+/// verified here).
+fn tls_parameters(raw: &str) -> (String, Option<String>) {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return (raw.to_owned(), None);
+    };
+    let mut root_cert = None;
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter_map(|(key, value)| match (key.as_ref(), value.as_ref()) {
+            ("sslrootcert", path) => {
+                root_cert = Some(path.to_owned());
+                None
+            }
+            ("sslmode", "verify-ca" | "verify-full") => Some(("sslmode".to_owned(), "require".to_owned())),
+            _ => Some((key.into_owned(), value.into_owned())),
+        })
+        .collect();
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    (url.to_string(), root_cert)
+}
+
+fn rustls_connector(root_cert: Option<&str>) -> Result<MakeRustlsConnect, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = root_cert {
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("sslrootcert {path}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            roots.add(cert).map_err(|e| format!("sslrootcert {path}: {e}"))?;
+        }
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// `target` for connections whose commits do not wait for the disk flush.
+pub(super) fn without_flush_wait(mut target: Target) -> Target {
+    let options = match target.config.get_options() {
         Some(given) => format!("{given} -c synchronous_commit=off"),
         None => "-c synchronous_commit=off".to_owned(),
     };
-    config.options(options);
-    config
+    target.config.options(options);
+    target
 }
 
-pub(super) fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+pub(super) fn pool(target: Target, size: usize) -> Result<Pool, StoreError> {
+    let settings = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match target.tls {
+        Some(tls) => Manager::from_config(target.config, tls, settings),
+        None => Manager::from_config(target.config, NoTls, settings),
+    };
     Pool::builder(manager)
         .max_size(size.max(1))
         .wait_timeout(Some(POOL_TIMEOUT))

@@ -21,8 +21,9 @@
 //!
 //! Driver: `tokio-postgres` with a `deadpool-postgres` pool — the asynchronous driver most of the
 //! ecosystem builds on, with `LISTEN`/`NOTIFY` support, and lighter to build than `sqlx`, whose
-//! compile-time query checks we would not use. TLS: not in this build (`sslmode=require` fails at
-//! connect); run the relay beside the database or through a TLS tunnel.
+//! compile-time query checks we would not use. TLS is rustls (as for every other connection the
+//! relay makes), asked for with `sslmode=require` or `verify-full` in the URL: the certificate is
+//! always verified, against the public roots and libpq's `sslrootcert` file when given.
 
 mod connect;
 mod copy;
@@ -50,7 +51,7 @@ pub struct PostgresStore {
     pool: Pool,
     /// For claims and releases: commits that do not wait for the disk.
     lease_pool: Pool,
-    config: tokio_postgres::Config,
+    target: connect::Target,
     announcer: Announcer,
     vacuum: Vacuum,
     listener: Mutex<Option<Listener>>,
@@ -84,15 +85,15 @@ impl PostgresStore {
     }
 
     async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let config = connect::config(url)?;
-        let pool = connect::pool(config.clone(), pool_size)?;
-        let lease_pool = connect::pool(connect::without_flush_wait(config.clone()), LEASE_POOL_SIZE)?;
+        let target = connect::target(url)?;
+        let pool = connect::pool(target.clone(), pool_size)?;
+        let lease_pool = connect::pool(connect::without_flush_wait(target.clone()), LEASE_POOL_SIZE)?;
         Ok(Self {
             announcer: Announcer::start(pool.clone()),
             vacuum: Vacuum::off(),
             pool,
             lease_pool,
-            config,
+            target,
             listener: Mutex::new(None),
         })
     }
@@ -107,7 +108,7 @@ impl PostgresStore {
 
     /// Wakes `wake` whenever another relay (or an operations command) makes events pending.
     fn listen_for_wakeups(&self, wake: Arc<Notify>) {
-        let listener = Listener::start(self.config.clone(), wake);
+        let listener = Listener::start(self.target.clone(), wake);
         *self.listener.lock().expect("not poisoned") = Some(listener);
     }
 }
@@ -127,8 +128,10 @@ mod tests {
 
     #[test]
     fn a_malformed_url_is_refused_without_its_password() {
-        let error = connect::config("postgres://relay:Sup3rSecretPw@db.internal:5432/relay?sslmode=sometimes")
-            .expect_err("refused");
+        let Err(error) = connect::target("postgres://relay:Sup3rSecretPw@db.internal:5432/relay?sslmode=sometimes")
+        else {
+            panic!("refused")
+        };
         let text = error.to_string();
         assert!(text.contains("db.internal") && text.contains("sslmode"), "{text}");
         assert!(!text.contains("Sup3rSecretPw"), "{text}");

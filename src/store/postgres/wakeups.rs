@@ -16,7 +16,10 @@ use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, NoTls, Socket};
+
+use super::connect::Target;
 
 pub(super) const CHANNEL: &str = "dr_sf_bridge_events";
 /// The least time between two `NOTIFY`s from one relay.
@@ -81,10 +84,14 @@ pub(super) struct Listener {
 }
 
 impl Listener {
-    pub(super) fn start(config: tokio_postgres::Config, wake: Arc<Notify>) -> Self {
+    pub(super) fn start(target: Target, wake: Arc<Notify>) -> Self {
         let task = tokio::spawn(async move {
             loop {
-                if let Err(e) = listen(&config, &wake).await {
+                let listened = match &target.tls {
+                    Some(tls) => listen(&target.config, tls.clone(), &wake).await,
+                    None => listen(&target.config, NoTls, &wake).await,
+                };
+                if let Err(e) = listened {
                     tracing::warn!(error = %e, "lost the database's wake-up connection; polling until it is back");
                 }
                 tokio::time::sleep(RECONNECT_AFTER).await;
@@ -101,8 +108,12 @@ impl Drop for Listener {
     }
 }
 
-async fn listen(config: &tokio_postgres::Config, wake: &Notify) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+async fn listen<T>(config: &tokio_postgres::Config, tls: T, wake: &Notify) -> Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
