@@ -66,22 +66,31 @@ fn tls_parameters(raw: &str) -> (String, Option<String>) {
         return (raw.to_owned(), None);
     };
     let mut root_cert = None;
+    let mut changed = false;
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .filter_map(|(key, value)| match (key.as_ref(), value.as_ref()) {
             ("sslrootcert", path) => {
                 root_cert = Some(path.to_owned());
+                changed = true;
                 None
             }
-            ("sslmode", "verify-ca" | "verify-full") => Some(("sslmode".to_owned(), "require".to_owned())),
+            ("sslmode", "verify-ca" | "verify-full") => {
+                changed = true;
+                Some(("sslmode".to_owned(), "require".to_owned()))
+            }
             _ => Some((key.into_owned(), value.into_owned())),
         })
         .collect();
-    if pairs.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(pairs);
+    if !changed {
+        return (raw.to_owned(), None);
     }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+        // The driver reads `%20` as a space, not `+` (a literal `+` is `%2B` here).
+        .replace('+', "%20");
+    url.set_query(Some(&query).filter(|q| !q.is_empty()).map(String::as_str));
     (url.to_string(), root_cert)
 }
 
@@ -222,5 +231,36 @@ pub(super) fn pool_error(e: PoolError) -> StoreError {
         }
         PoolError::Closed => StoreError::Closed,
         other => StoreError::Unavailable(format!("cannot reach the database: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_tls_parameters_are_taken_out_and_the_rest_kept_as_given() {
+        let (url, root) = tls_parameters(
+            "postgres://relay@db:5432/relay?options=-csearch_path%3Dq%20-cstatement_timeout%3D5s&sslmode=verify-full&sslrootcert=/etc/ca.pem",
+        );
+        assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(
+            url,
+            "postgres://relay@db:5432/relay?options=-csearch_path%3Dq%20-cstatement_timeout%3D5s&sslmode=require"
+        );
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        assert_eq!(config.get_options(), Some("-csearch_path=q -cstatement_timeout=5s"));
+        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+
+        let plain = "postgres://relay@db:5432/relay?options=-csearch_path%3Dq%20-cx%3Dy";
+        assert_eq!(tls_parameters(plain), (plain.to_owned(), None));
+    }
+
+    #[test]
+    fn a_root_certificate_without_tls_is_refused() {
+        let Err(error) = target("postgres://relay@db:5432/relay?sslrootcert=/etc/ca.pem") else {
+            panic!("refused")
+        };
+        assert!(error.to_string().contains("sslmode=require"), "{error}");
     }
 }
