@@ -247,11 +247,11 @@ async fn a_relay_sigkilled_mid_stream_loses_nothing_and_repeats_only_what_it_hel
     .await;
     let addresses: Vec<String> = relays.iter().map(|r| r.address.clone()).collect();
 
-    let posting = tokio::spawn(async move { post_orders(&addresses, 200, 10, "kill").await });
+    let posting = tokio::spawn(async move { post_orders(&addresses, 500, 10, "kill").await });
     eventually(
         "half of the events to be delivered",
         Duration::from_secs(60),
-        || async { received_ids(&sf).await.len() >= 1_000 },
+        || async { received_ids(&sf).await.len() >= 2_500 },
     )
     .await;
     relays[1].child.kill().await.expect("SIGKILL");
@@ -267,7 +267,7 @@ async fn a_relay_sigkilled_mid_stream_loses_nothing_and_repeats_only_what_it_hel
     let acknowledged = posting.await.unwrap();
     let total: usize = acknowledged.values().map(Vec::len).sum();
     assert_eq!(
-        total, 2_000,
+        total, 5_000,
         "the surviving relay acknowledged what the dead one could not"
     );
     eventually(
