@@ -57,7 +57,7 @@ pub async fn copy(from: &str, to: &str, mut progress: impl FnMut(CopyProgress, u
     let source = open_source(from).await?;
     let target = store::open(&storage(to), Role::Relay).await?;
     let stats = source.stats().await?;
-    let total = stats.pending + stats.delivered + stats.dead + stats.ignored + stats.rejected_mode;
+    let total = stats.total();
     let done = store::copy_all(source.as_ref(), target.as_ref(), &shown_from, |done| {
         progress(done, total)
     })

@@ -204,6 +204,35 @@ pub struct StoredEvent {
     pub attempt_log: Vec<AttemptSummary>,
 }
 
+impl StoreStats {
+    /// Notes how many events a stored status has (an unknown status counts nowhere).
+    pub fn count(&mut self, status: &str, events: u64) {
+        match EventStatus::parse(status) {
+            Some(EventStatus::Pending) => self.pending = events,
+            Some(EventStatus::Delivered) => self.delivered = events,
+            Some(EventStatus::Dead) => self.dead = events,
+            Some(EventStatus::Ignored) => self.ignored = events,
+            Some(EventStatus::RejectedMode) => self.rejected_mode = events,
+            None => {}
+        }
+    }
+
+    /// Every stored event, whatever its status.
+    pub fn total(&self) -> u64 {
+        self.pending + self.delivered + self.dead + self.ignored + self.rejected_mode
+    }
+}
+
+impl ReplayOutcome {
+    /// Why an event that was not replayed was not: the status it has, if it exists.
+    pub fn refused(stored: Option<&str>) -> Self {
+        match stored.and_then(EventStatus::parse) {
+            Some(status) => Self::NotReplayable(status),
+            None => Self::NotFound,
+        }
+    }
+}
+
 /// Which stored events to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {

@@ -251,7 +251,16 @@ where
 }
 
 /// [`wait_until`] with its own deadline, for work that is slow by design (trace logging, ...).
-pub async fn wait_until_within<F, Fut>(what: &str, within: Duration, mut condition: F)
+pub async fn wait_until_within<F, Fut>(what: &str, within: Duration, condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    poll_until(what, within, Duration::from_millis(10), condition).await
+}
+
+/// [`wait_until_within`], looking every `every`: for conditions that cost something to check.
+pub async fn poll_until<F, Fut>(what: &str, within: Duration, every: Duration, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -259,6 +268,6 @@ where
     let deadline = Instant::now() + within;
     while !condition().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(every).await;
     }
 }

@@ -15,20 +15,6 @@ use crate::relay_helpers::*;
 use crate::relay_process::{RelayProcess, free_port};
 use crate::salesforce_standin::*;
 
-/// The ids Salesforce received, in the order it received them.
-async fn received_ids(sf: &SalesforceStandIn) -> Vec<String> {
-    sf.apex_requests()
-        .await
-        .iter()
-        .map(|r| {
-            serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
 /// How many events of the schema are pending (waiting or in flight): once none are, no delivery
 /// can happen any more, and what Salesforce received is final.
 async fn pending(schema: &Schema) -> i64 {
@@ -40,17 +26,13 @@ async fn pending(schema: &Schema) -> i64 {
         .get(0)
 }
 
-/// Polls `condition` every 200 ms (the stand-in's request log is large) until `within`.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut condition: F)
+/// Waits for `condition`, looking every 200 ms (the stand-in's request log is large).
+async fn eventually<F, Fut>(what: &str, within: Duration, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + within;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll_until(what, within, Duration::from_millis(200), condition).await
 }
 
 /// Posts like DR behind a load balancer: to `relays[preferred]`, and to the next relay when that
@@ -164,7 +146,7 @@ async fn two_relays_on_one_database_deliver_each_event_once_and_each_order_in_or
         pending(&schema).await == 0
     })
     .await;
-    let received = received_ids(&sf).await;
+    let received = sf.delivered_ids().await;
     assert_eq!(
         received.len(),
         total,
@@ -223,7 +205,7 @@ async fn the_same_event_posted_to_two_relays_at_once_is_stored_once_and_both_ans
         .unwrap()
         .get(0);
     assert_eq!(stored, 50, "each twin stored once");
-    let received = received_ids(&sf).await;
+    let received = sf.delivered_ids().await;
     assert_eq!(received.len(), 50, "each twin delivered once: {received:?}");
 }
 
@@ -251,7 +233,7 @@ async fn a_relay_sigkilled_mid_stream_loses_nothing_and_repeats_only_what_it_hel
     eventually(
         "half of the events to be delivered",
         Duration::from_secs(60),
-        || async { received_ids(&sf).await.len() >= 2_500 },
+        || async { sf.delivered_ids().await.len() >= 2_500 },
     )
     .await;
     relays[1].child.kill().await.expect("SIGKILL");
@@ -276,7 +258,7 @@ async fn a_relay_sigkilled_mid_stream_loses_nothing_and_repeats_only_what_it_hel
         || async { pending(&schema).await == 0 },
     )
     .await;
-    let received = received_ids(&sf).await;
+    let received = sf.delivered_ids().await;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for id in &received {
         *counts.entry(id.as_str()).or_default() += 1;
@@ -368,12 +350,12 @@ async fn with_the_database_gone_ingest_answers_503_and_the_relay_recovers_by_its
         "every acknowledged event to be delivered",
         Duration::from_secs(60),
         || async {
-            let received = received_ids(&sf).await;
+            let received = sf.delivered_ids().await;
             acknowledged.iter().all(|id| received.contains(id))
         },
     )
     .await;
-    let received = received_ids(&sf).await;
+    let received = sf.delivered_ids().await;
     assert!(
         received.iter().all(|id| !id.starts_with("during-")),
         "refused events are not stored"
@@ -432,7 +414,7 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
         .await
         .unwrap();
     wait_until("a relay to deliver the event it was told of", || async {
-        received_ids(&sf).await.contains(&"woken".to_owned())
+        sf.delivered_ids().await.contains(&"woken".to_owned())
     })
     .await;
 }

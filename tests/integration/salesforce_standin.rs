@@ -203,6 +203,20 @@ impl SalesforceStandIn {
         self.requests_to(APEX_PATH).await
     }
 
+    /// The ids of the events delivered, in the order they arrived.
+    pub async fn delivered_ids(&self) -> Vec<String> {
+        self.apex_requests()
+            .await
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
     async fn requests_to(&self, wanted: &str) -> Vec<Request> {
         self.server
             .received_requests()

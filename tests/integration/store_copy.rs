@@ -85,6 +85,15 @@ async fn a_store_in_every_status(store: &dyn Store) {
     store.release(again.iter().map(|e| e.seq).collect()).await.unwrap();
 }
 
+/// Runs `store copy --output json`; answers its report.
+async fn copy(from: &str, to: &str) -> Value {
+    let out = cli(&["--output", "json", "store", "copy", "--from", from, "--to", to])
+        .run()
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
 /// Everything `events list` and `events show` say of each event, and its body.
 async fn everything(store: &dyn Store) -> Vec<(Value, Value, Bytes)> {
     let mut all = Vec::new();
@@ -122,20 +131,7 @@ async fn store_copy_moves_every_status_and_a_relay_on_the_copy_delivers_the_pend
     drop(source);
     let from = format!("sqlite://{}", source_path.display());
 
-    let first = cli(&[
-        "--output",
-        "json",
-        "store",
-        "copy",
-        "--from",
-        &from,
-        "--to",
-        &schema.url,
-    ])
-    .run()
-    .await;
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    let report: Value = serde_json::from_str(&first.stdout).unwrap();
+    let report = copy(&from, &schema.url).await;
     assert_eq!(
         (report["read"].as_u64(), report["copied"].as_u64()),
         (Some(7), Some(7)),
@@ -148,20 +144,7 @@ async fn store_copy_moves_every_status_and_a_relay_on_the_copy_delivers_the_pend
         "every event, status, attempt and body"
     );
 
-    let again = cli(&[
-        "--output",
-        "json",
-        "store",
-        "copy",
-        "--from",
-        &from,
-        "--to",
-        &schema.url,
-    ])
-    .run()
-    .await;
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    let report: Value = serde_json::from_str(&again.stdout).unwrap();
+    let report = copy(&from, &schema.url).await;
     assert_eq!(
         report["copied"].as_u64(),
         Some(0),
@@ -188,17 +171,7 @@ async fn store_copy_moves_every_status_and_a_relay_on_the_copy_delivers_the_pend
         target.stats().await.unwrap().pending == 0
     })
     .await;
-    let delivered: Vec<String> = sf
-        .apex_requests()
-        .await
-        .iter()
-        .map(|r| {
-            serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let delivered = sf.delivered_ids().await;
     let mut sorted = delivered.clone();
     sorted.sort();
     assert_eq!(sorted, ["copy-pending-a1", "copy-pending-a2", "copy-pending-b"]);

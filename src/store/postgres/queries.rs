@@ -329,10 +329,7 @@ impl Store for PostgresStore {
             .query("SELECT status FROM events WHERE id = $1", &[&id.as_str()])
             .await?;
         let status: Option<String> = rows.first().map(|r| r.try_get(0)).transpose().map_err(classify)?;
-        Ok(match status.as_deref().and_then(EventStatus::parse) {
-            Some(status) => ReplayOutcome::NotReplayable(status),
-            None => ReplayOutcome::NotFound,
-        })
+        Ok(ReplayOutcome::refused(status.as_deref()))
     }
 
     async fn replay_batch(
@@ -372,14 +369,7 @@ impl Store for PostgresStore {
         {
             let status: String = row.try_get(0).map_err(classify)?;
             let count = row.try_get::<_, i64>(1).map_err(classify)? as u64;
-            match EventStatus::parse(&status) {
-                Some(EventStatus::Pending) => stats.pending = count,
-                Some(EventStatus::Delivered) => stats.delivered = count,
-                Some(EventStatus::Dead) => stats.dead = count,
-                Some(EventStatus::Ignored) => stats.ignored = count,
-                Some(EventStatus::RejectedMode) => stats.rejected_mode = count,
-                None => {}
-            }
+            stats.count(&status, count);
         }
         let oldest = self
             .query("SELECT MIN(received_at) FROM events WHERE status = 'pending'", &[])

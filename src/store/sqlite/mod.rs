@@ -359,10 +359,7 @@ impl Store for SqliteStore {
                 let status: Option<String> = conn
                     .query_row("SELECT status FROM events WHERE id = ?1", [&id], |r| r.get(0))
                     .optional()?;
-                Ok(match status.as_deref().and_then(EventStatus::parse) {
-                    Some(status) => ReplayOutcome::NotReplayable(status),
-                    None => ReplayOutcome::NotFound,
-                })
+                Ok(ReplayOutcome::refused(status.as_deref()))
             })
             .await
     }
@@ -403,14 +400,7 @@ impl Store for SqliteStore {
                 let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
                 for row in rows {
                     let (status, count) = row?;
-                    match EventStatus::parse(&status) {
-                        Some(EventStatus::Pending) => stats.pending = count,
-                        Some(EventStatus::Delivered) => stats.delivered = count,
-                        Some(EventStatus::Dead) => stats.dead = count,
-                        Some(EventStatus::Ignored) => stats.ignored = count,
-                        Some(EventStatus::RejectedMode) => stats.rejected_mode = count,
-                        None => {}
-                    }
+                    stats.count(&status, count);
                 }
                 stats.oldest_pending_received_at_ms = conn.query_row(
                     "SELECT MIN(received_at) FROM events WHERE status = 'pending'",
