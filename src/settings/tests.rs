@@ -306,6 +306,12 @@ const CASES: &[Case] = &[
         expect: &[("storage.url", "folder")],
     },
     Case {
+        name: "a PostgreSQL pool without connections",
+        set: &[("storage.url", "postgres://relay@db/relay"), ("storage.pool_size", "0")],
+        purpose: Purpose::Relay,
+        expect: &[("storage.pool_size", "greater than 0")],
+    },
+    Case {
         name: "an unknown register target",
         set: &[("register.target", "dashboard")],
         purpose: Purpose::Store,
