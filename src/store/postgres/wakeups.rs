@@ -86,13 +86,18 @@ pub(super) struct Listener {
 impl Listener {
     pub(super) fn start(target: Target, wake: Arc<Notify>) -> Self {
         let task = tokio::spawn(async move {
+            let mut failures = 0u32;
             loop {
                 let listened = match &target.tls {
-                    Some(tls) => listen(&target.config, tls.clone(), &wake).await,
-                    None => listen(&target.config, NoTls, &wake).await,
+                    Some(tls) => listen(&target.config, tls.clone(), &wake, &mut failures).await,
+                    None => listen(&target.config, NoTls, &wake, &mut failures).await,
                 };
                 if let Err(e) = listened {
-                    tracing::warn!(error = %e, "lost the database's wake-up connection; polling until it is back");
+                    failures += 1;
+                    // Once when it happens, then about once a minute while it lasts.
+                    if failures == 1 || failures.is_multiple_of(30) {
+                        tracing::warn!(error = %e, "lost the database's wake-up connection; polling until it is back");
+                    }
                 }
                 tokio::time::sleep(RECONNECT_AFTER).await;
             }
@@ -108,7 +113,12 @@ impl Drop for Listener {
     }
 }
 
-async fn listen<T>(config: &tokio_postgres::Config, tls: T, wake: &Notify) -> Result<(), tokio_postgres::Error>
+async fn listen<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    wake: &Notify,
+    failures: &mut u32,
+) -> Result<(), tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
@@ -133,6 +143,7 @@ where
     let schema: Option<String> = client.query_one("SELECT current_schema()", &[]).await?.get(0);
     let schema = schema.unwrap_or_default();
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    *failures = 0;
     // Anything stored while this connection was down is found now.
     wake.notify_one();
     while let Some(payload) = notifications.recv().await {
