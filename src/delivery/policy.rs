@@ -284,4 +284,58 @@ mod tests {
         assert!(breaker.record(&retry()));
         assert!(breaker.permits().is_err());
     }
+
+    fn open_state(breaker: &CircuitBreaker) -> (Instant, Duration) {
+        match *breaker.state.lock().unwrap() {
+            BreakerState::Open { until, cooldown } => (until, cooldown),
+            other => panic!("expected an open breaker, found {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_the_cooldown_holds_the_breaker_that_long() {
+        let breaker = CircuitBreaker::new(1, Duration::from_secs(1));
+        let answered = DeliveryOutcome::Retry {
+            min_delay: Duration::from_secs(120),
+        };
+        assert!(breaker.record(&answered));
+        let wait = breaker.permits().expect_err("open");
+        assert!(
+            wait > Duration::from_secs(60),
+            "Salesforce's Retry-After is kept: {wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_sign_in_opens_the_breaker_for_its_cooldown() {
+        let breaker = CircuitBreaker::new(5, Duration::from_secs(1));
+        let refused = DeliveryOutcome::AuthRejected {
+            min_delay: Duration::from_secs(300),
+        };
+        assert!(breaker.record(&refused), "opens at once, whatever the threshold");
+        let (until, cooldown) = open_state(&breaker);
+        assert_eq!(cooldown, Duration::from_secs(300));
+        assert!(until > Instant::now() + Duration::from_secs(200));
+        assert!(breaker.permits().expect_err("open") > Duration::from_secs(200));
+    }
+
+    #[test]
+    fn a_failed_trial_doubles_the_cooldown_up_to_the_ceiling() {
+        let breaker = CircuitBreaker::new(1, Duration::from_secs(5));
+        *breaker.state.lock().unwrap() = BreakerState::HalfOpen {
+            trial_running: true,
+            cooldown: Duration::from_secs(40),
+        };
+        assert!(breaker.record(&retry()));
+        let (until, cooldown) = open_state(&breaker);
+        assert_eq!(cooldown, Duration::from_secs(80));
+        assert!(until > Instant::now() + Duration::from_secs(70));
+
+        *breaker.state.lock().unwrap() = BreakerState::HalfOpen {
+            trial_running: true,
+            cooldown: Duration::from_secs(500),
+        };
+        breaker.record(&retry());
+        assert_eq!(open_state(&breaker).1, MAX_COOLDOWN);
+    }
 }
