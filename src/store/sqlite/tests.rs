@@ -117,3 +117,32 @@ fn migrations_run_once_and_record_their_number() {
         .unwrap();
     assert_eq!(version, writer::MIGRATIONS.len() as i64);
 }
+
+#[tokio::test]
+async fn a_store_in_folders_that_do_not_exist_yet_creates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("var/lib/dr-sf-bridge/relay.db");
+    let store = SqliteStore::open(&path).expect("the folders are created");
+    store.insert(event("e1")).await.unwrap();
+    assert!(path.is_file());
+}
+
+#[tokio::test]
+async fn a_relay_starting_on_the_file_takes_over_the_leases_a_dead_one_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let crashed = SqliteStore::open(&path).unwrap();
+        crashed.insert(event("e1")).await.unwrap();
+        let claimed = crashed.claim_due(10, 10, Duration::from_secs(3600)).await.unwrap();
+        assert_eq!(claimed.len(), 1, "in flight when the relay died");
+    }
+    let storage = crate::settings::StorageSettings {
+        url: format!("sqlite://{}", path.display()),
+        retention_days: 30,
+        pool_size: 1,
+    };
+    let restarted = crate::store::open(&storage, crate::store::Role::Relay).await.unwrap();
+    let claimed = restarted.claim_due(20, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 1, "claimable at once, not after the hour-long lease");
+}
