@@ -439,6 +439,39 @@ pub async fn state_is_kept_replaced_and_forgotten(store: Arc<dyn Store>) {
     assert_eq!(store.state("k").await.unwrap(), None);
 }
 
+/// When an event finished (stored as ignored or rejected, delivered, dead) is kept, and what
+/// is pending again has no finish: `store copy` moves it with the rest.
+pub async fn the_finish_time_is_kept_for_finished_events_only(store: Arc<dyn Store>) {
+    let mut ignored = event("ignored", "o1", 5);
+    ignored.status = EventStatus::Ignored;
+    store.insert(ignored).await.unwrap();
+    store.insert(event("delivered", "o2", 6)).await.unwrap();
+    store.insert(event("replayed", "o3", 7)).await.unwrap();
+    let claimed = store.claim_due(100, 10, LEASE).await.unwrap();
+    for e in &claimed {
+        store
+            .finish_attempt(e.seq, record(200, 200), Transition::Delivered)
+            .await
+            .unwrap();
+    }
+    store.replay(&id("replayed"), 300).await.unwrap();
+    let finished: Vec<(String, Option<i64>)> = store
+        .export(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.summary.id, e.finished_at_ms))
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            ("ignored".to_owned(), Some(5)),
+            ("delivered".to_owned(), Some(200)),
+            ("replayed".to_owned(), None)
+        ]
+    );
+}
+
 /// One test per contract case for an engine: `store_contract!(module, factory)`, where
 /// `factory(test_name).await` opens a fresh, empty store (with a guard that keeps it), or answers
 /// `None` when the engine's server is not there (the test is skipped, saying so).
@@ -465,7 +498,8 @@ macro_rules! store_contract {
                 lists_filter_by_type_order_and_time,
                 bulk_replay_takes_dead_events_since_a_time_in_batches,
                 purge_removes_only_delivered_events_before_the_cut,
-                state_is_kept_replaced_and_forgotten
+                state_is_kept_replaced_and_forgotten,
+                the_finish_time_is_kept_for_finished_events_only
             );
         }
     };
