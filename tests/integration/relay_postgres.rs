@@ -417,6 +417,22 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
         sf.delivered_ids().await.contains(&"woken".to_owned())
     })
     .await;
+
+    // The same for a bulk replay by an operations command beside the relays.
+    let replayed = other
+        .replay_batch(
+            dr_sf_bridge::store::EventStatus::Delivered,
+            None,
+            10,
+            dr_sf_bridge::support::clock::now_ms(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    wait_until("a relay to deliver the replayed event", || async {
+        sf.delivered_ids().await.iter().filter(|id| *id == "woken").count() == 2
+    })
+    .await;
 }
 
 /// `host:port` of a `postgres://` URL.
