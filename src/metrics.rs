@@ -3,6 +3,10 @@
 //! Counters and the latency histogram are updated where things happen; the gauges that describe
 //! the store (events by status, age of the oldest pending event) are read from it at scrape time,
 //! so they are right even after a restart and across several relay processes.
+//!
+//! Everything about delivery carries a `target` label (`test` or `live`: the DR mode whose
+//! Salesforce org it is), so a failing sandbox shows as the sandbox's and never hides in
+//! production's figures.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::domain::Mode;
 use crate::store::StoreStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,7 +31,26 @@ pub struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    pub target: &'static str,
     pub outcome: &'static str,
+}
+
+/// The Salesforce target a delivery figure belongs to: its DR mode.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub target: &'static str,
+}
+
+impl TargetLabels {
+    pub fn of(mode: Mode) -> Self {
+        Self { target: mode.as_str() }
+    }
+}
+
+type TargetGauge = Family<TargetLabels, Gauge>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,16 +63,16 @@ pub struct Metrics {
     pub events_received: Family<ReceivedLabels, Counter>,
     pub inbound_rejections: Family<ReasonLabels, Counter>,
     pub deliveries: Family<OutcomeLabels, Counter>,
-    pub delivery_duration: Histogram,
+    pub delivery_duration: Family<TargetLabels, Histogram>,
     events_by_status: Family<StatusLabels, Gauge>,
     oldest_pending_age: Gauge,
-    /// Shared with the token cache, which counts each grant it requests.
-    pub token_grants: Counter,
-    pub api_usage_used: Gauge,
-    pub api_usage_max: Gauge,
-    pub breaker_open: Gauge,
+    /// Each target's counter is shared with its token cache, which counts each grant it requests.
+    pub token_grants: Family<TargetLabels, Counter>,
+    pub api_usage_used: TargetGauge,
+    pub api_usage_max: TargetGauge,
+    pub breaker_open: TargetGauge,
     /// 1 while Salesforce refuses the sign-in (deliveries wait for the credentials to be fixed).
-    pub sign_in_refused: Gauge,
+    pub sign_in_refused: TargetGauge,
 }
 
 impl Default for Metrics {
@@ -59,24 +83,17 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::with_token_grants(Counter::default())
-    }
-
-    /// Metrics whose grant counter is `token_grants`: the one the token cache counts into.
-    pub fn with_token_grants(token_grants: Counter) -> Self {
         let mut registry = Registry::with_prefix("drsf");
         let events_received = Family::<ReceivedLabels, Counter>::default();
         let inbound_rejections = Family::<ReasonLabels, Counter>::default();
         let deliveries = Family::<OutcomeLabels, Counter>::default();
-        let delivery_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let delivery_duration =
+            Family::<TargetLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
         let events_by_status = Family::<StatusLabels, Gauge>::default();
-        let [
-            oldest_pending_age,
-            api_usage_used,
-            api_usage_max,
-            breaker_open,
-            sign_in_refused,
-        ] = std::array::from_fn(|_| Gauge::default());
+        let oldest_pending_age = Gauge::default();
+        let token_grants = Family::<TargetLabels, Counter>::default();
+        let [api_usage_used, api_usage_max, breaker_open, sign_in_refused] =
+            std::array::from_fn(|_| TargetGauge::default());
         registry.register(
             "events_received",
             "Events received from Digital River, by type and outcome",
@@ -89,12 +106,12 @@ impl Metrics {
         );
         registry.register(
             "deliveries",
-            "Delivery attempts to Salesforce, by outcome",
+            "Delivery attempts to Salesforce, by target and outcome",
             deliveries.clone(),
         );
         registry.register(
             "delivery_duration_seconds",
-            "Duration of delivery attempts to Salesforce",
+            "Duration of delivery attempts to Salesforce, by target",
             delivery_duration.clone(),
         );
         registry.register("events", "Stored events, by status", events_by_status.clone());
@@ -105,7 +122,7 @@ impl Metrics {
         );
         registry.register(
             "salesforce_token_grants",
-            "Grants requested from Salesforce's token endpoint",
+            "Grants requested from Salesforce's token endpoint, by target",
             token_grants.clone(),
         );
         registry.register(
@@ -151,6 +168,16 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// The counter a target's token cache counts its grants into.
+    pub fn token_grant_counter(&self, mode: Mode) -> Counter {
+        self.token_grants.get_or_create(&TargetLabels::of(mode)).clone()
+    }
+
+    /// A gauge of `family` for one target.
+    pub fn target_gauge(family: &TargetGauge, mode: Mode) -> Gauge {
+        family.get_or_create(&TargetLabels::of(mode)).clone()
     }
 
     pub fn rejected(&self, reason: &'static str) {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::domain::EventType;
 use crate::domain::OrderKey;
-use crate::ops::register::{self, RegisterOptions};
+use crate::ops::register::{self, ModeChoice, RegisterOptions};
 use crate::ops::trigger::{self, TriggerOptions};
 use crate::ops::{OpsError, check, events, webhooks};
 use crate::relay::{Application, shutdown_signal};
@@ -89,6 +89,10 @@ pub enum Command {
         /// Where DR sends events: straight to Salesforce, or to the relay. Default: register.target.
         #[arg(long, value_enum)]
         target: Option<RegisterTarget>,
+        /// Which DR mode's webhook, each with its mode's key. Default: every mode a Salesforce
+        /// target takes.
+        #[arg(long, value_enum)]
+        mode: Option<ModeChoice>,
         /// Print the plan and the request body (secrets as "***"); write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -101,6 +105,8 @@ pub enum Command {
     Unregister {
         #[arg(long, value_enum)]
         target: Option<RegisterTarget>,
+        #[arg(long, value_enum)]
+        mode: Option<ModeChoice>,
         /// Say what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
@@ -234,6 +240,31 @@ impl Cli {
         Ok(settings::load(&self.load_options(), purpose)?)
     }
 
+    /// `register` or `unregister` for each chosen mode: one report as an object, several as a list.
+    async fn register(
+        &self,
+        target: Option<RegisterTarget>,
+        mode: Option<ModeChoice>,
+        dry_run: bool,
+        force: bool,
+        remove: bool,
+    ) -> Result<Printed, OpsError> {
+        let (target, settings) = self.register_settings(target)?;
+        let options = RegisterOptions {
+            target,
+            mode: settings.salesforce.primary().mode,
+            dry_run,
+            force,
+        };
+        let reports = register::for_each_mode(&settings, mode, options, remove).await?;
+        let text = || reports.iter().map(render::register_report).collect::<String>();
+        Ok(match reports.as_slice() {
+            [one] => print_as(self.output, one, text),
+            several => print_as(self.output, &several, text),
+        }
+        .into())
+    }
+
     /// The register target (the flag, else `register.target`) and the settings validated for it,
     /// from one reading of the configuration.
     fn register_settings(&self, flag: Option<RegisterTarget>) -> Result<(RegisterTarget, Settings), OpsError> {
@@ -306,32 +337,13 @@ impl From<String> for Printed {
 /// Runs the parsed command and answers what to print on stdout.
 pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
     match &cli.command {
-        Command::Register { target, dry_run, force } => {
-            let (target, settings) = cli.register_settings(*target)?;
-            let report = register::register(
-                &settings,
-                RegisterOptions {
-                    target,
-                    dry_run: *dry_run,
-                    force: *force,
-                },
-            )
-            .await?;
-            Ok(print_as(cli.output, &report, || render::register_report(&report)).into())
-        }
-        Command::Unregister { target, dry_run } => {
-            let (target, settings) = cli.register_settings(*target)?;
-            let report = register::unregister(
-                &settings,
-                RegisterOptions {
-                    target,
-                    dry_run: *dry_run,
-                    force: false,
-                },
-            )
-            .await?;
-            Ok(print_as(cli.output, &report, || render::register_report(&report)).into())
-        }
+        Command::Register {
+            target,
+            mode,
+            dry_run,
+            force,
+        } => cli.register(*target, *mode, *dry_run, *force, false).await,
+        Command::Unregister { target, mode, dry_run } => cli.register(*target, *mode, *dry_run, false, true).await,
         Command::Relay => {
             let settings = cli.settings(Purpose::Relay)?;
             let app = Application::build(settings).await?;

@@ -76,12 +76,13 @@ pub fn events_table(events: &[EventSummary]) -> String {
     if events.is_empty() {
         return "No events.\n".to_owned();
     }
-    let rows: Vec<[String; 6]> = events
+    let rows: Vec<[String; 7]> = events
         .iter()
         .map(|e| {
             [
                 e.id.clone(),
                 e.event_type.clone(),
+                e.target.as_str().to_owned(),
                 e.status.as_str().to_owned(),
                 e.attempts.to_string(),
                 time(e.received_at_ms),
@@ -89,18 +90,22 @@ pub fn events_table(events: &[EventSummary]) -> String {
             ]
         })
         .collect();
-    table::render(&["ID", "TYPE", "STATUS", "ATTEMPTS", "RECEIVED", "LAST ERROR"], &rows)
+    table::render(
+        &["ID", "TYPE", "TARGET", "STATUS", "ATTEMPTS", "RECEIVED", "LAST ERROR"],
+        &rows,
+    )
 }
 
 pub fn event_details(details: &EventDetails) -> String {
     let e = &details.event;
     let mut out = format!(
-        "id: {}\ntype: {}\nstatus: {}\norder: {}\nlive mode: {}\nreceived: {}\nattempts: {}\n",
+        "id: {}\ntype: {}\nstatus: {}\norder: {}\nlive mode: {} (target: {})\nreceived: {}\nattempts: {}\n",
         e.id,
         e.event_type,
         e.status.as_str(),
         e.order_key.as_deref().unwrap_or("-"),
         e.live_mode,
+        e.target,
         time(e.received_at_ms),
         e.attempts
     );
@@ -137,9 +142,10 @@ pub fn register_report(report: &RegisterReport) -> String {
     let mut out = String::new();
     let id = report.webhook_id.as_deref().unwrap_or("(new)");
     out.push_str(&format!(
-        "Webhook {id} for {} (target {}): {}\n",
+        "Webhook {id} for {} (target {}, {} mode): {}\n",
         report.address,
         report.target,
+        report.mode,
         report.action.as_str()
     ));
     for change in &report.changes {

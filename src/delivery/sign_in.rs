@@ -11,15 +11,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Mode;
 use crate::metrics::Metrics;
 use crate::salesforce::{AuthError, DeliveryOutcome, TokenCache};
 use crate::store::Store;
 use crate::support::clock::now_ms;
 
-/// The store key of the remembered refusal.
-pub const STATE_KEY: &str = "salesforce.sign_in_refused";
+/// The store key of a refusal remembered before targets had modes; still honoured at start (the
+/// fingerprint says whether it concerns these credentials).
+const LEGACY_STATE_KEY: &str = "salesforce.sign_in_refused";
+
+/// The store key of the remembered refusal of one target.
+pub fn state_key(mode: Mode) -> String {
+    format!("{LEGACY_STATE_KEY}.{mode}")
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,19 +44,22 @@ struct Refusal {
 pub struct SignInMemory {
     store: Arc<dyn Store>,
     tokens: Arc<TokenCache>,
-    metrics: Arc<Metrics>,
+    /// 1 while this target's sign-in is refused.
+    refused: Gauge,
+    key: String,
     fingerprint: String,
     /// Whether the store holds a refusal (so a success clears it once, not on every delivery).
     recorded: AtomicBool,
 }
 
 impl SignInMemory {
-    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenCache>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenCache>, metrics: &Metrics, mode: Mode) -> Self {
         let fingerprint = tokens.auth().fingerprint();
         Self {
             store,
             tokens,
-            metrics,
+            refused: Metrics::target_gauge(&metrics.sign_in_refused, mode),
+            key: state_key(mode),
             fingerprint,
             recorded: AtomicBool::new(false),
         }
@@ -56,8 +67,12 @@ impl SignInMemory {
 
     /// At start: a refusal of these same credentials within the cool-down is honoured.
     pub async fn restore(&self) {
-        let Ok(Some(raw)) = self.store.state(STATE_KEY).await else {
-            return;
+        let raw = match self.store.state(&self.key).await {
+            Ok(Some(raw)) => raw,
+            _ => match self.store.state(LEGACY_STATE_KEY).await {
+                Ok(Some(raw)) => raw,
+                _ => return,
+            },
         };
         self.recorded.store(true, Ordering::Relaxed);
         let Ok(refusal) = serde_json::from_str::<Refusal>(&raw) else {
@@ -89,7 +104,7 @@ impl SignInMemory {
             retry_in_secs = (cooldown - age).as_secs(),
             "Salesforce refused these credentials before the restart: not signing in again before the cool-down; fix the credentials"
         );
-        self.metrics.sign_in_refused.set(1);
+        self.refused.set(1);
         self.tokens.remember_rejection(error, age).await;
     }
 
@@ -110,7 +125,7 @@ impl SignInMemory {
                 else {
                     return;
                 };
-                self.metrics.sign_in_refused.set(1);
+                self.refused.set(1);
                 let refusal = Refusal {
                     fingerprint: self.fingerprint.clone(),
                     refused_at_ms: now_ms() - age.as_millis() as i64,
@@ -121,15 +136,15 @@ impl SignInMemory {
                     hint,
                 };
                 let value = serde_json::to_string(&refusal).expect("plain fields serialize");
-                match self.store.set_state(STATE_KEY, Some(value), now_ms()).await {
+                match self.store.set_state(&self.key, Some(value), now_ms()).await {
                     Ok(()) => self.recorded.store(true, Ordering::Relaxed),
                     Err(e) => tracing::warn!(error = %e, "could not remember the refused sign-in"),
                 }
             }
             DeliveryOutcome::Delivered | DeliveryOutcome::RetryLimited | DeliveryOutcome::Dead => {
-                self.metrics.sign_in_refused.set(0);
+                self.refused.set(0);
                 if self.recorded.swap(false, Ordering::Relaxed)
-                    && let Err(e) = self.store.set_state(STATE_KEY, None, now_ms()).await
+                    && let Err(e) = self.store.set_state(&self.key, None, now_ms()).await
                 {
                     tracing::warn!(error = %e, "could not forget the refused sign-in");
                     self.recorded.store(true, Ordering::Relaxed);

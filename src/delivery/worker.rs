@@ -1,5 +1,9 @@
 //! The delivery worker: claims due events from the store and delivers each to Salesforce.
 //!
+//! There is one worker per Salesforce target, and it claims only its own DR mode's events: each
+//! target has its own token, circuit breaker and in-flight limit, so a sandbox that is down
+//! neither takes production's slots nor opens production's breaker.
+//!
 //! Ordering comes from the store (it hands out only the first pending event of each order), so
 //! the worker is free to run up to `max_in_flight` deliveries in parallel — different orders
 //! proceed side by side, one order's events one after the other. Claims carry a lease longer than
@@ -20,14 +24,16 @@ use tracing::Instrument;
 
 use super::policy::{CircuitBreaker, RetryPolicy};
 use super::sign_in::SignInMemory;
-use crate::domain::EventId;
-use crate::metrics::{Metrics, OutcomeLabels};
+use crate::domain::{EventId, Mode};
+use crate::metrics::{Metrics, OutcomeLabels, TargetLabels};
 use crate::salesforce::{ApexClient, DeliveryOutcome};
 use crate::store::{AttemptRecord, ClaimedEvent, Store, StoreError, Transition};
 use crate::support::clock::now_ms;
 use crate::support::http::{Backoff, Failure, retry};
 
 pub struct Worker {
+    /// The DR mode of the events this worker's target takes.
+    pub mode: Mode,
     pub store: Arc<dyn Store>,
     pub client: ApexClient,
     pub policy: RetryPolicy,
@@ -42,6 +48,7 @@ pub struct Worker {
 }
 
 struct Shared {
+    mode: Mode,
     store: Arc<dyn Store>,
     client: ApexClient,
     policy: RetryPolicy,
@@ -61,6 +68,7 @@ const RECORD_RETRIES: Backoff = Backoff {
 impl Worker {
     fn shared(&self) -> Arc<Shared> {
         Arc::new(Shared {
+            mode: self.mode,
             store: self.store.clone(),
             client: self.client.clone(),
             policy: self.policy.clone(),
@@ -81,7 +89,7 @@ impl Worker {
             return Ok(0);
         };
         let want = self.max_in_flight.min(allowed) as u32;
-        let events = shared.store.claim_due(now_ms(), want, self.lease).await?;
+        let events = shared.store.claim_due(self.mode, now_ms(), want, self.lease).await?;
         let attempted = events.len();
         let mut tasks = JoinSet::new();
         for event in events {
@@ -161,7 +169,7 @@ async fn claim_and_start(
         return None;
     }
     let want = free.min(allowed) as u32;
-    let events = match shared.store.claim_due(now_ms(), want, lease).await {
+    let events = match shared.store.claim_due(shared.mode, now_ms(), want, lease).await {
         Ok(events) => events,
         Err(StoreError::Busy(reason)) => {
             tracing::debug!(%reason, "the store is busy; claiming again on the next poll");
@@ -187,6 +195,7 @@ async fn claim_and_start(
         let shared = shared.clone();
         let span = tracing::info_span!(
             "deliver",
+            target = shared.mode.as_str(),
             event_id = %event.id,
             event_type = %event.event_type,
             attempt = event.attempts + 1
@@ -203,7 +212,7 @@ async fn claim_and_start(
         // There may be more due: look again as soon as a slot frees.
         return Some(Duration::ZERO);
     }
-    match shared.store.next_due_at().await {
+    match shared.store.next_due_at(shared.mode).await {
         Ok(Some(next)) => Some(Duration::from_millis((next - now_ms()).max(0) as u64).max(Duration::from_millis(5))),
         _ => None,
     }
@@ -226,13 +235,18 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
     if shared.breaker.record(&attempt.outcome) {
         tracing::warn!("Salesforce fails for every event: pausing deliveries (circuit breaker open)");
     }
-    shared.metrics.breaker_open.set(shared.breaker.is_open() as i64);
+    let target = TargetLabels::of(shared.mode);
+    let metrics = &shared.metrics;
+    metrics
+        .breaker_open
+        .get_or_create(&target)
+        .set(shared.breaker.is_open() as i64);
     if let Some(sign_in) = &shared.sign_in {
         sign_in.after_attempt(&attempt.outcome).await;
     }
     if let Some(usage) = attempt.api_usage {
-        shared.metrics.api_usage_used.set(usage.used as i64);
-        shared.metrics.api_usage_max.set(usage.max as i64);
+        metrics.api_usage_used.get_or_create(&target).set(usage.used as i64);
+        metrics.api_usage_max.get_or_create(&target).set(usage.max as i64);
         if usage.max > 0 && usage.used * 10 >= usage.max * 9 {
             tracing::warn!(
                 used = usage.used,
@@ -249,12 +263,17 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
         (DeliveryOutcome::AuthRejected { .. }, _) => "auth_rejected",
         _ => "retry",
     };
-    shared
-        .metrics
+    metrics
         .deliveries
-        .get_or_create(&OutcomeLabels { outcome })
+        .get_or_create(&OutcomeLabels {
+            target: target.target,
+            outcome,
+        })
         .inc();
-    shared.metrics.delivery_duration.observe(attempt.duration.as_secs_f64());
+    metrics
+        .delivery_duration
+        .get_or_create(&target)
+        .observe(attempt.duration.as_secs_f64());
     let error = attempt.error.clone().unwrap_or_default();
     match &transition {
         Transition::Delivered => tracing::info!(status = attempt.status, "delivered to Salesforce"),

@@ -7,4 +7,4 @@ pub mod signature;
 
 pub use api::{ApiOptions, DigitalRiverClient, DigitalRiverError, Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
 pub use event::{Envelope, EnvelopeError};
-pub use signature::{SignatureError, SignatureVerifier};
+pub use signature::{ModeVerifiers, SignatureError, SignatureVerifier, SignedFor};

@@ -14,6 +14,8 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+use crate::domain::Mode;
+
 pub const HEADER: &str = "digitalriver-signature";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +99,16 @@ impl SignatureVerifier {
         Self { secrets, tolerance }
     }
 
+    fn secrets_equal(&self, other: &Self) -> bool {
+        self.secrets.len() == other.secrets.len()
+            && self
+                .secrets
+                .iter()
+                .zip(&other.secrets)
+                .all(|(a, b)| a.expose_secret() == b.expose_secret())
+            && self.tolerance == other.tolerance
+    }
+
     /// Whether signatures are required (a signing secret is configured).
     pub fn is_enabled(&self) -> bool {
         !self.secrets.is_empty()
@@ -129,6 +141,74 @@ impl SignatureVerifier {
             }
         }
         Err(SignatureError::Mismatch)
+    }
+}
+
+/// Each DR mode's verifier: test and live webhooks are signed with different secrets.
+pub struct ModeVerifiers {
+    test: SignatureVerifier,
+    live: SignatureVerifier,
+}
+
+/// The modes whose secrets accept a request's signature (or that check none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedFor {
+    test: bool,
+    live: bool,
+}
+
+impl SignedFor {
+    pub fn accepts(self, mode: Mode) -> bool {
+        match mode {
+            Mode::Test => self.test,
+            Mode::Live => self.live,
+        }
+    }
+}
+
+impl ModeVerifiers {
+    pub fn new(test: SignatureVerifier, live: SignatureVerifier) -> Self {
+        Self { test, live }
+    }
+
+    /// The verifier of `mode`'s events.
+    pub fn of(&self, mode: Mode) -> &SignatureVerifier {
+        match mode {
+            Mode::Test => &self.test,
+            Mode::Live => &self.live,
+        }
+    }
+
+    /// Whether any mode requires signatures.
+    pub fn is_enabled(&self) -> bool {
+        self.test.is_enabled() || self.live.is_enabled()
+    }
+
+    /// Checks the signature against each mode's secrets, before the body is read as an event: the
+    /// modes it is good for, or why it is good for none. The event's `liveMode` must then be one
+    /// of them, so an event cannot borrow the other mode's secret.
+    pub fn verify(&self, header: Option<&str>, body: &[u8], now_secs: i64) -> Result<SignedFor, SignatureError> {
+        let check = |v: &SignatureVerifier| {
+            if v.is_enabled() {
+                v.verify(header, body, now_secs)
+            } else {
+                Ok(())
+            }
+        };
+        let test = check(&self.test);
+        // One secret list for both modes (one webhook): one HMAC, not two.
+        let live = if self.live.secrets_equal(&self.test) {
+            test
+        } else {
+            check(&self.live)
+        };
+        match (test, live) {
+            (Err(e), Err(_)) => Err(e),
+            (test, live) => Ok(SignedFor {
+                test: test.is_ok(),
+                live: live.is_ok(),
+            }),
+        }
     }
 }
 

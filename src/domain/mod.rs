@@ -25,12 +25,14 @@ pub(crate) use text_newtype_fmt;
 
 mod event_id;
 mod event_type;
+mod mode;
 mod order_key;
 mod salesforce_url;
 mod service_url;
 
 pub use event_id::EventId;
 pub use event_type::EventType;
+pub use mode::Mode;
 pub use order_key::OrderKey;
 pub use salesforce_url::SalesforceUrl;
 pub use service_url::{ServiceUrl, is_loopback_host};

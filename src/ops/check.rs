@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::register::managed_address;
 use super::webhooks;
-use crate::salesforce::{AuthError, Mode};
-use crate::settings::{self, LoadOptions, Purpose, Settings};
+use crate::domain::Mode;
+use crate::salesforce::AuthError;
+use crate::settings::{self, DeliverySettings, LoadOptions, Purpose, SalesforceSettings, Settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,29 +88,34 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
         }
     };
     checks.push(line("configuration", Status::Pass, "valid", None));
-    if let Some(mismatch) = mode_mismatch(&settings) {
-        checks.push(mismatch);
+    checks.extend(mode_mismatch(&settings));
+    for target in settings.salesforce.iter() {
+        let mode = target.mode;
+        check_digital_river(&settings, mode, &mut checks).await;
+        check_salesforce(target, &settings.delivery, &which(&settings, mode), &mut checks).await;
+        let secrets = settings.digital_river.signing_secrets_for(mode).len();
+        checks.push(if secrets == 0 {
+            line(
+                "signing secret",
+                Status::Warn,
+                format!(
+                    "{}none configured: the relay cannot verify that events come from Digital River",
+                    which(&settings, mode)
+                ),
+                Some(
+                    "copy the webhook's signing secret from the DR Dashboard into DRSF__DIGITAL_RIVER__SIGNING_SECRETS (DRSF__DIGITAL_RIVER__LIVE__SIGNING_SECRETS for one mode's)"
+                        .into(),
+                ),
+            )
+        } else {
+            line(
+                "signing secret",
+                Status::Pass,
+                format!("{}{secrets} configured", which(&settings, mode)),
+                None,
+            )
+        });
     }
-    check_digital_river(&settings, &mut checks).await;
-    check_salesforce(&settings, &mut checks).await;
-    checks.push(if settings.digital_river.signing_secrets.is_empty() {
-        line(
-            "signing secret",
-            Status::Warn,
-            "none configured: the relay cannot verify that events come from Digital River",
-            Some(
-                "copy the webhook's signing secret from the DR Dashboard into DRSF__DIGITAL_RIVER__SIGNING_SECRETS"
-                    .into(),
-            ),
-        )
-    } else {
-        line(
-            "signing secret",
-            Status::Pass,
-            format!("{} configured", settings.digital_river.signing_secrets.len()),
-            None,
-        )
-    });
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     CheckReport {
         ok,
@@ -118,44 +124,70 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
     }
 }
 
-/// A DR key of one mode with a Salesforce org of the other: test orders would reach production,
-/// or live orders a sandbox.
-fn mode_mismatch(settings: &Settings) -> Option<CheckLine> {
+/// A DR key of one mode with no Salesforce org of that mode, or an org whose environment is not
+/// its mode's: test orders would reach production, or live orders a sandbox.
+fn mode_mismatch(settings: &Settings) -> Vec<CheckLine> {
     use secrecy::ExposeSecret;
-    let key = settings.digital_river.api_key.as_ref()?;
-    let key_mode = match key.expose_secret() {
-        k if k.starts_with("sk_test_") => Mode::Test,
-        k if k.starts_with("sk_live_") => Mode::Live,
-        _ => return None,
-    };
-    let sf = &settings.salesforce;
-    (key_mode != sf.mode).then(|| {
-        line(
-            "mode",
-            Status::Warn,
-            format!(
-                "the DR key is a {} key but the Salesforce {} takes {} events: the relay would keep every event as rejected_mode",
-                key_mode.as_str(),
-                sf.environment.as_str(),
-                sf.mode.as_str()
-            ),
-            Some(format!(
-                "use the {} key of this DR account with this org, or point this configuration at the {} org",
-                sf.mode.as_str(),
-                if key_mode == Mode::Test { "sandbox" } else { "production" }
-            )),
-        )
-    })
+    let mut lines = Vec::new();
+    if let Some(key) = settings.digital_river.api_key.as_ref() {
+        let key_mode = Mode::of_api_key(key.expose_secret());
+        let first = settings.salesforce.primary();
+        if settings.salesforce.for_mode(key_mode).is_none() {
+            lines.push(line(
+                "mode",
+                Status::Warn,
+                format!(
+                    "the DR key is a {key_mode} key but the Salesforce {} takes {} events: the relay would keep every event as rejected_mode",
+                    first.environment.as_str(),
+                    first.mode
+                ),
+                Some(format!(
+                    "use the {} key of this DR account with this org, or point this configuration at the {} org",
+                    first.mode,
+                    if key_mode == Mode::Test { "sandbox" } else { "production" }
+                )),
+            ));
+        }
+    }
+    for target in settings.salesforce.iter() {
+        if target.environment.mode() != target.mode {
+            lines.push(line(
+                "mode",
+                Status::Warn,
+                format!(
+                    "{}: a Salesforce {} takes DR's {} events",
+                    target.section,
+                    target.environment.as_str(),
+                    target.mode
+                ),
+                Some("pair the sandbox with test mode and production with live mode, unless this is deliberate".into()),
+            ));
+        }
+    }
+    lines
 }
 
-async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
-    let listed = webhooks::list(settings).await.map_err(|e| e.to_string());
+/// `[live] ` before a line's detail when there are two targets, so the admin knows which org.
+fn which(settings: &Settings, mode: Mode) -> String {
+    if settings.salesforce.by_mode_sections() {
+        format!("[{mode}] ")
+    } else {
+        String::new()
+    }
+}
+
+async fn check_digital_river(settings: &Settings, mode: Mode, checks: &mut Vec<CheckLine>) {
+    let tag = which(settings, mode);
+    let listed = match webhooks::client_for(settings, mode) {
+        Ok(client) => client.list_webhooks().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     let webhooks = match listed {
         Ok(webhooks) => {
             checks.push(line(
                 "Digital River API key",
                 Status::Pass,
-                format!("accepted ({} webhooks listed)", webhooks.len()),
+                format!("{tag}accepted ({} webhooks listed)", webhooks.len()),
                 None,
             ));
             webhooks
@@ -164,7 +196,7 @@ async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
             checks.push(line(
                 "Digital River API key",
                 Status::Fail,
-                e,
+                format!("{tag}{e}"),
                 Some("set DRSF__DIGITAL_RIVER__API_KEY to the secret key of this DR account and mode".into()),
             ));
             checks.push(line(
@@ -177,19 +209,22 @@ async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
         }
     };
     let target = settings.register.target;
-    let address = match managed_address(settings, target) {
+    let address = match managed_address(settings, target, mode) {
         Ok(address) => address,
         Err(e) => {
-            checks.push(line("webhook", Status::Fail, e.to_string(), None));
+            checks.push(line("webhook", Status::Fail, format!("{tag}{e}"), None));
             return;
         }
     };
-    let register_fix = Some(format!("run `dr-sf-bridge register --target {}`", target.as_str()));
+    let register_fix = Some(format!(
+        "run `dr-sf-bridge register --target {} --mode {mode}`",
+        target.as_str()
+    ));
     let Some(webhook) = webhooks.iter().find(|w| w.address == address) else {
         checks.push(line(
             "webhook",
             Status::Fail,
-            format!("no webhook for {address}"),
+            format!("{tag}no webhook for {address}"),
             register_fix,
         ));
         return;
@@ -219,7 +254,7 @@ async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
             "webhook",
             Status::Pass,
             format!(
-                "{} for {address} with all {} types",
+                "{tag}{} for {address} with all {} types",
                 webhook.id,
                 settings.digital_river.event_types.len()
             ),
@@ -229,17 +264,22 @@ async fn check_digital_river(settings: &Settings, checks: &mut Vec<CheckLine>) {
         line(
             "webhook",
             Status::Fail,
-            format!("{}: {}", webhook.id, problems.join("; ")),
+            format!("{tag}{}: {}", webhook.id, problems.join("; ")),
             register_fix,
         )
     });
 }
 
-async fn check_salesforce(settings: &Settings, checks: &mut Vec<CheckLine>) {
-    let client = match settings.apex_client() {
+async fn check_salesforce(
+    sf: &SalesforceSettings,
+    delivery: &DeliverySettings,
+    tag: &str,
+    checks: &mut Vec<CheckLine>,
+) {
+    let client = match sf.apex_client(delivery, Default::default()) {
         Ok(client) => client,
         Err(e) => {
-            checks.push(line("Salesforce token", Status::Fail, e.to_string(), None));
+            checks.push(line("Salesforce token", Status::Fail, format!("{tag}{e}"), None));
             checks.push(line(
                 "Apex REST resource",
                 Status::Skip,
@@ -257,7 +297,7 @@ async fn check_salesforce(settings: &Settings, checks: &mut Vec<CheckLine>) {
             "Salesforce token",
             Status::Pass,
             format!(
-                "{grant} grant at {host}; instance {}",
+                "{tag}{grant} grant at {host}; instance {}",
                 token.instance_url.as_deref().unwrap_or("(not given)")
             ),
             None,
@@ -265,11 +305,12 @@ async fn check_salesforce(settings: &Settings, checks: &mut Vec<CheckLine>) {
         Err(e) => {
             let fix = match &e {
                 AuthError::Rejected { hint, .. } => hint.clone(),
-                AuthError::Unavailable { .. } => {
-                    "check the network path to Salesforce and salesforce.token_url; try again later".to_owned()
-                }
+                AuthError::Unavailable { .. } => format!(
+                    "check the network path to Salesforce and {}; try again later",
+                    sf.key("token_url")
+                ),
             };
-            checks.push(line("Salesforce token", Status::Fail, e.to_string(), Some(fix)));
+            checks.push(line("Salesforce token", Status::Fail, format!("{tag}{e}"), Some(fix)));
             checks.push(line(
                 "Apex REST resource",
                 Status::Skip,
@@ -281,30 +322,46 @@ async fn check_salesforce(settings: &Settings, checks: &mut Vec<CheckLine>) {
     }
     let url = client.webhook_url().to_owned();
     checks.push(match client.probe().await {
-        Ok((405, _)) | Ok((200..=299, _)) => {
-            line("Apex REST resource", Status::Pass, format!("{url} exists (the DR package is installed)"), None)
-        }
+        Ok((405, _)) | Ok((200..=299, _)) => line(
+            "Apex REST resource",
+            Status::Pass,
+            format!("{tag}{url} exists (the DR package is installed)"),
+            None,
+        ),
         Ok((404, said)) => line(
             "Apex REST resource",
             Status::Fail,
-            format!("{url} answered 404 {}", said.unwrap_or_default()).trim_end().to_owned(),
-            Some(
-                "install the Digital River app (namespace digitalriverv3) in this org, or correct salesforce.webhook_path"
-                    .into(),
-            ),
+            format!("{tag}{url} answered 404 {}", said.unwrap_or_default())
+                .trim_end()
+                .to_owned(),
+            Some(format!(
+                "install the Digital River app (namespace digitalriverv3) in this org, or correct {}",
+                sf.key("webhook_path")
+            )),
         ),
         Ok((401, _)) => line(
             "Apex REST resource",
             Status::Fail,
-            format!("{url} answered 401 with a fresh token"),
+            format!("{tag}{url} answered 401 with a fresh token"),
             Some("give the integration user access to the DR package's Apex classes (permission set)".into()),
         ),
         Ok((status, said)) => line(
             "Apex REST resource",
             Status::Fail,
-            format!("{url} answered {status} {}", said.unwrap_or_default()).trim_end().to_owned(),
-            Some("check salesforce.my_domain_url and salesforce.webhook_path".into()),
+            format!("{tag}{url} answered {status} {}", said.unwrap_or_default())
+                .trim_end()
+                .to_owned(),
+            Some(format!(
+                "check {} and {}",
+                sf.key("my_domain_url"),
+                sf.key("webhook_path")
+            )),
         ),
-        Err(e) => line("Apex REST resource", Status::Fail, e, Some("check salesforce.my_domain_url".into())),
+        Err(e) => line(
+            "Apex REST resource",
+            Status::Fail,
+            format!("{tag}{e}"),
+            Some(format!("check {}", sf.key("my_domain_url"))),
+        ),
     });
 }

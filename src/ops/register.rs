@@ -5,6 +5,10 @@
 //! writes only when something differs, reporting each differing field (secret values never
 //! shown). DR's answers may omit secret values; a secret that cannot be compared is not treated as
 //! a difference — `--force` re-sends everything.
+//!
+//! DR keeps each mode's webhooks apart, each managed with that mode's key. `--mode` picks which
+//! modes' webhooks to manage (default: every mode a Salesforce target takes), and a mode no target
+//! takes is refused: its events would be kept as `rejected_mode`, never delivered.
 
 use std::collections::BTreeSet;
 
@@ -14,13 +18,36 @@ use serde_json::Value;
 
 use super::{OpsError, webhooks};
 use crate::digital_river::{Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
+use crate::domain::Mode;
 use crate::relay::paths;
 use crate::salesforce::SalesforceGrant;
-use crate::settings::{RegisterTarget, Settings};
+use crate::settings::{ConfigProblems, RegisterTarget, SalesforceSettings, Settings};
+
+/// Which DR modes' webhooks `register` manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeChoice {
+    Test,
+    Live,
+    Both,
+}
+
+impl ModeChoice {
+    /// The modes chosen; without a choice, every mode a Salesforce target takes.
+    pub fn modes(choice: Option<Self>, settings: &Settings) -> Vec<Mode> {
+        match choice {
+            Some(Self::Test) => vec![Mode::Test],
+            Some(Self::Live) => vec![Mode::Live],
+            Some(Self::Both) => Mode::ALL.to_vec(),
+            None => settings.salesforce.modes(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RegisterOptions {
     pub target: RegisterTarget,
+    /// The DR mode whose webhook this is: its key manages it, its Salesforce target receives it.
+    pub mode: Mode,
     pub dry_run: bool,
     /// PATCH even when nothing comparable differs (re-sends secrets DR does not show).
     pub force: bool,
@@ -83,6 +110,7 @@ impl Change {
 pub struct RegisterReport {
     pub action: Action,
     pub target: &'static str,
+    pub mode: Mode,
     pub address: String,
     #[serde(rename = "webhookId")]
     pub webhook_id: Option<String>,
@@ -93,11 +121,25 @@ pub struct RegisterReport {
     pub body: Option<Value>,
 }
 
-/// The webhook `register` manages for a target, built from validated settings.
-pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<WebhookSpec, OpsError> {
+/// The Salesforce target that takes `mode`'s events, or why there is none.
+fn salesforce_for(settings: &Settings, mode: Mode) -> Result<&SalesforceSettings, OpsError> {
+    settings.salesforce.for_mode(mode).ok_or_else(|| {
+        let configured: Vec<&str> = settings.salesforce.iter().map(|t| t.mode.as_str()).collect();
+        OpsError::Config(ConfigProblems::single(
+            &format!("salesforce.{mode}"),
+            format!(
+                "no Salesforce target takes {mode} events (configured: {}); add a [salesforce.{mode}] section, or leave the {mode} mode's webhook out",
+                configured.join(", ")
+            ),
+        ))
+    })
+}
+
+/// The webhook `register` manages for a target and mode, built from validated settings.
+pub fn desired_webhook(settings: &Settings, target: RegisterTarget, mode: Mode) -> Result<WebhookSpec, OpsError> {
+    let sf = salesforce_for(settings, mode)?;
     let oauth = match target {
         RegisterTarget::Salesforce => {
-            let sf = &settings.salesforce;
             let credentials = sf.credentials()?;
             WebhookSpecOAuth {
                 token_end_point: credentials.token_url.base().to_owned(),
@@ -122,7 +164,7 @@ pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<We
         }
     };
     Ok(WebhookSpec {
-        address: managed_address(settings, target)?,
+        address: managed_address(settings, target, mode)?,
         types: settings.digital_river.event_types.clone(),
         api_version: settings.digital_river.api_version.clone(),
         enabled: true,
@@ -130,10 +172,10 @@ pub fn desired_webhook(settings: &Settings, target: RegisterTarget) -> Result<We
     })
 }
 
-/// The address of the webhook `register` manages for a target.
-pub fn managed_address(settings: &Settings, target: RegisterTarget) -> Result<String, OpsError> {
+/// The address of the webhook `register` manages for a target and mode.
+pub fn managed_address(settings: &Settings, target: RegisterTarget, mode: Mode) -> Result<String, OpsError> {
     Ok(match target {
-        RegisterTarget::Salesforce => settings.salesforce.webhook_url()?,
+        RegisterTarget::Salesforce => salesforce_for(settings, mode)?.webhook_url()?,
         RegisterTarget::Relay => settings.relay.inbound_oauth()?.public_url.join_path(paths::WEBHOOK),
     })
 }
@@ -230,10 +272,10 @@ pub fn diff(existing: &Webhook, wanted: &WebhookSpec) -> (Vec<Change>, Vec<Strin
 }
 
 /// Runs `register`: creates or updates the webhook for the target, or says it is unchanged.
-#[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
+#[tracing::instrument(skip_all, fields(target = options.target.as_str(), mode = options.mode.as_str(), dry_run = options.dry_run))]
 pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, OpsError> {
-    let wanted = desired_webhook(settings, options.target)?;
-    let client = webhooks::client(settings)?;
+    let wanted = desired_webhook(settings, options.target, options.mode)?;
+    let client = webhooks::client_for(settings, options.mode)?;
     let webhooks = client.list_webhooks().await?;
     let mut matching = webhooks.iter().filter(|w| w.address == wanted.address);
     let existing = matching.next();
@@ -247,6 +289,7 @@ pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<R
     let mut report = RegisterReport {
         action: Action::Unchanged,
         target: options.target.as_str(),
+        mode: options.mode,
         address: wanted.address.clone(),
         webhook_id: existing.map(|w| w.id.clone()),
         changes: Vec::new(),
@@ -293,15 +336,16 @@ pub async fn register(settings: &Settings, options: RegisterOptions) -> Result<R
 }
 
 /// Runs `unregister`: deletes the webhook `register` manages for the target, if there is one.
-#[tracing::instrument(skip_all, fields(target = options.target.as_str(), dry_run = options.dry_run))]
+#[tracing::instrument(skip_all, fields(target = options.target.as_str(), mode = options.mode.as_str(), dry_run = options.dry_run))]
 pub async fn unregister(settings: &Settings, options: RegisterOptions) -> Result<RegisterReport, OpsError> {
-    let address = managed_address(settings, options.target)?;
-    let client = webhooks::client(settings)?;
+    let address = managed_address(settings, options.target, options.mode)?;
+    let client = webhooks::client_for(settings, options.mode)?;
     let webhooks = client.list_webhooks().await?;
     let existing = webhooks.iter().find(|w| w.address == address);
     let mut report = RegisterReport {
         action: Action::NotFound,
         target: options.target.as_str(),
+        mode: options.mode,
         address,
         webhook_id: existing.map(|w| w.id.clone()),
         changes: Vec::new(),
@@ -317,4 +361,23 @@ pub async fn unregister(settings: &Settings, options: RegisterOptions) -> Result
         }
     }
     Ok(report)
+}
+
+/// `register` (or, with `remove`, `unregister`) for each mode `choice` names, in order.
+pub async fn for_each_mode(
+    settings: &Settings,
+    choice: Option<ModeChoice>,
+    options: RegisterOptions,
+    remove: bool,
+) -> Result<Vec<RegisterReport>, OpsError> {
+    let mut reports = Vec::new();
+    for mode in ModeChoice::modes(choice, settings) {
+        let options = RegisterOptions { mode, ..options };
+        reports.push(if remove {
+            unregister(settings, options).await?
+        } else {
+            register(settings, options).await?
+        });
+    }
+    Ok(reports)
 }

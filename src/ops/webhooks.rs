@@ -2,13 +2,29 @@
 
 use super::OpsError;
 use crate::digital_river::{DigitalRiverClient, Webhook};
+use crate::domain::Mode;
 use crate::settings::Settings;
 
 /// The DR API client the settings describe; every command that calls DR starts here.
 pub fn client(settings: &Settings) -> Result<DigitalRiverClient, OpsError> {
+    let key = match settings.digital_river.api_key() {
+        Ok(key) => key,
+        // Only per-mode keys: the first target's mode's.
+        Err(missing) => settings
+            .dr_key(settings.salesforce.primary().mode)
+            .map_err(|_| missing)?,
+    };
     Ok(DigitalRiverClient::new(
         settings.digital_river.api_options(),
-        settings.digital_river.api_key()?.clone(),
+        key.clone(),
+    )?)
+}
+
+/// The DR API client of `mode`'s webhooks, with that mode's key.
+pub fn client_for(settings: &Settings, mode: Mode) -> Result<DigitalRiverClient, OpsError> {
+    Ok(DigitalRiverClient::new(
+        settings.digital_river.api_options(),
+        settings.dr_key(mode)?.clone(),
     )?)
 }
 

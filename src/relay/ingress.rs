@@ -19,7 +19,7 @@ use super::state::AppState;
 use super::throttle::{ClientIp, retry_after};
 use crate::digital_river::signature::HEADER as SIGNATURE_HEADER;
 use crate::digital_river::{Envelope, EnvelopeError};
-use crate::salesforce::Mode;
+use crate::domain::Mode;
 use crate::store::{EventStatus, InsertOutcome, NewEvent, StoreError};
 use crate::support::clock::now_ms;
 
@@ -170,14 +170,19 @@ pub async fn receive_event(
         }
     };
 
-    if state.signatures.is_enabled() {
+    let signed_for = if state.signatures.is_enabled() {
         let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        if let Err(e) = state.signatures.verify(header, &bytes, now_ms() / 1000) {
-            state.metrics.rejected(e.reason());
-            tracing::warn!(reason = e.reason(), "refused a request with an invalid signature");
-            return Err(IngressError::BadSignature);
+        match state.signatures.verify(header, &bytes, now_ms() / 1000) {
+            Ok(signed_for) => Some(signed_for),
+            Err(e) => {
+                state.metrics.rejected(e.reason());
+                tracing::warn!(reason = e.reason(), "refused a request with an invalid signature");
+                return Err(IngressError::BadSignature);
+            }
         }
-    }
+    } else {
+        None
+    };
 
     let envelope = Envelope::parse(&bytes).map_err(|e| {
         state.metrics.rejected("invalid_event");
@@ -187,6 +192,15 @@ pub async fn receive_event(
     let span = tracing::Span::current();
     span.record("event_id", envelope.id.as_str());
     span.record("event_type", envelope.event_type.as_str());
+    let event_mode = Mode::of_event(envelope.live_mode);
+    if signed_for.is_some_and(|signed| !signed.accepts(event_mode)) {
+        state.metrics.rejected("signature_other_mode");
+        tracing::warn!(
+            mode = event_mode.as_str(),
+            "refused an event whose signature is not its mode's: a {event_mode} event must be signed with the {event_mode} webhook's secret"
+        );
+        return Err(IngressError::BadSignature);
+    }
 
     let subscribed = state.subscription.contains(&envelope.event_type);
     if subscribed && envelope.order_key.is_none() {
@@ -204,15 +218,13 @@ pub async fn receive_event(
     // An event of the other mode is acknowledged (DR must not disable the webhook over it) and
     // kept with its reason, but never delivered: test orders stay out of production and live
     // orders out of the sandbox.
-    let event_mode = Mode::of_event(envelope.live_mode);
-    let wrong_mode = subscribed && event_mode != state.mode;
+    let wrong_mode = subscribed && !state.modes.contains(&event_mode);
     let reason = wrong_mode.then(|| {
+        let bound: Vec<&str> = state.modes.iter().map(|m| m.as_str()).collect();
         format!(
-            "a {} event at a relay bound to {} mode: not delivered; DR's {} webhook probably points at this relay — \
-             give each mode its own relay (or target) and register each mode's webhook with that mode's key",
-            event_mode.as_str(),
-            state.mode.as_str(),
-            event_mode.as_str()
+            "a {event_mode} event at a relay bound to {} mode: not delivered; DR's {event_mode} webhook probably points at this relay — \
+             give this relay a [salesforce.{event_mode}] target, or register the {event_mode} webhook with the {event_mode} key to its own relay",
+            bound.join(" and ")
         )
     });
     let status = match (subscribed, wrong_mode) {

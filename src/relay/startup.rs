@@ -19,7 +19,8 @@ use super::server::serve;
 use super::state::AppState;
 use super::throttle::AuthThrottle;
 use crate::delivery::{CircuitBreaker, RetryPolicy, SignInMemory, Worker};
-use crate::digital_river::SignatureVerifier;
+use crate::digital_river::{ModeVerifiers, SignatureVerifier};
+use crate::domain::Mode;
 use crate::metrics::Metrics;
 use crate::settings::{ConnectionLimits, Settings};
 use crate::store::{self, Store};
@@ -36,7 +37,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     port: u16,
     state: AppState,
-    worker: Worker,
+    /// One per Salesforce target.
+    workers: Vec<Worker>,
     shutdown_timeout: Duration,
     retention: Duration,
     limits: ConnectionLimits,
@@ -48,10 +50,7 @@ impl Application {
         let store = store::open(&settings.storage, store::Role::Relay)
             .await
             .context("opening the store")?;
-        let apex = settings.apex_client()?;
-        let metrics = Arc::new(Metrics::with_token_grants(apex.tokens().grant_counter()));
-        let sign_in = Arc::new(SignInMemory::new(store.clone(), apex.tokens().clone(), metrics.clone()));
-        sign_in.restore().await;
+        let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
         let poll_interval = if store.forward_wakeups(wake.clone()) {
             settings.delivery.poll_interval.max(POLL_WHEN_WOKEN)
@@ -61,12 +60,9 @@ impl Application {
         let state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
-            signatures: Arc::new(SignatureVerifier::new(
-                settings.digital_river.signing_secrets.clone(),
-                settings.digital_river.signature_tolerance,
-            )),
+            signatures: Arc::new(verifiers(&settings)),
             subscription: Arc::new(settings.digital_river.event_types.iter().cloned().collect()),
-            mode: settings.salesforce.mode,
+            modes: settings.salesforce.modes().into(),
             body_limit: settings.relay.body_limit_bytes,
             metrics: metrics.clone(),
             wake: wake.clone(),
@@ -75,39 +71,54 @@ impl Application {
             throttle: Arc::new(AuthThrottle::new(settings.relay.max_auth_failures_per_minute)),
             client_ip_header: settings.relay.client_ip_header.clone(),
         };
-        let sf = &settings.salesforce;
-        // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.
-        let lease = sf.request_timeout * 3 + Duration::from_secs(10);
-        let worker = Worker {
-            store,
-            client: apex,
-            policy: RetryPolicy {
-                schedule: settings.delivery.retry_schedule.clone(),
-                max_attempts_on_400: settings.delivery.max_attempts_on_400,
-            },
-            breaker: Arc::new(CircuitBreaker::new(
-                settings.delivery.breaker_threshold,
-                settings.delivery.breaker_cooldown,
-            )),
-            max_in_flight: sf.max_in_flight,
-            lease,
-            poll_interval,
-            wake,
-            metrics,
-            sign_in: Some(sign_in),
-        };
+        let mut workers = Vec::new();
+        for sf in settings.salesforce.iter() {
+            let apex = sf.apex_client(&settings.delivery, metrics.token_grant_counter(sf.mode))?;
+            let sign_in = Arc::new(SignInMemory::new(
+                store.clone(),
+                apex.tokens().clone(),
+                &metrics,
+                sf.mode,
+            ));
+            sign_in.restore().await;
+            // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.
+            let lease = sf.request_timeout * 3 + Duration::from_secs(10);
+            workers.push(Worker {
+                mode: sf.mode,
+                store: store.clone(),
+                client: apex,
+                policy: RetryPolicy {
+                    schedule: settings.delivery.retry_schedule.clone(),
+                    max_attempts_on_400: settings.delivery.max_attempts_on_400,
+                },
+                breaker: Arc::new(CircuitBreaker::new(
+                    settings.delivery.breaker_threshold,
+                    settings.delivery.breaker_cooldown,
+                )),
+                max_in_flight: sf.max_in_flight,
+                lease,
+                poll_interval,
+                wake: wake.clone(),
+                metrics: metrics.clone(),
+                sign_in: Some(sign_in),
+            });
+            if settings.digital_river.signing_secrets_for(sf.mode).is_empty() {
+                tracing::warn!(
+                    mode = sf.mode.as_str(),
+                    "no signing secrets for {} events: they are accepted without a signature check",
+                    sf.mode
+                );
+            }
+        }
         let listener = tokio::net::TcpListener::bind(&settings.relay.listen)
             .await
             .with_context(|| format!("binding relay.listen = {}", settings.relay.listen))?;
         let port = listener.local_addr()?.port();
-        if settings.digital_river.signing_secrets.is_empty() {
-            tracing::warn!("no digital_river.signing_secrets: events are accepted without a signature check");
-        }
         Ok(Self {
             listener,
             port,
             state,
-            worker,
+            workers,
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
             limits: settings.relay.limits,
@@ -125,7 +136,11 @@ impl Application {
     /// Serves until `shutdown` completes, then shuts down gracefully.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let worker = tokio::spawn(self.worker.run(stop.clone(), self.shutdown_timeout));
+        let workers: Vec<_> = self
+            .workers
+            .into_iter()
+            .map(|worker| tokio::spawn(worker.run(stop.clone(), self.shutdown_timeout)))
+            .collect();
         let pruner = tokio::spawn(prune_forever(self.state.store.clone(), self.retention, stop.clone()));
         tracing::info!(port = self.port, "relay listening");
         let server_stop = stop.clone();
@@ -140,10 +155,20 @@ impl Application {
         .await;
         stop.cancel();
         let _ = pruner.await;
-        worker.await.context("the delivery worker panicked")?;
+        for worker in workers {
+            worker.await.context("a delivery worker panicked")?;
+        }
         tracing::info!("relay stopped");
         Ok(())
     }
+}
+
+/// Each mode's signature check: its own secrets (`digital_river.<mode>.signing_secrets`), else
+/// the section's.
+fn verifiers(settings: &Settings) -> ModeVerifiers {
+    let dr = &settings.digital_river;
+    let of = |mode| SignatureVerifier::new(dr.signing_secrets_for(mode).to_vec(), dr.signature_tolerance);
+    ModeVerifiers::new(of(Mode::Test), of(Mode::Live))
 }
 
 async fn prune_forever(store: Arc<dyn Store>, retention: Duration, stop: CancellationToken) {

@@ -8,8 +8,8 @@ use tokio::sync::Notify;
 
 use super::inbound_auth::InboundAuth;
 use super::throttle::AuthThrottle;
-use crate::digital_river::SignatureVerifier;
-use crate::domain::EventType;
+use crate::digital_river::ModeVerifiers;
+use crate::domain::{EventType, Mode};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -17,10 +17,11 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub inbound: Arc<InboundAuth>,
-    pub signatures: Arc<SignatureVerifier>,
+    /// Each mode's signing secrets.
+    pub signatures: Arc<ModeVerifiers>,
     pub subscription: Arc<HashSet<EventType>>,
-    /// The DR mode whose events are delivered; the other mode's are kept as `rejected_mode`.
-    pub mode: crate::salesforce::Mode,
+    /// The DR modes some Salesforce target takes; other events are kept as `rejected_mode`.
+    pub modes: Arc<[Mode]>,
     /// Larger request bodies get 413, in bytes.
     pub body_limit: usize,
     pub metrics: Arc<Metrics>,

@@ -366,6 +366,12 @@ impl TokenCache {
         }
     }
 
+    /// Counts grants into `counter` (a metric of the target this cache signs in to).
+    pub fn counting_grants_in(mut self, counter: Counter) -> Self {
+        self.grants = counter;
+        self
+    }
+
     pub fn auth(&self) -> &SalesforceAuth {
         &self.auth
     }

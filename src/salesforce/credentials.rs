@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::domain::ServiceUrl;
+use crate::domain::{Mode, ServiceUrl};
 
 /// The production login host (password grant, production orgs).
 pub const LOGIN_HOST: &str = "login.salesforce.com";
@@ -37,30 +37,15 @@ impl SalesforceEnvironment {
     }
 }
 
-/// Digital River's mode: test events (`liveMode: false`, `sk_test_` keys) belong in a sandbox,
-/// live events in production.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Test,
-    Live,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Test => "test",
-            Self::Live => "live",
+impl SalesforceEnvironment {
+    /// The kind of org that takes a mode's events unless said otherwise.
+    pub fn of_mode(mode: Mode) -> Self {
+        match mode {
+            Mode::Test => Self::Sandbox,
+            Mode::Live => Self::Production,
         }
     }
 
-    /// The mode of an event's `liveMode`.
-    pub fn of_event(live_mode: bool) -> Self {
-        if live_mode { Self::Live } else { Self::Test }
-    }
-}
-
-impl SalesforceEnvironment {
     /// The mode an org of this environment takes: a sandbox test events, production live ones.
     pub fn mode(self) -> Mode {
         match self {

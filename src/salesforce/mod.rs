@@ -9,5 +9,5 @@ pub mod credentials;
 pub use auth::{AuthError, SalesforceAuth, TokenCache};
 pub use client::{ApexClient, ApiUsage, DeliveryAttempt, DeliveryOutcome};
 pub use credentials::{
-    GrantType, LOGIN_HOST, Mode, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant, TEST_HOST, TOKEN_PATH,
+    GrantType, LOGIN_HOST, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant, TEST_HOST, TOKEN_PATH,
 };

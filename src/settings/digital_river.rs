@@ -1,12 +1,17 @@
 //! `[digital_river]`: the DR API, the subscription, and the signing secrets.
+//!
+//! DR runs each merchant in two modes, each with its own secret key and its own webhooks (so its
+//! own signing secrets). One mode's key and secrets go at the top of the section; a relay serving
+//! both modes gives each its own in `[digital_river.test]` and `[digital_river.live]`, so that a
+//! test event signed with the live webhook's secret is refused.
 
 use std::time::Duration;
 
 use super::problems::{Collector, ConfigProblems, Reader};
 use crate::digital_river::ApiOptions;
-use crate::domain::{EventType, ServiceUrl};
+use crate::domain::{EventType, Mode, ServiceUrl};
 use crate::support::http::Backoff;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug)]
 pub struct DigitalRiverSettings {
@@ -26,18 +31,99 @@ pub struct DigitalRiverSettings {
     pub request_timeout: Duration,
     /// Retries of a DR API call after a 429, a 5xx or a connection error.
     pub max_retries: u32,
+    /// Each mode's own key and signing secrets (`[digital_river.test]`, `[digital_river.live]`).
+    pub modes: Vec<ModeKeys>,
     /// Delay before the first such retry, doubling after (milliseconds in the configuration).
     pub retry_base_delay: Duration,
 }
 
+/// One DR mode's secret key and webhook signing secrets.
+#[derive(Debug, Default)]
+pub struct ModeKeys {
+    pub mode: Option<Mode>,
+    /// The mode's secret key (`sk_test_…` in test mode).
+    pub api_key: Option<SecretString>,
+    /// The signing secrets of the mode's webhook, current first.
+    pub signing_secrets: Vec<SecretString>,
+}
+
+fn read_signing_secrets(r: &mut Reader, key: &str) -> Vec<SecretString> {
+    let secrets: Vec<SecretString> = r
+        .list(key)
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(SecretString::from)
+        .collect();
+    if secrets.len() > 2 {
+        r.problems.push(
+            key,
+            "holds more than two secrets; keep the current one and, during a rotation, the previous one",
+        );
+    }
+    secrets
+}
+
+impl ModeKeys {
+    fn read(r: &mut Reader, mode: Mode) -> Self {
+        let section = format!("digital_river.{mode}");
+        let api_key = r.secret(&format!("{section}.api_key"));
+        if let Some(key) = &api_key
+            && Mode::of_api_key(key.expose_secret()) != mode
+        {
+            r.problems.push(
+                &format!("{section}.api_key"),
+                format!(
+                    "is a {} key but this is the {mode} mode's section (test keys start with sk_test_)",
+                    Mode::of_api_key(key.expose_secret())
+                ),
+            );
+        }
+        Self {
+            mode: Some(mode),
+            api_key,
+            signing_secrets: read_signing_secrets(r, &format!("{section}.signing_secrets")),
+        }
+    }
+}
+
 impl DigitalRiverSettings {
+    /// The signing secrets that sign `mode`'s events: the mode's own, else the section's.
+    pub fn signing_secrets_for(&self, mode: Mode) -> &[SecretString] {
+        match self.mode_keys(mode) {
+            Some(keys) if !keys.signing_secrets.is_empty() => &keys.signing_secrets,
+            _ => &self.signing_secrets,
+        }
+    }
+
+    fn mode_keys(&self, mode: Mode) -> Option<&ModeKeys> {
+        self.modes.iter().find(|k| k.mode == Some(mode))
+    }
+
+    /// The DR key of `mode`: the mode's own, else the section's when it is a key of that mode.
+    pub fn api_key_for(&self, mode: Mode) -> Result<&SecretString, ConfigProblems> {
+        if let Some(key) = self.mode_keys(mode).and_then(|k| k.api_key.as_ref()) {
+            return Ok(key);
+        }
+        match &self.api_key {
+            Some(key) if Mode::of_api_key(key.expose_secret()) == mode => Ok(key),
+            _ => Err(ConfigProblems::single(
+                &format!("digital_river.{mode}.api_key"),
+                format!(
+                    "is required to register the {mode} mode's webhook (the DR secret key of {mode} mode{})",
+                    if mode == Mode::Test { ", sk_test_..." } else { "" }
+                ),
+            )),
+        }
+    }
+
     pub(super) fn read(r: &mut Reader) -> Self {
         let raw_base_url = r.text("digital_river.api_base_url");
         let api_base_url = r
             .problems
             .parse("digital_river.api_base_url", ServiceUrl::parse(&raw_base_url));
         let raw_types = r.list("digital_river.event_types");
-        let raw_secrets = r.list("digital_river.signing_secrets");
+        let signing_secrets = read_signing_secrets(r, "digital_river.signing_secrets");
+        let modes: Vec<ModeKeys> = Mode::ALL.into_iter().map(|mode| ModeKeys::read(r, mode)).collect();
         let api_version = r.text("digital_river.api_version").trim().to_owned();
         let signature_tolerance_secs: u64 = r.get("digital_river.signature_tolerance_secs");
         let request_timeout_secs: u64 = r.get("digital_river.request_timeout_secs");
@@ -79,15 +165,10 @@ impl DigitalRiverSettings {
                 format!("`{api_version}` is neither \"default\" nor a date such as 2021-12-13"),
             );
         }
-        let signing_secrets: Vec<SecretString> = raw_secrets
-            .into_iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(SecretString::from)
-            .collect();
-        if signing_secrets.len() > 2 {
+        if !signing_secrets.is_empty() && modes.iter().all(|k| !k.signing_secrets.is_empty()) {
             c.push(
                 "digital_river.signing_secrets",
-                "holds more than two secrets; keep the current one and, during a rotation, the previous one",
+                "is never used: digital_river.test.signing_secrets and digital_river.live.signing_secrets are both set",
             );
         }
         DigitalRiverSettings {
@@ -100,6 +181,7 @@ impl DigitalRiverSettings {
             signature_tolerance: Duration::from_secs(signature_tolerance_secs),
             request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
             max_retries,
+            modes,
             retry_base_delay: Duration::from_millis(retry_base_delay_ms),
         }
     }
@@ -126,7 +208,7 @@ impl DigitalRiverSettings {
     }
 
     pub(super) fn require_api_key(&self, c: &mut Collector) {
-        if self.api_key.is_none() {
+        if self.api_key.is_none() && self.modes.iter().all(|k| k.api_key.is_none()) {
             c.push(
                 "digital_river.api_key",
                 "is required (DR secret key, sk_test_... in test mode)",

@@ -22,12 +22,16 @@ pub mod problems;
 pub mod relay;
 pub mod salesforce;
 pub mod storage;
+pub mod targets;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+
+use crate::domain::Mode;
 
 pub use delivery::DeliverySettings;
 pub use digital_river::DigitalRiverSettings;
@@ -35,17 +39,26 @@ pub use problems::{Collector, ConfigProblems, Problem, Reader};
 pub use relay::{ConnectionLimits, InboundOAuth, InboundSettings, RelaySettings};
 pub use salesforce::SalesforceSettings;
 pub use storage::{RegisterSettings, RegisterTarget, StorageSettings};
+pub use targets::SalesforceTargets;
 
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 const SANDBOX_TOML: &str = include_str!("../../config/sandbox.toml");
 const PRODUCTION_TOML: &str = include_str!("../../config/production.toml");
 
 /// Keys whose value is a secret and may be given as `KEY_file` instead.
-const SECRET_KEYS: [&str; 9] = [
+const SECRET_KEYS: [&str; 17] = [
     "digital_river.api_key",
     "digital_river.signing_secrets",
+    "digital_river.test.api_key",
+    "digital_river.test.signing_secrets",
+    "digital_river.live.api_key",
+    "digital_river.live.signing_secrets",
     "salesforce.client_secret",
     "salesforce.password",
+    "salesforce.test.client_secret",
+    "salesforce.test.password",
+    "salesforce.live.client_secret",
+    "salesforce.live.password",
     "relay.inbound_client_secret",
     "relay.inbound_password",
     "relay.inbound_token_key",
@@ -115,11 +128,24 @@ impl std::fmt::Debug for RawSettings {
 #[derive(Debug)]
 pub struct Settings {
     pub digital_river: DigitalRiverSettings,
-    pub salesforce: SalesforceSettings,
+    /// One org, or a sandbox for test events and production for live ones.
+    pub salesforce: SalesforceTargets,
     pub relay: RelaySettings,
     pub delivery: DeliverySettings,
     pub storage: StorageSettings,
     pub register: RegisterSettings,
+}
+
+impl Settings {
+    /// The DR key that manages `mode`'s webhooks: the mode's own key; with one Salesforce target,
+    /// also the section's key whatever its mode (`check` warns when it is of the other mode).
+    pub fn dr_key(&self, mode: Mode) -> Result<&SecretString, ConfigProblems> {
+        let own = self.digital_river.api_key_for(mode);
+        if own.is_err() && !self.salesforce.by_mode_sections() {
+            return self.digital_river.api_key();
+        }
+        own
+    }
 }
 
 impl RawSettings {
@@ -134,7 +160,7 @@ impl RawSettings {
         let mut r = Reader::new(&self.0);
         let settings = Settings {
             digital_river: DigitalRiverSettings::read(&mut r),
-            salesforce: SalesforceSettings::read(&mut r),
+            salesforce: SalesforceTargets::read(&mut r),
             relay: RelaySettings::read(&mut r),
             delivery: DeliverySettings::read(&mut r),
             storage: StorageSettings::read(&mut r),
@@ -148,7 +174,7 @@ impl RawSettings {
         if purpose.needs_dr_api() {
             settings.digital_river.require_api_key(&mut c);
         }
-        if purpose.needs_salesforce() && SalesforceSettings::kind_is_valid(&c) {
+        if purpose.needs_salesforce() {
             settings.salesforce.require_for_delivery(&mut c);
         }
         if purpose == Purpose::Register(RegisterTarget::Relay)
@@ -222,6 +248,8 @@ fn layers(options: &LoadOptions) -> Result<Config, ConfigProblems> {
                 .list_separator(",")
                 .with_list_parse_key("digital_river.event_types")
                 .with_list_parse_key("digital_river.signing_secrets")
+                .with_list_parse_key("digital_river.test.signing_secrets")
+                .with_list_parse_key("digital_river.live.signing_secrets")
                 .with_list_parse_key("delivery.retry_schedule")
                 .try_parsing(false),
         );
@@ -250,7 +278,7 @@ fn with_secret_files(layered: Config) -> Result<Config, ConfigProblems> {
             continue;
         }
         match read_secret_file(Path::new(&path)) {
-            Ok(content) if key == "digital_river.signing_secrets" => {
+            Ok(content) if key.ends_with("signing_secrets") => {
                 let lines: Vec<String> = content
                     .lines()
                     .map(str::trim)

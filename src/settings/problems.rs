@@ -162,6 +162,11 @@ impl<'a> Reader<'a> {
             .filter(|v| !matches!(v.kind, config::ValueKind::Nil))
     }
 
+    /// Whether the layers give `key` a value (a table counts).
+    pub fn is_set(&mut self, key: &str) -> bool {
+        self.value(key).is_some()
+    }
+
     /// A value of any type serde reads (numbers, booleans); the default when it does not fit.
     pub fn get<T: serde::de::DeserializeOwned + Default>(&mut self, key: &str) -> T {
         self.read.insert(key.to_owned());

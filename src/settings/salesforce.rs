@@ -6,18 +6,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Settings;
+use prometheus_client::metrics::counter::Counter;
+
+use super::DeliverySettings;
 use super::problems::{Collector, ConfigProblems, Reader};
-use crate::domain::{SalesforceUrl, ServiceUrl};
+use crate::domain::{Mode, SalesforceUrl, ServiceUrl};
 use crate::salesforce::{
-    ApexClient, GrantType, LOGIN_HOST, Mode, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment,
-    SalesforceGrant, TEST_HOST, TOKEN_PATH, TokenCache,
+    ApexClient, GrantType, LOGIN_HOST, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant,
+    TEST_HOST, TOKEN_PATH, TokenCache,
 };
 use crate::support::http::Backoff;
 use secrecy::SecretString;
 
 #[derive(Debug)]
 pub struct SalesforceSettings {
+    /// Where this org's keys live: `salesforce` for the one target, or `salesforce.test` /
+    /// `salesforce.live` for one of two (problems name their keys with it).
+    pub section: String,
     /// Sandbox or production: picks the password grant's token host.
     pub environment: SalesforceEnvironment,
     /// The DR mode whose events this org takes (from the environment unless set).
@@ -54,30 +59,61 @@ pub struct SalesforceSettings {
 
 impl SalesforceSettings {
     /// Whether the environment and grant type parsed, so that presence checks make sense.
-    pub(super) fn kind_is_valid(problems: &Collector) -> bool {
-        !problems.has("salesforce.environment") && !problems.has("salesforce.grant_type")
+    pub(super) fn kind_is_valid(&self, problems: &Collector) -> bool {
+        ["environment", "grant_type"]
+            .iter()
+            .all(|name| !problems.has(&self.key(name)) && !problems.has(&format!("salesforce.{name}")))
     }
 
-    pub(super) fn read(r: &mut Reader) -> Self {
-        let environment: Option<SalesforceEnvironment> = r.one_of("salesforce.environment", "`sandbox`, `production`");
-        let grant_type: Option<GrantType> = r.one_of("salesforce.grant_type", "`password`, `client_credentials`");
-        let mode: Option<Mode> = match r.optional_text("salesforce.mode") {
-            Some(_) => r.one_of("salesforce.mode", "`test`, `live`"),
-            None => None,
+    /// The key `name` of this org's section.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.section)
+    }
+
+    /// Reads the org in `section`. `bound` is the mode a `salesforce.test` / `salesforce.live`
+    /// section takes (its environment then defaults to the mode's: sandbox for test); `None` for
+    /// the one `[salesforce]` target, whose mode follows its environment unless set. A mode
+    /// section's shared keys (grant type, limits, timeouts, path) fall back to `[salesforce]`'s.
+    pub(super) fn read(r: &mut Reader, section: &str, bound: Option<Mode>) -> Self {
+        let key = |name: &str| format!("{section}.{name}");
+        let shared = |r: &mut Reader, name: &str| {
+            if bound.is_some() && !r.is_set(&key(name)) {
+                format!("salesforce.{name}")
+            } else {
+                key(name)
+            }
         };
-        let my_domain_url = r.parse("salesforce.my_domain_url", SalesforceUrl::parse);
-        let explicit_token_url = r.parse("salesforce.token_url", SalesforceUrl::parse_any);
-        let webhook_path = r.text("salesforce.webhook_path").trim().to_owned();
-        let max_in_flight: usize = r.get("salesforce.max_in_flight");
-        let request_timeout_secs: u64 = r.get("salesforce.request_timeout_secs");
-        let token_max_age_secs: u64 = r.get("salesforce.token_max_age_secs");
-        let token_failure_cooldown_secs: u64 = r.get("salesforce.token_failure_cooldown_secs");
-        let token_retries = r.get("salesforce.token_retries");
-        let token_retry_base_delay_ms: u64 = r.get("salesforce.token_retry_base_delay_ms");
-        let client_id = r.optional_text("salesforce.client_id");
-        let client_secret = r.secret("salesforce.client_secret");
-        let username = r.optional_text("salesforce.username");
-        let password = r.secret("salesforce.password");
+        let environment: Option<SalesforceEnvironment> = match bound {
+            Some(mode) if !r.is_set(&key("environment")) => Some(SalesforceEnvironment::of_mode(mode)),
+            _ => r.one_of(&key("environment"), "`sandbox`, `production`"),
+        };
+        let grant_type_key = shared(r, "grant_type");
+        let grant_type: Option<GrantType> = r.one_of(&grant_type_key, "`password`, `client_credentials`");
+        let mode: Option<Mode> = match (bound, r.optional_text("salesforce.mode")) {
+            (Some(mode), _) => Some(mode),
+            (None, Some(_)) => r.one_of("salesforce.mode", "`test`, `live`"),
+            (None, None) => None,
+        };
+        let my_domain_url = r.parse(&key("my_domain_url"), SalesforceUrl::parse);
+        let explicit_token_url = r.parse(&key("token_url"), SalesforceUrl::parse_any);
+        let webhook_path_key = shared(r, "webhook_path");
+        let webhook_path = r.text(&webhook_path_key).trim().to_owned();
+        let max_in_flight_key = shared(r, "max_in_flight");
+        let max_in_flight: usize = r.get(&max_in_flight_key);
+        let request_timeout_key = shared(r, "request_timeout_secs");
+        let request_timeout_secs: u64 = r.get(&request_timeout_key);
+        let token_max_age_key = shared(r, "token_max_age_secs");
+        let token_max_age_secs: u64 = r.get(&token_max_age_key);
+        let cooldown_key = shared(r, "token_failure_cooldown_secs");
+        let token_failure_cooldown_secs: u64 = r.get(&cooldown_key);
+        let token_retries_key = shared(r, "token_retries");
+        let token_retries = r.get(&token_retries_key);
+        let retry_delay_key = shared(r, "token_retry_base_delay_ms");
+        let token_retry_base_delay_ms: u64 = r.get(&retry_delay_key);
+        let client_id = r.optional_text(&key("client_id"));
+        let client_secret = r.secret(&key("client_secret"));
+        let username = r.optional_text(&key("username"));
+        let password = r.secret(&key("password"));
         let c = &mut r.problems;
         let token_url = match (&explicit_token_url, grant_type, environment) {
             (Some(url), _, _) => Some(url.clone()),
@@ -93,40 +129,42 @@ impl SalesforceSettings {
             let host = host_of(url);
             if host == LOGIN_HOST || host == TEST_HOST {
                 c.push(
-                    "salesforce.grant_type",
+                    &grant_type_key,
                     format!(
                         "client_credentials does not work on {host} (Salesforce answers \"request not supported on this domain\"); \
-                         set salesforce.token_url to the My Domain token URL, https://<name>.my.salesforce.com{TOKEN_PATH}, or leave it unset"
+                         set {} to the My Domain token URL, https://<name>.my.salesforce.com{TOKEN_PATH}, or leave it unset",
+                        key("token_url")
                     ),
                 );
             }
         }
         if let (Some(GrantType::ClientCredentials), None, None) = (grant_type, &explicit_token_url, &my_domain_url) {
             c.push_new(
-                "salesforce.my_domain_url",
+                &key("my_domain_url"),
                 "is required with grant_type = \"client_credentials\": the grant works only on the My Domain host",
             );
         }
         if let Some(env) = environment {
-            check_hosts_match(c, env, explicit_token_url.as_ref(), my_domain_url.as_ref());
+            check_hosts_match(c, section, env, explicit_token_url.as_ref(), my_domain_url.as_ref());
         }
         if !webhook_path.starts_with("/services/apexrest/") {
-            c.push("salesforce.webhook_path", format!("`{webhook_path}` must start with /services/apexrest/ (default /services/apexrest/digitalriverv3/webhooks/)"));
+            c.push(&webhook_path_key, format!("`{webhook_path}` must start with /services/apexrest/ (default /services/apexrest/digitalriverv3/webhooks/)"));
         }
         if max_in_flight == 0 {
-            c.push("salesforce.max_in_flight", "must be at least 1");
+            c.push(&max_in_flight_key, "must be at least 1");
         } else if max_in_flight > 10 {
             c.push(
-                "salesforce.max_in_flight",
+                &max_in_flight_key,
                 format!(
                     "{} exceeds Salesforce's default limit of 10 concurrent long-running Apex requests",
                     max_in_flight
                 ),
             );
         }
-        c.positive("salesforce.request_timeout_secs", request_timeout_secs);
-        c.positive("salesforce.token_max_age_secs", token_max_age_secs);
+        c.positive(&request_timeout_key, request_timeout_secs);
+        c.positive(&token_max_age_key, token_max_age_secs);
         SalesforceSettings {
+            section: section.to_owned(),
             environment: environment.unwrap_or(SalesforceEnvironment::Sandbox),
             mode: mode.unwrap_or_else(|| environment.unwrap_or(SalesforceEnvironment::Sandbox).mode()),
             my_domain_url,
@@ -150,25 +188,27 @@ impl SalesforceSettings {
 /// A sandbox host with `environment = "production"` (or the reverse) is a mistake.
 fn check_hosts_match(
     c: &mut Collector,
+    section: &str,
     env: SalesforceEnvironment,
     token_url: Option<&ServiceUrl>,
     my_domain_url: Option<&SalesforceUrl>,
 ) {
-    let mut hosts: Vec<(&str, String)> = Vec::new();
+    let mut hosts: Vec<(String, String)> = Vec::new();
     if let Some(url) = token_url {
-        hosts.push(("salesforce.token_url", host_of(url)));
+        hosts.push((format!("{section}.token_url"), host_of(url)));
     }
     if let Some(url) = my_domain_url {
-        hosts.push(("salesforce.my_domain_url", url.host().to_ascii_lowercase()));
+        hosts.push((format!("{section}.my_domain_url"), url.host().to_ascii_lowercase()));
     }
     for (key, host) in hosts {
+        let key = key.as_str();
         let sandbox_host = host == TEST_HOST || host.ends_with(".sandbox.my.salesforce.com");
         let production_host = host == LOGIN_HOST;
         if env == SalesforceEnvironment::Sandbox && production_host {
-            c.push(key, format!("{host} is the production host but salesforce.environment = \"sandbox\"; use https://{TEST_HOST} or the sandbox's My Domain, or set environment = \"production\""));
+            c.push(key, format!("{host} is the production host but {section}.environment = \"sandbox\"; use https://{TEST_HOST} or the sandbox's My Domain, or set environment = \"production\""));
         }
         if env == SalesforceEnvironment::Production && sandbox_host {
-            c.push(key, format!("{host} is a sandbox host but salesforce.environment = \"production\"; use https://{LOGIN_HOST} or the org's My Domain, or set environment = \"sandbox\""));
+            c.push(key, format!("{host} is a sandbox host but {section}.environment = \"production\"; use https://{LOGIN_HOST} or the org's My Domain, or set environment = \"sandbox\""));
         }
     }
 }
@@ -182,7 +222,7 @@ impl SalesforceSettings {
     pub fn webhook_url(&self) -> Result<String, ConfigProblems> {
         let base = self.my_domain_url.as_ref().ok_or_else(|| {
             ConfigProblems::single(
-                "salesforce.my_domain_url",
+                &self.key("my_domain_url"),
                 "is required (https://<name>.my.salesforce.com)",
             )
         })?;
@@ -195,20 +235,24 @@ impl SalesforceSettings {
         let token_url = self.token_url.clone();
         if token_url.is_none() {
             c.push(
-                "salesforce.token_url",
-                "cannot be derived: set salesforce.my_domain_url (or salesforce.token_url)",
+                &self.key("token_url"),
+                format!(
+                    "cannot be derived: set {} (or {})",
+                    self.key("my_domain_url"),
+                    self.key("token_url")
+                ),
             );
         }
         let client_id = c
             .require(
-                "salesforce.client_id",
+                &self.key("client_id"),
                 &self.client_id,
                 "(the connected app's consumer key)",
             )
             .cloned();
         let client_secret = c
             .require(
-                "salesforce.client_secret",
+                &self.key("client_secret"),
                 &self.client_secret,
                 "(the connected app's consumer secret)",
             )
@@ -217,8 +261,8 @@ impl SalesforceSettings {
             GrantType::ClientCredentials => Some(SalesforceGrant::ClientCredentials),
             GrantType::Password => {
                 let why = "with grant_type = \"password\"";
-                let username = c.require("salesforce.username", &self.username, why).cloned();
-                let password = c.require("salesforce.password", &self.password, why).cloned();
+                let username = c.require(&self.key("username"), &self.username, why).cloned();
+                let password = c.require(&self.key("password"), &self.password, why).cloned();
                 username
                     .zip(password)
                     .map(|(username, password)| SalesforceGrant::Password { username, password })
@@ -239,7 +283,7 @@ impl SalesforceSettings {
     pub(super) fn require_for_delivery(&self, c: &mut Collector) {
         if self.my_domain_url.is_none() {
             c.push_new(
-                "salesforce.my_domain_url",
+                &self.key("my_domain_url"),
                 "is required (https://<name>.my.salesforce.com)",
             );
         }
@@ -249,23 +293,24 @@ impl SalesforceSettings {
     }
 }
 
-impl Settings {
-    /// The token cache and Apex client the settings describe.
-    pub fn apex_client(&self) -> Result<ApexClient, ConfigProblems> {
-        let sf = &self.salesforce;
+impl SalesforceSettings {
+    /// The token cache and Apex client of this org; the cache counts its grants into `grants`.
+    pub fn apex_client(&self, delivery: &DeliverySettings, grants: Counter) -> Result<ApexClient, ConfigProblems> {
+        let sf = self;
         let auth = SalesforceAuth::new(sf.credentials()?, sf.request_timeout)
-            .map_err(|e| ConfigProblems::single("salesforce.token_url", e.to_string()))?
+            .map_err(|e| ConfigProblems::single(&self.key("token_url"), e.to_string()))?
             .with_retries(Backoff {
                 retries: sf.token_retries,
                 base: sf.token_retry_base_delay,
             });
-        let tokens = Arc::new(TokenCache::new(auth, sf.token_max_age, sf.token_failure_cooldown));
+        let tokens =
+            Arc::new(TokenCache::new(auth, sf.token_max_age, sf.token_failure_cooldown).counting_grants_in(grants));
         ApexClient::new(
             sf.webhook_url()?,
             tokens,
             sf.request_timeout,
-            self.delivery.rate_limit_min_delay,
+            delivery.rate_limit_min_delay,
         )
-        .map_err(|e| ConfigProblems::single("salesforce", e.to_string()))
+        .map_err(|e| ConfigProblems::single(&self.section, e.to_string()))
     }
 }

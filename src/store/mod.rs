@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::domain::{EventId, EventType, OrderKey};
+use crate::domain::{EventId, EventType, Mode, OrderKey};
 use crate::settings::StorageSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -144,6 +144,8 @@ pub struct EventSummary {
     pub status: EventStatus,
     #[serde(rename = "liveMode")]
     pub live_mode: bool,
+    /// The Salesforce target of the event's mode (`test` or `live`).
+    pub target: Mode,
     #[serde(rename = "orderKey")]
     pub order_key: Option<String>,
     #[serde(rename = "receivedAtMs")]
@@ -277,9 +279,16 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the event durably, once per id; answers after the commit.
     async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError>;
 
-    /// Up to `limit` pending events that are due at `now_ms`, not leased, and first among the
-    /// pending events of their order; leases them until `now_ms + lease`.
-    async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError>;
+    /// Up to `limit` pending events of `mode` that are due at `now_ms`, not leased, and first among
+    /// the pending events of their order; leases them until `now_ms + lease`. Each Salesforce
+    /// target claims only its own mode's events, so a failing sandbox never holds back production.
+    async fn claim_due(
+        &self,
+        mode: Mode,
+        now_ms: i64,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedEvent>, StoreError>;
 
     /// Records an attempt and applies its transition, releasing the lease.
     async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError>;
@@ -287,8 +296,8 @@ pub trait Store: Send + Sync + 'static {
     /// Drops leases (graceful shutdown) so the next start takes the events at once.
     async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError>;
 
-    /// The earliest `next_attempt_at` of a pending event, to sleep until.
-    async fn next_due_at(&self) -> Result<Option<i64>, StoreError>;
+    /// The earliest `next_attempt_at` of a claimable pending event of `mode`, to sleep until.
+    async fn next_due_at(&self, mode: Mode) -> Result<Option<i64>, StoreError>;
 
     async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError>;
 

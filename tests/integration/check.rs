@@ -128,7 +128,7 @@ async fn check_names_missing_event_types_and_warns_without_a_signing_secret() {
     );
     assert!(
         out.stdout
-            .contains("fix: run `dr-sf-bridge register --target salesforce`"),
+            .contains("fix: run `dr-sf-bridge register --target salesforce --mode test`"),
         "{}",
         out.stdout
     );

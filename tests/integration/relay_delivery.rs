@@ -216,7 +216,10 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
             .await;
     }
     wait_until("the breaker to open", || async {
-        relay.metrics().await.contains("drsf_delivery_breaker_open 1")
+        relay
+            .metrics()
+            .await
+            .contains("drsf_delivery_breaker_open{target=\"test\"} 1")
     })
     .await;
     assert_eq!(
@@ -237,7 +240,12 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
         5,
         "one trial, then the rest, each once"
     );
-    assert!(relay.metrics().await.contains("drsf_delivery_breaker_open 0"));
+    assert!(
+        relay
+            .metrics()
+            .await
+            .contains("drsf_delivery_breaker_open{target=\"test\"} 0")
+    );
 }
 
 #[tokio::test]
@@ -254,7 +262,10 @@ async fn a_refused_sign_in_does_not_burn_attempts_or_lock_the_user_out() {
             .await;
     }
     wait_until("the breaker to open", || async {
-        relay.metrics().await.contains("drsf_delivery_breaker_open 1")
+        relay
+            .metrics()
+            .await
+            .contains("drsf_delivery_breaker_open{target=\"test\"} 1")
     })
     .await;
     for i in 0..3 {

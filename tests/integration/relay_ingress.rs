@@ -255,10 +255,10 @@ async fn health_and_metrics_answer() {
     let metrics = relay.metrics().await;
     for line in [
         "drsf_events_received_total{event_type=\"order.accepted\",outcome=\"accepted\"} 1",
-        "drsf_deliveries_total{outcome=\"delivered\"} 1",
+        "drsf_deliveries_total{target=\"test\",outcome=\"delivered\"} 1",
         "drsf_events{status=\"delivered\"} 1",
-        "drsf_salesforce_token_grants_total 1",
-        "drsf_delivery_duration_seconds_count 1",
+        "drsf_salesforce_token_grants_total{target=\"test\"} 1",
+        "drsf_delivery_duration_seconds_count{target=\"test\"} 1",
         "drsf_oldest_pending_event_age_seconds 0",
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");

@@ -24,6 +24,7 @@ async fn a_401_with_a_fresh_token_pauses_instead_of_signing_in_again_per_attempt
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap());
     let worker = Worker {
+        mode: dr_sf_bridge::domain::Mode::Test,
         store: store.clone(),
         client: sf.apex_client(Duration::from_secs(5)),
         // Every attempt due at once: only the pause keeps the next one from signing in again.
@@ -97,7 +98,10 @@ async fn the_configured_cool_down_is_honoured() {
         "next attempt in {wait_ms} ms, not the old fixed 300 s"
     );
     assert!(
-        relay.metrics().await.contains("drsf_salesforce_sign_in_refused 1"),
+        relay
+            .metrics()
+            .await
+            .contains("drsf_salesforce_sign_in_refused{target=\"test\"} 1"),
         "{}",
         relay.metrics().await
     );

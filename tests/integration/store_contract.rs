@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dr_sf_bridge::domain::{EventId, EventType, OrderKey};
+use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
 use dr_sf_bridge::store::{
     AttemptRecord, EventFilter, EventStatus, InsertOutcome, NewEvent, ReplayOutcome, Store, Transition,
 };
@@ -51,7 +51,7 @@ fn id(raw: &str) -> EventId {
 
 async fn claimed_ids(store: &dyn Store, now: i64) -> Vec<String> {
     store
-        .claim_due(now, 10, LEASE)
+        .claim_due(Mode::Test, now, 10, LEASE)
         .await
         .unwrap()
         .iter()
@@ -61,7 +61,7 @@ async fn claimed_ids(store: &dyn Store, now: i64) -> Vec<String> {
 
 /// The seq of the single event claimable at `now`.
 async fn claim_one(store: &dyn Store, now: i64) -> i64 {
-    let claimed = store.claim_due(now, 10, LEASE).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, now, 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1, "expected exactly one claimable event");
     claimed[0].seq
 }
@@ -94,7 +94,7 @@ pub async fn a_later_event_of_the_same_order_waits_for_the_earlier_one(store: Ar
     store.insert(event("x2", "X", 2)).await.unwrap();
     store.insert(event("y1", "Y", 3)).await.unwrap();
 
-    let first = store.claim_due(10, 10, LEASE).await.unwrap();
+    let first = store.claim_due(Mode::Test, 10, 10, LEASE).await.unwrap();
     let ids: Vec<String> = first.iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ids, ["x1", "y1"]);
     assert!(claimed_ids(&*store, 10).await.is_empty(), "leased and blocked");
@@ -104,7 +104,7 @@ pub async fn a_later_event_of_the_same_order_waits_for_the_earlier_one(store: Ar
     store.finish_attempt(x1, record(10, 503), retry_at(1000)).await.unwrap();
     assert!(claimed_ids(&*store, 20).await.is_empty());
     // x1 delivered: x2 is next.
-    let again = store.claim_due(1000, 10, LEASE).await.unwrap();
+    let again = store.claim_due(Mode::Test, 1000, 10, LEASE).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1, "the failed attempt counted");
     store
@@ -133,17 +133,17 @@ pub async fn claims_are_limited_and_due_first(store: Arc<dyn Store>) {
             .await
             .unwrap();
     }
-    let two = store.claim_due(100, 2, LEASE).await.unwrap();
+    let two = store.claim_due(Mode::Test, 100, 2, LEASE).await.unwrap();
     let ids: Vec<String> = two.iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ids, ["e0", "e1"], "the oldest due first, no more than asked");
     assert!(
-        store.claim_due(-1, 10, LEASE).await.unwrap().is_empty(),
+        store.claim_due(Mode::Test, -1, 10, LEASE).await.unwrap().is_empty(),
         "nothing is due before it arrived"
     );
 }
 
 pub async fn the_next_due_time_ignores_events_blocked_behind_their_order(store: Arc<dyn Store>) {
-    assert_eq!(store.next_due_at().await.unwrap(), None);
+    assert_eq!(store.next_due_at(Mode::Test).await.unwrap(), None);
     store.insert(event("x1", "X", 1)).await.unwrap();
     store.insert(event("x2", "X", 2)).await.unwrap();
     let x1 = claim_one(&*store, 10).await;
@@ -152,7 +152,7 @@ pub async fn the_next_due_time_ignores_events_blocked_behind_their_order(store: 
         .await
         .unwrap();
     assert_eq!(
-        store.next_due_at().await.unwrap(),
+        store.next_due_at(Mode::Test).await.unwrap(),
         Some(5_000),
         "x2 (due since 2) waits for x1"
     );
@@ -161,9 +161,9 @@ pub async fn the_next_due_time_ignores_events_blocked_behind_their_order(store: 
 pub async fn an_expired_lease_is_claimed_again(store: Arc<dyn Store>) {
     let short = Duration::from_millis(100);
     store.insert(event("e1", "o1", 1)).await.unwrap();
-    assert_eq!(store.claim_due(10, 10, short).await.unwrap().len(), 1);
-    assert!(store.claim_due(50, 10, short).await.unwrap().is_empty());
-    assert_eq!(store.claim_due(111, 10, short).await.unwrap().len(), 1);
+    assert_eq!(store.claim_due(Mode::Test, 10, 10, short).await.unwrap().len(), 1);
+    assert!(store.claim_due(Mode::Test, 50, 10, short).await.unwrap().is_empty());
+    assert_eq!(store.claim_due(Mode::Test, 111, 10, short).await.unwrap().len(), 1);
 }
 
 pub async fn a_released_lease_is_claimable_at_once(store: Arc<dyn Store>) {
@@ -182,7 +182,7 @@ pub async fn uncounted_retries_and_400s_are_kept_apart(store: Arc<dyn Store>) {
         was_400: false,
     };
     store.finish_attempt(seq, record(10, 401), uncounted).await.unwrap();
-    let claimed = store.claim_due(20, 10, LEASE).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, 20, 10, LEASE).await.unwrap();
     assert_eq!((claimed[0].attempts, claimed[0].attempts_400), (0, 0));
     let on_400 = Transition::RetryAt {
         at_ms: 30,
@@ -190,7 +190,7 @@ pub async fn uncounted_retries_and_400s_are_kept_apart(store: Arc<dyn Store>) {
         was_400: true,
     };
     store.finish_attempt(seq, record(20, 400), on_400).await.unwrap();
-    let claimed = store.claim_due(30, 10, LEASE).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, 30, 10, LEASE).await.unwrap();
     assert_eq!((claimed[0].attempts, claimed[0].attempts_400), (1, 1));
 }
 
@@ -264,7 +264,7 @@ pub async fn lists_are_newest_first_and_filter_by_status(store: Arc<dyn Store>) 
 }
 
 async fn claim_one_of(store: &dyn Store, wanted: &str) -> i64 {
-    let claimed = store.claim_due(10_000, 10, LEASE).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, 10_000, 10, LEASE).await.unwrap();
     let seq = claimed.iter().find(|e| e.id.as_str() == wanted).unwrap().seq;
     let others: Vec<i64> = claimed.iter().map(|e| e.seq).filter(|s| *s != seq).collect();
     store.release(others).await.unwrap();
@@ -284,7 +284,7 @@ pub async fn only_dead_or_delivered_events_are_replayed(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.replay(&id("e1"), 20).await.unwrap(), ReplayOutcome::Replayed);
-    let claimed = store.claim_due(20, 10, LEASE).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, 20, 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempts, 0, "a replay starts with fresh attempts");
 }
@@ -370,7 +370,7 @@ pub async fn bulk_replay_takes_dead_events_since_a_time_in_batches(store: Arc<dy
             .await
             .unwrap();
     }
-    for claimed in store.claim_due(10_000, 10, LEASE).await.unwrap() {
+    for claimed in store.claim_due(Mode::Test, 10_000, 10, LEASE).await.unwrap() {
         store
             .finish_attempt(claimed.seq, record(10_000, 404), Transition::Dead)
             .await
@@ -398,7 +398,7 @@ pub async fn bulk_replay_takes_dead_events_since_a_time_in_batches(store: Arc<dy
     assert_eq!(rest, 1, "d2, d3, d4 received since 200");
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.dead, stats.pending), (2, 3));
-    let replayed = store.claim_due(20_000, 10, LEASE).await.unwrap();
+    let replayed = store.claim_due(Mode::Test, 20_000, 10, LEASE).await.unwrap();
     assert!(replayed.iter().all(|e| e.attempts == 0));
 }
 
@@ -447,7 +447,7 @@ pub async fn the_finish_time_is_kept_for_finished_events_only(store: Arc<dyn Sto
     store.insert(ignored).await.unwrap();
     store.insert(event("delivered", "o2", 6)).await.unwrap();
     store.insert(event("replayed", "o3", 7)).await.unwrap();
-    let claimed = store.claim_due(100, 10, LEASE).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, 100, 10, LEASE).await.unwrap();
     for e in &claimed {
         store
             .finish_attempt(e.seq, record(200, 200), Transition::Delivered)

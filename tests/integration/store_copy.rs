@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dr_sf_bridge::domain::{EventId, EventType, OrderKey};
+use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
 use dr_sf_bridge::store::postgres::PostgresStore;
 use dr_sf_bridge::store::sqlite::SqliteStore;
 use dr_sf_bridge::store::{AttemptRecord, EventFilter, EventStatus, NewEvent, Store, Transition};
@@ -56,7 +56,10 @@ async fn a_store_in_every_status(store: &dyn Store) {
     ] {
         store.insert(new_event(id, order, status, now - 60_000)).await.unwrap();
     }
-    let claimed = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
+    let claimed = store
+        .claim_due(Mode::Test, now, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
     let seq = |id: &str| claimed.iter().find(|e| e.id.as_str() == id).unwrap().seq;
     store
         .finish_attempt(seq("copy-delivered"), attempt(now - 50_000, 200), Transition::Delivered)
@@ -76,7 +79,10 @@ async fn a_store_in_every_status(store: &dyn Store) {
         .await
         .unwrap();
     store.release(vec![seq("copy-pending-b")]).await.unwrap();
-    let again = store.claim_due(now, 10, Duration::from_secs(60)).await.unwrap();
+    let again = store
+        .claim_due(Mode::Test, now, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
     let dead = again.iter().find(|e| e.id.as_str() == "copy-dead").unwrap().seq;
     store
         .finish_attempt(dead, attempt(now - 40_000, 404), Transition::Dead)

@@ -176,7 +176,7 @@ fn debug_output_of_the_settings_shows_no_secret() {
     let settings = raw.validate(dr_sf_bridge::settings::Purpose::Check).unwrap();
     let shown = format!(
         "{raw:?}\n{settings:?}\n{:?}",
-        settings.salesforce.credentials().unwrap()
+        settings.salesforce.primary().credentials().unwrap()
     );
     for secret in SECRETS {
         assert!(!shown.contains(secret), "{secret} in Debug output");

@@ -25,6 +25,7 @@ fn bench(sf: &SalesforceStandIn, max_in_flight: usize) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("w.db")).unwrap());
     let worker = Worker {
+        mode: dr_sf_bridge::domain::Mode::Test,
         store: store.clone(),
         client: sf.apex_client(Duration::from_secs(5)),
         policy: RetryPolicy {

@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 
 use super::PostgresStore;
 use super::connect::classify;
-use crate::domain::{EventId, EventType};
+use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
     AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
     ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
@@ -35,6 +35,7 @@ pub(super) fn summary(row: &Row) -> Result<EventSummary, StoreError> {
         event_type: row.try_get(1).map_err(classify)?,
         status,
         live_mode: row.try_get(3).map_err(classify)?,
+        target: Mode::of_event(row.try_get(3).map_err(classify)?),
         order_key: row.try_get(4).map_err(classify)?,
         received_at_ms: row.try_get(5).map_err(classify)?,
         attempts: attempts as u32,
@@ -164,14 +165,20 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError> {
+    async fn claim_due(
+        &self,
+        mode: Mode,
+        now_ms: i64,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedEvent>, StoreError> {
         let lease_until = now_ms + lease.as_millis() as i64;
         let client = self.lease_client().await?;
         let statement = client
             .prepare_cached(
                 "WITH due AS (
                      SELECT e.seq FROM events e
-                     WHERE e.status = 'pending' AND e.next_attempt_at <= $1
+                     WHERE e.status = 'pending' AND e.live_mode = $4 AND e.next_attempt_at <= $1
                        AND (e.lease_until IS NULL OR e.lease_until <= $1)
                        AND NOT EXISTS (
                            SELECT 1 FROM events p
@@ -186,7 +193,7 @@ impl Store for PostgresStore {
             .await
             .map_err(classify)?;
         let rows = client
-            .query(&statement, &[&now_ms, &i64::from(limit), &lease_until])
+            .query(&statement, &[&now_ms, &i64::from(limit), &lease_until, &mode.is_live()])
             .await
             .map_err(classify)?;
         let mut events = rows.iter().map(claimed).collect::<Result<Vec<_>, _>>()?;
@@ -252,16 +259,16 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+    async fn next_due_at(&self, mode: Mode) -> Result<Option<i64>, StoreError> {
         // Only events that could be claimed then: not in flight, first of their order.
         let rows = self
             .query(
                 "SELECT MIN(e.next_attempt_at) FROM events e
-                 WHERE e.status = 'pending' AND e.lease_until IS NULL
+                 WHERE e.status = 'pending' AND e.live_mode = $1 AND e.lease_until IS NULL
                    AND NOT EXISTS (
                        SELECT 1 FROM events p
                        WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
-                &[],
+                &[&mode.is_live()],
             )
             .await?;
         rows[0].try_get(0).map_err(classify)

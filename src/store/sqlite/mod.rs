@@ -32,7 +32,7 @@ use super::{
     AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
     ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
 };
-use crate::domain::{EventId, EventType};
+use crate::domain::{EventId, EventType, Mode};
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
 const READINESS_PROBE_BYTES: i64 = 64 * 1024;
@@ -119,6 +119,7 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
         event_type: row.get(1)?,
         status,
         live_mode: row.get(3)?,
+        target: Mode::of_event(row.get(3)?),
         order_key: row.get(4)?,
         received_at_ms: row.get(5)?,
         attempts: row.get(6)?,
@@ -167,14 +168,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_due(&self, now_ms: i64, limit: u32, lease: Duration) -> Result<Vec<ClaimedEvent>, StoreError> {
+    async fn claim_due(
+        &self,
+        mode: Mode,
+        now_ms: i64,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedEvent>, StoreError> {
         let lease_until = now_ms + lease.as_millis() as i64;
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
                 let mut select = conn.prepare_cached(
                     "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at
                  FROM events e
-                 WHERE e.status = 'pending' AND e.next_attempt_at <= ?1
+                 WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1
                    AND (e.lease_until IS NULL OR e.lease_until <= ?1)
                    AND NOT EXISTS (
                        SELECT 1 FROM events p
@@ -182,7 +189,7 @@ impl Store for SqliteStore {
                  ORDER BY e.next_attempt_at, e.seq
                  LIMIT ?2",
                 )?;
-                let rows = select.query_map(params![now_ms, limit], |row| {
+                let rows = select.query_map(params![now_ms, limit, mode.is_live()], |row| {
                     let id: String = row.get(1)?;
                     let event_type: String = row.get(2)?;
                     Ok(ClaimedEvent {
@@ -269,18 +276,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+    async fn next_due_at(&self, mode: Mode) -> Result<Option<i64>, StoreError> {
         self.writer
-            .run(Admission::WaitForRoom, |conn| {
+            .run(Admission::WaitForRoom, move |conn| {
                 // Only events that could be claimed then: not in flight, first of their order. A successor
                 // waiting behind a predecessor's retry must not make the worker spin.
                 conn.query_row(
                     "SELECT MIN(e.next_attempt_at) FROM events e
-                 WHERE e.status = 'pending' AND e.lease_until IS NULL
+                 WHERE e.status = 'pending' AND e.live_mode = ?1 AND e.lease_until IS NULL
                    AND NOT EXISTS (
                        SELECT 1 FROM events p
                        WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
-                    [],
+                    [mode.is_live()],
                     |r| r.get(0),
                 )
             })

@@ -134,7 +134,10 @@ async fn a_relay_starting_on_the_file_takes_over_the_leases_a_dead_one_left() {
     {
         let crashed = SqliteStore::open(&path).unwrap();
         crashed.insert(event("e1")).await.unwrap();
-        let claimed = crashed.claim_due(10, 10, Duration::from_secs(3600)).await.unwrap();
+        let claimed = crashed
+            .claim_due(Mode::Test, 10, 10, Duration::from_secs(3600))
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 1, "in flight when the relay died");
     }
     let storage = crate::settings::StorageSettings {
@@ -143,6 +146,9 @@ async fn a_relay_starting_on_the_file_takes_over_the_leases_a_dead_one_left() {
         pool_size: 1,
     };
     let restarted = crate::store::open(&storage, crate::store::Role::Relay).await.unwrap();
-    let claimed = restarted.claim_due(20, 10, Duration::from_secs(60)).await.unwrap();
+    let claimed = restarted
+        .claim_due(Mode::Test, 20, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1, "claimable at once, not after the hour-long lease");
 }
