@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::OpsError;
 use super::samples;
 use super::sender::{DrSender, SenderAuth};
-use crate::domain::EventType;
+use crate::domain::{EventType, Mode};
 use crate::relay::paths;
 use crate::salesforce::GrantType;
 use crate::settings::Settings;
@@ -78,7 +78,9 @@ pub async fn trigger(
         },
         _ => SenderAuth::None,
     };
-    let sender = DrSender::new(&url, auth, settings.digital_river.signing_secrets.first().cloned())?;
+    // The samples are test-mode events (`liveMode: false`): signed with the test mode's secret.
+    let secret = settings.digital_river.signing_secrets_for(Mode::Test).first().cloned();
+    let sender = DrSender::new(&url, auth, secret)?;
     let started = Instant::now();
     let mut acknowledged = 0;
     for _ in 0..options.count {

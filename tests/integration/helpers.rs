@@ -9,14 +9,17 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const API_KEY: &str = "sk_test_TOPSECRETAPIKEY0123456789";
+/// The same DR account's live-mode key: DR shows it only the live webhooks.
+pub const LIVE_API_KEY: &str = "sk_live_TOPSECRETLIVEKEY9876543210";
 pub const SF_CLIENT_SECRET: &str = "SFCONSUMERSECRET-7f3a9b";
 pub const SF_PASSWORD: &str = "Int3grationPassw0rd-SECTOKENxyz";
 pub const RELAY_SECRET: &str = "RELAYINBOUNDSECRET-5c1d";
 pub const RELAY_PASSWORD: &str = "RELAYINBOUNDPASSWORD-9e2f";
 /// Every access token the Salesforce stand-in issues starts with this.
 pub const SF_TOKEN_PREFIX: &str = "00DTESTORG!AQ";
-pub const SECRETS: [&str; 6] = [
+pub const SECRETS: [&str; 7] = [
     API_KEY,
+    LIVE_API_KEY,
     SF_CLIENT_SECRET,
     SF_PASSWORD,
     RELAY_SECRET,
@@ -241,14 +244,20 @@ impl Respond for Handler {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if auth != format!("Bearer {API_KEY}") {
+        // Each mode's key sees and changes only that mode's webhooks, as at DR.
+        let live = if auth == format!("Bearer {API_KEY}") {
+            false
+        } else if auth == format!("Bearer {LIVE_API_KEY}") {
+            true
+        } else {
             return dr_error(401, "unauthorized", "unauthorized", "Unauthorized");
-        }
+        };
+        let in_mode = |w: &Value| w["liveMode"].as_bool().unwrap_or(false) == live;
         let mut hooks = self.webhooks.lock().unwrap();
         let id = request.url.path().strip_prefix("/webhooks/").map(str::to_owned);
         match (request.method.as_str(), id) {
             ("GET", None) => {
-                let items: Vec<Value> = hooks.iter().map(shown).collect();
+                let items: Vec<Value> = hooks.iter().filter(|w| in_mode(w)).map(shown).collect();
                 match self.shape {
                     ListShape::BareArray => ResponseTemplate::new(200).set_body_json(items),
                     ListShape::Paged => {
@@ -261,12 +270,12 @@ impl Respond for Handler {
                 let new_id = format!("wh_{}", hooks.len() + 1);
                 body["id"] = json!(new_id);
                 body["createdTime"] = json!("2026-11-23T08:00:00Z");
-                body["liveMode"] = json!(false);
+                body["liveMode"] = json!(live);
                 hooks.push(body.clone());
                 ResponseTemplate::new(201).set_body_json(shown(&body))
             }
             (verb, Some(id)) => {
-                let Some(pos) = hooks.iter().position(|w| w["id"] == json!(id)) else {
+                let Some(pos) = hooks.iter().position(|w| w["id"] == json!(id) && in_mode(w)) else {
                     return dr_error(404, "not_found", "not_found", &format!("Webhook '{id}' not found."));
                 };
                 match verb {

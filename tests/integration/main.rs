@@ -6,6 +6,7 @@ mod check;
 mod events;
 mod first_run;
 mod helpers;
+mod modes;
 mod pg;
 mod pg_proxy;
 mod properties;

@@ -92,10 +92,20 @@ pub async fn spawn_app_with(sf: SalesforceStandIn, overrides: &[(&str, &str)]) -
 
 /// A relay whose store is the file in `dir` (reused across restarts).
 pub async fn spawn_app_in(sf: SalesforceStandIn, dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestRelay {
+    let all = relay_overrides(&sf, &dir.path().join("relay.db"), overrides);
+    spawn_configured(sf, dir, all).await
+}
+
+/// A relay with exactly these settings (over the files in `config/`).
+pub async fn spawn_configured(
+    sf: SalesforceStandIn,
+    dir: tempfile::TempDir,
+    overrides: Vec<(String, String)>,
+) -> TestRelay {
     let logs = capture_logs();
     let options = LoadOptions {
         config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
-        overrides: relay_overrides(&sf, &dir.path().join("relay.db"), overrides),
+        overrides,
         ..LoadOptions::default()
     };
     let settings = settings::load(&options, Purpose::Relay).expect("valid test settings");

@@ -352,6 +352,12 @@ async fn a_live_event_at_a_sandbox_relay_is_acknowledged_kept_and_never_delivere
             .await
             .contains("drsf_events_received_total{event_type=\"order.accepted\",outcome=\"rejected_mode\"} 1")
     );
+    let logs = relay.logs.text();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains("DR's live webhook probably points at this relay")),
+        "logged as an error naming the likely misconfiguration:\n{logs}"
+    );
     // A test event goes through as always (the one delivery the org expects).
     relay.accept(&event("order.accepted", "evt-test", "o-test")).await;
     relay.wait_for_status("evt-test", EventStatus::Delivered).await;

@@ -472,6 +472,44 @@ pub async fn the_finish_time_is_kept_for_finished_events_only(store: Arc<dyn Sto
     );
 }
 
+async fn each_mode_claims_only_its_own_events(store: Arc<dyn Store>) {
+    let mut live = event("l-1", "o-l1", 1);
+    live.live_mode = true;
+    store.insert(event("t-1", "o-t1", 1)).await.unwrap();
+    store.insert(live.clone()).await.unwrap();
+    let mut later = event("l-2", "o-l2", 2);
+    later.live_mode = true;
+    store.insert(later).await.unwrap();
+    let l2 = store.claim_due(Mode::Live, 5, 10, LEASE).await.unwrap();
+    assert_eq!(l2.len(), 2, "both live events are due at 5");
+    let l2_seq = l2.iter().find(|e| e.id.as_str() == "l-2").unwrap().seq;
+    store
+        .finish_attempt(l2_seq, record(5, 503), retry_at(500))
+        .await
+        .unwrap();
+    store
+        .release(l2.iter().filter(|e| e.seq != l2_seq).map(|e| e.seq).collect())
+        .await
+        .unwrap();
+
+    assert_eq!(store.next_due_at(Mode::Live).await.unwrap(), Some(1), "l-1 is due");
+    assert_eq!(
+        claimed_ids(store.as_ref(), 10).await,
+        ["t-1"],
+        "the test target sees only t-1"
+    );
+    let live_ids: Vec<String> = store
+        .claim_due(Mode::Live, 10, 10, LEASE)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    assert_eq!(live_ids, ["l-1"], "the live target sees only l-1 (l-2 waits until 500)");
+    assert_eq!(store.next_due_at(Mode::Test).await.unwrap(), None, "t-1 is leased");
+    assert_eq!(store.next_due_at(Mode::Live).await.unwrap(), Some(500));
+}
+
 /// One test per contract case for an engine: `store_contract!(module, factory)`, where
 /// `factory(test_name).await` opens a fresh, empty store (with a guard that keeps it), or answers
 /// `None` when the engine's server is not there (the test is skipped, saying so).
@@ -499,7 +537,8 @@ macro_rules! store_contract {
                 bulk_replay_takes_dead_events_since_a_time_in_batches,
                 purge_removes_only_delivered_events_before_the_cut,
                 state_is_kept_replaced_and_forgotten,
-                the_finish_time_is_kept_for_finished_events_only
+                the_finish_time_is_kept_for_finished_events_only,
+                each_mode_claims_only_its_own_events
             );
         }
     };
