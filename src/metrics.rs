@@ -35,6 +35,12 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PauseLabels {
+    pub target: &'static str,
+    pub cause: &'static str,
+}
+
 /// The Salesforce target a delivery figure belongs to: its DR mode.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetLabels {
@@ -73,6 +79,13 @@ pub struct Metrics {
     pub breaker_open: TargetGauge,
     /// 1 while Salesforce refuses the sign-in (deliveries wait for the credentials to be fixed).
     pub sign_in_refused: TargetGauge,
+    /// Deliveries the pacer allows at once now.
+    pub concurrency_limit: TargetGauge,
+    pub in_flight: TargetGauge,
+    /// 1 while deliveries are paused for the org's API limits.
+    pub paused: TargetGauge,
+    long_running: Family<TargetLabels, Counter>,
+    pauses: Family<PauseLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,8 +105,42 @@ impl Metrics {
         let events_by_status = Family::<StatusLabels, Gauge>::default();
         let oldest_pending_age = Gauge::default();
         let token_grants = Family::<TargetLabels, Counter>::default();
-        let [api_usage_used, api_usage_max, breaker_open, sign_in_refused] =
-            std::array::from_fn(|_| TargetGauge::default());
+        let [
+            api_usage_used,
+            api_usage_max,
+            breaker_open,
+            sign_in_refused,
+            concurrency_limit,
+            in_flight,
+            paused,
+        ] = std::array::from_fn(|_| TargetGauge::default());
+        let long_running = Family::<TargetLabels, Counter>::default();
+        let pauses = Family::<PauseLabels, Counter>::default();
+        registry.register(
+            "delivery_concurrency_limit",
+            "Deliveries to Salesforce allowed at once now (adaptive), by target",
+            concurrency_limit.clone(),
+        );
+        registry.register(
+            "deliveries_in_flight",
+            "Deliveries to Salesforce running now, by target",
+            in_flight.clone(),
+        );
+        registry.register(
+            "delivery_paused",
+            "1 while deliveries are paused for the org's API limits (daily allocation or reserve), by target",
+            paused.clone(),
+        );
+        registry.register(
+            "salesforce_long_running_requests",
+            "Deliveries that ran longer than 5 s (they count against the org's long-running limit), by target",
+            long_running.clone(),
+        );
+        registry.register(
+            "delivery_pauses",
+            "Pauses of all deliveries to an org, by target and cause (daily_limit, api_reserve)",
+            pauses.clone(),
+        );
         registry.register(
             "events_received",
             "Events received from Digital River, by type and outcome",
@@ -158,7 +205,27 @@ impl Metrics {
             api_usage_max,
             breaker_open,
             sign_in_refused,
+            concurrency_limit,
+            in_flight,
+            paused,
+            long_running,
+            pauses,
         }
+    }
+
+    /// A target's counter of long-running deliveries.
+    pub fn long_running_counter(&self, mode: Mode) -> Counter {
+        self.long_running.get_or_create(&TargetLabels::of(mode)).clone()
+    }
+
+    /// A target's counter of pauses for `cause`.
+    pub fn pause_counter(&self, mode: Mode, cause: &'static str) -> Counter {
+        self.pauses
+            .get_or_create(&PauseLabels {
+                target: mode.as_str(),
+                cause,
+            })
+            .clone()
     }
 
     pub fn received(&self, event_type: &str, outcome: &'static str) {

@@ -18,6 +18,10 @@ pub struct RetryPolicy {
     pub max_attempts_on_400: u32,
 }
 
+/// When an event refused for concurrency (`ConcurrentPerOrgLongTxn`) is tried again: the limit
+/// clears as soon as one of the org's long requests ends.
+pub const CONGESTION_RETRY: Duration = Duration::from_secs(2);
+
 fn jittered(delay: Duration) -> Duration {
     if delay.is_zero() {
         return delay;
@@ -42,8 +46,16 @@ impl RetryPolicy {
             DeliveryOutcome::Retry { min_delay } => retry(*min_delay, false),
             DeliveryOutcome::RetryLimited if event.attempts_400 + 1 >= self.max_attempts_on_400 => Transition::Dead,
             DeliveryOutcome::RetryLimited => retry(Duration::ZERO, true),
-            DeliveryOutcome::AuthRejected { min_delay } => Transition::RetryAt {
-                at_ms: now_ms + min_delay.as_millis() as i64,
+            // The org's limits, not the event: try again when they clear, without counting it.
+            DeliveryOutcome::AuthRejected { min_delay } | DeliveryOutcome::DailyLimitReached { min_delay } => {
+                Transition::RetryAt {
+                    at_ms: now_ms + min_delay.as_millis() as i64,
+                    counted: false,
+                    was_400: false,
+                }
+            }
+            DeliveryOutcome::Congested => Transition::RetryAt {
+                at_ms: now_ms + jittered(CONGESTION_RETRY).as_millis() as i64,
                 counted: false,
                 was_400: false,
             },
@@ -124,8 +136,11 @@ impl CircuitBreaker {
         let mut state = self.state.lock().expect("not poisoned");
         let (failure, pause) = match outcome {
             DeliveryOutcome::Delivered => (false, None),
-            // The org answered about this event: it is up.
-            DeliveryOutcome::RetryLimited | DeliveryOutcome::Dead => {
+            // The org answered about this event, or about its limits (the pacer's business): it is up.
+            DeliveryOutcome::RetryLimited
+            | DeliveryOutcome::Dead
+            | DeliveryOutcome::Congested
+            | DeliveryOutcome::DailyLimitReached { .. } => {
                 if let BreakerState::Closed { .. } | BreakerState::HalfOpen { .. } = *state {
                     *state = BreakerState::Closed { failures: 0 };
                 }

@@ -141,7 +141,11 @@ impl SignInMemory {
                     Err(e) => tracing::warn!(error = %e, "could not remember the refused sign-in"),
                 }
             }
-            DeliveryOutcome::Delivered | DeliveryOutcome::RetryLimited | DeliveryOutcome::Dead => {
+            DeliveryOutcome::Delivered
+            | DeliveryOutcome::RetryLimited
+            | DeliveryOutcome::Dead
+            | DeliveryOutcome::Congested
+            | DeliveryOutcome::DailyLimitReached { .. } => {
                 self.refused.set(0);
                 if self.recorded.swap(false, Ordering::Relaxed)
                     && let Err(e) = self.store.set_state(&self.key, None, now_ms()).await

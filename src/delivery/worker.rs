@@ -5,7 +5,8 @@
 //! neither takes production's slots nor opens production's breaker.
 //!
 //! Ordering comes from the store (it hands out only the first pending event of each order), so
-//! the worker is free to run up to `max_in_flight` deliveries in parallel — different orders
+//! the worker is free to run as many deliveries in parallel as its [`Pacer`] allows (at most
+//! `max_in_flight`) — different orders
 //! proceed side by side, one order's events one after the other. Claims carry a lease longer than
 //! the longest delivery, so if this process dies its events become claimable again.
 //!
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::pacing::{Pacer, PauseCause, Permit, Signal};
 use super::policy::{CircuitBreaker, RetryPolicy};
 use super::sign_in::SignInMemory;
 use crate::domain::{EventId, Mode};
@@ -38,6 +40,8 @@ pub struct Worker {
     pub client: ApexClient,
     pub policy: RetryPolicy,
     pub breaker: Arc<CircuitBreaker>,
+    /// How many deliveries at once the org takes now, and the pauses for its API limits.
+    pub pacer: Arc<Pacer>,
     pub max_in_flight: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
@@ -53,6 +57,7 @@ struct Shared {
     client: ApexClient,
     policy: RetryPolicy,
     breaker: Arc<CircuitBreaker>,
+    pacer: Arc<Pacer>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     sign_in: Option<Arc<SignInMemory>>,
@@ -73,6 +78,7 @@ impl Worker {
             client: self.client.clone(),
             policy: self.policy.clone(),
             breaker: self.breaker.clone(),
+            pacer: self.pacer.clone(),
             wake: self.wake.clone(),
             metrics: self.metrics.clone(),
             sign_in: self.sign_in.clone(),
@@ -88,7 +94,10 @@ impl Worker {
         let Ok(allowed) = shared.breaker.permits() else {
             return Ok(0);
         };
-        let want = self.max_in_flight.min(allowed) as u32;
+        let Permit::Start(paced) = shared.pacer.permits() else {
+            return Ok(0);
+        };
+        let want = self.max_in_flight.min(allowed).min(paced) as u32;
         let events = shared.store.claim_due(self.mode, now_ms(), want, self.lease).await?;
         let attempted = events.len();
         let mut tasks = JoinSet::new();
@@ -164,8 +173,17 @@ async fn claim_and_start(
         Err(pause) => return Some(pause),
         Ok(allowed) => allowed,
     };
-    let free = slots.available_permits();
+    let paced = match shared.pacer.permits() {
+        Permit::Start(paced) => paced,
+        Permit::Wait(pause) => return Some(pause),
+        Permit::Probe => {
+            probe_usage(shared).await;
+            return Some(Duration::ZERO);
+        }
+    };
+    let free = slots.available_permits().min(paced);
     if free == 0 {
+        // A delivery that finishes wakes the loop.
         return None;
     }
     let want = free.min(allowed) as u32;
@@ -195,7 +213,7 @@ async fn claim_and_start(
         let shared = shared.clone();
         let span = tracing::info_span!(
             "deliver",
-            target = shared.mode.as_str(),
+            mode = shared.mode.as_str(),
             event_id = %event.id,
             event_type = %event.event_type,
             attempt = event.attempts + 1
@@ -218,10 +236,33 @@ async fn claim_and_start(
     }
 }
 
-/// Notes a claimed event as started: for the breaker (a half-open breaker lets one trial run)
-/// and for a shutdown that must name and release what it cuts short.
+/// At the end of a pause for the org's API limits: asks the org's usage, and resumes or pauses
+/// again.
+async fn probe_usage(shared: &Shared) {
+    let usage = shared.client.api_usage().await;
+    let cause = shared.pacer.paused().map_or("", |c| c.as_str());
+    if shared.pacer.probed(usage) {
+        tracing::info!(
+            cause,
+            used = usage.map(|u| u.used),
+            max = usage.map(|u| u.max),
+            "the org's API usage leaves room again: deliveries resume"
+        );
+    } else {
+        tracing::warn!(
+            cause,
+            used = usage.map(|u| u.used),
+            max = usage.map(|u| u.max),
+            "the org's API usage is still too high: deliveries stay paused"
+        );
+    }
+}
+
+/// Notes a claimed event as started: for the breaker (a half-open breaker lets one trial run),
+/// the pacer, and for a shutdown that must name and release what it cuts short.
 fn begin(shared: &Shared, event: &ClaimedEvent) {
     shared.breaker.started();
+    shared.pacer.started();
     shared
         .in_flight
         .lock()
@@ -244,6 +285,22 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
     if let Some(sign_in) = &shared.sign_in {
         sign_in.after_attempt(&attempt.outcome).await;
     }
+    let signal = Signal::of(&attempt.outcome, attempt.status);
+    match shared.pacer.finished(signal, attempt.duration, attempt.api_usage) {
+        Some(PauseCause::DailyLimit) => tracing::error!(
+            mode = shared.mode.as_str(),
+            "Salesforce says the org's daily API allocation is spent (TotalRequests): every delivery to it is paused; \
+             the relay asks the org's usage again after each pause and resumes by itself"
+        ),
+        Some(PauseCause::ApiReserve) => tracing::warn!(
+            mode = shared.mode.as_str(),
+            used = attempt.api_usage.map(|u| u.used),
+            max = attempt.api_usage.map(|u| u.max),
+            "the org's API usage reached the reserve kept for its other integrations (salesforce.api_reserve_percent): \
+             deliveries are paused until it falls"
+        ),
+        None => {}
+    }
     if let Some(usage) = attempt.api_usage {
         metrics.api_usage_used.get_or_create(&target).set(usage.used as i64);
         metrics.api_usage_max.get_or_create(&target).set(usage.max as i64);
@@ -261,6 +318,8 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
         (_, Transition::Dead) => "dead",
         (DeliveryOutcome::RetryLimited, _) => "retry_400",
         (DeliveryOutcome::AuthRejected { .. }, _) => "auth_rejected",
+        (DeliveryOutcome::Congested, _) => "congested",
+        (DeliveryOutcome::DailyLimitReached { .. }, _) => "daily_limit",
         _ => "retry",
     };
     metrics

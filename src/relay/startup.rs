@@ -18,10 +18,11 @@ use super::router::router;
 use super::server::serve;
 use super::state::AppState;
 use super::throttle::AuthThrottle;
-use crate::delivery::{CircuitBreaker, RetryPolicy, SignInMemory, Worker};
+use crate::delivery::{CircuitBreaker, Pacer, RetryPolicy, SignInMemory, Worker};
 use crate::digital_river::{ModeVerifiers, SignatureVerifier};
 use crate::domain::Mode;
 use crate::metrics::Metrics;
+use crate::settings::salesforce::Concurrency;
 use crate::settings::{ConnectionLimits, Settings};
 use crate::store::{self, Store};
 use crate::support::clock::now_ms;
@@ -94,6 +95,14 @@ impl Application {
                 breaker: Arc::new(CircuitBreaker::new(
                     settings.delivery.breaker_threshold,
                     settings.delivery.breaker_cooldown,
+                )),
+                pacer: Arc::new(Pacer::new(
+                    sf.max_in_flight,
+                    sf.concurrency == Concurrency::Adaptive,
+                    sf.api_reserve_percent,
+                    settings.delivery.rate_limit_min_delay,
+                    &metrics,
+                    sf.mode,
                 )),
                 max_in_flight: sf.max_in_flight,
                 lease,

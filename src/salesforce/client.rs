@@ -28,6 +28,12 @@ pub enum DeliveryOutcome {
     Retry { min_delay: Duration },
     /// 400 from the DR package (often: the order is not in Salesforce yet): limited attempts.
     RetryLimited,
+    /// `REQUEST_LIMIT_EXCEEDED` for concurrency (`ConcurrentPerOrgLongTxn`,
+    /// `ConcurrentRequests`): too many at once right now; clears in seconds.
+    Congested,
+    /// `REQUEST_LIMIT_EXCEEDED` for the day (`TotalRequests`): the org's allocation is spent;
+    /// every delivery to it waits, this one not before `min_delay`.
+    DailyLimitReached { min_delay: Duration },
     /// Cannot succeed as configured (404 "Could not find a match for URL").
     Dead,
     /// Salesforce refused the sign-in: a configuration problem; try again after `min_delay`
@@ -215,12 +221,19 @@ impl ApexClient {
                 },
                 Some(said()),
             ),
-            403 if error_code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => (
-                DeliveryOutcome::Retry {
-                    min_delay: self.rate_limit_min_delay,
-                },
-                Some(said()),
-            ),
+            403 if error_code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED") => {
+                let concurrency = message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("ConcurrentPerOrgLongTxn") || m.contains("ConcurrentRequests"));
+                let outcome = if concurrency {
+                    DeliveryOutcome::Congested
+                } else {
+                    DeliveryOutcome::DailyLimitReached {
+                        min_delay: self.rate_limit_min_delay,
+                    }
+                };
+                (outcome, Some(said()))
+            }
             400 => (DeliveryOutcome::RetryLimited, Some(said())),
             404 if error_code.as_deref() == Some("NOT_FOUND")
                 || answer.body.contains("Could not find a match for URL") =>
@@ -289,7 +302,38 @@ impl ApexClient {
         let (code, message) = error_fields(&answer.body);
         Ok((answer.status.as_u16(), code.or(message)))
     }
+
+    /// The org's daily API usage, asked of the REST `limits` resource (one API request): from its
+    /// `Sforce-Limit-Info`, else from `DailyApiRequests` in its body. `None` when it says neither
+    /// (or cannot be reached).
+    #[tracing::instrument(skip_all)]
+    pub async fn api_usage(&self) -> Option<ApiUsage> {
+        let url = reqwest::Url::parse(&self.webhook_url).ok()?.join(LIMITS_PATH).ok()?;
+        let token = self.tokens.get().await.ok()?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.secret.expose_secret())
+            .send()
+            .await
+            .inspect_err(|e| tracing::debug!(error = %error_chain(e), "could not ask the org's API usage"))
+            .ok()?;
+        let answer = read_answer(response).await.ok()?;
+        answer.api_usage.or_else(|| {
+            let body: Value = serde_json::from_str(&answer.body).ok()?;
+            let daily = &body["DailyApiRequests"];
+            let max = daily["Max"].as_u64()?;
+            let remaining = daily["Remaining"].as_u64()?;
+            Some(ApiUsage {
+                used: max.saturating_sub(remaining),
+                max,
+            })
+        })
+    }
 }
+
+/// The REST resource that reports the org's limits.
+pub const LIMITS_PATH: &str = "/services/data/v60.0/limits";
 
 async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest::Error> {
     let status = response.status();

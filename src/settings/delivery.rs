@@ -10,7 +10,8 @@ pub struct DeliverySettings {
     pub retry_schedule: Vec<Duration>,
     /// Attempts answered 400 before the event is dead.
     pub max_attempts_on_400: u32,
-    /// Least delay after `REQUEST_LIMIT_EXCEEDED` (seconds in the configuration).
+    /// How long deliveries pause for the org's daily API limit or reserve before its usage is
+    /// asked again (seconds in the configuration).
     pub rate_limit_min_delay: Duration,
     /// Consecutive failures across events that pause deliveries.
     pub breaker_threshold: u32,

@@ -43,8 +43,14 @@ pub struct SalesforceSettings {
     pub password: Option<SecretString>,
     /// Path of the DR package's Apex REST resource.
     pub webhook_path: String,
-    /// Most deliveries to Salesforce at once.
+    /// Most deliveries to Salesforce at once: the ceiling of the adaptive limit, or the fixed one.
     pub max_in_flight: usize,
+    /// Whether the number at once adapts to the org's answers (`adaptive`) or stays at
+    /// `max_in_flight` (`fixed`).
+    pub concurrency: Concurrency,
+    /// The share of the org's daily API allocation left to its other integrations, in percent:
+    /// deliveries slow down near it and pause at it.
+    pub api_reserve_percent: u32,
     /// Timeout of one delivery request (seconds in the configuration).
     pub request_timeout: Duration,
     /// A token older than this is renewed before use (seconds in the configuration).
@@ -55,6 +61,17 @@ pub struct SalesforceSettings {
     pub token_retries: u32,
     /// Delay before the first such retry, doubling after (milliseconds in the configuration).
     pub token_retry_base_delay: Duration,
+}
+
+/// The highest `salesforce.max_in_flight`.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// `salesforce.concurrency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Concurrency {
+    Adaptive,
+    Fixed,
 }
 
 impl SalesforceSettings {
@@ -100,6 +117,10 @@ impl SalesforceSettings {
         let webhook_path = r.text(&webhook_path_key).trim().to_owned();
         let max_in_flight_key = shared(r, "max_in_flight");
         let max_in_flight: usize = r.get(&max_in_flight_key);
+        let concurrency_key = shared(r, "concurrency");
+        let concurrency: Option<Concurrency> = r.one_of(&concurrency_key, "`adaptive`, `fixed`");
+        let reserve_key = shared(r, "api_reserve_percent");
+        let api_reserve_percent: u32 = r.get(&reserve_key);
         let request_timeout_key = shared(r, "request_timeout_secs");
         let request_timeout_secs: u64 = r.get(&request_timeout_key);
         let token_max_age_key = shared(r, "token_max_age_secs");
@@ -152,14 +173,22 @@ impl SalesforceSettings {
         }
         if max_in_flight == 0 {
             c.push(&max_in_flight_key, "must be at least 1");
-        } else if max_in_flight > 10 {
+        } else if max_in_flight > MAX_IN_FLIGHT {
+            c.push(
+                &max_in_flight_key,
+                format!("{max_in_flight} is more than {MAX_IN_FLIGHT}"),
+            );
+        } else if max_in_flight > 10 && concurrency == Some(Concurrency::Fixed) {
             c.push(
                 &max_in_flight_key,
                 format!(
-                    "{} exceeds Salesforce's default limit of 10 concurrent long-running Apex requests",
-                    max_in_flight
+                    "{max_in_flight} at once, always (concurrency = \"fixed\"), exceeds Salesforce's default limit of 10 \
+                     concurrent long-running Apex requests; use concurrency = \"adaptive\" or at most 10"
                 ),
             );
+        }
+        if api_reserve_percent > 90 {
+            c.push(&reserve_key, format!("{api_reserve_percent} leaves the relay less than 10% of the org's daily API allocation; use 0 to 90"));
         }
         c.positive(&request_timeout_key, request_timeout_secs);
         c.positive(&token_max_age_key, token_max_age_secs);
@@ -175,7 +204,9 @@ impl SalesforceSettings {
             username,
             password,
             webhook_path,
-            max_in_flight: max_in_flight.max(1),
+            max_in_flight: max_in_flight.clamp(1, MAX_IN_FLIGHT),
+            concurrency: concurrency.unwrap_or(Concurrency::Adaptive),
+            api_reserve_percent: api_reserve_percent.min(90),
             request_timeout: Duration::from_secs(request_timeout_secs.max(1)),
             token_max_age: Duration::from_secs(token_max_age_secs.max(1)),
             token_failure_cooldown: Duration::from_secs(token_failure_cooldown_secs),

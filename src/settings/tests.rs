@@ -194,10 +194,28 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
-        name: "more deliveries at once than Salesforce allows",
-        set: &[("salesforce.max_in_flight", "50")],
+        name: "more fixed deliveries at once than Salesforce allows",
+        set: &[("salesforce.max_in_flight", "50"), ("salesforce.concurrency", "fixed")],
         purpose: Purpose::Relay,
         expect: &[("salesforce.max_in_flight", "10 concurrent")],
+    },
+    Case {
+        name: "an adaptive ceiling past any org's limits",
+        set: &[("salesforce.max_in_flight", "1000")],
+        purpose: Purpose::Relay,
+        expect: &[("salesforce.max_in_flight", "more than 256")],
+    },
+    Case {
+        name: "a pacing scheme that does not exist, and a reserve that leaves the relay nothing",
+        set: &[
+            ("salesforce.concurrency", "turbo"),
+            ("salesforce.api_reserve_percent", "95"),
+        ],
+        purpose: Purpose::Relay,
+        expect: &[
+            ("salesforce.concurrency", "`adaptive`, `fixed`"),
+            ("salesforce.api_reserve_percent", "0 to 90"),
+        ],
     },
     Case {
         name: "no deliveries at once",

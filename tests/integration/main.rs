@@ -7,6 +7,7 @@ mod events;
 mod first_run;
 mod helpers;
 mod modes;
+mod pacing;
 mod pg;
 mod pg_proxy;
 mod properties;

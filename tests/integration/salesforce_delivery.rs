@@ -109,18 +109,29 @@ async fn hundred_concurrent_deliveries_with_an_empty_cache_make_one_token_reques
 }
 
 #[tokio::test]
-async fn request_limit_exceeded_is_retried_after_a_long_minimum_delay() {
+async fn the_two_request_limits_are_told_apart() {
     let (_, attempt) = deliver_against(sf_error(
         403,
         "REQUEST_LIMIT_EXCEEDED",
         "ConcurrentPerOrgLongTxn Limit exceeded",
     ))
     .await;
+    assert_eq!(attempt.outcome, DeliveryOutcome::Congested, "clears in seconds");
+    assert!(attempt.error.unwrap().contains("ConcurrentPerOrgLongTxn"));
+    let (_, attempt) = deliver_against(sf_error(
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        "ConcurrentRequests Limit exceeded",
+    ))
+    .await;
+    assert_eq!(attempt.outcome, DeliveryOutcome::Congested);
+    let (_, attempt) = deliver_against(sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")).await;
     assert_eq!(
         attempt.outcome,
-        DeliveryOutcome::Retry {
+        DeliveryOutcome::DailyLimitReached {
             min_delay: Duration::from_secs(300)
-        }
+        },
+        "the day's allocation is spent"
     );
     assert!(attempt.error.unwrap().contains("REQUEST_LIMIT_EXCEEDED"));
 }

@@ -51,6 +51,7 @@ async fn every_problem_is_reported_at_once() {
             ("DRSF__SALESFORCE__MY_DOMAIN_URL", "https://acme.lightning.force.com"),
             ("DRSF__SALESFORCE__CLIENT_ID", ""),
             ("DRSF__SALESFORCE__MAX_IN_FLIGHT", "50"),
+            ("DRSF__SALESFORCE__CONCURRENCY", "fixed"),
         ],
     )
     .await;
