@@ -20,7 +20,8 @@
 //!   reserve (`salesforce.api_reserve_percent`, from `Sforce-Limit-Info`) pause every delivery to
 //!   the org; at the end of each pause the worker asks the org's usage (`/limits`) and resumes
 //!   when it is under the reserve. Near the reserve the limit is scaled down first. Events wait in
-//!   the store meanwhile, nothing counted as failed.
+//!   the store meanwhile, nothing counted as failed. Before its first delivery the worker asks the
+//!   usage too, so that a relay starting while the org is in its reserve sends nothing.
 //!
 //! `salesforce.concurrency = "fixed"` keeps `max_in_flight` at all times (pauses still apply).
 
@@ -117,6 +118,21 @@ struct State {
     usual_latency: Option<f64>,
     paused: Option<(Instant, PauseCause)>,
     usage: Option<ApiUsage>,
+    /// Whether the org's usage was asked before the first delivery (with a reserve to keep).
+    looked: bool,
+}
+
+/// What asking the org's usage led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looked {
+    /// Before the first delivery: there is room.
+    Room,
+    /// Before the first delivery: usage is already in the reserve; paused.
+    Paused(PauseCause),
+    /// At the end of a pause: deliveries resume.
+    Resumed,
+    /// At the end of a pause: still no room; the pause goes on.
+    StillPaused,
 }
 
 /// The pacing of one org. Cheap to consult: a mutex around a few numbers.
@@ -188,6 +204,7 @@ impl Pacer {
                 usual_latency: None,
                 paused: None,
                 usage: None,
+                looked: reserve_percent == 0,
             }),
             metrics: PacerMetrics::new(metrics, mode),
         };
@@ -203,6 +220,9 @@ impl Pacer {
             if now < until {
                 return Permit::Wait(until - now);
             }
+            return Permit::Probe;
+        }
+        if !state.looked {
             return Permit::Probe;
         }
         let allowed = self.allowed(&state);
@@ -348,16 +368,25 @@ impl Pacer {
         self.metrics.paused.set(1);
     }
 
-    /// The org's usage, asked at the end of a pause (`None`: it did not say): resumes when under
-    /// the reserve, else the same pause goes on; answers whether deliveries resume.
-    pub fn probed(&self, usage: Option<ApiUsage>) -> bool {
+    /// The org's usage, asked before the first delivery or at the end of a pause (`None`: it did
+    /// not say). Before the first delivery, usage in the reserve pauses; at the end of a pause,
+    /// usage under it resumes, else the same pause goes on.
+    pub fn probed(&self, usage: Option<ApiUsage>) -> Looked {
         let mut state = self.state.lock().expect("not poisoned");
-        let Some((_, cause)) = state.paused else {
-            return true;
-        };
         if let Some(usage) = usage {
             state.usage = Some(usage);
         }
+        let Some((_, cause)) = state.paused else {
+            state.looked = true;
+            let cause = match usage {
+                Some(usage) if usage.max > 0 && usage.used >= usage.max => PauseCause::DailyLimit,
+                Some(usage) if in_reserve(usage, self.reserve_percent) => PauseCause::ApiReserve,
+                _ => return Looked::Room,
+            };
+            self.pause(&mut state, cause);
+            self.metrics.pauses[cause as usize].inc();
+            return Looked::Paused(cause);
+        };
         let still = match (cause, usage) {
             (_, Some(usage)) if usage.max > 0 && usage.used >= usage.max => true,
             (PauseCause::ApiReserve, Some(usage)) => in_reserve(usage, self.reserve_percent),
@@ -366,11 +395,11 @@ impl Pacer {
         if still {
             state.paused = None;
             self.pause(&mut state, cause);
-            return false;
+            return Looked::StillPaused;
         }
         state.paused = None;
         self.metrics.paused.set(0);
-        true
+        Looked::Resumed
     }
 }
 
@@ -383,6 +412,9 @@ mod tests {
     }
 
     fn start(pacer: &Pacer) -> usize {
+        if pacer.permits() == Permit::Probe {
+            assert_eq!(pacer.probed(None), Looked::Room, "the first look");
+        }
         let Permit::Start(n) = pacer.permits() else {
             panic!("paused")
         };
@@ -436,6 +468,23 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_starting_in_the_reserve_sends_nothing() {
+        let pacer = pacer(8);
+        assert_eq!(pacer.permits(), Permit::Probe);
+        assert_eq!(
+            pacer.probed(Some(ApiUsage { used: 950, max: 1000 })),
+            Looked::Paused(PauseCause::ApiReserve)
+        );
+        assert!(matches!(pacer.permits(), Permit::Wait(_)));
+        assert_eq!(pacer.paused(), Some(PauseCause::ApiReserve));
+        let spent = super::tests::pacer(8);
+        assert_eq!(
+            spent.probed(Some(ApiUsage { used: 1000, max: 1000 })),
+            Looked::Paused(PauseCause::DailyLimit)
+        );
+    }
+
+    #[test]
     fn a_fixed_pacer_keeps_its_limit() {
         let pacer = Pacer::new(8, false, 10, Duration::from_secs(60), &Metrics::new(), Mode::Test);
         assert_eq!(start(&pacer), 8);
@@ -461,10 +510,14 @@ mod tests {
         );
         pacer.state.lock().unwrap().paused = Some((Instant::now(), PauseCause::DailyLimit));
         assert_eq!(pacer.permits(), Permit::Probe);
-        assert!(!pacer.probed(Some(used_up)), "still spent: paused again");
+        assert_eq!(
+            pacer.probed(Some(used_up)),
+            Looked::StillPaused,
+            "still spent: paused again"
+        );
         assert!(matches!(pacer.permits(), Permit::Wait(_)));
         pacer.state.lock().unwrap().paused = Some((Instant::now(), PauseCause::DailyLimit));
-        assert!(pacer.probed(Some(ApiUsage { used: 100, max: 1000 })));
+        assert_eq!(pacer.probed(Some(ApiUsage { used: 100, max: 1000 })), Looked::Resumed);
         pacer.finished(Signal::Neutral, FAST, None);
         pacer.finished(Signal::Neutral, FAST, None);
         assert_eq!(pacer.permits(), Permit::Start(1), "one at a time after a pause");
@@ -473,6 +526,12 @@ mod tests {
     #[test]
     fn usage_near_the_reserve_slows_then_pauses() {
         let pacer = Pacer::new(8, false, 10, Duration::from_secs(60), &Metrics::new(), Mode::Test);
+        assert_eq!(
+            pacer.permits(),
+            Permit::Probe,
+            "the usage is asked before the first delivery"
+        );
+        assert_eq!(pacer.probed(Some(ApiUsage { used: 10, max: 1000 })), Looked::Room);
         pacer.started();
         pacer.finished(Signal::Answered, FAST, Some(ApiUsage { used: 850, max: 1000 }));
         assert_eq!(pacer.limit(), 4, "halfway into the slow-down band: half the limit");
@@ -482,12 +541,13 @@ mod tests {
             Some(PauseCause::ApiReserve)
         );
         pacer.state.lock().unwrap().paused = Some((Instant::now(), PauseCause::ApiReserve));
-        assert!(
-            !pacer.probed(Some(ApiUsage { used: 920, max: 1000 })),
+        assert_eq!(
+            pacer.probed(Some(ApiUsage { used: 920, max: 1000 })),
+            Looked::StillPaused,
             "still in the reserve"
         );
         pacer.state.lock().unwrap().paused = Some((Instant::now(), PauseCause::ApiReserve));
-        assert!(pacer.probed(Some(ApiUsage { used: 500, max: 1000 })));
+        assert_eq!(pacer.probed(Some(ApiUsage { used: 500, max: 1000 })), Looked::Resumed);
         assert_eq!(pacer.permits(), Permit::Start(8));
     }
 }

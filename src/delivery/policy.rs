@@ -20,7 +20,7 @@ pub struct RetryPolicy {
 
 /// When an event refused for concurrency (`ConcurrentPerOrgLongTxn`) is tried again: the limit
 /// clears as soon as one of the org's long requests ends.
-pub const CONGESTION_RETRY: Duration = Duration::from_secs(2);
+pub const CONGESTION_RETRY: Duration = Duration::from_secs(1);
 
 fn jittered(delay: Duration) -> Duration {
     if delay.is_zero() {
@@ -208,6 +208,37 @@ mod tests {
             schedule: vec![Duration::ZERO, Duration::from_secs(5), Duration::from_secs(300)],
             max_attempts_on_400: 2,
         }
+    }
+
+    #[test]
+    fn the_orgs_limits_delay_an_event_without_counting_against_it() {
+        let now = 1_000_000;
+        let exhausted = claimed(9, 1);
+        match policy().transition(&exhausted, &DeliveryOutcome::Congested, now) {
+            Transition::RetryAt {
+                at_ms,
+                counted,
+                was_400,
+            } => {
+                assert!(!counted && !was_400);
+                assert!((now + 900..=now + 1_100).contains(&at_ms), "in about a second: {at_ms}");
+            }
+            other => panic!("a concurrency refusal is retried, not {other:?}"),
+        }
+        assert_eq!(
+            policy().transition(
+                &exhausted,
+                &DeliveryOutcome::DailyLimitReached {
+                    min_delay: Duration::from_secs(300)
+                },
+                now
+            ),
+            Transition::RetryAt {
+                at_ms: now + 300_000,
+                counted: false,
+                was_400: false
+            }
+        );
     }
 
     fn retry() -> DeliveryOutcome {

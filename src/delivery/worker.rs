@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::pacing::{Pacer, PauseCause, Permit, Signal};
+use super::pacing::{Looked, Pacer, PauseCause, Permit, Signal};
 use super::policy::{CircuitBreaker, RetryPolicy};
 use super::sign_in::SignInMemory;
 use crate::domain::{EventId, Mode};
@@ -236,25 +236,39 @@ async fn claim_and_start(
     }
 }
 
-/// At the end of a pause for the org's API limits: asks the org's usage, and resumes or pauses
-/// again.
+/// Before the first delivery and at the end of a pause for the org's API limits: asks the org's
+/// usage, and starts, resumes or (still) waits.
 async fn probe_usage(shared: &Shared) {
     let usage = shared.client.api_usage().await;
     let cause = shared.pacer.paused().map_or("", |c| c.as_str());
-    if shared.pacer.probed(usage) {
-        tracing::info!(
+    let (used, max) = (usage.map(|u| u.used), usage.map(|u| u.max));
+    match shared.pacer.probed(usage) {
+        Looked::Room => tracing::debug!(used, max, "the org's API usage leaves room"),
+        Looked::Paused(PauseCause::DailyLimit) => tracing::error!(
+            used,
+            max,
+            "the org's daily API allocation is spent: no delivery until it frees (the relay asks again after each pause)"
+        ),
+        Looked::Paused(PauseCause::ApiReserve) => tracing::warn!(
+            used,
+            max,
+            "the org's API usage is already in the reserve kept for its other integrations \
+             (salesforce.api_reserve_percent): no delivery until it falls"
+        ),
+        Looked::Resumed => tracing::info!(
             cause,
-            used = usage.map(|u| u.used),
-            max = usage.map(|u| u.max),
+            used,
+            max,
             "the org's API usage leaves room again: deliveries resume"
-        );
-    } else {
-        tracing::warn!(
-            cause,
-            used = usage.map(|u| u.used),
-            max = usage.map(|u| u.max),
-            "the org's API usage is still too high: deliveries stay paused"
-        );
+        ),
+        Looked::StillPaused => {
+            tracing::warn!(
+                cause,
+                used,
+                max,
+                "the org's API usage is still too high: deliveries stay paused"
+            )
+        }
     }
 }
 

@@ -146,12 +146,14 @@ impl Store for SqliteStore {
     async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError> {
         self.writer.run(Admission::RefuseWhenFull, move |conn| {
             let finished = (event.status != EventStatus::Pending).then_some(event.received_at_ms);
-            let inserted = conn.execute(
-                "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at,
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at,
                                      last_error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9)
                  ON CONFLICT (id) DO NOTHING",
-                params![
+                )?
+                .execute(params![
                     event.id.as_str(),
                     event.event_type.as_str(),
                     event.live_mode,
@@ -161,8 +163,7 @@ impl Store for SqliteStore {
                     event.status.as_str(),
                     finished,
                     event.reason,
-                ],
-            )?;
+                ])?;
             Ok(if inserted == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
         })
         .await

@@ -1,0 +1,119 @@
+//! The relay (or the no-op server) as a child process of its own, as it runs in production: its
+//! CPU and memory are its own, and `VmHWM` is its peak resident memory.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BASIC_USER: &str = "dr";
+pub const BASIC_PASSWORD: &str = "bench-basic-password";
+pub const SIGNING_SECRET: &str = "whsec_bench";
+
+pub struct Process {
+    child: Child,
+    pub port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `url` answers 200.
+async fn wait_ready(url: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Process {
+    /// The relay binary with its store at `storage_url`, delivering to the org at `org_url`.
+    pub async fn relay(dir: &Path, storage_url: &str, org_url: &str, extra: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dr-sf-bridge"));
+        command
+            .args(["--log-format", "json", "relay"])
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DRSF__RELAY__LISTEN", format!("127.0.0.1:{port}"))
+            .env("DRSF__STORAGE__URL", storage_url)
+            .env("DRSF__SALESFORCE__MY_DOMAIN_URL", org_url)
+            .env(
+                "DRSF__SALESFORCE__TOKEN_URL",
+                format!("{org_url}/services/oauth2/token"),
+            )
+            .env("DRSF__SALESFORCE__CLIENT_ID", "bench")
+            .env("DRSF__SALESFORCE__CLIENT_SECRET", "bench-secret")
+            .env("DRSF__SALESFORCE__USERNAME", "bench@example.com")
+            .env("DRSF__SALESFORCE__PASSWORD", "bench-password")
+            .env("DRSF__RELAY__BASIC_USERNAME", BASIC_USER)
+            .env("DRSF__RELAY__BASIC_PASSWORD", BASIC_PASSWORD)
+            .env("DRSF__DIGITAL_RIVER__SIGNING_SECRETS", SIGNING_SECRET)
+            .env("DRSF__DELIVERY__BREAKER_COOLDOWN_SECS", "1")
+            .env("DRSF__DELIVERY__RETRY_SCHEDULE", "0s,1s,2s,5s,10s,30s,1m,5m,30m,2h")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("the relay binary starts");
+        wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+        Self { child, port }
+    }
+
+    /// This benchmark's own binary, serving the no-op handler.
+    pub async fn noop() -> Self {
+        let port = free_port();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env(super::NOOP_PORT_VAR, port.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the no-op server starts");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http
+            .post(format!("http://127.0.0.1:{port}/webhooks/digitalriver"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the no-op server did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { child, port }
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("http://127.0.0.1:{}/webhooks/digitalriver", self.port)
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,183 @@
+//! The load generator: DR's events (the fixtures, each with a fresh id), signed and authenticated
+//! as DR sends them, posted closed-loop (as fast as N connections go) or open-loop (at a fixed
+//! rate, each latency counted from the send's scheduled time so that a stall is not hidden).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use super::child::{BASIC_PASSWORD, BASIC_USER, SIGNING_SECRET};
+
+/// The fixtures as templates: `{ID}` and `{ORDER}` replaced per event.
+fn templates() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/events");
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("the fixtures")
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|path| {
+            let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            value["id"] = "{ID}".into();
+            let object = &mut value["data"]["object"];
+            if object.get("orderId").is_some() {
+                object["orderId"] = "{ORDER}".into();
+            } else {
+                object["id"] = "{ORDER}".into();
+            }
+            serde_json::to_string(&value).unwrap()
+        })
+        .collect()
+}
+
+pub struct Load {
+    http: reqwest::Client,
+    url: String,
+    auth: String,
+    templates: Vec<String>,
+    /// Posts not answered 2xx (refused, or no answer at all).
+    pub errors: AtomicUsize,
+}
+
+/// What one run measured.
+pub struct Run {
+    pub sent: usize,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+    pub errors: usize,
+}
+
+impl Run {
+    pub fn rate(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The `p`th latency, in milliseconds.
+    pub fn ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i].as_secs_f64() * 1e3
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+impl Load {
+    pub fn new(url: String) -> Arc<Self> {
+        Arc::new(Self {
+            http: reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap(),
+            url,
+            auth: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{BASIC_USER}:{BASIC_PASSWORD}"))
+            ),
+            templates: templates(),
+            errors: AtomicUsize::new(0),
+        })
+    }
+
+    /// Event `i` of a run named `prefix`: a fixture of each type in turn, over `orders` orders.
+    fn body(&self, prefix: &str, i: usize, orders: usize) -> Vec<u8> {
+        let template = &self.templates[i % self.templates.len()];
+        template
+            .replace("{ID}", &format!("{prefix}-{i}"))
+            .replace("{ORDER}", &format!("{prefix}-o{}", i % orders.max(1)))
+            .into_bytes()
+    }
+
+    /// Posts one event; answers whether it was acknowledged (2xx).
+    pub async fn post(&self, prefix: &str, i: usize, orders: usize) -> bool {
+        let body = self.body(prefix, i, orders);
+        let signature = dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, unix_now(), &body);
+        let sent = self
+            .http
+            .post(&self.url)
+            .header("authorization", &self.auth)
+            .header("DigitalRiver-Signature", signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let ok = matches!(&sent, Ok(r) if r.status().is_success());
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// `count` events over `connections` connections, each sending its next as soon as the last
+    /// is answered.
+    pub async fn closed_loop(self: &Arc<Self>, prefix: &str, count: usize, connections: usize, orders: usize) -> Run {
+        let errors_before = self.errors.load(Ordering::Relaxed);
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut lanes = tokio::task::JoinSet::new();
+        for _ in 0..connections {
+            let (load, next, prefix) = (self.clone(), next.clone(), prefix.to_owned());
+            lanes.spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return latencies;
+                    }
+                    let at = Instant::now();
+                    load.post(&prefix, i, orders).await;
+                    latencies.push(at.elapsed());
+                }
+            });
+        }
+        let mut latencies = Vec::with_capacity(count);
+        while let Some(lane) = lanes.join_next().await {
+            latencies.extend(lane.unwrap());
+        }
+        let elapsed = started.elapsed();
+        latencies.sort_unstable();
+        Run {
+            sent: count,
+            elapsed,
+            latencies,
+            errors: self.errors.load(Ordering::Relaxed) - errors_before,
+        }
+    }
+
+    /// `rate` events a second for `seconds`, whatever the answers take.
+    pub async fn open_loop(self: &Arc<Self>, prefix: &str, rate: usize, seconds: f64) -> Run {
+        let errors_before = self.errors.load(Ordering::Relaxed);
+        let count = (rate as f64 * seconds) as usize;
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let started = tokio::time::Instant::now();
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..count {
+            let scheduled = started + interval * i as u32;
+            tokio::time::sleep_until(scheduled).await;
+            let (load, prefix) = (self.clone(), prefix.to_owned());
+            sends.spawn(async move {
+                load.post(&prefix, i, 1_000).await;
+                scheduled.elapsed()
+            });
+        }
+        let mut latencies = Vec::with_capacity(count);
+        while let Some(latency) = sends.join_next().await {
+            latencies.push(latency.unwrap());
+        }
+        latencies.sort_unstable();
+        Run {
+            sent: count,
+            elapsed: started.elapsed(),
+            latencies,
+            errors: self.errors.load(Ordering::Relaxed) - errors_before,
+        }
+    }
+}
