@@ -110,6 +110,32 @@ fn org(capacity: usize, latency_ms: u64) -> Arc<Org> {
     Arc::new(org)
 }
 
+async fn wait_for_pause(relay: &TestRelay) {
+    poll_until(
+        "the pause",
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        || async {
+            relay
+                .metrics()
+                .await
+                .contains("drsf_delivery_paused{target=\"test\"} 1")
+        },
+    )
+    .await;
+}
+
+/// Until the relay has asked the org's usage `times` times.
+async fn wait_for_looks(org: &Org, times: usize) {
+    poll_until(
+        "looks at the usage",
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        || async { org.limits_asked.load(Ordering::SeqCst) >= times },
+    )
+    .await;
+}
+
 async fn post_events(relay: &TestRelay, count: usize, prefix: &str) {
     for n in 0..count {
         relay
@@ -219,30 +245,13 @@ async fn a_spent_daily_allocation_pauses_every_delivery_and_resumes_by_itself() 
     // No reserve: the relay does not ask the usage first, and meets the refusal itself.
     let relay = relay_for(org.clone(), &[("salesforce.api_reserve_percent", "0")]).await;
     post_events(&relay, 10, "evt").await;
-    poll_until(
-        "the pause",
-        Duration::from_secs(15),
-        Duration::from_millis(20),
-        || async {
-            relay
-                .metrics()
-                .await
-                .contains("drsf_delivery_paused{target=\"test\"} 1")
-        },
-    )
-    .await;
+    wait_for_pause(&relay).await;
     let refused_at_pause = org.refused.load(Ordering::SeqCst);
     assert!(
         refused_at_pause <= 4,
         "at most the first round was sent: {refused_at_pause}"
     );
-    poll_until(
-        "two looks at the usage",
-        Duration::from_secs(15),
-        Duration::from_millis(20),
-        || async { org.limits_asked.load(Ordering::SeqCst) >= 2 },
-    )
-    .await;
+    wait_for_looks(&org, 2).await;
     assert_eq!(
         org.refused.load(Ordering::SeqCst),
         refused_at_pause,
@@ -278,25 +287,8 @@ async fn usage_in_the_reserve_holds_every_delivery_until_it_falls() {
     org.max.store(1000, Ordering::SeqCst);
     let relay = relay_for(org.clone(), &[("salesforce.api_reserve_percent", "10")]).await;
     post_events(&relay, 5, "evt").await;
-    poll_until(
-        "the pause",
-        Duration::from_secs(15),
-        Duration::from_millis(20),
-        || async {
-            relay
-                .metrics()
-                .await
-                .contains("drsf_delivery_paused{target=\"test\"} 1")
-        },
-    )
-    .await;
-    poll_until(
-        "a second look at the usage",
-        Duration::from_secs(15),
-        Duration::from_millis(20),
-        || async { org.limits_asked.load(Ordering::SeqCst) >= 2 },
-    )
-    .await;
+    wait_for_pause(&relay).await;
+    wait_for_looks(&org, 2).await;
     assert_eq!(
         org.accepted.load(Ordering::SeqCst) + org.refused.load(Ordering::SeqCst),
         0,
