@@ -417,6 +417,13 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
         sf.delivered_ids().await.contains(&"woken".to_owned())
     })
     .await;
+    // Salesforce has it; the relay records the delivery just after.
+    let woken = dr_sf_bridge::domain::EventId::parse("woken").unwrap();
+    wait_until("the delivery to be recorded", || async {
+        let stored = other.get(&woken).await.unwrap();
+        stored.is_some_and(|(event, _)| event.status == dr_sf_bridge::store::EventStatus::Delivered)
+    })
+    .await;
 
     // The same for a bulk replay by an operations command beside the relays.
     let replayed = other
