@@ -64,26 +64,68 @@ pub struct StatusLabels {
     pub status: &'static str,
 }
 
+/// The metrics of one Salesforce target (label `target`), each a handle on its series: the
+/// delivery path updates them without looking labels up.
+#[derive(Clone)]
+pub struct TargetMetrics {
+    target: &'static str,
+    deliveries: Family<OutcomeLabels, Counter>,
+    pub delivery_duration: Histogram,
+    /// Shared with the target's token cache, which counts each grant it requests.
+    pub token_grants: Counter,
+    pub api_usage_used: Gauge,
+    pub api_usage_max: Gauge,
+    pub breaker_open: Gauge,
+    /// 1 while Salesforce refuses the sign-in (deliveries wait for the credentials to be fixed).
+    pub sign_in_refused: Gauge,
+    /// Deliveries the pacer allows at once now.
+    pub concurrency_limit: Gauge,
+    pub in_flight: Gauge,
+    /// 1 while deliveries are paused for the org's API limits.
+    pub paused: Gauge,
+    pub long_running: Counter,
+    pauses: Family<PauseLabels, Counter>,
+}
+
+impl TargetMetrics {
+    /// Counts a delivery attempt by its outcome.
+    pub fn delivery(&self, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                target: self.target,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts a pause of every delivery, by its cause.
+    pub fn pause(&self, cause: &'static str) {
+        self.pauses
+            .get_or_create(&PauseLabels {
+                target: self.target,
+                cause,
+            })
+            .inc();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_received: Family<ReceivedLabels, Counter>,
     pub inbound_rejections: Family<ReasonLabels, Counter>,
-    pub deliveries: Family<OutcomeLabels, Counter>,
-    pub delivery_duration: Family<TargetLabels, Histogram>,
+    deliveries: Family<OutcomeLabels, Counter>,
+    delivery_duration: Family<TargetLabels, Histogram>,
     events_by_status: Family<StatusLabels, Gauge>,
     oldest_pending_age: Gauge,
-    /// Each target's counter is shared with its token cache, which counts each grant it requests.
-    pub token_grants: Family<TargetLabels, Counter>,
-    pub api_usage_used: TargetGauge,
-    pub api_usage_max: TargetGauge,
-    pub breaker_open: TargetGauge,
-    /// 1 while Salesforce refuses the sign-in (deliveries wait for the credentials to be fixed).
-    pub sign_in_refused: TargetGauge,
-    /// Deliveries the pacer allows at once now.
-    pub concurrency_limit: TargetGauge,
-    pub in_flight: TargetGauge,
-    /// 1 while deliveries are paused for the org's API limits.
-    pub paused: TargetGauge,
+    // Per target: each target's handles come from `for_target`.
+    token_grants: Family<TargetLabels, Counter>,
+    api_usage_used: TargetGauge,
+    api_usage_max: TargetGauge,
+    breaker_open: TargetGauge,
+    sign_in_refused: TargetGauge,
+    concurrency_limit: TargetGauge,
+    in_flight: TargetGauge,
+    paused: TargetGauge,
     long_running: Family<TargetLabels, Counter>,
     pauses: Family<PauseLabels, Counter>,
 }
@@ -213,19 +255,25 @@ impl Metrics {
         }
     }
 
-    /// A target's counter of long-running deliveries.
-    pub fn long_running_counter(&self, mode: Mode) -> Counter {
-        self.long_running.get_or_create(&TargetLabels::of(mode)).clone()
-    }
-
-    /// A target's counter of pauses for `cause`.
-    pub fn pause_counter(&self, mode: Mode, cause: &'static str) -> Counter {
-        self.pauses
-            .get_or_create(&PauseLabels {
-                target: mode.as_str(),
-                cause,
-            })
-            .clone()
+    /// One target's metrics, each resolved once for its label.
+    pub fn for_target(&self, mode: Mode) -> TargetMetrics {
+        let target = TargetLabels::of(mode);
+        let gauge = |family: &TargetGauge| family.get_or_create(&target).clone();
+        TargetMetrics {
+            target: mode.as_str(),
+            deliveries: self.deliveries.clone(),
+            delivery_duration: self.delivery_duration.get_or_create(&target).clone(),
+            token_grants: self.token_grants.get_or_create(&target).clone(),
+            api_usage_used: gauge(&self.api_usage_used),
+            api_usage_max: gauge(&self.api_usage_max),
+            breaker_open: gauge(&self.breaker_open),
+            sign_in_refused: gauge(&self.sign_in_refused),
+            concurrency_limit: gauge(&self.concurrency_limit),
+            in_flight: gauge(&self.in_flight),
+            paused: gauge(&self.paused),
+            long_running: self.long_running.get_or_create(&target).clone(),
+            pauses: self.pauses.clone(),
+        }
     }
 
     pub fn received(&self, event_type: &str, outcome: &'static str) {
@@ -235,16 +283,6 @@ impl Metrics {
                 outcome,
             })
             .inc();
-    }
-
-    /// The counter a target's token cache counts its grants into.
-    pub fn token_grant_counter(&self, mode: Mode) -> Counter {
-        self.token_grants.get_or_create(&TargetLabels::of(mode)).clone()
-    }
-
-    /// A gauge of `family` for one target.
-    pub fn target_gauge(family: &TargetGauge, mode: Mode) -> Gauge {
-        family.get_or_create(&TargetLabels::of(mode)).clone()
     }
 
     pub fn rejected(&self, reason: &'static str) {

@@ -58,7 +58,7 @@ impl SignInMemory {
         Self {
             store,
             tokens,
-            refused: Metrics::target_gauge(&metrics.sign_in_refused, mode),
+            refused: metrics.for_target(mode).sign_in_refused,
             key: state_key(mode),
             fingerprint,
             recorded: AtomicBool::new(false),

@@ -27,7 +27,7 @@ use super::pacing::{Looked, Pacer, PauseCause, Permit, Signal};
 use super::policy::{CircuitBreaker, RetryPolicy};
 use super::sign_in::SignInMemory;
 use crate::domain::{EventId, Mode};
-use crate::metrics::{Metrics, OutcomeLabels, TargetLabels};
+use crate::metrics::{Metrics, TargetMetrics};
 use crate::salesforce::{ApexClient, DeliveryOutcome};
 use crate::store::{AttemptRecord, ClaimedEvent, Store, StoreError, Transition};
 use crate::support::clock::now_ms;
@@ -53,13 +53,14 @@ pub struct Worker {
 
 struct Shared {
     mode: Mode,
+    /// This target's series of `metrics`.
+    metrics: TargetMetrics,
     store: Arc<dyn Store>,
     client: ApexClient,
     policy: RetryPolicy,
     breaker: Arc<CircuitBreaker>,
     pacer: Arc<Pacer>,
     wake: Arc<Notify>,
-    metrics: Arc<Metrics>,
     sign_in: Option<Arc<SignInMemory>>,
     in_flight: Mutex<HashMap<i64, EventId>>,
 }
@@ -74,13 +75,13 @@ impl Worker {
     fn shared(&self) -> Arc<Shared> {
         Arc::new(Shared {
             mode: self.mode,
+            metrics: self.metrics.for_target(self.mode),
             store: self.store.clone(),
             client: self.client.clone(),
             policy: self.policy.clone(),
             breaker: self.breaker.clone(),
             pacer: self.pacer.clone(),
             wake: self.wake.clone(),
-            metrics: self.metrics.clone(),
             sign_in: self.sign_in.clone(),
             in_flight: Mutex::new(HashMap::new()),
         })
@@ -290,12 +291,8 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
     if shared.breaker.record(&attempt.outcome) {
         tracing::warn!("Salesforce fails for every event: pausing deliveries (circuit breaker open)");
     }
-    let target = TargetLabels::of(shared.mode);
     let metrics = &shared.metrics;
-    metrics
-        .breaker_open
-        .get_or_create(&target)
-        .set(shared.breaker.is_open() as i64);
+    metrics.breaker_open.set(shared.breaker.is_open() as i64);
     if let Some(sign_in) = &shared.sign_in {
         sign_in.after_attempt(&attempt.outcome).await;
     }
@@ -316,8 +313,8 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
         None => {}
     }
     if let Some(usage) = attempt.api_usage {
-        metrics.api_usage_used.get_or_create(&target).set(usage.used as i64);
-        metrics.api_usage_max.get_or_create(&target).set(usage.max as i64);
+        metrics.api_usage_used.set(usage.used as i64);
+        metrics.api_usage_max.set(usage.max as i64);
         if usage.max > 0 && usage.used * 10 >= usage.max * 9 {
             tracing::warn!(
                 used = usage.used,
@@ -336,17 +333,8 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
         (DeliveryOutcome::DailyLimitReached { .. }, _) => "daily_limit",
         _ => "retry",
     };
-    metrics
-        .deliveries
-        .get_or_create(&OutcomeLabels {
-            target: target.target,
-            outcome,
-        })
-        .inc();
-    metrics
-        .delivery_duration
-        .get_or_create(&target)
-        .observe(attempt.duration.as_secs_f64());
+    metrics.delivery(outcome);
+    metrics.delivery_duration.observe(attempt.duration.as_secs_f64());
     let error = attempt.error.clone().unwrap_or_default();
     match &transition {
         Transition::Delivered => tracing::info!(status = attempt.status, "delivered to Salesforce"),

@@ -148,6 +148,8 @@ impl SignatureVerifier {
 pub struct ModeVerifiers {
     test: SignatureVerifier,
     live: SignatureVerifier,
+    /// Both modes check the same secrets (one webhook's): one HMAC answers for both.
+    same_secrets: bool,
 }
 
 /// The modes whose secrets accept a request's signature (or that check none).
@@ -168,7 +170,12 @@ impl SignedFor {
 
 impl ModeVerifiers {
     pub fn new(test: SignatureVerifier, live: SignatureVerifier) -> Self {
-        Self { test, live }
+        let same_secrets = test.secrets_equal(&live);
+        Self {
+            test,
+            live,
+            same_secrets,
+        }
     }
 
     /// The verifier of `mode`'s events.
@@ -196,12 +203,7 @@ impl ModeVerifiers {
             }
         };
         let test = check(&self.test);
-        // One secret list for both modes (one webhook): one HMAC, not two.
-        let live = if self.live.secrets_equal(&self.test) {
-            test
-        } else {
-            check(&self.live)
-        };
+        let live = if self.same_secrets { test } else { check(&self.live) };
         match (test, live) {
             (Err(e), Err(_)) => Err(e),
             (test, live) => Ok(SignedFor {

@@ -5,19 +5,10 @@ use crate::digital_river::{DigitalRiverClient, Webhook};
 use crate::domain::Mode;
 use crate::settings::Settings;
 
-/// The DR API client the settings describe; every command that calls DR starts here.
+/// The DR API client of the first Salesforce target's mode (the one org's, or the sandbox's);
+/// every command that calls DR starts here or at [`client_for`].
 pub fn client(settings: &Settings) -> Result<DigitalRiverClient, OpsError> {
-    let key = match settings.digital_river.api_key() {
-        Ok(key) => key,
-        // Only per-mode keys: the first target's mode's.
-        Err(missing) => settings
-            .dr_key(settings.salesforce.primary().mode)
-            .map_err(|_| missing)?,
-    };
-    Ok(DigitalRiverClient::new(
-        settings.digital_river.api_options(),
-        key.clone(),
-    )?)
+    client_for(settings, settings.salesforce.primary().mode)
 }
 
 /// The DR API client of `mode`'s webhooks, with that mode's key.

@@ -74,7 +74,7 @@ impl Application {
         };
         let mut workers = Vec::new();
         for sf in settings.salesforce.iter() {
-            let apex = sf.apex_client(&settings.delivery, metrics.token_grant_counter(sf.mode))?;
+            let apex = sf.apex_client(&settings.delivery, metrics.for_target(sf.mode).token_grants)?;
             let sign_in = Arc::new(SignInMemory::new(
                 store.clone(),
                 apex.tokens().clone(),

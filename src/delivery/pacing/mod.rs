@@ -28,11 +28,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-
 use crate::domain::Mode;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TargetMetrics};
 use crate::salesforce::{ApiUsage, DeliveryOutcome};
 
 /// Where the limit starts (or `max_in_flight` when smaller).
@@ -144,28 +141,7 @@ pub struct Pacer {
     /// How long a pause lasts before the usage is asked again.
     pause: Duration,
     state: Mutex<State>,
-    metrics: PacerMetrics,
-}
-
-struct PacerMetrics {
-    limit: Gauge,
-    in_flight: Gauge,
-    paused: Gauge,
-    long_running: Counter,
-    pauses: [Counter; 2],
-}
-
-impl PacerMetrics {
-    fn new(metrics: &Metrics, mode: Mode) -> Self {
-        let gauge = |family| Metrics::target_gauge(family, mode);
-        Self {
-            limit: gauge(&metrics.concurrency_limit),
-            in_flight: gauge(&metrics.in_flight),
-            paused: gauge(&metrics.paused),
-            long_running: metrics.long_running_counter(mode),
-            pauses: [PauseCause::DailyLimit, PauseCause::ApiReserve].map(|c| metrics.pause_counter(mode, c.as_str())),
-        }
-    }
+    metrics: TargetMetrics,
 }
 
 /// Whether usage has reached the reserve.
@@ -206,15 +182,15 @@ impl Pacer {
                 usage: None,
                 looked: reserve_percent == 0,
             }),
-            metrics: PacerMetrics::new(metrics, mode),
+            metrics: metrics.for_target(mode),
         };
-        pacer.metrics.limit.set(limit as i64);
+        pacer.metrics.concurrency_limit.set(limit as i64);
         pacer
     }
 
     /// The deliveries that may start now.
     pub fn permits(&self) -> Permit {
-        let mut state = self.state.lock().expect("not poisoned");
+        let state = self.state.lock().expect("not poisoned");
         if let Some((until, _)) = state.paused {
             let now = Instant::now();
             if now < until {
@@ -225,9 +201,7 @@ impl Pacer {
         if !state.looked {
             return Permit::Probe;
         }
-        let allowed = self.allowed(&state);
-        state.limit = state.limit.min(self.ceiling as f64);
-        Permit::Start(allowed.saturating_sub(state.in_flight))
+        Permit::Start(self.allowed(&state).saturating_sub(state.in_flight))
     }
 
     /// The limit now, scaled down as usage nears the reserve.
@@ -275,7 +249,7 @@ impl Pacer {
         if self.adaptive {
             self.adapt(&mut state, signal, latency, in_flight_at_answer);
         }
-        self.metrics.limit.set(state.limit.floor() as i64);
+        self.metrics.concurrency_limit.set(state.limit.floor() as i64);
         if let Some(usage) = usage {
             state.usage = Some(usage);
         }
@@ -289,7 +263,6 @@ impl Pacer {
         match cause {
             Some(cause) if state.paused.is_none() => {
                 self.pause(&mut state, cause);
-                self.metrics.pauses[cause as usize].inc();
                 Some(cause)
             }
             _ => None,
@@ -358,7 +331,14 @@ impl Pacer {
         }
     }
 
+    /// Begins a pause, counted by its cause.
     fn pause(&self, state: &mut State, cause: PauseCause) {
+        self.metrics.pause(cause.as_str());
+        self.hold(state, cause);
+    }
+
+    /// Pauses (or goes on pausing) every delivery for `delivery.rate_limit_min_delay_secs`.
+    fn hold(&self, state: &mut State, cause: PauseCause) {
         state.paused = Some((Instant::now() + self.pause, cause));
         // After a pause, one delivery at a time until the org answers again.
         if self.adaptive {
@@ -384,7 +364,6 @@ impl Pacer {
                 _ => return Looked::Room,
             };
             self.pause(&mut state, cause);
-            self.metrics.pauses[cause as usize].inc();
             return Looked::Paused(cause);
         };
         let still = match (cause, usage) {
@@ -393,8 +372,7 @@ impl Pacer {
             _ => false,
         };
         if still {
-            state.paused = None;
-            self.pause(&mut state, cause);
+            self.hold(&mut state, cause);
             return Looked::StillPaused;
         }
         state.paused = None;
