@@ -417,6 +417,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
                         order_key: order.clone().map(OrderKey::from_stored),
                         since_ms: *since,
                         limit: *limit,
+                        ..Default::default()
                     };
                     let list = events::list(&settings, filter).await?;
                     Ok(print_as(cli.output, &list, || render::events_table(&list)).into())

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::health::TargetHealth;
 use super::pacing::{Looked, Pacer, PauseCause, Permit, Signal};
 use super::policy::{CircuitBreaker, RetryPolicy};
 use super::sign_in::SignInMemory;
@@ -49,6 +50,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// Remembers a refused sign-in across restarts; `None` in tests that do not need it.
     pub sign_in: Option<Arc<SignInMemory>>,
+    /// What the status page shows of this target.
+    pub health: Arc<TargetHealth>,
 }
 
 struct Shared {
@@ -62,6 +65,7 @@ struct Shared {
     pacer: Arc<Pacer>,
     wake: Arc<Notify>,
     sign_in: Option<Arc<SignInMemory>>,
+    health: Arc<TargetHealth>,
     in_flight: Mutex<HashMap<i64, EventId>>,
 }
 
@@ -83,6 +87,7 @@ impl Worker {
             pacer: self.pacer.clone(),
             wake: self.wake.clone(),
             sign_in: self.sign_in.clone(),
+            health: self.health.clone(),
             in_flight: Mutex::new(HashMap::new()),
         })
     }
@@ -323,6 +328,9 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
             );
         }
     }
+    shared
+        .health
+        .observe(&attempt.outcome, attempt.error.as_deref(), attempt.api_usage, finished_at);
     let transition = shared.policy.transition(&event, &attempt.outcome, finished_at);
     let outcome = match (&attempt.outcome, &transition) {
         (_, Transition::Delivered) => "delivered",

@@ -153,6 +153,7 @@ async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> 
         order_key: query.order.map(OrderKey::from_stored),
         since_ms: since(query.since.as_deref())?,
         limit: query.limit.unwrap_or(50).clamp(1, 1000),
+        ..Default::default()
     };
     let events = state.store.list(filter).await?;
     Ok(Json(json!({"events": events})))

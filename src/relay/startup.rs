@@ -18,7 +18,7 @@ use super::router::router;
 use super::server::serve;
 use super::state::AppState;
 use super::throttle::AuthThrottle;
-use crate::delivery::{CircuitBreaker, Pacer, RetryPolicy, SignInMemory, Worker};
+use crate::delivery::{CircuitBreaker, Pacer, RetryPolicy, SignInMemory, TargetView, Worker};
 use crate::digital_river::{ModeVerifiers, SignatureVerifier};
 use crate::domain::Mode;
 use crate::metrics::Metrics;
@@ -58,7 +58,7 @@ impl Application {
         } else {
             settings.delivery.poll_interval
         };
-        let state = AppState {
+        let mut state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
             signatures: Arc::new(verifiers(&settings)),
@@ -71,8 +71,15 @@ impl Application {
             request_timeout: settings.relay.limits.request_timeout,
             throttle: Arc::new(AuthThrottle::new(settings.relay.max_auth_failures_per_minute)),
             client_ip_header: settings.relay.client_ip_header.clone(),
+            targets: Arc::new([]),
+            secure_cookies: settings
+                .relay
+                .public_url
+                .as_ref()
+                .is_some_and(|url| url.url().scheme() == "https"),
         };
         let mut workers = Vec::new();
+        let mut targets = Vec::new();
         for sf in settings.salesforce.iter() {
             let apex = sf.apex_client(&settings.delivery, metrics.for_target(sf.mode).token_grants)?;
             let sign_in = Arc::new(SignInMemory::new(
@@ -84,14 +91,9 @@ impl Application {
             sign_in.restore().await;
             // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.
             let lease = sf.request_timeout * 3 + Duration::from_secs(10);
-            workers.push(Worker {
+            let target = TargetView {
                 mode: sf.mode,
-                store: store.clone(),
-                client: apex,
-                policy: RetryPolicy {
-                    schedule: settings.delivery.retry_schedule.clone(),
-                    max_attempts_on_400: settings.delivery.max_attempts_on_400,
-                },
+                webhook_url: apex.webhook_url().to_owned(),
                 breaker: Arc::new(CircuitBreaker::new(
                     settings.delivery.breaker_threshold,
                     settings.delivery.breaker_cooldown,
@@ -104,13 +106,28 @@ impl Application {
                     &metrics,
                     sf.mode,
                 )),
+                tokens: apex.tokens().clone(),
+                health: Arc::default(),
+            };
+            workers.push(Worker {
+                mode: sf.mode,
+                store: store.clone(),
+                client: apex,
+                policy: RetryPolicy {
+                    schedule: settings.delivery.retry_schedule.clone(),
+                    max_attempts_on_400: settings.delivery.max_attempts_on_400,
+                },
+                breaker: target.breaker.clone(),
+                pacer: target.pacer.clone(),
                 max_in_flight: sf.max_in_flight,
                 lease,
                 poll_interval,
                 wake: wake.clone(),
                 metrics: metrics.clone(),
                 sign_in: Some(sign_in),
+                health: target.health.clone(),
             });
+            targets.push(target);
             if settings.digital_river.signing_secrets_for(sf.mode).is_empty() {
                 tracing::warn!(
                     mode = sf.mode.as_str(),
@@ -119,6 +136,7 @@ impl Application {
                 );
             }
         }
+        state.targets = targets.into();
         let listener = tokio::net::TcpListener::bind(&settings.relay.listen)
             .await
             .with_context(|| format!("binding relay.listen = {}", settings.relay.listen))?;

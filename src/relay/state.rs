@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use super::inbound_auth::InboundAuth;
 use super::throttle::AuthThrottle;
+use crate::delivery::TargetView;
 use crate::digital_river::ModeVerifiers;
 use crate::domain::{EventType, Mode};
 use crate::metrics::Metrics;
@@ -35,4 +36,8 @@ pub struct AppState {
     pub throttle: Arc<AuthThrottle>,
     /// The header naming the client address behind a proxy.
     pub client_ip_header: Option<String>,
+    /// Each Salesforce target's parts the status page reads.
+    pub targets: Arc<[TargetView]>,
+    /// The relay is reached over https (`relay.public_url`): its cookies are `Secure`.
+    pub secure_cookies: bool,
 }

@@ -47,6 +47,7 @@ async fn a_401_with_a_fresh_token_pauses_instead_of_signing_in_again_per_attempt
         wake: Arc::new(Notify::new()),
         metrics: Arc::new(Metrics::new()),
         sign_in: None,
+        health: Default::default(),
     };
     store
         .insert(dr_sf_bridge::store::NewEvent {

@@ -47,6 +47,7 @@ fn bench(sf: &SalesforceStandIn, max_in_flight: usize) -> Bench {
         wake: Arc::new(Notify::new()),
         metrics: Arc::new(Metrics::new()),
         sign_in: None,
+        health: Default::default(),
     };
     Bench {
         store,

@@ -16,9 +16,10 @@ use crate::store::StoreError;
 use crate::support::text::{error_chain, redact_url};
 
 /// The schema's versions, applied in order; `schema_migrations` records which ran.
-const MIGRATIONS: [(i32, &str); 2] = [
+const MIGRATIONS: [(i32, &str); 3] = [
     (1, include_str!("../migrations/postgres/0001_events_and_attempts.sql")),
     (2, include_str!("../migrations/postgres/0002_due_by_mode.sql")),
+    (3, include_str!("../migrations/postgres/0003_status_page.sql")),
 ];
 
 /// How long a request waits for a free connection, or for a new one to open: well under DR's

@@ -11,7 +11,7 @@ impl PostgresStore {
     pub(super) async fn export_events(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}, seq, attempts_400, next_attempt_at, finished_at, body
+            "SELECT {SUMMARY_COLUMNS}, attempts_400, next_attempt_at, finished_at, body
              FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
         );
         let rows = client

@@ -11,15 +11,16 @@ use super::PostgresStore;
 use super::connect::classify;
 use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
-    AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
-    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
+    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
+    InsertOutcome, NewEvent,
+    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
 };
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
 const READINESS_PROBE_BYTES: i32 = 64 * 1024;
 
 pub(super) const SUMMARY_COLUMNS: &str =
-    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error";
+    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error, seq";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -46,6 +47,7 @@ pub(super) fn summary(row: &Row) -> Result<EventSummary, StoreError> {
         },
         last_status: last_status.map(|s| s as u16),
         last_error: row.try_get(9).map_err(classify)?,
+        seq: row.try_get(10).map_err(classify)?,
     })
 }
 
@@ -275,30 +277,25 @@ impl Store for PostgresStore {
     }
 
     async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
-        let limit = i64::from(if filter.limit == 0 { 100 } else { filter.limit });
+        // Only the conditions asked for, so that the planner sees each index it may use.
+        let (conditions, values) = filter.conditions(|n| format!("${n}"));
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM events
-             WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR type = $2)
-               AND ($3::TEXT IS NULL OR order_key = $3) AND ($4::BIGINT IS NULL OR received_at >= $4)
-             ORDER BY seq DESC LIMIT $5"
+            "SELECT {SUMMARY_COLUMNS} FROM events {conditions} ORDER BY seq DESC LIMIT {}",
+            filter.page_size()
         );
-        let rows = self
-            .query(
-                &sql,
-                &[
-                    &filter.status.map(|s| s.as_str()),
-                    &filter.event_type.as_ref().map(|t| t.as_str()),
-                    &filter.order_key.as_ref().map(|k| k.as_str()),
-                    &filter.since_ms,
-                    &limit,
-                ],
-            )
-            .await?;
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| match v {
+                FilterValue::Text(text) => text as &(dyn tokio_postgres::types::ToSql + Sync),
+                FilterValue::Number(n) => n as &(dyn tokio_postgres::types::ToSql + Sync),
+            })
+            .collect();
+        let rows = self.query(&sql, &params).await?;
         rows.iter().map(summary).collect()
     }
 
     async fn get(&self, id: &EventId) -> Result<Option<(EventSummary, Vec<AttemptSummary>)>, StoreError> {
-        let sql = format!("SELECT {SUMMARY_COLUMNS}, seq FROM events WHERE id = $1");
+        let sql = format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE id = $1");
         let rows = self.query(&sql, &[&id.as_str()]).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
@@ -383,6 +380,29 @@ impl Store for PostgresStore {
             .await?;
         stats.oldest_pending_received_at_ms = oldest[0].try_get(0).map_err(classify)?;
         Ok(stats)
+    }
+
+    async fn activity(&self, since_ms: i64, bucket_ms: i64, buckets: usize) -> Result<Vec<ActivityBucket>, StoreError> {
+        let from = since_ms.div_euclid(bucket_ms) * bucket_ms;
+        let counts = |rows: Vec<Row>| -> Result<Vec<(i64, u64)>, StoreError> {
+            rows.iter()
+                .map(|r| Ok((r.try_get::<_, i64>(0).map_err(classify)?, r.try_get::<_, i64>(1).map_err(classify)? as u64)))
+                .collect()
+        };
+        let received = self
+            .query(
+                "SELECT received_at / $2, COUNT(*) FROM events WHERE received_at >= $1 GROUP BY 1",
+                &[&from, &bucket_ms],
+            )
+            .await?;
+        let delivered = self
+            .query(
+                "SELECT finished_at / $2, COUNT(*) FROM events
+                 WHERE status = 'delivered' AND finished_at >= $1 GROUP BY 1",
+                &[&from, &bucket_ms],
+            )
+            .await?;
+        Ok(activity_buckets(from, bucket_ms, buckets, counts(received)?, counts(delivered)?))
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {

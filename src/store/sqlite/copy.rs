@@ -30,7 +30,7 @@ impl SqliteStore {
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
                 let sql = format!(
-                    "SELECT {SUMMARY_COLUMNS}, seq, attempts_400, next_attempt_at, finished_at, body
+                    "SELECT {SUMMARY_COLUMNS}, attempts_400, next_attempt_at, finished_at, body
                      FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;

@@ -29,8 +29,9 @@ pub use writer::QUEUE_CAPACITY;
 use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 
 use super::{
-    AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, InsertOutcome, NewEvent,
-    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
+    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
+    InsertOutcome, NewEvent,
+    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
 };
 use crate::domain::{EventId, EventType, Mode};
 
@@ -109,7 +110,7 @@ fn corrupt(e: impl std::fmt::Display) -> rusqlite::Error {
 }
 
 const SUMMARY_COLUMNS: &str =
-    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error";
+    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error, seq";
 
 fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
     let status: String = row.get(2)?;
@@ -126,6 +127,7 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
         next_attempt_at_ms: (status == EventStatus::Pending).then(|| row.get(7)).transpose()?,
         last_status: row.get(8)?,
         last_error: row.get(9)?,
+        seq: row.get(10)?,
     })
 }
 
@@ -298,24 +300,18 @@ impl Store for SqliteStore {
     async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
-                let limit = if filter.limit == 0 { 100 } else { filter.limit };
+                // Only the conditions asked for, so that each can use its index.
+                let (conditions, values) = filter.conditions(|n| format!("?{n}"));
                 let sql = format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM events
-                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR type = ?2)
-                       AND (?3 IS NULL OR order_key = ?3) AND (?4 IS NULL OR received_at >= ?4)
-                     ORDER BY seq DESC LIMIT ?5"
+                    "SELECT {SUMMARY_COLUMNS} FROM events {conditions} ORDER BY seq DESC LIMIT {}",
+                    filter.page_size()
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
-                let rows = stmt.query_map(
-                    params![
-                        filter.status.map(|s| s.as_str()),
-                        filter.event_type.as_ref().map(|t| t.as_str()),
-                        filter.order_key.as_ref().map(|k| k.as_str()),
-                        filter.since_ms,
-                        limit
-                    ],
-                    summary,
-                )?;
+                let values = values.into_iter().map(|v| match v {
+                    FilterValue::Text(text) => rusqlite::types::Value::Text(text),
+                    FilterValue::Number(n) => rusqlite::types::Value::Integer(n),
+                });
+                let rows = stmt.query_map(rusqlite::params_from_iter(values), summary)?;
                 rows.collect()
             })
             .await
@@ -325,7 +321,7 @@ impl Store for SqliteStore {
         let id = id.as_str().to_owned();
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
-                let sql = format!("SELECT {SUMMARY_COLUMNS}, seq FROM events WHERE id = ?1");
+                let sql = format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE id = ?1");
                 let Some((event, seq)) = conn
                     .query_row(&sql, [&id], |row| Ok((summary(row)?, row.get::<_, i64>(10)?)))
                     .optional()?
@@ -416,6 +412,27 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )?;
                 Ok(stats)
+            })
+            .await
+    }
+
+    async fn activity(&self, since_ms: i64, bucket_ms: i64, buckets: usize) -> Result<Vec<ActivityBucket>, StoreError> {
+        let from = since_ms.div_euclid(bucket_ms) * bucket_ms;
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let counts = |sql: &str| -> rusqlite::Result<Vec<(i64, u64)>> {
+                    let mut stmt = conn.prepare_cached(sql)?;
+                    let rows = stmt.query_map(params![from, bucket_ms], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+                    rows.collect()
+                };
+                let received = counts(
+                    "SELECT received_at / ?2, COUNT(*) FROM events WHERE received_at >= ?1 GROUP BY 1",
+                )?;
+                let delivered = counts(
+                    "SELECT finished_at / ?2, COUNT(*) FROM events
+                     WHERE status = 'delivered' AND finished_at >= ?1 GROUP BY 1",
+                )?;
+                Ok(activity_buckets(from, bucket_ms, buckets, received, delivered))
             })
             .await
     }

@@ -19,10 +19,11 @@ const MAX_BATCH: usize = 512;
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// The schema's versions, applied in order; `PRAGMA user_version` records how many ran.
-pub(super) const MIGRATIONS: [&str; 3] = [
+pub(super) const MIGRATIONS: [&str; 4] = [
     include_str!("../migrations/sqlite/0001_events_and_attempts.sql"),
     include_str!("../migrations/sqlite/0002_relay_state.sql"),
     include_str!("../migrations/sqlite/0003_due_by_mode.sql"),
+    include_str!("../migrations/sqlite/0004_status_page.sql"),
 ];
 /// Jobs waiting for the writer at most; past that, new events are refused at once (DR gets 503
 /// and retries) instead of queueing in memory without bound.
