@@ -118,7 +118,9 @@ mod tests {
     #[test]
     fn a_failing_spell_starts_at_its_first_failure_and_ends_with_a_delivery() {
         let health = TargetHealth::default();
-        let outage = DeliveryOutcome::Retry { min_delay: Duration::ZERO };
+        let outage = DeliveryOutcome::Retry {
+            min_delay: Duration::ZERO,
+        };
         health.observe(&outage, Some("Salesforce answered 503"), None, 1_000);
         health.observe(&DeliveryOutcome::Dead, Some("Salesforce answered 404"), None, 1_500);
         health.observe(&outage, Some("timed out"), None, 2_000);
@@ -144,7 +146,9 @@ mod tests {
             health.observe(&outcome, Some("refused"), None, 1_000);
         }
         assert_eq!(health.observed().failing_since_ms, None);
-        let refused = DeliveryOutcome::AuthRejected { min_delay: Duration::ZERO };
+        let refused = DeliveryOutcome::AuthRejected {
+            min_delay: Duration::ZERO,
+        };
         health.observe(&refused, Some("invalid_grant"), None, 2_000);
         assert_eq!(health.observed().failing_since_ms, Some(2_000));
     }

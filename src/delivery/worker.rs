@@ -328,9 +328,12 @@ async fn deliver_one(shared: &Shared, event: ClaimedEvent) {
             );
         }
     }
-    shared
-        .health
-        .observe(&attempt.outcome, attempt.error.as_deref(), attempt.api_usage, finished_at);
+    shared.health.observe(
+        &attempt.outcome,
+        attempt.error.as_deref(),
+        attempt.api_usage,
+        finished_at,
+    );
     let transition = shared.policy.transition(&event, &attempt.outcome, finished_at);
     let outcome = match (&attempt.outcome, &transition) {
         (_, Transition::Delivered) => "delivered",

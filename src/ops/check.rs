@@ -11,6 +11,8 @@ use super::webhooks;
 use crate::domain::Mode;
 use crate::salesforce::AuthError;
 use crate::settings::{self, DeliverySettings, LoadOptions, Purpose, SalesforceSettings, Settings};
+use crate::store::facts::WebhookSeen;
+use crate::store::{self, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,9 +91,14 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
     };
     checks.push(line("configuration", Status::Pass, "valid", None));
     checks.extend(mode_mismatch(&settings));
+    let store = existing_store(&settings).await;
     for target in settings.salesforce.iter() {
         let mode = target.mode;
+        let first = checks.len();
         check_digital_river(&settings, mode, &mut checks).await;
+        if let (Some(store), Some(webhook)) = (&store, checks[first..].iter().find(|c| c.name == "webhook")) {
+            remember_webhook(&**store, mode, webhook).await;
+        }
         check_salesforce(target, &settings.delivery, &which(&settings, mode), &mut checks).await;
         let secrets = settings.digital_river.signing_secrets_for(mode).len();
         checks.push(if secrets == 0 {
@@ -121,6 +128,30 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
         ok,
         config_invalid: false,
         checks,
+    }
+}
+
+/// The relay's store, when it exists, so that the status page can show what `check` saw of the
+/// webhook; `check` works the same without one.
+async fn existing_store(settings: &Settings) -> Option<std::sync::Arc<dyn Store>> {
+    let open = store::open(&settings.storage, store::Role::Operations);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), open).await {
+        Ok(Ok(store)) => Some(store),
+        _ => None,
+    }
+}
+
+async fn remember_webhook(store: &dyn Store, mode: Mode, line: &CheckLine) {
+    if line.status == Status::Skip {
+        return;
+    }
+    let seen = WebhookSeen {
+        ok: line.status == Status::Pass,
+        detail: line.detail.clone(),
+        checked_at_ms: crate::support::clock::now_ms(),
+    };
+    if let Err(e) = seen.remember(store, mode).await {
+        tracing::debug!(error = %e, "could not note the webhook check in the store");
     }
 }
 

@@ -16,6 +16,7 @@ pub mod startup;
 pub mod state;
 pub mod throttle;
 pub mod token_endpoint;
+pub mod ui;
 
 pub use router::router;
 pub use startup::{Application, shutdown_signal};

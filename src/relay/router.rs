@@ -11,7 +11,7 @@ use tower_http::trace::TraceLayer;
 
 use super::state::AppState;
 use super::throttle::ClientIpHeader;
-use super::{admin, health, ingress, token_endpoint};
+use super::{admin, health, ingress, token_endpoint, ui};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
         .merge(token_endpoint::router())
         .merge(health::router())
         .merge(admin::router(&state))
+        .merge(ui::router(&state))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.request_timeout,

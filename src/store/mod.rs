@@ -9,6 +9,7 @@
 //! PostgreSQL ([`postgres::PostgresStore`]) lets several relays share one store and one queue.
 
 mod copy;
+pub mod facts;
 pub mod postgres;
 pub mod sqlite;
 
@@ -304,15 +305,15 @@ impl EventFilter {
 /// Events received and delivered within one slice of time, for the status page's chart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ActivityBucket {
-    /// The slice's start (a multiple of its length since the epoch).
+    /// The slice's start.
     #[serde(rename = "startMs")]
     pub start_ms: i64,
     pub received: u64,
     pub delivered: u64,
 }
 
-/// Sorts per-slice counts into `buckets` slices of `bucket_ms` from `since_ms` (slices without
-/// events count zero); counts outside the range are dropped.
+/// Sorts per-slice counts (by slice number from `since_ms` on) into `buckets` slices of
+/// `bucket_ms` (slices without events count zero); counts outside the range are dropped.
 pub fn activity_buckets(
     since_ms: i64,
     bucket_ms: i64,
@@ -320,14 +321,13 @@ pub fn activity_buckets(
     received: impl IntoIterator<Item = (i64, u64)>,
     delivered: impl IntoIterator<Item = (i64, u64)>,
 ) -> Vec<ActivityBucket> {
-    let first = since_ms.div_euclid(bucket_ms);
     let mut out: Vec<ActivityBucket> = (0..buckets as i64)
         .map(|n| ActivityBucket {
-            start_ms: (first + n) * bucket_ms,
+            start_ms: since_ms + n * bucket_ms,
             ..Default::default()
         })
         .collect();
-    let slot = |index: i64| usize::try_from(index - first).ok().filter(|i| *i < buckets);
+    let slot = |index: i64| usize::try_from(index).ok().filter(|i| *i < buckets);
     for (index, count) in received {
         if let Some(i) = slot(index) {
             out[i].received += count;

@@ -27,6 +27,7 @@ mod salesforce_standin;
 mod secrets_audit;
 mod sign_in_safety;
 mod soak;
+mod status_page;
 mod store_contract;
 mod store_copy;
 mod store_postgres;

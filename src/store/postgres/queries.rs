@@ -12,8 +12,7 @@ use super::connect::classify;
 use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
-    InsertOutcome, NewEvent,
-    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
+    InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
 };
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
@@ -383,26 +382,37 @@ impl Store for PostgresStore {
     }
 
     async fn activity(&self, since_ms: i64, bucket_ms: i64, buckets: usize) -> Result<Vec<ActivityBucket>, StoreError> {
-        let from = since_ms.div_euclid(bucket_ms) * bucket_ms;
+        let from = since_ms;
         let counts = |rows: Vec<Row>| -> Result<Vec<(i64, u64)>, StoreError> {
             rows.iter()
-                .map(|r| Ok((r.try_get::<_, i64>(0).map_err(classify)?, r.try_get::<_, i64>(1).map_err(classify)? as u64)))
+                .map(|r| {
+                    Ok((
+                        r.try_get::<_, i64>(0).map_err(classify)?,
+                        r.try_get::<_, i64>(1).map_err(classify)? as u64,
+                    ))
+                })
                 .collect()
         };
         let received = self
             .query(
-                "SELECT received_at / $2, COUNT(*) FROM events WHERE received_at >= $1 GROUP BY 1",
+                "SELECT (received_at - $1) / $2, COUNT(*) FROM events WHERE received_at >= $1 GROUP BY 1",
                 &[&from, &bucket_ms],
             )
             .await?;
         let delivered = self
             .query(
-                "SELECT finished_at / $2, COUNT(*) FROM events
+                "SELECT (finished_at - $1) / $2, COUNT(*) FROM events
                  WHERE status = 'delivered' AND finished_at >= $1 GROUP BY 1",
                 &[&from, &bucket_ms],
             )
             .await?;
-        Ok(activity_buckets(from, bucket_ms, buckets, counts(received)?, counts(delivered)?))
+        Ok(activity_buckets(
+            from,
+            bucket_ms,
+            buckets,
+            counts(received)?,
+            counts(delivered)?,
+        ))
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {

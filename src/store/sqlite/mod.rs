@@ -30,8 +30,7 @@ use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 
 use super::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
-    InsertOutcome, NewEvent,
-    ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
+    InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
 };
 use crate::domain::{EventId, EventType, Mode};
 
@@ -417,19 +416,20 @@ impl Store for SqliteStore {
     }
 
     async fn activity(&self, since_ms: i64, bucket_ms: i64, buckets: usize) -> Result<Vec<ActivityBucket>, StoreError> {
-        let from = since_ms.div_euclid(bucket_ms) * bucket_ms;
+        let from = since_ms;
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
                 let counts = |sql: &str| -> rusqlite::Result<Vec<(i64, u64)>> {
                     let mut stmt = conn.prepare_cached(sql)?;
-                    let rows = stmt.query_map(params![from, bucket_ms], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+                    let rows = stmt.query_map(params![from, bucket_ms], |r| {
+                        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+                    })?;
                     rows.collect()
                 };
-                let received = counts(
-                    "SELECT received_at / ?2, COUNT(*) FROM events WHERE received_at >= ?1 GROUP BY 1",
-                )?;
+                let received =
+                    counts("SELECT (received_at - ?1) / ?2, COUNT(*) FROM events WHERE received_at >= ?1 GROUP BY 1")?;
                 let delivered = counts(
-                    "SELECT finished_at / ?2, COUNT(*) FROM events
+                    "SELECT (finished_at - ?1) / ?2, COUNT(*) FROM events
                      WHERE status = 'delivered' AND finished_at >= ?1 GROUP BY 1",
                 )?;
                 Ok(activity_buckets(from, bucket_ms, buckets, received, delivered))

@@ -1,0 +1,469 @@
+//! The events: a list filtered by status, type, order or event id (newest first, paged by key),
+//! an event's page (its body, every attempt, and why it is where it is), and replay — of one
+//! event, or of every dead event since a time — each behind a confirmation.
+
+use axum::Extension;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{age, badge, page, time};
+use super::{SignedIn, Ui, forbidden, paths, store_failed};
+use crate::domain::{EventId, EventType, OrderKey};
+use crate::relay::state::AppState;
+use crate::store::{AttemptSummary, EventFilter, EventStatus, EventSummary, ReplayOutcome};
+use crate::support::clock::{now_ms, parse_time};
+
+/// Events a page lists.
+const PAGE_SIZE: u32 = 50;
+/// Dead events a bulk replay's confirmation counts exactly; past this it says "more than".
+const COUNT_UP_TO: u32 = 10_000;
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ListQuery {
+    status: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// An order id or an event id.
+    q: Option<String>,
+    /// The key of the last event of the previous page.
+    before: Option<i64>,
+    /// How many events a bulk replay just made pending.
+    replayed: Option<u64>,
+}
+
+fn non_empty(raw: &Option<String>) -> Option<&str> {
+    raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let mut problems = Vec::new();
+    let status = non_empty(&query.status).and_then(|raw| {
+        EventStatus::parse(raw).or_else(|| {
+            problems.push(format!("`{raw}` is not a status"));
+            None
+        })
+    });
+    let event_type = non_empty(&query.event_type).and_then(|raw| {
+        EventType::parse(raw)
+            .map_err(|m| problems.push(format!("type {m}")))
+            .ok()
+    });
+    let mut filter = EventFilter {
+        status,
+        event_type,
+        before_seq: query.before,
+        limit: PAGE_SIZE,
+        ..Default::default()
+    };
+    let store = &*state.store;
+    let events = match non_empty(&query.q) {
+        // One box for both: an event id if one has it, else an order id.
+        Some(q) => {
+            let by_id = match EventId::parse(q) {
+                Ok(id) => store
+                    .list(EventFilter {
+                        event_id: Some(id),
+                        ..filter.clone()
+                    })
+                    .await
+                    .map(Some),
+                Err(_) => Ok(None),
+            };
+            match by_id {
+                Ok(Some(found)) if !found.is_empty() => Ok(found),
+                Ok(_) => {
+                    filter.order_key = Some(OrderKey::from_stored(q.to_owned()));
+                    store.list(filter.clone()).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => store.list(filter.clone()).await,
+    };
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => return store_failed(&signed_in, &e),
+    };
+    let next = (events.len() == PAGE_SIZE as usize)
+        .then(|| events.last().map(|e| older_link(&query, e.seq)))
+        .flatten();
+    let content = html! {
+        h1 { "Events" }
+        @if let Some(n) = query.replayed {
+            p.notice role="status" id="notice" { (n) " dead event" @if n != 1 { "s" } " sent again: they are pending and will be delivered shortly." }
+        }
+        @for problem in &problems { p.error role="alert" { (problem) } }
+        (filters(&query))
+        @if events.is_empty() {
+            p.muted id="no-events" { "No stored event matches." }
+        } @else {
+            div.scroll { table id="events" {
+                thead { tr { th { "Received" } th { "Event" } th { "Type" } th { "Order" } th { "Status" } th.num { "Attempts" } th { "Last answer" } } }
+                tbody { @for event in &events { (row(event)) } }
+            } }
+        }
+        @if let Some(next) = next { p { a.button href=(next) id="older" { "Older events →" } } }
+    };
+    Html(page("Events", Some(&signed_in.csrf), content).into_string()).into_response()
+}
+
+fn older_link(query: &ListQuery, before: i64) -> String {
+    let mut link = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [("status", &query.status), ("type", &query.event_type), ("q", &query.q)] {
+        if let Some(value) = non_empty(value) {
+            link.append_pair(key, value);
+        }
+    }
+    link.append_pair("before", &before.to_string());
+    format!("{}?{}", paths::UI_EVENTS, link.finish())
+}
+
+fn filters(query: &ListQuery) -> Markup {
+    let status = non_empty(&query.status).unwrap_or("");
+    let event_type = non_empty(&query.event_type).unwrap_or("");
+    html! {
+        form.filters method="get" action=(paths::UI_EVENTS) {
+            label { "Status"
+                select name="status" id="filter-status" {
+                    option value="" selected[status.is_empty()] { "any" }
+                    @for s in EventStatus::ALL { option value=(s.as_str()) selected[status == s.as_str()] { (s.as_str().replace('_', " ")) } }
+                }
+            }
+            label { "Type"
+                select name="type" id="filter-type" {
+                    option value="" selected[event_type.is_empty()] { "any" }
+                    @for t in EventType::SUPPORTED { option value=(t) selected[event_type == t] { (t) } }
+                }
+            }
+            label { "Order or event id"
+                input type="search" name="q" id="filter-q" value=(non_empty(&query.q).unwrap_or("")) placeholder="e.g. 240010330336";
+            }
+            button.primary type="submit" id="filter" { "Show" }
+        }
+    }
+}
+
+fn row(event: &EventSummary) -> Markup {
+    let last = match (event.last_status, &event.last_error) {
+        (Some(status), Some(error)) => format!("{status}: {error}"),
+        (Some(status), None) => status.to_string(),
+        (None, Some(error)) => error.clone(),
+        (None, None) => String::new(),
+    };
+    html! {
+        tr {
+            td { (time(event.received_at_ms)) }
+            td { a href=(paths::ui_event(&event.id, "")) { (event.id) } }
+            td { (event.event_type) }
+            td { (event.order_key.as_deref().unwrap_or("—")) }
+            td { (badge(event.status.as_str())) }
+            td.num { (event.attempts) }
+            td { (crate::support::text::truncate(&last)) }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ShowQuery {
+    replayed: Option<bool>,
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    Path(id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> Response {
+    let Ok(id) = EventId::parse(&id) else {
+        return not_found(&signed_in);
+    };
+    let (event, attempts) = match state.store.get(&id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(&signed_in),
+        Err(e) => return store_failed(&signed_in, &e),
+    };
+    let body = match state.store.body(&id).await {
+        Ok(body) => body.map(|b| pretty(&b)).unwrap_or_default(),
+        Err(e) => return store_failed(&signed_in, &e),
+    };
+    let org = state
+        .targets
+        .iter()
+        .find(|t| t.mode == event.target)
+        .map(|t| t.webhook_url.clone());
+    let now = now_ms();
+    let content = html! {
+        p { a href=(paths::UI_EVENTS) { "← Events" } }
+        h1 { "Event " (event.id) }
+        @if query.replayed == Some(true) {
+            p.notice role="status" id="notice" { "Sent again: the event is pending and will be delivered shortly. Reload to see the outcome." }
+        }
+        div class={ "health " (level_of(event.status)) } id="why" { (why(&event, org.as_deref(), now)) }
+        div.panel {
+            dl {
+                dt { "Status" } dd #status { (badge(event.status.as_str())) }
+                dt { "Type" } dd { (event.event_type) }
+                dt { "Order" } dd { (event.order_key.as_deref().unwrap_or("—")) }
+                dt { "Mode" } dd { (event.target) }
+                dt { "Received" } dd { (time(event.received_at_ms)) " (" (age(now - event.received_at_ms)) " ago)" }
+                dt { "Attempts" } dd { (event.attempts) }
+            }
+            @if event.status.is_replayable() {
+                p { a.button href=(paths::ui_event(&event.id, "/replay")) id="replay" { "Send again…" } }
+            }
+        }
+        h2 { "Attempts" }
+        @if attempts.is_empty() {
+            p.muted { "None yet." }
+        } @else {
+            div.scroll { table id="attempts" {
+                thead { tr { th { "When" } th { "Answer" } th.num { "Took" } th { "Outcome" } th { "Salesforce said" } } }
+                tbody { @for attempt in &attempts { (attempt_row(attempt)) } }
+            } }
+        }
+        h2 { "Body" }
+        pre id="body" { (body) }
+    };
+    Html(page(&format!("Event {}", event.id), Some(&signed_in.csrf), content).into_string()).into_response()
+}
+
+fn level_of(status: EventStatus) -> &'static str {
+    match status {
+        EventStatus::Delivered => "good",
+        EventStatus::Dead => "bad",
+        _ => "warn",
+    }
+}
+
+/// Why the event is where it is, in a sentence an admin can act on.
+pub fn why(event: &EventSummary, org: Option<&str>, now: i64) -> String {
+    let org = org.unwrap_or("the org");
+    let said = event.last_error.as_deref().unwrap_or("no answer");
+    match event.status {
+        EventStatus::Delivered => "Delivered: Salesforce accepted it.".into(),
+        EventStatus::Pending if event.attempts == 0 => {
+            "Pending: waiting for its first delivery (or for an earlier event of the same order).".into()
+        }
+        EventStatus::Pending => match event.next_attempt_at_ms {
+            Some(next) if next > now => format!(
+                "Pending: {} attempt{} failed ({said}); the next is in {}.",
+                event.attempts,
+                if event.attempts == 1 { "" } else { "s" },
+                age(next - now)
+            ),
+            _ => format!("Pending: due now after {} failed attempts ({said}).", event.attempts),
+        },
+        EventStatus::Dead => match event.last_status {
+            Some(404) => format!(
+                "Dead: Salesforce answered 404 — the DR package is not installed at {org}, or its Apex REST resource is not there. Install the package (or fix salesforce.webhook_path), then send it again."
+            ),
+            Some(400) => format!(
+                "Dead: Salesforce refused the event as invalid (400) at every attempt: {said}. Fix the org's data or the DR app's setup, then send it again."
+            ),
+            Some(401 | 403) => format!(
+                "Dead: Salesforce refused the relay's access ({said}). Check the integration user's permissions on the DR app, then send it again."
+            ),
+            Some(status) => format!("Dead: Salesforce answered {status} at every attempt: {said}."),
+            None => format!("Dead: no delivery attempt succeeded: {said}."),
+        },
+        EventStatus::Ignored => {
+            format!("Ignored: kept, not delivered — its type is not one digital_river.event_types delivers ({said}).")
+        }
+        EventStatus::RejectedMode => format!("Kept, never delivered: {said}."),
+    }
+}
+
+fn attempt_row(attempt: &AttemptSummary) -> Markup {
+    let said = attempt.excerpt.as_deref().or(attempt.error.as_deref()).unwrap_or("");
+    html! {
+        tr {
+            td { (time(attempt.at_ms)) }
+            td { @match attempt.status_code { Some(code) => (code), None => "no answer" } }
+            td.num { (attempt.duration_ms) " ms" }
+            td { (attempt.outcome.replace('_', " ")) }
+            td { (said) }
+        }
+    }
+}
+
+/// The body as indented JSON, or as text if it is not JSON.
+fn pretty(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
+fn not_found(signed_in: &SignedIn) -> Response {
+    let content = html! {
+        h1 { "No such event" }
+        p { "No stored event has this id (delivered events are pruned after the retention)." }
+        p { a href=(paths::UI_EVENTS) { "← Events" } }
+    };
+    (
+        StatusCode::NOT_FOUND,
+        Html(page("Not found", Some(&signed_in.csrf), content).into_string()),
+    )
+        .into_response()
+}
+
+pub(super) async fn confirm_replay(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = EventId::parse(&id) else {
+        return not_found(&signed_in);
+    };
+    let event = match state.store.get(&id).await {
+        Ok(Some((event, _))) => event,
+        Ok(None) => return not_found(&signed_in),
+        Err(e) => return store_failed(&signed_in, &e),
+    };
+    let content = html! {
+        h1 { "Send event " (event.id) " again?" }
+        p { "It is " (badge(event.status.as_str())) ". Salesforce receives it once more, as if Digital River had sent it now; later events of order " (event.order_key.as_deref().unwrap_or("—")) " wait until it is delivered." }
+        form method="post" action=(paths::ui_event(event.id.as_str(), "/replay")) {
+            input type="hidden" name="csrf" value=(signed_in.csrf);
+            button.primary type="submit" id="confirm" { "Yes, send it again" }
+            " " a href=(paths::ui_event(event.id.as_str(), "")) { "Cancel" }
+        }
+    };
+    Html(page("Send again?", Some(&signed_in.csrf), content).into_string()).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(event_id = %id))]
+pub(super) async fn replay(
+    State(state): State<AppState>,
+    Extension(ui): Extension<Ui>,
+    Extension(signed_in): Extension<SignedIn>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !signed_in.allows(&ui.sessions, form.csrf.as_deref()) {
+        return forbidden(&signed_in);
+    }
+    let Ok(id) = EventId::parse(&id) else {
+        return not_found(&signed_in);
+    };
+    match state.store.replay(&id, now_ms()).await {
+        Ok(ReplayOutcome::Replayed) => {
+            tracing::info!("event replayed from the status page");
+            state.wake.notify_one();
+            Redirect::to(&paths::ui_event(id.as_str(), "?replayed=true")).into_response()
+        }
+        Ok(ReplayOutcome::NotFound) => not_found(&signed_in),
+        Ok(ReplayOutcome::NotReplayable(status)) => {
+            let content = html! {
+                h1 { "Not sent again" }
+                p.error role="alert" { "The event is " (status.as_str()) "; only dead or delivered events are sent again." }
+                p { a href=(paths::ui_event(id.as_str(), "")) { "Back to the event" } }
+            };
+            (
+                StatusCode::CONFLICT,
+                Html(page("Not sent again", Some(&signed_in.csrf), content).into_string()),
+            )
+                .into_response()
+        }
+        Err(e) => store_failed(&signed_in, &e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SinceQuery {
+    since: Option<String>,
+}
+
+pub(super) async fn confirm_replay_dead(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    Query(query): Query<SinceQuery>,
+) -> Response {
+    let raw = non_empty(&query.since).unwrap_or("24h").to_owned();
+    let since = parse_time(&raw);
+    let count = match &since {
+        Ok(since) => {
+            let filter = EventFilter {
+                status: Some(EventStatus::Dead),
+                since_ms: Some(*since),
+                limit: COUNT_UP_TO + 1,
+                ..Default::default()
+            };
+            match state.store.list(filter).await {
+                Ok(events) => Some(events.len() as u32),
+                Err(e) => return store_failed(&signed_in, &e),
+            }
+        }
+        Err(_) => None,
+    };
+    let content = html! {
+        h1 { "Send dead events again" }
+        form.filters method="get" action=(paths::UI_REPLAY_DEAD) {
+            label { "Received since (a time such as 2026-11-23T03:00:00Z, or an age such as 6h)"
+                input type="text" name="since" id="since" value=(raw);
+            }
+            button.primary type="submit" { "Count them" }
+        }
+        @match (&since, count) {
+            (Err(problem), _) => p.error role="alert" { (problem) },
+            (Ok(_), Some(0)) => p id="count" { "No dead event was received since then." },
+            (Ok(since), Some(n)) => {
+                p id="count" {
+                    @if n > COUNT_UP_TO { "More than " (COUNT_UP_TO) } @else { (n) }
+                    " dead event" @if n != 1 { "s" } " received since " (time(*since)) " will be sent to Salesforce again, each order's in order."
+                }
+                form method="post" action=(paths::UI_REPLAY_DEAD) {
+                    input type="hidden" name="csrf" value=(signed_in.csrf);
+                    input type="hidden" name="since" value=(since);
+                    button.primary.danger type="submit" id="confirm" { "Yes, send them again" }
+                }
+            }
+            _ => {}
+        }
+    };
+    Html(page("Send dead events again", Some(&signed_in.csrf), content).into_string()).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReplayDeadForm {
+    csrf: Option<String>,
+    /// Milliseconds since the epoch, as the confirmation page wrote it.
+    since: i64,
+}
+
+#[tracing::instrument(skip_all)]
+pub(super) async fn replay_dead(
+    State(state): State<AppState>,
+    Extension(ui): Extension<Ui>,
+    Extension(signed_in): Extension<SignedIn>,
+    Form(form): Form<ReplayDeadForm>,
+) -> Response {
+    if !signed_in.allows(&ui.sessions, form.csrf.as_deref()) {
+        return forbidden(&signed_in);
+    }
+    match crate::store::replay_all(&*state.store, EventStatus::Dead, Some(form.since), |_| {}).await {
+        Ok(replayed) => {
+            tracing::info!(
+                replayed,
+                since_ms = form.since,
+                "dead events replayed from the status page"
+            );
+            state.wake.notify_one();
+            Redirect::to(&format!("{}?status=pending&replayed={replayed}", paths::UI_EVENTS)).into_response()
+        }
+        Err(e) => store_failed(&signed_in, &e),
+    }
+}

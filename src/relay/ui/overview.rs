@@ -1,0 +1,298 @@
+//! The overview: one line of health a non-engineer understands, then the last day's traffic, the
+//! events by status, and each Salesforce org's state (sign-in, breaker, pacing, API usage, the
+//! DR webhook as `check` last saw it).
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{Markup, PreEscaped, html};
+
+use super::layout::{age, page, time};
+use super::{SignedIn, layout, paths};
+use crate::delivery::TargetSnapshot;
+use crate::delivery::pacing::PauseCause;
+use crate::relay::state::AppState;
+use crate::store::facts::WebhookSeen;
+use crate::store::{ActivityBucket, EventStatus, StoreStats};
+use crate::support::clock::now_ms;
+
+const HOUR_MS: i64 = 3_600_000;
+/// Pending events older than this make the health line a warning.
+const SLOW_PENDING_MS: i64 = 15 * 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Good,
+    Warn,
+    Bad,
+}
+
+impl Level {
+    fn class(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::Warn => "warn",
+            Self::Bad => "bad",
+        }
+    }
+}
+
+/// The one line at the top, and a sentence on what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub level: Level,
+    pub headline: String,
+    pub detail: String,
+}
+
+/// Which org an admin recognises: the sandbox or production, by the target's mode.
+fn org_name(target: &TargetSnapshot, several: bool) -> String {
+    let org = if target.mode.is_live() {
+        "production org"
+    } else {
+        "sandbox"
+    };
+    if several {
+        format!("the {org}")
+    } else {
+        "Salesforce".to_owned()
+    }
+}
+
+/// The worst that is true now, in the order an admin must act on it.
+pub fn health(store: Result<&StoreStats, String>, targets: &[TargetSnapshot], now_ms: i64) -> Health {
+    let stats = match store {
+        Ok(stats) => stats,
+        Err(e) => {
+            return Health {
+                level: Level::Bad,
+                headline: "Store unavailable: new orders from Digital River are refused until it is back".into(),
+                detail: format!("Digital River keeps retrying them. The store said: {e}"),
+            };
+        }
+    };
+    let several = targets.len() > 1;
+    for target in targets {
+        if let Some(refusal) = &target.sign_in_refused {
+            return Health {
+                level: Level::Bad,
+                headline: format!(
+                    "Sign-in refused by {}: fix the password or the connected app",
+                    org_name(target, several)
+                ),
+                detail: refusal.clone(),
+            };
+        }
+    }
+    for target in targets {
+        if let Some(since) = target.observed.failing_since_ms {
+            let name = org_name(target, several);
+            let mut name_upper = name.clone();
+            name_upper[..1].make_ascii_uppercase();
+            return Health {
+                level: Level::Bad,
+                headline: format!(
+                    "{name_upper} failing since {} ({} ago)",
+                    time(since),
+                    age(now_ms - since)
+                ),
+                detail: format!(
+                    "Events wait and are retried; nothing is lost. Last answer: {}",
+                    target.observed.last_failure.as_deref().unwrap_or("none")
+                ),
+            };
+        }
+    }
+    for target in targets {
+        if let Some(cause) = target.paused {
+            let why = match cause {
+                PauseCause::DailyLimit => "the org's daily API allocation is spent",
+                PauseCause::ApiReserve => "the org's API usage reached the reserve kept for its other integrations",
+            };
+            return Health {
+                level: Level::Warn,
+                headline: format!("Deliveries to {} paused: {why}", org_name(target, several)),
+                detail: "They resume by themselves when the org's usage falls; nothing is lost.".into(),
+            };
+        }
+    }
+    if stats.dead > 0 {
+        return Health {
+            level: Level::Warn,
+            headline: format!(
+                "Delivering, but {} event{} could not be delivered",
+                stats.dead,
+                if stats.dead == 1 { "" } else { "s" }
+            ),
+            detail: "Open the dead events to see why, fix the cause in Salesforce, then send them again.".into(),
+        };
+    }
+    if let Some(oldest) = stats
+        .oldest_pending_received_at_ms
+        .filter(|t| now_ms - t > SLOW_PENDING_MS)
+    {
+        return Health {
+            level: Level::Warn,
+            headline: format!("Delivering, but an event has waited {}", age(now_ms - oldest)),
+            detail: "Salesforce is slow or an order's earlier event is being retried.".into(),
+        };
+    }
+    Health {
+        level: Level::Good,
+        headline: "All good: orders reach Salesforce".into(),
+        detail: "No failures, nothing stuck.".into(),
+    }
+}
+
+pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Extension<SignedIn>) -> Response {
+    let now = now_ms();
+    let store = &*state.store;
+    let stats = store.stats().await;
+    let since = now - 24 * HOUR_MS;
+    let activity = store.activity(since, HOUR_MS, 24).await.unwrap_or_default();
+    let mut targets = Vec::with_capacity(state.targets.len());
+    for target in state.targets.iter() {
+        let seen = WebhookSeen::recall(store, target.mode).await.ok().flatten();
+        targets.push((target.snapshot().await, seen));
+    }
+    let snapshots: Vec<TargetSnapshot> = targets.iter().map(|(t, _)| t.clone()).collect();
+    let health = health(stats.as_ref().map_err(|e| e.to_string()), &snapshots, now);
+    let content = html! {
+        div class={ "health " (health.level.class()) } id="health" role="status" {
+            (health.headline)
+            small { (health.detail) }
+        }
+        (traffic(&activity))
+        @if let Ok(stats) = &stats { (by_status(stats, now)) }
+        h2 { "Salesforce" }
+        @for (target, seen) in &targets { (target_panel(target, seen.as_ref(), now)) }
+    };
+    Html(page("Overview", Some(&signed_in.csrf), content).into_string()).into_response()
+}
+
+fn traffic(activity: &[ActivityBucket]) -> Markup {
+    let hour = activity.last().copied().unwrap_or_default();
+    let day = activity
+        .iter()
+        .fold((0, 0), |(r, d), b| (r + b.received, d + b.delivered));
+    html! {
+        div.cards {
+            div.card { b #received-hour { (hour.received) } span { "received, last hour" } }
+            div.card { b #delivered-hour { (hour.delivered) } span { "delivered, last hour" } }
+            div.card { b #received-day { (day.0) } span { "received, last 24 h" } }
+            div.card { b #delivered-day { (day.1) } span { "delivered, last 24 h" } }
+        }
+        div.panel.chart {
+            (chart(activity))
+            div.legend { i style="background:#8fb3d1" {} "received" i style="background:#1e8a4c" {} "delivered" " · one bar pair an hour, the newest on the right" }
+        }
+    }
+}
+
+/// Received and delivered per hour as paired bars: plain SVG, scaled to the busiest hour.
+pub fn chart(activity: &[ActivityBucket]) -> Markup {
+    const WIDTH: usize = 720;
+    const HEIGHT: u64 = 120;
+    let top = activity
+        .iter()
+        .map(|b| b.received.max(b.delivered))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let slot = WIDTH / activity.len().max(1);
+    let bar = (slot.saturating_sub(4) / 2).max(1);
+    let height = |n: u64| (n * HEIGHT).div_ceil(top);
+    let mut bars = String::new();
+    for (i, bucket) in activity.iter().enumerate() {
+        let x = i * slot + 2;
+        for (offset, count, colour) in [(0, bucket.received, "#8fb3d1"), (bar, bucket.delivered, "#1e8a4c")] {
+            let h = height(count);
+            bars.push_str(&format!(
+                r#"<rect x="{}" y="{}" width="{bar}" height="{h}" fill="{colour}"><title>{count}</title></rect>"#,
+                x + offset,
+                HEIGHT - h + 4
+            ));
+        }
+    }
+    html! {
+        svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT + 22) } role="img" aria-label="Events received and delivered per hour, last 24 hours" {
+            line x1="0" y1=(HEIGHT + 4) x2=(WIDTH) y2=(HEIGHT + 4) stroke="#b9c4cf" {}
+            (PreEscaped(bars))
+            text x="0" y=(HEIGHT + 20) font-size="11" fill="#5a6876" { "24 h ago" }
+            text x=(WIDTH) y=(HEIGHT + 20) font-size="11" fill="#5a6876" text-anchor="end" { "now (busiest hour: " (top) ")" }
+        }
+    }
+}
+
+fn by_status(stats: &StoreStats, now: i64) -> Markup {
+    let counts = [
+        (EventStatus::Pending, stats.pending),
+        (EventStatus::Delivered, stats.delivered),
+        (EventStatus::Dead, stats.dead),
+        (EventStatus::Ignored, stats.ignored),
+        (EventStatus::RejectedMode, stats.rejected_mode),
+    ];
+    html! {
+        h2 { "Stored events" }
+        div.cards {
+            @for (status, count) in counts {
+                a.card href={ (paths::UI_EVENTS) "?status=" (status.as_str()) } id={ "count-" (status.as_str()) } {
+                    b { (count) } span { (layout::badge(status.as_str())) }
+                }
+            }
+            div.card {
+                b #oldest-pending {
+                    @match stats.oldest_pending_received_at_ms { Some(t) => (age(now - t)), None => "—" }
+                }
+                span { "oldest pending" }
+            }
+        }
+        @if stats.dead > 0 {
+            p { a.button href=(paths::UI_REPLAY_DEAD) { "Send dead events again…" } }
+        }
+    }
+}
+
+fn target_panel(target: &TargetSnapshot, seen: Option<&WebhookSeen>, now: i64) -> Markup {
+    let observed = &target.observed;
+    html! {
+        div.panel id={ "target-" (target.mode) } {
+            dl {
+                dt { "Org" } dd { (target.webhook_url) " (" (target.mode) " mode)" }
+                dt { "Sign-in" } dd {
+                    @if let Some(refusal) = &target.sign_in_refused { "refused: " (refusal) }
+                    @else if target.grants == 0 { (target.grant) " grant, not signed in yet (signs in at the first delivery)" }
+                    @else { (target.grant) " grant, signed in (" (target.grants) " token" @if target.grants != 1 { "s" } " since start)" }
+                }
+                dt { "Deliveries" } dd {
+                    @if target.breaker_open { "paused after repeated failures (circuit breaker open); a trial delivery decides when to resume" }
+                    @else if let Some(cause) = target.paused { "paused: " (cause.as_str().replace('_', " ")) }
+                    @else { "flowing, up to " (target.concurrency) " at once" }
+                    @if let Some(last) = observed.last_delivered_ms { " · last delivered " (age(now - last)) " ago" }
+                }
+                dt { "API usage" } dd {
+                    @match observed.api_usage {
+                        Some((usage, at)) => {
+                            (usage.used) " of " (usage.max) " daily requests"
+                            @if usage.max > 0 { " (" (usage.used * 100 / usage.max) "%)" }
+                            " · as of " (time(at))
+                        }
+                        None => "not seen yet (Salesforce reports it with each delivery)",
+                    }
+                }
+                dt { "DR webhook" } dd {
+                    @match seen {
+                        Some(seen) => {
+                            @if seen.ok { "✓ " } @else { "✗ " }
+                            (seen.detail) span.muted { " — as `check` saw it " (age(now - seen.checked_at_ms)) " ago" }
+                        }
+                        None => span.muted { "not checked yet: run " code { "dr-sf-bridge check" } " on the server" },
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
