@@ -331,7 +331,7 @@ pub(super) async fn confirm_replay(
     let content = html! {
         h1 { "Send event " (event.id) " again?" }
         p { "It is " (badge(event.status.as_str())) ". Salesforce receives it once more, as if Digital River had sent it now; later events of order " (event.order_key.as_deref().unwrap_or("—")) " wait until it is delivered." }
-        form method="post" action=(paths::ui_event(event.id.as_str(), "/replay")) {
+        form #confirm-form method="post" action=(paths::ui_event(event.id.as_str(), "/replay")) {
             input type="hidden" name="csrf" value=(signed_in.csrf);
             button.primary type="submit" id="confirm" { "Yes, send it again" }
             " " a href=(paths::ui_event(event.id.as_str(), "")) { "Cancel" }
@@ -425,7 +425,7 @@ pub(super) async fn confirm_replay_dead(
                     @if n > COUNT_UP_TO { "More than " (COUNT_UP_TO) } @else { (n) }
                     " dead event" @if n != 1 { "s" } " received since " (time(*since)) " will be sent to Salesforce again, each order's in order."
                 }
-                form method="post" action=(paths::UI_REPLAY_DEAD) {
+                form #confirm-form method="post" action=(paths::UI_REPLAY_DEAD) {
                     input type="hidden" name="csrf" value=(signed_in.csrf);
                     input type="hidden" name="since" value=(since);
                     button.primary.danger type="submit" id="confirm" { "Yes, send them again" }
