@@ -12,6 +12,7 @@
 mod child;
 mod load;
 mod standin;
+mod status_page;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +29,8 @@ const NOOP_PORT_VAR: &str = "DRSF_BENCH_NOOP_PORT";
 /// How many events each scenario sends.
 struct Scale {
     smoke: bool,
-    /// `DRSF_BENCH_ONLY`: the groups to run (ceiling, sqlite, pacing, backlog, postgres); all when unset.
+    /// `DRSF_BENCH_ONLY`: the groups to run (ceiling, sqlite, pacing, backlog, status, postgres); all
+    /// when unset.
     only: Option<Vec<String>>,
 }
 
@@ -210,19 +212,28 @@ async fn main() {
         .await;
     }
 
+    if scale.runs("status") {
+        status_page::scenarios(&mut report, &scale, "sqlite", &sqlite("status"), dir.path()).await;
+    }
+
     let server = std::env::var("DRSF_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     match tokio_postgres::connect(&server, tokio_postgres::NoTls).await {
-        _ if !scale.runs("postgres") => {}
+        _ if !scale.runs("postgres") && !scale.runs("status") => {}
         Ok((client, connection)) => {
             tokio::spawn(connection);
-            for (n, name) in ["main", "backlog"].iter().enumerate() {
+            for (n, name) in ["main", "backlog", "status"].iter().enumerate() {
+                if !scale.runs(if *name == "status" { "status" } else { "postgres" }) {
+                    continue;
+                }
                 let schema = format!("bench_{}_{n}", std::process::id());
                 client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
                 let separator = if server.contains('?') { '&' } else { '?' };
                 let url = format!("{server}{separator}options=-csearch_path%3D{schema}");
                 if *name == "main" {
                     engine_scenarios(&mut report, &scale, "postgres", &url, ceiling_rate, dir.path()).await;
+                } else if *name == "status" {
+                    status_page::scenarios(&mut report, &scale, "postgres", &url, dir.path()).await;
                 } else {
                     backlog(
                         &mut report,

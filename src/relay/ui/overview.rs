@@ -147,9 +147,8 @@ pub fn health(store: Result<&StoreStats, String>, targets: &[TargetSnapshot], no
 pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Extension<SignedIn>) -> Response {
     let now = now_ms();
     let store = &*state.store;
-    let stats = store.stats().await;
-    let since = now - 24 * HOUR_MS;
-    let activity = store.activity(since, HOUR_MS, 24).await.unwrap_or_default();
+    let (stats, activity) = tokio::join!(store.stats(), store.activity(now - 24 * HOUR_MS, HOUR_MS, 24));
+    let activity = activity.unwrap_or_default();
     let mut targets = Vec::with_capacity(state.targets.len());
     for target in state.targets.iter() {
         let seen = WebhookSeen::recall(store, target.mode).await.ok().flatten();

@@ -429,7 +429,9 @@ impl Store for SqliteStore {
                 let received =
                     counts("SELECT (received_at - ?1) / ?2, COUNT(*) FROM events WHERE received_at >= ?1 GROUP BY 1")?;
                 let delivered = counts(
-                    "SELECT (finished_at - ?1) / ?2, COUNT(*) FROM events
+                    // Without statistics the planner would take events_status and read every
+                    // delivered event's row.
+                    "SELECT (finished_at - ?1) / ?2, COUNT(*) FROM events INDEXED BY events_delivered
                      WHERE status = 'delivered' AND finished_at >= ?1 GROUP BY 1",
                 )?;
                 Ok(activity_buckets(from, bucket_ms, buckets, received, delivered))
