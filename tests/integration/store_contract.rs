@@ -510,6 +510,69 @@ async fn each_mode_claims_only_its_own_events(store: Arc<dyn Store>) {
     assert_eq!(store.next_due_at(Mode::Live).await.unwrap(), Some(500));
 }
 
+/// The status page's list: pages by key (each page's last event is where the next begins), one
+/// event by id, combined filters.
+async fn lists_page_by_key_and_find_one_event_by_id(store: Arc<dyn Store>) {
+    for n in 0..7 {
+        store
+            .insert(event(&format!("p{n}"), &format!("o{}", n % 2), n))
+            .await
+            .unwrap();
+    }
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list(EventFilter {
+                limit: 3,
+                before_seq: before,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|e| e.seq);
+        pages.push(page.into_iter().map(|e| e.id).collect::<Vec<_>>());
+    }
+    assert_eq!(pages, [vec!["p6", "p5", "p4"], vec!["p3", "p2", "p1"], vec!["p0"]]);
+    let one = EventFilter {
+        event_id: Some(id("p3")),
+        limit: 10,
+        ..Default::default()
+    };
+    let found = store.list(one).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "p3");
+    let odd_before_p5 = EventFilter {
+        order_key: Some(OrderKey::from_stored("o1".into())),
+        before_seq: Some(found[0].seq + 2),
+        limit: 10,
+        ..Default::default()
+    };
+    let ids: Vec<String> = store.list(odd_before_p5).await.unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["p3", "p1"], "order o1, older than p5");
+}
+
+/// Received and delivered per slice of time, for the status page's chart: slices from the start
+/// given, delivered counted when delivered (not when received), nothing outside the range.
+async fn activity_counts_received_and_delivered_per_slice(store: Arc<dyn Store>) {
+    for (n, at) in [50, 1_050, 1_100, 2_500, 9_000].into_iter().enumerate() {
+        store.insert(event(&format!("a{n}"), &format!("o{n}"), at)).await.unwrap();
+    }
+    let claimed = store.claim_due(Mode::Test, 3_000, 10, LEASE).await.unwrap();
+    for e in claimed.iter().filter(|e| e.id.as_str() != "a3") {
+        let transition = if e.id.as_str() == "a2" { Transition::Dead } else { Transition::Delivered };
+        store.finish_attempt(e.seq, record(2_200, 200), transition).await.unwrap();
+    }
+    let activity = store.activity(1_000, 1_000, 3).await.unwrap();
+    let slices: Vec<(i64, u64, u64)> = activity.iter().map(|b| (b.start_ms, b.received, b.delivered)).collect();
+    // Received: a0 (50) before the range, a1 and a2 in the first slice, a3 in the second, a4
+    // (9,000) after it. Delivered at 2,200: a0 and a1 (a2 is dead, a3 still in flight, a4 not due).
+    assert_eq!(slices, [(1_000, 2, 0), (2_000, 1, 2), (3_000, 0, 0)]);
+}
+
 /// One test per contract case for an engine: `store_contract!(module, factory)`, where
 /// `factory(test_name).await` opens a fresh, empty store (with a guard that keeps it), or answers
 /// `None` when the engine's server is not there (the test is skipped, saying so).
@@ -538,7 +601,9 @@ macro_rules! store_contract {
                 purge_removes_only_delivered_events_before_the_cut,
                 state_is_kept_replaced_and_forgotten,
                 the_finish_time_is_kept_for_finished_events_only,
-                each_mode_claims_only_its_own_events
+                each_mode_claims_only_its_own_events,
+                lists_page_by_key_and_find_one_event_by_id,
+                activity_counts_received_and_delivered_per_slice
             );
         }
     };
