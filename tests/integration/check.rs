@@ -201,3 +201,33 @@ async fn check_warns_when_the_dr_key_and_the_org_are_of_different_modes() {
         out.stdout
     );
 }
+
+#[tokio::test]
+async fn check_notes_what_it_saw_of_the_webhook_for_the_status_page() {
+    use dr_sf_bridge::domain::Mode;
+    use dr_sf_bridge::store::facts::WebhookSeen;
+
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    org_with_package(&sf).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    drop(dr_sf_bridge::store::sqlite::SqliteStore::open(&db).unwrap());
+    let mut env = env(&dr, &sf);
+    env.push(("DRSF__STORAGE__URL", format!("sqlite://{}", db.display())));
+    let seen = || async {
+        let store = dr_sf_bridge::store::sqlite::SqliteStore::open_existing(&db).unwrap();
+        WebhookSeen::recall(&store, Mode::Test).await.unwrap()
+    };
+
+    let out = cli(&["check"]).envs(&env).run().await;
+    assert_eq!(out.code, 1, "no webhook yet");
+    let missing = seen().await.expect("noted in the store");
+    assert!(!missing.ok && missing.detail.contains("no webhook for"), "{missing:?}");
+
+    assert_eq!(cli(&["register"]).envs(&env).run().await.code, 0);
+    assert_eq!(cli(&["check"]).envs(&env).run().await.code, 0);
+    let registered = seen().await.expect("noted again");
+    assert!(registered.ok && registered.detail.contains("with all 8 types"), "{registered:?}");
+    assert!(registered.checked_at_ms >= missing.checked_at_ms);
+}
