@@ -68,7 +68,8 @@ pub struct RelaySettings {
     pub body_limit_bytes: usize,
     /// What DR must present: OAuth client (and user) or Basic credentials.
     pub inbound: InboundSettings,
-    /// Bearer token of the admin API (`/admin/...`); no admin API when unset.
+    /// Bearer token of the admin API (`/admin/...`) and the status page's sign-in (`/ui/`); neither
+    /// exists when unset.
     pub admin_token: Option<SecretString>,
     /// Bound on a graceful shutdown (seconds in the configuration).
     pub shutdown_timeout: Duration,
