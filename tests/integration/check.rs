@@ -228,6 +228,9 @@ async fn check_notes_what_it_saw_of_the_webhook_for_the_status_page() {
     assert_eq!(cli(&["register"]).envs(&env).run().await.code, 0);
     assert_eq!(cli(&["check"]).envs(&env).run().await.code, 0);
     let registered = seen().await.expect("noted again");
-    assert!(registered.ok && registered.detail.contains("with all 8 types"), "{registered:?}");
+    assert!(
+        registered.ok && registered.detail.contains("with all 8 types"),
+        "{registered:?}"
+    );
     assert!(registered.checked_at_ms >= missing.checked_at_ms);
 }

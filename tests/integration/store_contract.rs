@@ -551,7 +551,13 @@ async fn lists_page_by_key_and_find_one_event_by_id(store: Arc<dyn Store>) {
         limit: 10,
         ..Default::default()
     };
-    let ids: Vec<String> = store.list(odd_before_p5).await.unwrap().into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> = store
+        .list(odd_before_p5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(ids, ["p3", "p1"], "order o1, older than p5");
 }
 
@@ -559,12 +565,22 @@ async fn lists_page_by_key_and_find_one_event_by_id(store: Arc<dyn Store>) {
 /// given, delivered counted when delivered (not when received), nothing outside the range.
 async fn activity_counts_received_and_delivered_per_slice(store: Arc<dyn Store>) {
     for (n, at) in [50, 1_050, 1_100, 2_500, 9_000].into_iter().enumerate() {
-        store.insert(event(&format!("a{n}"), &format!("o{n}"), at)).await.unwrap();
+        store
+            .insert(event(&format!("a{n}"), &format!("o{n}"), at))
+            .await
+            .unwrap();
     }
     let claimed = store.claim_due(Mode::Test, 3_000, 10, LEASE).await.unwrap();
     for e in claimed.iter().filter(|e| e.id.as_str() != "a3") {
-        let transition = if e.id.as_str() == "a2" { Transition::Dead } else { Transition::Delivered };
-        store.finish_attempt(e.seq, record(2_200, 200), transition).await.unwrap();
+        let transition = if e.id.as_str() == "a2" {
+            Transition::Dead
+        } else {
+            Transition::Delivered
+        };
+        store
+            .finish_attempt(e.seq, record(2_200, 200), transition)
+            .await
+            .unwrap();
     }
     let activity = store.activity(1_000, 1_000, 3).await.unwrap();
     let slices: Vec<(i64, u64, u64)> = activity.iter().map(|b| (b.start_ms, b.received, b.delivered)).collect();

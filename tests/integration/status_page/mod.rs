@@ -286,7 +286,9 @@ async fn the_overview_says_what_is_wrong_in_plain_words() {
         detail: "wh_123 for https://relay.acme.example/oauth2/token with all 8 types".into(),
         checked_at_ms: (unix_now() - 600) * 1000,
     };
-    seen.remember(&*relay.store, dr_sf_bridge::domain::Mode::Test).await.unwrap();
+    seen.remember(&*relay.store, dr_sf_bridge::domain::Mode::Test)
+        .await
+        .unwrap();
     let (_, page) = visitor.get("/ui/").await;
     assert!(page.contains("✓ wh_123 for https://relay.acme.example"), "{page}");
     assert!(page.contains("as `check` saw it 10 min ago"), "{page}");

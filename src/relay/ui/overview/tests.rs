@@ -60,7 +60,10 @@ fn a_failing_org_says_since_when_and_which_org_when_there_are_two() {
     failing.observed.last_failure = Some("Salesforce answered 503".into());
     let health = health(Ok(&stats()), &[target(Mode::Live), failing.clone()], NOW);
     assert_eq!(health.level, Level::Bad);
-    assert_eq!(health.headline, "The sandbox failing since 2026-11-23 02:48:00 UTC (12 min ago)");
+    assert_eq!(
+        health.headline,
+        "The sandbox failing since 2026-11-23 02:48:00 UTC (12 min ago)"
+    );
     assert!(health.detail.contains("Salesforce answered 503"));
     let alone = super::health(Ok(&stats()), &[failing], NOW);
     assert!(alone.headline.starts_with("Salesforce failing since"), "{alone:?}");
@@ -74,13 +77,13 @@ fn paused_deliveries_dead_events_and_old_pending_ones_are_warnings() {
     assert_eq!(health.level, Level::Warn);
     assert!(health.headline.contains("daily API allocation is spent"), "{health:?}");
 
-    let dead = StoreStats {
-        dead: 2,
-        ..stats()
-    };
+    let dead = StoreStats { dead: 2, ..stats() };
     let health = super::health(Ok(&dead), &[target(Mode::Live)], NOW);
     assert_eq!(health.level, Level::Warn);
-    assert!(health.headline.contains("2 events could not be delivered"), "{health:?}");
+    assert!(
+        health.headline.contains("2 events could not be delivered"),
+        "{health:?}"
+    );
 
     let waiting = StoreStats {
         oldest_pending_received_at_ms: Some(NOW - 20 * 60_000),
@@ -93,7 +96,10 @@ fn paused_deliveries_dead_events_and_old_pending_ones_are_warnings() {
         oldest_pending_received_at_ms: Some(NOW - 60_000),
         ..stats()
     };
-    assert_eq!(super::health(Ok(&recent), &[target(Mode::Live)], NOW).level, Level::Good);
+    assert_eq!(
+        super::health(Ok(&recent), &[target(Mode::Live)], NOW).level,
+        Level::Good
+    );
 }
 
 #[test]
@@ -111,8 +117,14 @@ fn the_chart_scales_bars_to_the_busiest_hour() {
         },
     ];
     let svg = chart(&activity).into_string();
-    assert!(svg.contains(r##"height="120" fill="#8fb3d1""##), "the busiest bar is full height: {svg}");
-    assert!(svg.contains(r##"height="60" fill="#1e8a4c""##), "half as many delivered: {svg}");
+    assert!(
+        svg.contains(r##"height="120" fill="#8fb3d1""##),
+        "the busiest bar is full height: {svg}"
+    );
+    assert!(
+        svg.contains(r##"height="60" fill="#1e8a4c""##),
+        "half as many delivered: {svg}"
+    );
     assert!(svg.contains("busiest hour: 10"));
     assert_eq!(svg.matches("<rect").count(), 4);
 }
