@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{age, badge, page, time};
-use super::{SignedIn, Ui, forbidden, paths, store_failed};
+use super::{SignedIn, paths, store_failed};
 use crate::domain::{EventId, EventType, OrderKey};
 use crate::relay::state::AppState;
 use crate::store::{AttemptSummary, EventFilter, EventStatus, EventSummary, ReplayOutcome};
@@ -340,22 +340,12 @@ pub(super) async fn confirm_replay(
     Html(page("Send again?", Some(&signed_in.csrf), content).into_string()).into_response()
 }
 
-#[derive(Deserialize)]
-pub(super) struct CsrfForm {
-    csrf: Option<String>,
-}
-
 #[tracing::instrument(skip_all, fields(event_id = %id))]
 pub(super) async fn replay(
     State(state): State<AppState>,
-    Extension(ui): Extension<Ui>,
     Extension(signed_in): Extension<SignedIn>,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !signed_in.allows(&ui.sessions, form.csrf.as_deref()) {
-        return forbidden(&signed_in);
-    }
     let Ok(id) = EventId::parse(&id) else {
         return not_found(&signed_in);
     };
@@ -437,9 +427,9 @@ pub(super) async fn confirm_replay_dead(
     Html(page("Send dead events again", Some(&signed_in.csrf), content).into_string()).into_response()
 }
 
+/// The confirmation page's form (its CSRF token is checked before any handler runs).
 #[derive(Deserialize)]
 pub(super) struct ReplayDeadForm {
-    csrf: Option<String>,
     /// Milliseconds since the epoch, as the confirmation page wrote it.
     since: i64,
 }
@@ -447,13 +437,9 @@ pub(super) struct ReplayDeadForm {
 #[tracing::instrument(skip_all)]
 pub(super) async fn replay_dead(
     State(state): State<AppState>,
-    Extension(ui): Extension<Ui>,
     Extension(signed_in): Extension<SignedIn>,
     Form(form): Form<ReplayDeadForm>,
 ) -> Response {
-    if !signed_in.allows(&ui.sessions, form.csrf.as_deref()) {
-        return forbidden(&signed_in);
-    }
     match crate::store::replay_all(&*state.store, EventStatus::Dead, Some(form.since), |_| {}).await {
         Ok(replayed) => {
             tracing::info!(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,8 @@ use super::throttle::{ClientIp, retry_after};
 use crate::support::clock::now_ms;
 use session::{Session, Sessions};
 
+/// The largest form the pages send (a CSRF token and a few fields), in bytes.
+const MAX_FORM_BYTES: usize = 4 * 1024;
 /// How long a wrong token waits for its answer: guessing is slow even before the throttle.
 const WRONG_TOKEN_DELAY: Duration = Duration::from_millis(750);
 
@@ -78,36 +80,44 @@ pub(crate) struct SignedIn {
     csrf: String,
 }
 
-impl SignedIn {
-    /// Whether a form's `csrf` field is this session's token.
-    fn allows(&self, sessions: &Sessions, given: Option<&str>) -> bool {
-        sessions.csrf_matches(&self.session, given)
-    }
-}
-
 /// Every page but the sign-in form needs a session: without one, a page is redirected to the
-/// sign-in form (which comes back to it afterwards).
-async fn require_session(State(sessions): State<Arc<Sessions>>, mut request: Request, next: Next) -> Response {
-    match sessions.current(request.headers(), now_ms()) {
-        Some(session) => {
-            let csrf = sessions.csrf(&session);
-            request.extensions_mut().insert(SignedIn { session, csrf });
-            next.run(request).await
+/// sign-in form (which comes back to it afterwards). Every form sent (`POST`) must also carry the
+/// session's CSRF token, checked here for all of them, so that a new form cannot forget to.
+async fn require_session(State(sessions): State<Arc<Sessions>>, request: Request, next: Next) -> Response {
+    let Some(session) = sessions.current(request.headers(), now_ms()) else {
+        let back = if request.method() == Method::GET {
+            request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or(paths::UI_HOME)
+        } else {
+            paths::UI_HOME
+        };
+        let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        return Redirect::to(&format!("{}?next={next}", paths::UI_SIGN_IN)).into_response();
+    };
+    let signed_in = SignedIn {
+        csrf: sessions.csrf(&session),
+        session,
+    };
+    let (mut parts, body) = request.into_parts();
+    let body = if parts.method == Method::POST {
+        let Ok(form) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+            return forbidden(&signed_in);
+        };
+        let given = url::form_urlencoded::parse(&form)
+            .find(|(key, _)| key == "csrf")
+            .map(|(_, v)| v);
+        if !sessions.csrf_matches(&signed_in.session, given.as_deref()) {
+            return forbidden(&signed_in);
         }
-        None => {
-            let back = if request.method() == axum::http::Method::GET {
-                request
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or(paths::UI_HOME)
-            } else {
-                paths::UI_HOME
-            };
-            let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
-            Redirect::to(&format!("{}?next={next}", paths::UI_SIGN_IN)).into_response()
-        }
-    }
+        axum::body::Body::from(form)
+    } else {
+        body
+    };
+    parts.extensions.insert(signed_in);
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Pages are never cached, never framed, and load nothing from elsewhere.
@@ -209,19 +219,7 @@ async fn sign_in(
     (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response()
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
-}
-
-async fn sign_out(
-    Extension(ui): Extension<Ui>,
-    Extension(signed_in): Extension<SignedIn>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if !signed_in.allows(&ui.sessions, form.csrf.as_deref()) {
-        return forbidden(&signed_in);
-    }
+async fn sign_out(Extension(ui): Extension<Ui>) -> Response {
     let mut response = Redirect::to(paths::UI_SIGN_IN).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
