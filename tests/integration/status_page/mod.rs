@@ -229,6 +229,15 @@ async fn a_replay_without_the_csrf_token_is_refused_and_changes_nothing() {
         page.contains("Sent again") && page.contains("Delivered: Salesforce accepted it."),
         "{page}"
     );
+
+    // Every form of the page is checked, signing out included.
+    assert_eq!(visitor.post("/ui/sign-out", &[]).await.status(), 403);
+    let padded = "x".repeat(8 * 1024);
+    let oversized = visitor.post("/ui/sign-out", &[("csrf", &csrf), ("pad", &padded)]).await;
+    assert_eq!(oversized.status(), 403, "a form larger than any of the page's");
+    let out = visitor.post("/ui/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), 303);
+    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
 }
 
 #[tokio::test]
