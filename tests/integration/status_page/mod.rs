@@ -409,3 +409,37 @@ async fn dead_events_since_a_time_are_counted_confirmed_and_sent_again() {
     let (_, page) = visitor.get(&location).await;
     assert!(page.contains("3 dead events sent again"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_two_relays_share_sessions_and_a_replay_on_one_is_delivered() {
+    let Some(schema) = crate::pg::fresh_schema("status_page").await else {
+        return;
+    };
+    let url = schema.url.clone();
+    let (first, missing) = relay_with_missing_package(&[("storage.url", &url)]).await;
+    first.accept(&event("order.accepted", "evt-pg-ui", "o-pg-ui")).await;
+    first.wait_for_status("evt-pg-ui", EventStatus::Dead).await;
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+    let second = spawn_app_with(sf, &[("relay.admin_token", ADMIN_TOKEN), ("storage.url", &url)]).await;
+
+    let on_first = Visitor::sign_in(&first).await;
+    let on_second = Visitor {
+        relay: &second,
+        cookie: on_first.cookie.clone(),
+    };
+    let (status, page) = on_second.get("/ui/events?status=dead").await;
+    assert_eq!(status, 200, "the other relay's session is accepted");
+    assert!(page.contains("evt-pg-ui"), "{page}");
+    let (_, page) = on_second.get("/ui/").await;
+    assert!(page.contains("1 event could not be delivered"), "{page}");
+
+    drop(missing);
+    apex(ResponseTemplate::new(200)).mount(&first.sf.server).await;
+    let csrf = on_second.csrf("/ui/events/evt-pg-ui/replay").await;
+    let response = on_second.post("/ui/events/evt-pg-ui/replay", &[("csrf", &csrf)]).await;
+    assert_eq!(response.status(), 303);
+    second.wait_for_status("evt-pg-ui", EventStatus::Delivered).await;
+    let (_, page) = on_first.get("/ui/events/evt-pg-ui").await;
+    assert!(page.contains("Delivered: Salesforce accepted it."), "{page}");
+}
