@@ -223,6 +223,29 @@ async fn an_admin_signs_in_finds_the_dead_event_replays_it_and_sees_it_delivered
     assert!(text_of(&browser, "#why").await.contains("Delivered"));
     let page = browser.source().await.unwrap();
     assert!(!page.contains(ADMIN_TOKEN), "the token is not in the page");
+
+    // On a phone: nothing wider than the screen but the tables, which scroll in their own box.
+    browser.set_window_size(390, 844).await.unwrap();
+    for path in ["/ui/", "/ui/events", "/ui/events/evt-browser-404"] {
+        browser.goto(&ui(path)).await.unwrap();
+        appears(&browser, "main").await;
+        let fits = browser
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (page_width, screen) = (fits[0].as_u64().unwrap(), fits[1].as_u64().unwrap());
+        assert!(screen <= 500, "a phone-sized window: {screen}");
+        assert!(
+            page_width <= screen,
+            "{path} is {page_width} px wide on a {screen} px screen"
+        );
+    }
+    browser.goto(&ui("/ui/")).await.unwrap();
+    appears(&browser, "#health").await;
+    screenshot(&browser, "overview-phone").await;
     browser.close().await.unwrap();
     relay.logs.assert_no_secret();
     assert!(!relay.logs.text().contains(ADMIN_TOKEN));
