@@ -3,15 +3,15 @@
 //!
 //! It exists only when `relay.admin_token` is set (the routes are not there otherwise), and signing
 //! in takes that token once, on a form: after that a signed cookie carries the session
-//! ([`session`]). One middleware stands before every page but the sign-in form, so a new page
-//! cannot forget to ask. Pages are rendered on the server from [`maud`] templates, without
+//! ([`session`]). One middleware stands before every page but the sign-in form and checks the
+//! session, and the CSRF token of every form sent, so that a new page or form cannot forget to. Pages are rendered on the server from [`maud`] templates, without
 //! script: [`overview`] (the health line, the last day's traffic, the targets' state) and
 //! [`events`] (the list, an event's page, replay).
 
 mod events;
 mod layout;
 mod overview;
-pub mod session;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
