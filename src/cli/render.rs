@@ -1,7 +1,5 @@
 //! Reports as text for a terminal: aligned tables, one fact a line.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use serde_json::Value;
 
 use super::table;
@@ -11,6 +9,7 @@ use crate::ops::events::EventDetails;
 use crate::ops::register::{Action, RegisterReport};
 use crate::ops::trigger::TriggerReport;
 use crate::store::EventSummary;
+use crate::support::clock::rfc3339 as time;
 
 /// A table: ID, ENABLED, TRANSPORT, TYPES, ADDRESS.
 pub fn webhooks_table(webhooks: &[Webhook]) -> String {
@@ -66,10 +65,6 @@ fn plain(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn time(ms: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
 }
 
 pub fn events_table(events: &[EventSummary]) -> String {

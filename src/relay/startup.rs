@@ -58,26 +58,6 @@ impl Application {
         } else {
             settings.delivery.poll_interval
         };
-        let mut state = AppState {
-            store: store.clone(),
-            inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
-            signatures: Arc::new(verifiers(&settings)),
-            subscription: Arc::new(settings.digital_river.event_types.iter().cloned().collect()),
-            modes: settings.salesforce.modes().into(),
-            body_limit: settings.relay.body_limit_bytes,
-            metrics: metrics.clone(),
-            wake: wake.clone(),
-            admin_token: settings.relay.admin_token.clone(),
-            request_timeout: settings.relay.limits.request_timeout,
-            throttle: Arc::new(AuthThrottle::new(settings.relay.max_auth_failures_per_minute)),
-            client_ip_header: settings.relay.client_ip_header.clone(),
-            targets: Arc::new([]),
-            secure_cookies: settings
-                .relay
-                .public_url
-                .as_ref()
-                .is_some_and(|url| url.url().scheme() == "https"),
-        };
         let mut workers = Vec::new();
         let mut targets = Vec::new();
         for sf in settings.salesforce.iter() {
@@ -136,7 +116,26 @@ impl Application {
                 );
             }
         }
-        state.targets = targets.into();
+        let state = AppState {
+            store: store.clone(),
+            inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
+            signatures: Arc::new(verifiers(&settings)),
+            subscription: Arc::new(settings.digital_river.event_types.iter().cloned().collect()),
+            modes: settings.salesforce.modes().into(),
+            body_limit: settings.relay.body_limit_bytes,
+            metrics: metrics.clone(),
+            wake: wake.clone(),
+            admin_token: settings.relay.admin_token.clone(),
+            request_timeout: settings.relay.limits.request_timeout,
+            throttle: Arc::new(AuthThrottle::new(settings.relay.max_auth_failures_per_minute)),
+            client_ip_header: settings.relay.client_ip_header.clone(),
+            targets: targets.into(),
+            secure_cookies: settings
+                .relay
+                .public_url
+                .as_ref()
+                .is_some_and(|url| url.url().scheme() == "https"),
+        };
         let listener = tokio::net::TcpListener::bind(&settings.relay.listen)
             .await
             .with_context(|| format!("binding relay.listen = {}", settings.relay.listen))?;

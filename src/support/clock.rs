@@ -11,6 +11,11 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// A stored time as RFC 3339 to the second, in UTC: `2026-11-23T03:00:00Z`.
+pub fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_secs() -> u64 {
     SystemTime::now()

@@ -105,18 +105,7 @@ async fn dead_events_replayed_in_bulk_are_delivered_by_the_running_relay() {
         .mount_as_scoped(&sf.server)
         .await;
     let relay = spawn_app_with(sf, &[]).await;
-    for n in 0..4 {
-        relay
-            .accept(&event(
-                "order.accepted",
-                &format!("evt-bulk-{n}"),
-                &format!("o-bulk-{n}"),
-            ))
-            .await;
-    }
-    for n in 0..4 {
-        relay.wait_for_status(&format!("evt-bulk-{n}"), EventStatus::Dead).await;
-    }
+    relay.accept_until("evt-bulk", 4, EventStatus::Dead).await;
     let storage = format!("sqlite://{}", relay.dir.path().join("relay.db").display());
 
     let listed = cli(&[

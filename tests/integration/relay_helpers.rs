@@ -220,6 +220,19 @@ impl TestRelay {
             .unwrap_or_else(|| panic!("{id} is not stored"))
     }
 
+    /// Posts `count` `order.accepted` events `{prefix}-{n}`, each of its own order (the id with
+    /// `o-` for `evt-`: `evt-bulk-2` is of order `o-bulk-2`), and waits until every one is `status`.
+    pub async fn accept_until(&self, prefix: &str, count: usize, status: EventStatus) {
+        for n in 0..count {
+            let id = format!("{prefix}-{n}");
+            let order = format!("o-{}", id.trim_start_matches("evt-"));
+            self.accept(&event("order.accepted", &id, &order)).await;
+        }
+        for n in 0..count {
+            self.wait_for_status(&format!("{prefix}-{n}"), status).await;
+        }
+    }
+
     pub async fn status_of(&self, id: &str) -> Option<EventStatus> {
         let id = dr_sf_bridge::domain::EventId::parse(id).unwrap();
         self.store.get(&id).await.unwrap().map(|(summary, _)| summary.status)

@@ -182,13 +182,9 @@ pub(super) async fn show(
     Path(id): Path<String>,
     Query(query): Query<ShowQuery>,
 ) -> Response {
-    let Ok(id) = EventId::parse(&id) else {
-        return not_found(&signed_in);
-    };
-    let (event, attempts) = match state.store.get(&id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return not_found(&signed_in),
-        Err(e) => return store_failed(&signed_in, &e),
+    let (id, event, attempts) = match stored(&state, &signed_in, &id).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     let body = match state.store.body(&id).await {
         Ok(body) => body.map(|b| pretty(&b)).unwrap_or_default(),
@@ -302,6 +298,22 @@ fn pretty(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }
 
+/// The stored event a page's address names, or the page that says why there is none.
+async fn stored(
+    state: &AppState,
+    signed_in: &SignedIn,
+    raw_id: &str,
+) -> Result<(EventId, EventSummary, Vec<AttemptSummary>), Response> {
+    let Ok(id) = EventId::parse(raw_id) else {
+        return Err(not_found(signed_in));
+    };
+    match state.store.get(&id).await {
+        Ok(Some((event, attempts))) => Ok((id, event, attempts)),
+        Ok(None) => Err(not_found(signed_in)),
+        Err(e) => Err(store_failed(signed_in, &e)),
+    }
+}
+
 fn not_found(signed_in: &SignedIn) -> Response {
     let content = html! {
         h1 { "No such event" }
@@ -320,13 +332,9 @@ pub(super) async fn confirm_replay(
     Extension(signed_in): Extension<SignedIn>,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(id) = EventId::parse(&id) else {
-        return not_found(&signed_in);
-    };
-    let event = match state.store.get(&id).await {
-        Ok(Some((event, _))) => event,
-        Ok(None) => return not_found(&signed_in),
-        Err(e) => return store_failed(&signed_in, &e),
+    let event = match stored(&state, &signed_in, &id).await {
+        Ok((_, event, _)) => event,
+        Err(page) => return page,
     };
     let content = html! {
         h1 { "Send event " (event.id) " again?" }

@@ -3,8 +3,6 @@
 //! No script and no framework: the pages are plain HTML forms and links, so they work on any
 //! phone, print well, and leave nothing for a hostile page to call into.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::paths;
@@ -90,7 +88,7 @@ pub fn page(title: &str, signed_in: Option<&str>, content: Markup) -> Markup {
 
 /// A time as the page shows it: `2026-11-30 14:02:09 UTC`.
 pub fn time(ms: i64) -> String {
-    let text = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string();
+    let text = crate::support::clock::rfc3339(ms);
     format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
 }
 

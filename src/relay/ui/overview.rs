@@ -149,12 +149,12 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
     let store = &*state.store;
     let (stats, activity) = tokio::join!(store.stats(), store.activity(now - 24 * HOUR_MS, HOUR_MS, 24));
     let activity = activity.unwrap_or_default();
-    let mut targets = Vec::with_capacity(state.targets.len());
+    let mut snapshots = Vec::with_capacity(state.targets.len());
+    let mut webhooks = Vec::with_capacity(state.targets.len());
     for target in state.targets.iter() {
-        let seen = WebhookSeen::recall(store, target.mode).await.ok().flatten();
-        targets.push((target.snapshot().await, seen));
+        snapshots.push(target.snapshot().await);
+        webhooks.push(WebhookSeen::recall(store, target.mode).await.ok().flatten());
     }
-    let snapshots: Vec<TargetSnapshot> = targets.iter().map(|(t, _)| t.clone()).collect();
     let health = health(stats.as_ref().map_err(|e| e.to_string()), &snapshots, now);
     let content = html! {
         div class={ "health " (health.level.class()) } id="health" role="status" {
@@ -164,7 +164,7 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
         (traffic(&activity))
         @if let Ok(stats) = &stats { (by_status(stats, now)) }
         h2 { "Salesforce" }
-        @for (target, seen) in &targets { (target_panel(target, seen.as_ref(), now)) }
+        @for (target, seen) in snapshots.iter().zip(&webhooks) { (target_panel(target, seen.as_ref(), now)) }
     };
     Html(page("Overview", Some(&signed_in.csrf), content).into_string()).into_response()
 }

@@ -63,6 +63,13 @@ impl<'a> Visitor<'a> {
             .unwrap()
     }
 
+    /// Sends an event again as the page does: its confirmation page's token, then the form.
+    pub async fn replay(&self, id: &str) -> reqwest::Response {
+        let path = format!("/ui/events/{id}/replay");
+        let csrf = self.csrf(&path).await;
+        self.post(&path, &[("csrf", &csrf)]).await
+    }
+
     /// The CSRF token the page at `path` carries in its forms.
     pub async fn csrf(&self, path: &str) -> String {
         let (_, page) = self.get(path).await;
@@ -220,9 +227,9 @@ async fn a_replay_without_the_csrf_token_is_refused_and_changes_nothing() {
 
     drop(missing);
     apex(ResponseTemplate::new(200)).mount(&relay.sf.server).await;
-    let csrf = visitor.csrf("/ui/events/evt-csrf/replay").await;
-    let response = visitor.post("/ui/events/evt-csrf/replay", &[("csrf", &csrf)]).await;
+    let response = visitor.replay("evt-csrf").await;
     assert_eq!(response.status(), 303);
+    let csrf = visitor.csrf("/ui/").await;
     relay.wait_for_status("evt-csrf", EventStatus::Delivered).await;
     let (_, page) = visitor.get("/ui/events/evt-csrf?replayed=true").await;
     assert!(
@@ -261,8 +268,7 @@ async fn the_admin_token_never_appears_in_a_page_a_log_or_the_store() {
         assert_eq!(status, 200, "{path}");
         pages.push_str(&page);
     }
-    let csrf = visitor.csrf("/ui/").await;
-    visitor.post("/ui/events/evt-secret/replay", &[("csrf", &csrf)]).await;
+    visitor.replay("evt-secret").await;
     assert!(pages.contains("evt-secret"), "the pages were read");
     assert!(!pages.contains(ADMIN_TOKEN), "not in a page");
     relay.logs.assert_no_secret();
@@ -375,18 +381,7 @@ fn ids_in(page: &str) -> Vec<String> {
 #[tokio::test]
 async fn dead_events_since_a_time_are_counted_confirmed_and_sent_again() {
     let (relay, missing) = relay_with_missing_package(&[]).await;
-    for n in 0..3 {
-        relay
-            .accept(&event(
-                "order.accepted",
-                &format!("evt-bulk-{n}"),
-                &format!("o-bulk-{n}"),
-            ))
-            .await;
-    }
-    for n in 0..3 {
-        relay.wait_for_status(&format!("evt-bulk-{n}"), EventStatus::Dead).await;
-    }
+    relay.accept_until("evt-bulk", 3, EventStatus::Dead).await;
     let visitor = Visitor::sign_in(&relay).await;
     let (_, page) = visitor.get("/ui/replay?since=1h").await;
     assert!(page.contains("3 dead events received since"), "{page}");
@@ -436,8 +431,7 @@ async fn on_postgresql_two_relays_share_sessions_and_a_replay_on_one_is_delivere
 
     drop(missing);
     apex(ResponseTemplate::new(200)).mount(&first.sf.server).await;
-    let csrf = on_second.csrf("/ui/events/evt-pg-ui/replay").await;
-    let response = on_second.post("/ui/events/evt-pg-ui/replay", &[("csrf", &csrf)]).await;
+    let response = on_second.replay("evt-pg-ui").await;
     assert_eq!(response.status(), 303);
     second.wait_for_status("evt-pg-ui", EventStatus::Delivered).await;
     let (_, page) = on_first.get("/ui/events/evt-pg-ui").await;
