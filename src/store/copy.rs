@@ -3,7 +3,8 @@
 //! Events go over in the source's order, a batch per transaction on the target; an id the target
 //! already holds is skipped, so a copy that stopped half-way (or ran before) is simply run again.
 //! The target remembers how far each source was copied, so a second run starts where the first
-//! stopped instead of reading the source from the beginning.
+//! stopped instead of reading the source from the beginning. A copy that stored anything ends by
+//! letting the target settle (PostgreSQL: `VACUUM (ANALYZE)`), as a relay's own vacuums would have.
 
 use super::{Store, StoreError};
 use crate::support::clock::now_ms;
@@ -39,6 +40,9 @@ pub async fn copy_all(
     loop {
         let batch = from.export(after, COPY_BATCH).await?;
         let Some(last) = batch.last().map(|e| e.seq) else {
+            if done.copied > 0 {
+                to.settle().await?;
+            }
             return Ok(done);
         };
         done.read += batch.len() as u64;

@@ -341,6 +341,13 @@ pub trait Store: Send + Sync + 'static {
     /// the order given and in one transaction; answers how many were new.
     async fn import(&self, events: Vec<StoredEvent>) -> Result<u64, StoreError>;
 
+    /// After a bulk load (`store copy`): brings the engine's bookkeeping up to date, so that the
+    /// copy answers as fast as a store that grew by deliveries. PostgreSQL vacuums and analyzes the
+    /// events (counts by status then read the index alone, not every row); SQLite needs nothing.
+    async fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Wakes `wake` when someone else (another relay, an operations command) makes events
     /// pending; answers whether the engine does (then the worker can poll rarely).
     fn forward_wakeups(&self, _wake: std::sync::Arc<tokio::sync::Notify>) -> bool {

@@ -460,6 +460,11 @@ impl Store for PostgresStore {
         self.import_events(events).await
     }
 
+    async fn settle(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.batch_execute("VACUUM (ANALYZE) events").await.map_err(classify)
+    }
+
     fn forward_wakeups(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> bool {
         self.listen_for_wakeups(wake);
         true
