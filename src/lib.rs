@@ -21,15 +21,17 @@
 //! `salesforce/auth.rs`, POST to Apex) → `delivery/policy.rs` (delivered, retry or dead) →
 //! `store/sqlite/` (attempt recorded).
 
+pub mod app;
 pub mod cli;
 pub mod delivery;
 pub mod digital_river;
 pub mod domain;
+pub mod http;
 pub mod metrics;
 pub mod ops;
-pub mod relay;
 pub mod salesforce;
 pub mod settings;
+pub mod status_page;
 pub mod store;
 pub mod support;
 pub mod telemetry;

@@ -16,16 +16,7 @@ use super::standin::serve_org;
 use super::{Report, Scale, org};
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
-const TYPES: [&str; 8] = [
-    "order.accepted",
-    "order.complete",
-    "order.invoice.created",
-    "order.pending_payment",
-    "order.review_opened",
-    "order.cancelled",
-    "order.blocked",
-    "order.credit_memo.created",
-];
+const TYPES: [&str; 8] = dr_sf_bridge::domain::EventType::SUPPORTED;
 /// Requests timed per page (after a few untimed ones).
 const SAMPLES: usize = 40;
 

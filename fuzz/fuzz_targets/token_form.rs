@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dr_sf_bridge::relay::inbound_auth::InboundAuth;
+use dr_sf_bridge::http::inbound_auth::InboundAuth;
 use dr_sf_bridge::salesforce::GrantType;
 use dr_sf_bridge::settings::InboundSettings;
 use libfuzzer_sys::fuzz_target;
@@ -22,7 +22,7 @@ fuzz_target!(|input: (&[u8], &str)| {
         basic_username: None,
         basic_password: None,
     });
-    let fields: Vec<(String, String)> = dr_sf_bridge::relay::token_endpoint::parse_form(form);
+    let fields: Vec<(String, String)> = dr_sf_bridge::http::token_endpoint::parse_form(form);
     let mut headers = axum::http::HeaderMap::new();
     if let Ok(value) = axum::http::HeaderValue::from_str(authorization) {
         headers.insert(axum::http::header::AUTHORIZATION, value);

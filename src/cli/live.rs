@@ -1,8 +1,8 @@
 //! The commands that show their work as it happens: `demo`'s live account and progress bars.
 
 use super::{OutputFormat, Printed, print_as};
+use crate::app::shutdown_signal;
 use crate::ops::{OpsError, demo, store_copy};
-use crate::relay::shutdown_signal;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub(super) fn progress_bar(total: u64) -> indicatif::ProgressBar {

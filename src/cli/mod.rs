@@ -17,12 +17,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::app::{Application, shutdown_signal};
 use crate::domain::EventType;
 use crate::domain::OrderKey;
 use crate::ops::register::{self, ModeChoice, RegisterOptions};
 use crate::ops::trigger::{self, TriggerOptions};
 use crate::ops::{OpsError, check, events, webhooks};
-use crate::relay::{Application, shutdown_signal};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::store::{EventFilter, EventStatus};
 use crate::support::text::error_chain;

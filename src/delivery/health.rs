@@ -1,16 +1,15 @@
 //! What each Salesforce target looks like from the outside, for the status page: the worker notes
 //! every attempt's outcome here, and the page reads it with the breaker's, the pacer's and the
-//! token cache's own state.
+//! token cache's own state ([`super::TargetView::snapshot`]).
 //!
 //! Kept apart from the metrics because a person needs *since when* and *why*, not counters: "the
 //! org has failed since 14:02: Salesforce answered 503" is what an admin can act on.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use super::pacing::{Pacer, PauseCause};
-use super::policy::CircuitBreaker;
+use super::pacing::PauseCause;
 use crate::domain::Mode;
-use crate::salesforce::{ApiUsage, AuthError, DeliveryOutcome, TokenCache};
+use crate::salesforce::{ApiUsage, DeliveryOutcome};
 
 /// The last outcomes of one target's deliveries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,18 +58,6 @@ impl TargetHealth {
     }
 }
 
-/// One Salesforce target as the status page sees it: its own parts, shared with its worker.
-#[derive(Clone)]
-pub struct TargetView {
-    pub mode: Mode,
-    /// Where its events are posted (the org's Apex REST resource).
-    pub webhook_url: String,
-    pub breaker: Arc<CircuitBreaker>,
-    pub pacer: Arc<Pacer>,
-    pub tokens: Arc<TokenCache>,
-    pub health: Arc<TargetHealth>,
-}
-
 /// A target's state at one moment.
 #[derive(Debug, Clone)]
 pub struct TargetSnapshot {
@@ -87,26 +74,6 @@ pub struct TargetSnapshot {
     /// Deliveries the pacer lets run at once now.
     pub concurrency: usize,
     pub observed: Observed,
-}
-
-impl TargetView {
-    pub async fn snapshot(&self) -> TargetSnapshot {
-        let refused = match self.tokens.current_rejection().await {
-            Some((error @ AuthError::Rejected { .. }, _)) => Some(error.to_string()),
-            _ => None,
-        };
-        TargetSnapshot {
-            mode: self.mode,
-            webhook_url: self.webhook_url.clone(),
-            grant: self.tokens.auth().grant_type().as_str(),
-            grants: self.tokens.grants(),
-            sign_in_refused: refused,
-            breaker_open: self.breaker.is_open(),
-            paused: self.pacer.paused(),
-            concurrency: self.pacer.limit(),
-            observed: self.health.observed(),
-        }
-    }
 }
 
 #[cfg(test)]

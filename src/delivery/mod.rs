@@ -1,4 +1,5 @@
-//! Delivery to Salesforce: what to do after each attempt ([`policy`]), the worker that claims
+//! Delivery to Salesforce: one org and its parts ([`target`]), what to do after each attempt
+//! ([`policy`]), how many deliveries at once the org takes ([`pacing`]), the worker that claims
 //! due events and delivers them ([`worker`]), a refused sign-in kept across restarts
 //! ([`sign_in`]), and what each target looks like for the status page ([`health`]).
 
@@ -6,10 +7,12 @@ pub mod health;
 pub mod pacing;
 pub mod policy;
 pub mod sign_in;
+pub mod target;
 pub mod worker;
 
-pub use health::{TargetHealth, TargetSnapshot, TargetView};
+pub use health::{TargetHealth, TargetSnapshot};
 pub use pacing::Pacer;
 pub use policy::{CircuitBreaker, RetryPolicy};
 pub use sign_in::SignInMemory;
-pub use worker::Worker;
+pub use target::{Target, TargetView};
+pub use worker::{Round, Worker};

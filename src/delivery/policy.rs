@@ -7,6 +7,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::support::clock::Clock;
+
 use rand::Rng;
 
 use crate::salesforce::DeliveryOutcome;
@@ -70,6 +72,7 @@ pub struct CircuitBreaker {
     threshold: u32,
     cooldown: Duration,
     state: Mutex<BreakerState>,
+    clock: Clock,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +91,14 @@ impl CircuitBreaker {
             threshold: threshold.max(1),
             cooldown,
             state: Mutex::new(BreakerState::Closed { failures: 0 }),
+            clock: Clock::system(),
         }
+    }
+
+    /// The breaker with its cool-downs read from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// How many deliveries may start now (`usize::MAX` when closed); `Err(wait)` while open.
@@ -97,7 +107,7 @@ impl CircuitBreaker {
         match *state {
             BreakerState::Closed { .. } => Ok(usize::MAX),
             BreakerState::Open { until, cooldown } => {
-                let now = Instant::now();
+                let now = self.clock.now();
                 if now < until {
                     return Err(until - now);
                 }
@@ -150,7 +160,7 @@ impl CircuitBreaker {
             // A refused sign-in fails every event alike.
             DeliveryOutcome::AuthRejected { min_delay } => {
                 *state = BreakerState::Open {
-                    until: Instant::now() + *min_delay,
+                    until: self.clock.now() + *min_delay,
                     cooldown: *min_delay,
                 };
                 return true;
@@ -164,7 +174,7 @@ impl CircuitBreaker {
             BreakerState::Closed { failures } if failures + 1 >= self.threshold => {
                 let cooldown = pause.unwrap_or(self.cooldown).max(self.cooldown);
                 *state = BreakerState::Open {
-                    until: Instant::now() + cooldown,
+                    until: self.clock.now() + cooldown,
                     cooldown,
                 };
                 true
@@ -176,7 +186,7 @@ impl CircuitBreaker {
             BreakerState::HalfOpen { cooldown, .. } => {
                 let cooldown = (cooldown * 2).min(MAX_COOLDOWN).max(self.cooldown);
                 *state = BreakerState::Open {
-                    until: Instant::now() + cooldown,
+                    until: self.clock.now() + cooldown,
                     cooldown,
                 };
                 true

@@ -18,7 +18,7 @@ use crate::domain::Mode;
 use crate::metrics::Metrics;
 use crate::salesforce::{AuthError, DeliveryOutcome, TokenCache};
 use crate::store::Store;
-use crate::support::clock::now_ms;
+use crate::support::clock::Clock;
 
 /// The store key of a refusal remembered before targets had modes; still honoured at start (the
 /// fingerprint says whether it concerns these credentials).
@@ -50,10 +50,11 @@ pub struct SignInMemory {
     fingerprint: String,
     /// Whether the store holds a refusal (so a success clears it once, not on every delivery).
     recorded: AtomicBool,
+    clock: Clock,
 }
 
 impl SignInMemory {
-    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenCache>, metrics: &Metrics, mode: Mode) -> Self {
+    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenCache>, metrics: &Metrics, mode: Mode, clock: Clock) -> Self {
         let fingerprint = tokens.auth().fingerprint();
         Self {
             store,
@@ -62,6 +63,7 @@ impl SignInMemory {
             key: state_key(mode),
             fingerprint,
             recorded: AtomicBool::new(false),
+            clock,
         }
     }
 
@@ -82,7 +84,7 @@ impl SignInMemory {
             tracing::info!("the Salesforce credentials changed since the last refused sign-in: signing in again");
             return;
         }
-        let age = Duration::from_millis((now_ms() - refusal.refused_at_ms).max(0) as u64);
+        let age = Duration::from_millis((self.clock.now_ms() - refusal.refused_at_ms).max(0) as u64);
         let cooldown = self.tokens.rejection_cooldown();
         if age >= cooldown {
             return;
@@ -128,7 +130,7 @@ impl SignInMemory {
                 self.refused.set(1);
                 let refusal = Refusal {
                     fingerprint: self.fingerprint.clone(),
-                    refused_at_ms: now_ms() - age.as_millis() as i64,
+                    refused_at_ms: self.clock.now_ms() - age.as_millis() as i64,
                     grant: grant.to_owned(),
                     token_url,
                     error,
@@ -136,7 +138,7 @@ impl SignInMemory {
                     hint,
                 };
                 let value = serde_json::to_string(&refusal).expect("plain fields serialize");
-                match self.store.set_state(&self.key, Some(value), now_ms()).await {
+                match self.store.set_state(&self.key, Some(value), self.clock.now_ms()).await {
                     Ok(()) => self.recorded.store(true, Ordering::Relaxed),
                     Err(e) => tracing::warn!(error = %e, "could not remember the refused sign-in"),
                 }
@@ -148,7 +150,7 @@ impl SignInMemory {
             | DeliveryOutcome::DailyLimitReached { .. } => {
                 self.refused.set(0);
                 if self.recorded.swap(false, Ordering::Relaxed)
-                    && let Err(e) = self.store.set_state(&self.key, None, now_ms()).await
+                    && let Err(e) = self.store.set_state(&self.key, None, self.clock.now_ms()).await
                 {
                     tracing::warn!(error = %e, "could not forget the refused sign-in");
                     self.recorded.store(true, Ordering::Relaxed);

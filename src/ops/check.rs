@@ -307,7 +307,7 @@ async fn check_salesforce(
     tag: &str,
     checks: &mut Vec<CheckLine>,
 ) {
-    let client = match sf.apex_client(delivery, Default::default()) {
+    let client = match sf.apex_client(delivery, Default::default(), &crate::support::clock::Clock::system()) {
         Ok(client) => client,
         Err(e) => {
             checks.push(line("Salesforce token", Status::Fail, format!("{tag}{e}"), None));

@@ -15,8 +15,8 @@ use super::OpsError;
 use super::demo_org::DemoOrg;
 use super::samples;
 use super::sender::{DrSender, SenderAuth};
+use crate::app::Application;
 use crate::domain::{EventId, EventType};
-use crate::relay::Application;
 use crate::settings::{LoadOptions, Purpose};
 use crate::store::EventStatus;
 

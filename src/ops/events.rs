@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::OpsError;
 use crate::domain::EventId;
 use crate::settings::Settings;
-use crate::store::{self, AttemptSummary, EventFilter, EventStatus, EventSummary, ReplayOutcome, Role, Store};
+use crate::store::replay::{self, ReplayError};
+use crate::store::{self, AttemptSummary, EventFilter, EventStatus, EventSummary, Role, Store};
 use crate::support::clock::now_ms;
 pub use crate::support::clock::parse_time;
 
@@ -34,13 +35,18 @@ pub async fn replay_all(
     since_ms: Option<i64>,
     progress: impl FnMut(u64),
 ) -> Result<u64, OpsError> {
-    if !status.is_replayable() {
-        return Err(OpsError::Refused(format!(
-            "only dead or delivered events are replayed, not {}",
-            status.as_str()
-        )));
+    let store = open(settings).await?;
+    replay::replay_all(&*store, status, since_ms, now_ms(), progress)
+        .await
+        .map_err(|e| refused("cannot replay", e))
+}
+
+/// A refused replay as the command line reports it: "cannot replay evt-1: ...".
+fn refused(what: &str, error: ReplayError) -> OpsError {
+    match error {
+        ReplayError::Store(e) => OpsError::Store(e),
+        refusal => OpsError::Refused(format!("{what}: {refusal}")),
     }
-    Ok(store::replay_all(&*open(settings).await?, status, since_ms, progress).await?)
 }
 
 /// Deletes delivered events received before `before_ms`; answers how many.
@@ -75,12 +81,7 @@ pub async fn show(settings: &Settings, id: &str, with_body: bool) -> Result<Even
 pub async fn replay(settings: &Settings, id: &str) -> Result<(), OpsError> {
     let id = parse_id(id)?;
     let store = open(settings).await?;
-    let why = match store.replay(&id, now_ms()).await? {
-        ReplayOutcome::Replayed => return Ok(()),
-        ReplayOutcome::NotFound => "no stored event has this id".to_owned(),
-        ReplayOutcome::NotReplayable(status) => {
-            format!("it is {} (only dead or delivered events are replayed)", status.as_str())
-        }
-    };
-    Err(OpsError::Refused(format!("cannot replay {id}: {why}")))
+    replay::replay_one(&*store, &id, now_ms())
+        .await
+        .map_err(|e| refused(&format!("cannot replay {id}"), e))
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::{OpsError, webhooks};
 use crate::digital_river::{Secrets, Webhook, WebhookSpec, WebhookSpecOAuth};
 use crate::domain::Mode;
-use crate::relay::paths;
+use crate::http::paths;
 use crate::salesforce::SalesforceGrant;
 use crate::settings::{ConfigProblems, RegisterTarget, SalesforceSettings, Settings};
 

@@ -6,34 +6,32 @@ use serde_json::Value;
 use super::OpsError;
 use crate::domain::EventType;
 
-const SAMPLES: [(&str, &str); 8] = [
-    ("order.accepted", include_str!("samples/order.accepted.json")),
-    ("order.cancelled", include_str!("samples/order.cancelled.json")),
-    ("order.complete", include_str!("samples/order.complete.json")),
-    (
-        "order.pending_payment",
-        include_str!("samples/order.pending_payment.json"),
-    ),
-    ("order.review_opened", include_str!("samples/order.review_opened.json")),
-    ("order.blocked", include_str!("samples/order.blocked.json")),
-    (
-        "order.credit_memo.created",
-        include_str!("samples/order.credit_memo.created.json"),
-    ),
-    (
-        "order.invoice.created",
-        include_str!("samples/order.invoice.created.json"),
-    ),
+/// One sample per [`EventType::SUPPORTED`], in its order (a test holds them to that, and to the
+/// shared fixtures they are copies of).
+const SAMPLES: [&str; EventType::SUPPORTED.len()] = [
+    include_str!("samples/order.accepted.json"),
+    include_str!("samples/order.cancelled.json"),
+    include_str!("samples/order.complete.json"),
+    include_str!("samples/order.pending_payment.json"),
+    include_str!("samples/order.review_opened.json"),
+    include_str!("samples/order.blocked.json"),
+    include_str!("samples/order.credit_memo.created.json"),
+    include_str!("samples/order.invoice.created.json"),
 ];
 
 /// The event types there is a sample of.
 pub fn types() -> impl Iterator<Item = &'static str> {
-    SAMPLES.iter().map(|(t, _)| *t)
+    EventType::SUPPORTED.into_iter()
+}
+
+fn sample(event_type: &str) -> Option<&'static str> {
+    let index = EventType::SUPPORTED.iter().position(|t| *t == event_type)?;
+    Some(SAMPLES[index])
 }
 
 /// A sample event of `event_type` with a fresh id and, when given, the order id `order`.
 pub fn fresh(event_type: &EventType, order: Option<&str>) -> Result<Vec<u8>, OpsError> {
-    let (_, text) = SAMPLES.iter().find(|(t, _)| *t == event_type.as_str()).ok_or_else(|| {
+    let text = sample(event_type.as_str()).ok_or_else(|| {
         OpsError::Refused(format!(
             "there is no sample of `{event_type}`; samples: {}",
             types().collect::<Vec<_>>().join(", ")
@@ -82,5 +80,21 @@ mod tests {
             assert_eq!(a.order_key.unwrap().as_str(), "ord-1");
         }
         assert!(fresh(&EventType::parse("refund.pending").unwrap(), None).is_err());
+    }
+
+    #[test]
+    fn the_shipped_samples_are_the_shared_fixtures_of_their_types() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/events");
+        for (event_type, shipped) in EventType::SUPPORTED.iter().zip(SAMPLES) {
+            let path = fixtures.join(format!("{event_type}.json"));
+            let fixture = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("the shared fixture {} must exist: {e}", path.display()));
+            assert_eq!(
+                shipped, fixture,
+                "src/ops/samples/{event_type}.json differs from its fixture"
+            );
+            let parsed: serde_json::Value = serde_json::from_str(shipped).unwrap();
+            assert_eq!(parsed["type"], *event_type, "the sample in {event_type}'s place");
+        }
     }
 }

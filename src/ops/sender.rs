@@ -6,7 +6,7 @@ use tokio::sync::Mutex;
 
 use super::OpsError;
 use crate::digital_river::signature::{HEADER as SIGNATURE_HEADER, sign};
-use crate::relay::paths;
+use crate::http::paths;
 use crate::support::clock::unix_secs;
 use crate::support::http::client_builder;
 use crate::support::text::{error_chain, excerpt};

@@ -13,7 +13,7 @@ use super::OpsError;
 use super::samples;
 use super::sender::{DrSender, SenderAuth};
 use crate::domain::{EventType, Mode};
-use crate::relay::paths;
+use crate::http::paths;
 use crate::salesforce::GrantType;
 use crate::settings::Settings;
 use crate::support::http::client_builder;

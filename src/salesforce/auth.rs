@@ -33,6 +33,7 @@ use crate::domain::ServiceUrl;
 use prometheus_client::metrics::counter::Counter;
 
 use super::credentials::{GrantType, SalesforceCredentials, SalesforceGrant};
+use crate::support::clock::Clock;
 use crate::support::http::{Backoff, Failure, client_builder, retry};
 use crate::support::text::{error_chain, excerpt};
 
@@ -346,6 +347,7 @@ pub struct TokenCache {
     rejection_cooldown: Duration,
     state: Mutex<CacheState>,
     grants: Counter,
+    clock: Clock,
 }
 
 #[derive(Default)]
@@ -363,7 +365,14 @@ impl TokenCache {
             rejection_cooldown,
             state: Mutex::new(CacheState::default()),
             grants: Counter::default(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The cache with its ages read from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Counts grants into `counter` (a metric of the target this cache signs in to).
@@ -387,14 +396,15 @@ impl TokenCache {
         state
             .rejected
             .as_ref()
-            .filter(|(_, at)| at.elapsed() < self.rejection_cooldown)
-            .map(|(error, at)| (error.clone(), at.elapsed()))
+            .filter(|(_, at)| self.since(*at) < self.rejection_cooldown)
+            .map(|(error, at)| (error.clone(), self.since(*at)))
     }
 
     /// Remembers a refusal that happened `age` ago (read back from the store after a restart), so
     /// that a restarted relay does not try the refused credentials again before the cool-down.
     pub async fn remember_rejection(&self, error: AuthError, age: Duration) {
-        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let now = self.clock.now();
+        let at = now.checked_sub(age).unwrap_or(now);
         self.state.lock().await.rejected = Some((error, at));
     }
 
@@ -412,19 +422,20 @@ impl TokenCache {
     pub async fn get(&self) -> Result<Arc<AccessToken>, AuthError> {
         let mut state = self.state.lock().await;
         if let Some(token) = &state.token
-            && token.obtained.elapsed() < self.max_age
+            && self.since(token.obtained) < self.max_age
         {
             return Ok(token.clone());
         }
         if let Some((error, at)) = &state.rejected
-            && at.elapsed() < self.rejection_cooldown
+            && self.since(*at) < self.rejection_cooldown
         {
             return Err(error.clone());
         }
         state.generation += 1;
         self.grants.inc();
         match self.auth.grant(state.generation).await {
-            Ok(token) => {
+            Ok(mut token) => {
+                token.obtained = self.clock.now();
                 let token = Arc::new(token);
                 state.token = Some(token.clone());
                 state.rejected = None;
@@ -440,11 +451,15 @@ impl TokenCache {
                         "Salesforce refused the sign-in: fix the credentials (the password and security token, or \
                          the connected app); no new sign-in is tried before the cool-down, so the user is not locked out"
                     );
-                    state.rejected = Some((error.clone(), Instant::now()));
+                    state.rejected = Some((error.clone(), self.clock.now()));
                 }
                 Err(error)
             }
         }
+    }
+
+    fn since(&self, then: Instant) -> Duration {
+        self.clock.now().saturating_duration_since(then)
     }
 
     /// Drops the token of `generation` after Salesforce answered 401 with it; a newer token (one

@@ -15,6 +15,7 @@ use crate::salesforce::{
     ApexClient, GrantType, LOGIN_HOST, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant,
     TEST_HOST, TOKEN_PATH, TokenCache,
 };
+use crate::support::clock::Clock;
 use crate::support::http::Backoff;
 use secrecy::SecretString;
 
@@ -326,7 +327,12 @@ impl SalesforceSettings {
 
 impl SalesforceSettings {
     /// The token cache and Apex client of this org; the cache counts its grants into `grants`.
-    pub fn apex_client(&self, delivery: &DeliverySettings, grants: Counter) -> Result<ApexClient, ConfigProblems> {
+    pub fn apex_client(
+        &self,
+        delivery: &DeliverySettings,
+        grants: Counter,
+        clock: &Clock,
+    ) -> Result<ApexClient, ConfigProblems> {
         let sf = self;
         let auth = SalesforceAuth::new(sf.credentials()?, sf.request_timeout)
             .map_err(|e| ConfigProblems::single(&self.key("token_url"), e.to_string()))?
@@ -334,8 +340,11 @@ impl SalesforceSettings {
                 retries: sf.token_retries,
                 base: sf.token_retry_base_delay,
             });
-        let tokens =
-            Arc::new(TokenCache::new(auth, sf.token_max_age, sf.token_failure_cooldown).counting_grants_in(grants));
+        let tokens = Arc::new(
+            TokenCache::new(auth, sf.token_max_age, sf.token_failure_cooldown)
+                .counting_grants_in(grants)
+                .with_clock(clock.clone()),
+        );
         ApexClient::new(
             sf.webhook_url()?,
             tokens,

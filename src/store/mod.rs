@@ -12,6 +12,7 @@ mod copy;
 pub mod facts;
 mod filter;
 pub mod postgres;
+pub mod replay;
 pub mod sqlite;
 
 pub use copy::{CopyProgress, copy_all};
@@ -37,15 +38,42 @@ pub enum EventStatus {
     RejectedMode,
 }
 
+/// Every status with its name: the one table the names are read from (stored, shown, parsed).
+const STATUS_NAMES: [(EventStatus, &str); 5] = [
+    (EventStatus::Pending, "pending"),
+    (EventStatus::Delivered, "delivered"),
+    (EventStatus::Dead, "dead"),
+    (EventStatus::Ignored, "ignored"),
+    (EventStatus::RejectedMode, "rejected_mode"),
+];
+
 impl EventStatus {
+    pub const ALL: [EventStatus; 5] = [
+        STATUS_NAMES[0].0,
+        STATUS_NAMES[1].0,
+        STATUS_NAMES[2].0,
+        STATUS_NAMES[3].0,
+        STATUS_NAMES[4].0,
+    ];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Dead => "dead",
-            Self::Ignored => "ignored",
-            Self::RejectedMode => "rejected_mode",
-        }
+        STATUS_NAMES
+            .iter()
+            .find(|(status, _)| *status == self)
+            .map(|(_, name)| *name)
+            .expect("every status is in the table")
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        STATUS_NAMES
+            .iter()
+            .find(|(_, name)| *name == raw)
+            .map(|(status, _)| *status)
+    }
+
+    /// Every name, for a message that lists them: `pending, delivered, ...`.
+    pub fn names() -> String {
+        STATUS_NAMES.map(|(_, name)| name).join(", ")
     }
 
     /// Whether a replay may make an event of this status pending again: only finished ones that
@@ -53,25 +81,6 @@ impl EventStatus {
     pub fn is_replayable(self) -> bool {
         matches!(self, Self::Dead | Self::Delivered)
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "pending" => Self::Pending,
-            "delivered" => Self::Delivered,
-            "dead" => Self::Dead,
-            "ignored" => Self::Ignored,
-            "rejected_mode" => Self::RejectedMode,
-            _ => return None,
-        })
-    }
-
-    pub const ALL: [EventStatus; 5] = [
-        Self::Pending,
-        Self::Delivered,
-        Self::Dead,
-        Self::Ignored,
-        Self::RejectedMode,
-    ];
 }
 
 /// An event to store, as received.
@@ -355,31 +364,6 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// How many events a bulk replay makes pending in one transaction.
-const REPLAY_BATCH: u32 = 500;
-
-/// Replays every event of `status` (dead or delivered; other statuses replay nothing) received
-/// since `since_ms`, one batch per transaction; `progress(n)` after each batch with the running
-/// count. Answers how many.
-pub async fn replay_all(
-    store: &dyn Store,
-    status: EventStatus,
-    since_ms: Option<i64>,
-    mut progress: impl FnMut(u64),
-) -> Result<u64, StoreError> {
-    let mut replayed = 0;
-    loop {
-        let batch = store
-            .replay_batch(status, since_ms, REPLAY_BATCH, crate::support::clock::now_ms())
-            .await?;
-        if batch == 0 {
-            return Ok(replayed);
-        }
-        replayed += batch;
-        progress(replayed);
-    }
-}
-
 /// Who opens the store: the relay that delivers from it, or an operations command beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -419,6 +403,15 @@ pub async fn open(storage: &StorageSettings, role: Role) -> Result<std::sync::Ar
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_is_named_once_and_read_back_from_its_name() {
+        for status in EventStatus::ALL {
+            assert_eq!(EventStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(EventStatus::names(), "pending, delivered, dead, ignored, rejected_mode");
+        assert_eq!(EventStatus::parse("Dead"), None);
+    }
 
     #[tokio::test]
     async fn an_unreachable_database_is_named_without_its_password() {

@@ -187,16 +187,7 @@ pub fn sandbox_password_env(dr: &DrStandIn) -> Vec<(&'static str, String)> {
 }
 
 pub fn eight_types() -> Value {
-    json!([
-        "order.accepted",
-        "order.cancelled",
-        "order.complete",
-        "order.pending_payment",
-        "order.review_opened",
-        "order.blocked",
-        "order.credit_memo.created",
-        "order.invoice.created"
-    ])
+    json!(dr_sf_bridge::domain::EventType::SUPPORTED)
 }
 
 /// A stand-in for DR's Webhooks API that keeps the webhooks it is given, answers like DR

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dr_sf_bridge::digital_river::signature::sign;
 use dr_sf_bridge::digital_river::{Envelope, SignatureVerifier};
-use dr_sf_bridge::relay::inbound_auth::InboundAuth;
+use dr_sf_bridge::http::inbound_auth::InboundAuth;
 use dr_sf_bridge::salesforce::GrantType;
 use dr_sf_bridge::settings::InboundSettings;
 use proptest::prelude::*;

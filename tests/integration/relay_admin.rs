@@ -126,3 +126,45 @@ async fn the_admin_api_filters_and_replays_dead_events_in_bulk() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_replay_of_an_event_that_is_not_finished_is_refused_in_the_words_every_door_uses() {
+    let sf = SalesforceStandIn::start().await;
+    let relay = spawn_stepped_app_with(sf, &[("relay.admin_token", ADMIN_TOKEN)]).await;
+    relay.accept(&event("order.accepted", "evt-waiting", "o-waiting")).await;
+    let refusal = "pending events are not replayed (only dead or delivered ones are)";
+
+    let (status, body) = replay(&relay, "evt-waiting").await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("not_replayable")));
+    assert_eq!(body["message"], refusal);
+    let (status, body) = admin(
+        &relay,
+        reqwest::Method::POST,
+        "/admin/events/replay?status=pending",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("not_replayable")));
+    assert_eq!(body["message"], refusal);
+    assert_eq!(relay.status_of("evt-waiting").await, Some(EventStatus::Pending));
+
+    let (status, body) = admin(
+        &relay,
+        reqwest::Method::GET,
+        "/admin/events?status=rejected_mode",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "every status can be listed: {body}");
+    let (_, body) = admin(
+        &relay,
+        reqwest::Method::GET,
+        "/admin/events?status=lost",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(
+        body["message"],
+        "`lost` is not one of pending, delivered, dead, ignored, rejected_mode"
+    );
+}

@@ -13,16 +13,7 @@ use crate::helpers::*;
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
 
-const FIXTURES: [&str; 8] = [
-    "order.accepted",
-    "order.blocked",
-    "order.cancelled",
-    "order.complete",
-    "order.credit_memo.created",
-    "order.invoice.created",
-    "order.pending_payment",
-    "order.review_opened",
-];
+const FIXTURES: [&str; 8] = dr_sf_bridge::domain::EventType::SUPPORTED;
 
 fn event_id_of(request: &Request) -> String {
     serde_json::from_slice::<Value>(&request.body).unwrap()["id"]

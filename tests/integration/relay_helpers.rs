@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use dr_sf_bridge::relay::Application;
+use dr_sf_bridge::app::Application;
+use dr_sf_bridge::delivery::{Round, Worker};
 use dr_sf_bridge::settings::{self, LoadOptions, Purpose};
 use dr_sf_bridge::store::{AttemptSummary, EventStatus, EventSummary, Store};
+use dr_sf_bridge::support::clock::Clock;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -31,6 +33,19 @@ pub struct TestRelay {
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// This test's log lines.
     pub logs: LogCapture,
+    /// One per Salesforce target: the relay's own workers, stepped by [`TestRelay::deliver_due`].
+    workers: Vec<Worker>,
+    /// The relay's clock: adjustable in a stepped relay ([`TestRelay::advance`]).
+    pub clock: Clock,
+}
+
+/// Whether a test relay delivers by itself or when the test steps it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The workers' loops run, as in production.
+    Background,
+    /// No loop: the test calls [`TestRelay::deliver_due`], on a clock it moves itself.
+    Stepped,
 }
 
 /// The settings every relay test starts from; `overrides` win.
@@ -96,11 +111,29 @@ pub async fn spawn_app_in(sf: SalesforceStandIn, dir: tempfile::TempDir, overrid
     spawn_configured(sf, dir, all).await
 }
 
+/// A relay that delivers only when the test says so ([`TestRelay::deliver_due`]), on a clock the
+/// test moves ([`TestRelay::advance`]): schedules read as "a minute later", without waiting.
+pub async fn spawn_stepped_app_with(sf: SalesforceStandIn, overrides: &[(&str, &str)]) -> TestRelay {
+    let dir = tempfile::tempdir().unwrap();
+    let all = relay_overrides(&sf, &dir.path().join("relay.db"), overrides);
+    spawn(sf, dir, all, Delivery::Stepped).await
+}
+
 /// A relay with exactly these settings (over the files in `config/`).
 pub async fn spawn_configured(
     sf: SalesforceStandIn,
     dir: tempfile::TempDir,
     overrides: Vec<(String, String)>,
+) -> TestRelay {
+    spawn(sf, dir, overrides, Delivery::Background).await
+}
+
+/// Builds the relay through the same [`Application::build_with_clock`] as `relay` does.
+pub async fn spawn(
+    sf: SalesforceStandIn,
+    dir: tempfile::TempDir,
+    overrides: Vec<(String, String)>,
+    delivery: Delivery,
 ) -> TestRelay {
     let logs = capture_logs();
     let options = LoadOptions {
@@ -109,7 +142,17 @@ pub async fn spawn_configured(
         ..LoadOptions::default()
     };
     let settings = settings::load(&options, Purpose::Relay).expect("valid test settings");
-    let app = Application::build(settings).await.expect("the relay starts");
+    let clock = match delivery {
+        Delivery::Background => Clock::system(),
+        Delivery::Stepped => Clock::adjustable(),
+    };
+    let mut app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("the relay starts");
+    if delivery == Delivery::Stepped {
+        app = app.without_background_delivery();
+    }
+    let workers = app.workers();
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -128,6 +171,8 @@ pub async fn spawn_configured(
         stop,
         handle,
         logs,
+        workers,
+        clock,
     }
 }
 
@@ -243,6 +288,36 @@ impl TestRelay {
             self.status_of(id).await == Some(status)
         })
         .await;
+    }
+
+    /// Delivers everything due now on every target, and waits for the outcomes: how many
+    /// attempts were made. For a stepped relay ([`spawn_stepped_app_with`]).
+    pub async fn deliver_due(&self) -> usize {
+        let mut attempted = 0;
+        for worker in &self.workers {
+            attempted += worker.deliver_due().await;
+        }
+        attempted
+    }
+
+    /// One claim round of the first target (after the usage probe the pacer may ask for first),
+    /// awaited: how many deliveries it started.
+    pub async fn claim_round(&self) -> usize {
+        loop {
+            let mut tasks = tokio::task::JoinSet::new();
+            let round = self.workers[0].claim_round(&mut tasks).await;
+            while tasks.join_next().await.is_some() {}
+            match round {
+                Round::Probed => continue,
+                Round::Started { started, .. } => return started,
+                Round::Wait(_) => return 0,
+            }
+        }
+    }
+
+    /// Moves a stepped relay's clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     pub async fn metrics(&self) -> String {

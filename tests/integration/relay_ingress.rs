@@ -276,7 +276,7 @@ async fn a_second_relay_on_the_same_sqlite_file_does_not_start() {
         ..Default::default()
     };
     let settings = dr_sf_bridge::settings::load(&options, dr_sf_bridge::settings::Purpose::Relay).unwrap();
-    let error = dr_sf_bridge::relay::Application::build(settings)
+    let error = dr_sf_bridge::app::Application::build(settings)
         .await
         .err()
         .expect("refused while the first relay runs");

@@ -1,15 +1,7 @@
 //! Sign-in safety: Salesforce locks an integration user out after repeated failed sign-ins, so
 //! the relay never turns a refusal into a stream of grants — not per attempt, not per restart.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use dr_sf_bridge::delivery::{CircuitBreaker, RetryPolicy, Worker};
-use dr_sf_bridge::metrics::Metrics;
-use dr_sf_bridge::store::sqlite::SqliteStore;
-use dr_sf_bridge::store::{EventStatus, Store};
 use dr_sf_bridge::support::clock::now_ms;
-use tokio::sync::Notify;
 
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
@@ -21,62 +13,32 @@ async fn a_401_with_a_fresh_token_pauses_instead_of_signing_in_again_per_attempt
         .expect(2)
         .mount(&sf.server)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap());
-    let worker = Worker {
-        mode: dr_sf_bridge::domain::Mode::Test,
-        store: store.clone(),
-        client: sf.apex_client(Duration::from_secs(5)),
-        // Every attempt due at once: only the pause keeps the next one from signing in again.
-        policy: RetryPolicy {
-            schedule: vec![Duration::ZERO; 5],
-            max_attempts_on_400: 3,
-        },
-        breaker: Arc::new(CircuitBreaker::new(1000, Duration::from_secs(60))),
-        pacer: Arc::new(dr_sf_bridge::delivery::Pacer::new(
-            1,
-            false,
-            0,
-            Duration::from_secs(300),
-            &Metrics::new(),
-            dr_sf_bridge::domain::Mode::Test,
-        )),
-        max_in_flight: 1,
-        lease: Duration::from_secs(60),
-        poll_interval: Duration::from_secs(1),
-        wake: Arc::new(Notify::new()),
-        metrics: Arc::new(Metrics::new()),
-        sign_in: None,
-        health: Default::default(),
-    };
-    store
-        .insert(dr_sf_bridge::store::NewEvent {
-            id: dr_sf_bridge::domain::EventId::parse("evt-401").unwrap(),
-            event_type: dr_sf_bridge::domain::EventType::parse("order.accepted").unwrap(),
-            live_mode: false,
-            order_key: None,
-            body: bytes::Bytes::from_static(br#"{"id":"evt-401"}"#),
-            status: EventStatus::Pending,
-            reason: None,
-            received_at_ms: now_ms(),
-        })
-        .await
-        .unwrap();
+    // Every attempt due at once: only the pause keeps the next one from signing in again.
+    let relay = spawn_stepped_app_with(
+        sf,
+        &[
+            ("delivery.retry_schedule", "0s,0s,0s,0s,0s"),
+            ("salesforce.max_in_flight", "1"),
+            ("salesforce.token_failure_cooldown_secs", "300"),
+        ],
+    )
+    .await;
+    relay.accept(&event("order.accepted", "evt-401", "o-1")).await;
 
-    assert_eq!(worker.step().await.unwrap(), 1);
-    assert_eq!(worker.step().await.unwrap(), 0, "the event waits for the cool-down");
     assert_eq!(
-        sf.token_requests().await.len(),
+        relay.deliver_due().await,
+        1,
+        "one attempt, then the event waits for the cool-down"
+    );
+    assert_eq!(
+        relay.sf.token_requests().await.len(),
         2,
         "one grant, one re-grant, then no more"
     );
-    let (summary, _) = store
-        .get(&dr_sf_bridge::domain::EventId::parse("evt-401").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let (summary, attempts) = relay.stored("evt-401").await;
     assert_eq!(summary.attempts, 0, "not counted against the event");
-    assert!(summary.next_attempt_at_ms.unwrap() >= now_ms() + 250_000);
+    let wait = summary.next_attempt_at_ms.unwrap() - attempts[0].at_ms;
+    assert!(wait >= 250_000, "paused for the cool-down, not retried: {wait} ms");
 }
 
 /// Posts an event like DR and waits until its first attempt is recorded.

@@ -392,7 +392,7 @@ pub async fn bulk_replay_takes_dead_events_since_a_time_in_batches(store: Arc<dy
         2,
         "a batch"
     );
-    let rest = dr_sf_bridge::store::replay_all(&*store, EventStatus::Dead, Some(200), |_| {})
+    let rest = dr_sf_bridge::store::replay::replay_all(&*store, EventStatus::Dead, Some(200), 20_000, |_| {})
         .await
         .unwrap();
     assert_eq!(rest, 1, "d2, d3, d4 received since 200");

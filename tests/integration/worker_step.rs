@@ -1,136 +1,90 @@
-//! The delivery worker driven one step at a time: claim, deliver, record — no polling, no waits.
+//! The delivery worker driven one round at a time through the relay's own workers: post, deliver,
+//! assert — no polling, no waits. The clock moves only when the test says so.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use dr_sf_bridge::delivery::{CircuitBreaker, RetryPolicy, Worker};
-use dr_sf_bridge::domain::{EventId, EventType, OrderKey};
-use dr_sf_bridge::metrics::Metrics;
-use dr_sf_bridge::store::sqlite::SqliteStore;
-use dr_sf_bridge::store::{EventStatus, NewEvent, Store};
-use dr_sf_bridge::support::clock::now_ms;
-use tokio::sync::Notify;
+use dr_sf_bridge::store::EventStatus;
 use wiremock::ResponseTemplate;
 
+use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
 
-struct Bench {
-    store: Arc<dyn Store>,
-    worker: Worker,
-    _dir: tempfile::TempDir,
-}
-
-fn bench(sf: &SalesforceStandIn, max_in_flight: usize) -> Bench {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("w.db")).unwrap());
-    let worker = Worker {
-        mode: dr_sf_bridge::domain::Mode::Test,
-        store: store.clone(),
-        client: sf.apex_client(Duration::from_secs(5)),
-        policy: RetryPolicy {
-            schedule: vec![Duration::ZERO, Duration::from_secs(60)],
-            max_attempts_on_400: 3,
-        },
-        breaker: Arc::new(CircuitBreaker::new(100, Duration::from_secs(60))),
-        pacer: Arc::new(dr_sf_bridge::delivery::Pacer::new(
-            max_in_flight,
-            false,
-            0,
-            Duration::from_secs(300),
-            &Metrics::new(),
-            dr_sf_bridge::domain::Mode::Test,
-        )),
-        max_in_flight,
-        lease: Duration::from_secs(60),
-        poll_interval: Duration::from_secs(1),
-        wake: Arc::new(Notify::new()),
-        metrics: Arc::new(Metrics::new()),
-        sign_in: None,
-        health: Default::default(),
-    };
-    Bench {
-        store,
-        worker,
-        _dir: dir,
-    }
-}
-
-async fn insert(store: &dyn Store, id: &str, order: &str) {
-    store
-        .insert(NewEvent {
-            id: EventId::parse(id).unwrap(),
-            event_type: EventType::parse("order.accepted").unwrap(),
-            live_mode: false,
-            order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
-            body: Bytes::from(format!(r#"{{"id":"{id}","type":"order.accepted"}}"#)),
-            status: EventStatus::Pending,
-            reason: None,
-            received_at_ms: now_ms(),
-        })
-        .await
-        .unwrap();
-}
-
-async fn status(store: &dyn Store, id: &str) -> EventStatus {
-    store.get(&EventId::parse(id).unwrap()).await.unwrap().unwrap().0.status
+/// A stepped relay: a retry a minute after the first failure, then dead.
+async fn stepped(sf: SalesforceStandIn, max_in_flight: &str) -> TestRelay {
+    spawn_stepped_app_with(
+        sf,
+        &[
+            ("delivery.retry_schedule", "0s,60s"),
+            ("delivery.breaker_threshold", "100"),
+            ("salesforce.max_in_flight", max_in_flight),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
-async fn one_step_delivers_each_due_order_once_and_records_it() {
+async fn one_delivery_round_delivers_each_due_order_once_and_records_it() {
     let sf = SalesforceStandIn::start().await;
-    apex(ResponseTemplate::new(200)).expect(2).mount(&sf.server).await;
-    let b = bench(&sf, 8);
-    insert(&*b.store, "a1", "A").await;
-    insert(&*b.store, "a2", "A").await;
-    insert(&*b.store, "b1", "B").await;
+    apex(ResponseTemplate::new(200)).expect(3).mount(&sf.server).await;
+    let relay = stepped(sf, "8").await;
+    relay.accept(&event("order.accepted", "a1", "A")).await;
+    relay.accept(&event("order.complete", "a2", "A")).await;
+    relay.accept(&event("order.accepted", "b1", "B")).await;
 
-    assert_eq!(b.worker.step().await.unwrap(), 2, "a2 waits behind a1");
-    assert_eq!(status(&*b.store, "a1").await, EventStatus::Delivered);
-    assert_eq!(status(&*b.store, "b1").await, EventStatus::Delivered);
-    assert_eq!(status(&*b.store, "a2").await, EventStatus::Pending);
-    assert_eq!(
-        b.store
-            .get(&EventId::parse("a1").unwrap())
-            .await
-            .unwrap()
-            .unwrap()
-            .1
-            .len(),
-        1
-    );
+    assert_eq!(relay.claim_round().await, 2, "a2 waits behind a1");
+    assert_eq!(relay.status_of("a1").await, Some(EventStatus::Delivered));
+    assert_eq!(relay.status_of("b1").await, Some(EventStatus::Delivered));
+    assert_eq!(relay.status_of("a2").await, Some(EventStatus::Pending));
+    assert_eq!(relay.stored("a1").await.1.len(), 1, "one attempt recorded");
+
+    assert_eq!(relay.deliver_due().await, 1, "a2, now first of its order");
+    assert_eq!(relay.status_of("a2").await, Some(EventStatus::Delivered));
+    let mut delivered = relay.sf.delivered_ids().await;
+    // The first two ran side by side: only their set is fixed.
+    delivered[..2].sort();
+    assert_eq!(delivered, ["a1", "b1", "a2"]);
 }
 
 #[tokio::test]
-async fn a_failed_step_schedules_the_retry_and_the_next_step_waits_for_it() {
+async fn a_failed_delivery_is_retried_when_the_schedule_says_and_not_before() {
     let sf = SalesforceStandIn::start().await;
     apex(sf_error(503, "SERVER_UNAVAILABLE", "maintenance"))
+        .up_to_n_times(1)
         .expect(1)
         .mount(&sf.server)
         .await;
-    let b = bench(&sf, 8);
-    insert(&*b.store, "e1", "O").await;
+    apex(ResponseTemplate::new(200)).expect(1).mount(&sf.server).await;
+    let relay = stepped(sf, "8").await;
+    relay.accept(&event("order.accepted", "e1", "O")).await;
 
-    assert_eq!(b.worker.step().await.unwrap(), 1);
-    let (summary, attempts) = b.store.get(&EventId::parse("e1").unwrap()).await.unwrap().unwrap();
+    assert_eq!(relay.deliver_due().await, 1);
+    let (summary, attempts) = relay.stored("e1").await;
     assert_eq!(summary.status, EventStatus::Pending);
     assert_eq!(attempts[0].status_code, Some(503));
+    let wait = summary.next_attempt_at_ms.unwrap() - attempts[0].at_ms;
     assert!(
-        summary.next_attempt_at_ms.unwrap() > now_ms() + 30_000,
-        "the schedule's 60 s"
+        (54_000..=66_000).contains(&wait),
+        "the schedule's 60 s ± 10%: {wait} ms"
     );
-    assert_eq!(b.worker.step().await.unwrap(), 0, "not due yet");
+
+    relay.advance(Duration::from_secs(50));
+    assert_eq!(relay.deliver_due().await, 0, "not due 50 s later");
+    relay.advance(Duration::from_secs(20));
+    assert_eq!(relay.deliver_due().await, 1, "due 70 s later");
+    assert_eq!(relay.status_of("e1").await, Some(EventStatus::Delivered));
 }
 
 #[tokio::test]
-async fn a_step_claims_no_more_than_max_in_flight() {
+async fn a_round_claims_no_more_than_max_in_flight() {
     let sf = SalesforceStandIn::start().await;
     apex(ResponseTemplate::new(200)).expect(3).mount(&sf.server).await;
-    let b = bench(&sf, 2);
+    let relay = stepped(sf, "2").await;
     for n in 0..3 {
-        insert(&*b.store, &format!("e{n}"), &format!("o{n}")).await;
+        relay
+            .accept(&event("order.accepted", &format!("e{n}"), &format!("o{n}")))
+            .await;
     }
-    assert_eq!(b.worker.step().await.unwrap(), 2);
-    assert_eq!(b.worker.step().await.unwrap(), 1);
-    assert_eq!(b.worker.step().await.unwrap(), 0);
+    assert_eq!(relay.claim_round().await, 2);
+    assert_eq!(relay.claim_round().await, 1);
+    assert_eq!(relay.claim_round().await, 0);
 }

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::domain::Mode;
 use crate::metrics::{Metrics, TargetMetrics};
 use crate::salesforce::{ApiUsage, DeliveryOutcome};
+use crate::support::clock::Clock;
 
 /// Where the limit starts (or `max_in_flight` when smaller).
 const INITIAL_LIMIT: f64 = 4.0;
@@ -142,6 +143,7 @@ pub struct Pacer {
     pause: Duration,
     state: Mutex<State>,
     metrics: TargetMetrics,
+    clock: Clock,
 }
 
 /// Whether usage has reached the reserve.
@@ -183,16 +185,23 @@ impl Pacer {
                 looked: reserve_percent == 0,
             }),
             metrics: metrics.for_target(mode),
+            clock: Clock::system(),
         };
         pacer.metrics.concurrency_limit.set(limit as i64);
         pacer
+    }
+
+    /// The pacer with its pauses read from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The deliveries that may start now.
     pub fn permits(&self) -> Permit {
         let state = self.state.lock().expect("not poisoned");
         if let Some((until, _)) = state.paused {
-            let now = Instant::now();
+            let now = self.clock.now();
             if now < until {
                 return Permit::Wait(until - now);
             }
@@ -339,7 +348,7 @@ impl Pacer {
 
     /// Pauses (or goes on pausing) every delivery for `delivery.rate_limit_min_delay_secs`.
     fn hold(&self, state: &mut State, cause: PauseCause) {
-        state.paused = Some((Instant::now() + self.pause, cause));
+        state.paused = Some((self.clock.now() + self.pause, cause));
         // After a pause, one delivery at a time until the org answers again.
         if self.adaptive {
             state.limit = 1.0;

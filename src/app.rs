@@ -1,6 +1,7 @@
-//! Start-up and shutdown of the relay: the composition root.
+//! The composition root: the one room that builds the relay's parts and starts its tasks.
 //!
-//! [`Application::build`] opens the store, builds the clients and binds its listener itself
+//! [`Application::build`] opens the store, builds one [`Target`] per Salesforce org and its
+//! worker, the HTTP door and the status page, and binds its listener itself
 //! (port 0 in tests) so that a test knows the port before the server runs. On shutdown the server
 //! stops accepting, the worker stops claiming and waits for in-flight deliveries for at most
 //! `relay.shutdown_timeout_secs`; whatever is not delivered stays stored for the next start.
@@ -13,19 +14,17 @@ use anyhow::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::inbound_auth::InboundAuth;
-use super::router::router;
-use super::server::serve;
-use super::state::AppState;
-use super::throttle::AuthThrottle;
-use crate::delivery::{CircuitBreaker, Pacer, RetryPolicy, SignInMemory, TargetView, Worker};
+use crate::delivery::{Target, TargetView, Worker};
 use crate::digital_river::{ModeVerifiers, SignatureVerifier};
 use crate::domain::Mode;
+use crate::http::inbound_auth::InboundAuth;
+use crate::http::server::serve;
+use crate::http::state::AppState;
+use crate::http::throttle::AuthThrottle;
 use crate::metrics::Metrics;
-use crate::settings::salesforce::Concurrency;
 use crate::settings::{ConnectionLimits, Settings};
 use crate::store::{self, Store};
-use crate::support::clock::now_ms;
+use crate::support::clock::{Clock, now_ms};
 
 /// How often a relay whose store wakes it (PostgreSQL's `NOTIFY`) still looks for work it was not
 /// told of: leases of a relay that died, a wake-up lost while the listening connection was down.
@@ -40,14 +39,22 @@ pub struct Application {
     state: AppState,
     /// One per Salesforce target.
     workers: Vec<Worker>,
+    /// Whether the workers' loops run; off, deliveries happen when [`Application::workers`]'
+    /// `deliver_due` is called.
+    background_delivery: bool,
     shutdown_timeout: Duration,
     retention: Duration,
     limits: ConnectionLimits,
 }
 
 impl Application {
-    /// Opens the store, binds `relay.listen` and prepares the worker; nothing runs yet.
+    /// Opens the store, binds `relay.listen` and prepares the workers; nothing runs yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`] with the schedules on `clock` (a test's adjustable one).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let store = store::open(&settings.storage, store::Role::Relay)
             .await
             .context("opening the store")?;
@@ -59,55 +66,9 @@ impl Application {
             settings.delivery.poll_interval
         };
         let mut workers = Vec::new();
-        let mut targets = Vec::new();
         for sf in settings.salesforce.iter() {
-            let apex = sf.apex_client(&settings.delivery, metrics.for_target(sf.mode).token_grants)?;
-            let sign_in = Arc::new(SignInMemory::new(
-                store.clone(),
-                apex.tokens().clone(),
-                &metrics,
-                sf.mode,
-            ));
-            sign_in.restore().await;
-            // Longer than the longest delivery: a 401, a new grant with its retries, and a replay.
-            let lease = sf.request_timeout * 3 + Duration::from_secs(10);
-            let target = TargetView {
-                mode: sf.mode,
-                webhook_url: apex.webhook_url().to_owned(),
-                breaker: Arc::new(CircuitBreaker::new(
-                    settings.delivery.breaker_threshold,
-                    settings.delivery.breaker_cooldown,
-                )),
-                pacer: Arc::new(Pacer::new(
-                    sf.max_in_flight,
-                    sf.concurrency == Concurrency::Adaptive,
-                    sf.api_reserve_percent,
-                    settings.delivery.rate_limit_min_delay,
-                    &metrics,
-                    sf.mode,
-                )),
-                tokens: apex.tokens().clone(),
-                health: Arc::default(),
-            };
-            workers.push(Worker {
-                mode: sf.mode,
-                store: store.clone(),
-                client: apex,
-                policy: RetryPolicy {
-                    schedule: settings.delivery.retry_schedule.clone(),
-                    max_attempts_on_400: settings.delivery.max_attempts_on_400,
-                },
-                breaker: target.breaker.clone(),
-                pacer: target.pacer.clone(),
-                max_in_flight: sf.max_in_flight,
-                lease,
-                poll_interval,
-                wake: wake.clone(),
-                metrics: metrics.clone(),
-                sign_in: Some(sign_in),
-                health: target.health.clone(),
-            });
-            targets.push(target);
+            let target = Target::build(sf, &settings.delivery, store.clone(), &metrics, clock.clone()).await?;
+            workers.push(Worker::new(target, store.clone(), wake.clone(), poll_interval));
             if settings.digital_river.signing_secrets_for(sf.mode).is_empty() {
                 tracing::warn!(
                     mode = sf.mode.as_str(),
@@ -116,6 +77,7 @@ impl Application {
                 );
             }
         }
+        let targets: Vec<TargetView> = workers.iter().map(|w| TargetView::of(w.target())).collect();
         let state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
@@ -127,7 +89,9 @@ impl Application {
             wake: wake.clone(),
             admin_token: settings.relay.admin_token.clone(),
             request_timeout: settings.relay.limits.request_timeout,
-            throttle: Arc::new(AuthThrottle::new(settings.relay.max_auth_failures_per_minute)),
+            throttle: Arc::new(
+                AuthThrottle::new(settings.relay.max_auth_failures_per_minute).with_clock(clock.clone()),
+            ),
             client_ip_header: settings.relay.client_ip_header.clone(),
             targets: targets.into(),
             secure_cookies: settings
@@ -145,6 +109,7 @@ impl Application {
             port,
             state,
             workers,
+            background_delivery: true,
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
             limits: settings.relay.limits,
@@ -159,14 +124,30 @@ impl Application {
         &self.state
     }
 
+    /// The delivery workers, one per Salesforce target; clones share everything with the ones
+    /// the relay runs.
+    pub fn workers(&self) -> Vec<Worker> {
+        self.workers.clone()
+    }
+
+    /// Runs no delivery loop: events are stored, and delivered only when a caller of
+    /// [`Application::workers`] asks (`Worker::deliver_due`). For tests that step deliveries.
+    pub fn without_background_delivery(mut self) -> Self {
+        self.background_delivery = false;
+        self
+    }
+
     /// Serves until `shutdown` completes, then shuts down gracefully.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let workers: Vec<_> = self
-            .workers
-            .into_iter()
-            .map(|worker| tokio::spawn(worker.run(stop.clone(), self.shutdown_timeout)))
-            .collect();
+        let workers: Vec<_> = if self.background_delivery {
+            self.workers
+                .into_iter()
+                .map(|worker| tokio::spawn(worker.run(stop.clone(), self.shutdown_timeout)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let pruner = tokio::spawn(prune_forever(self.state.store.clone(), self.retention, stop.clone()));
         tracing::info!(port = self.port, "relay listening");
         let server_stop = stop.clone();
@@ -187,6 +168,13 @@ impl Application {
         tracing::info!("relay stopped");
         Ok(())
     }
+}
+
+/// Every route the relay answers: the HTTP door's areas and the status page, under the door's
+/// shared layers.
+pub fn router(state: AppState) -> axum::Router {
+    let routes = crate::http::areas(&state).merge(crate::status_page::router(&state));
+    crate::http::with_layers(routes, state)
 }
 
 /// Each mode's signature check: its own secrets (`digital_river.<mode>.signing_secrets`), else

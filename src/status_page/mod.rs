@@ -26,10 +26,10 @@ use maud::{Markup, html};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::inbound_auth::same_secret;
-use super::paths;
-use super::state::AppState;
-use super::throttle::{ClientIp, retry_after};
+use crate::http::inbound_auth::same_secret;
+use crate::http::paths;
+use crate::http::state::AppState;
+use crate::http::throttle::{ClientIp, retry_after};
 use crate::support::clock::now_ms;
 use session::{Session, Sessions};
 

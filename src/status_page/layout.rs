@@ -5,7 +5,7 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::paths;
+use crate::http::paths;
 
 /// A few kilobytes: readable on a phone (one column, tables scroll sideways), calm colours.
 const CSS: &str = r#"

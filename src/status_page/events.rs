@@ -13,8 +13,9 @@ use serde::Deserialize;
 use super::layout::{age, badge, page, time};
 use super::{SignedIn, paths, store_failed};
 use crate::domain::{EventId, EventType, OrderKey};
-use crate::relay::state::AppState;
-use crate::store::{AttemptSummary, EventFilter, EventStatus, EventSummary, ReplayOutcome};
+use crate::http::state::AppState;
+use crate::store::replay::{self, ReplayError};
+use crate::store::{AttemptSummary, EventFilter, EventStatus, EventSummary};
 use crate::support::clock::{now_ms, parse_time};
 
 /// Events a page lists.
@@ -193,8 +194,8 @@ pub(super) async fn show(
     let org = state
         .targets
         .iter()
-        .find(|t| t.mode == event.target)
-        .map(|t| t.webhook_url.clone());
+        .find(|t| t.mode() == event.target)
+        .map(|t| t.webhook_url());
     let now = now_ms();
     let content = html! {
         p { a href=(paths::UI_EVENTS) { "← Events" } }
@@ -357,17 +358,17 @@ pub(super) async fn replay(
     let Ok(id) = EventId::parse(&id) else {
         return not_found(&signed_in);
     };
-    match state.store.replay(&id, now_ms()).await {
-        Ok(ReplayOutcome::Replayed) => {
+    match replay::replay_one(&*state.store, &id, now_ms()).await {
+        Ok(()) => {
             tracing::info!("event replayed from the status page");
             state.wake.notify_one();
             Redirect::to(&paths::ui_event(id.as_str(), "?replayed=true")).into_response()
         }
-        Ok(ReplayOutcome::NotFound) => not_found(&signed_in),
-        Ok(ReplayOutcome::NotReplayable(status)) => {
+        Err(ReplayError::NotFound) => not_found(&signed_in),
+        Err(refusal @ ReplayError::NotReplayable(_)) => {
             let content = html! {
                 h1 { "Not sent again" }
-                p.error role="alert" { "The event is " (status.as_str()) "; only dead or delivered events are sent again." }
+                p.error role="alert" { "Not sent again: " (refusal) "." }
                 p { a href=(paths::ui_event(id.as_str(), "")) { "Back to the event" } }
             };
             (
@@ -376,7 +377,7 @@ pub(super) async fn replay(
             )
                 .into_response()
         }
-        Err(e) => store_failed(&signed_in, &e),
+        Err(ReplayError::Store(e)) => store_failed(&signed_in, &e),
     }
 }
 
@@ -448,7 +449,7 @@ pub(super) async fn replay_dead(
     Extension(signed_in): Extension<SignedIn>,
     Form(form): Form<ReplayDeadForm>,
 ) -> Response {
-    match crate::store::replay_all(&*state.store, EventStatus::Dead, Some(form.since), |_| {}).await {
+    match replay::replay_all(&*state.store, EventStatus::Dead, Some(form.since), now_ms(), |_| {}).await {
         Ok(replayed) => {
             tracing::info!(
                 replayed,
@@ -458,7 +459,8 @@ pub(super) async fn replay_dead(
             state.wake.notify_one();
             Redirect::to(&format!("{}?status=pending&replayed={replayed}", paths::UI_EVENTS)).into_response()
         }
-        Err(e) => store_failed(&signed_in, &e),
+        Err(ReplayError::Store(e)) => store_failed(&signed_in, &e),
+        Err(e) => unreachable!("dead events are replayable: {e}"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The relay's routes: each area brings its own router, merged here with request tracing.
+//! The door's routes: each area brings its own router, merged here under the layers every route
+//! shares (the status page's routes come in through [`with_layers`] too).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -11,15 +12,28 @@ use tower_http::trace::TraceLayer;
 
 use super::state::AppState;
 use super::throttle::ClientIpHeader;
-use super::{admin, health, ingress, token_endpoint, ui};
+use super::{admin, health, ingress, token_endpoint};
 
-pub fn router(state: AppState) -> Router {
+/// The door's own routes, before the shared layers.
+pub fn areas(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(ingress::router())
         .merge(token_endpoint::router())
         .merge(health::router())
-        .merge(admin::router(&state))
-        .merge(ui::router(&state))
+        .merge(admin::router(state))
+}
+
+/// The door's areas under its shared layers. The relay also serves the status page:
+/// [`crate::app::router`].
+pub fn router(state: AppState) -> Router {
+    let routes = areas(&state);
+    with_layers(routes, state)
+}
+
+/// What every route shares, whichever room it comes from: the request timeout, JSON refusals,
+/// the client address header and request tracing.
+pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.request_timeout,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use crate::support::clock::Clock;
+
 /// The window failures are counted in, and how long an address is refused after too many.
 const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at most.
@@ -31,6 +33,7 @@ pub struct AuthThrottle {
     clients: Mutex<HashMap<IpAddr, Entry>>,
     /// Entries in `clients`, read without the lock on the path of every good request.
     tracked: AtomicUsize,
+    clock: Clock,
 }
 
 impl AuthThrottle {
@@ -40,7 +43,14 @@ impl AuthThrottle {
             limit: limit.max(1),
             clients: Mutex::new(HashMap::new()),
             tracked: AtomicUsize::new(0),
+            clock: Clock::system(),
         }
+    }
+
+    /// The throttle with its windows read from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// `Err(retry_after)` while `ip` is refused.
@@ -51,7 +61,7 @@ impl AuthThrottle {
         }
         let clients = self.clients.lock().expect("not poisoned");
         match clients.get(&ip).and_then(|e| e.blocked_until) {
-            Some(until) if until > Instant::now() => Err(until - Instant::now()),
+            Some(until) if until > self.clock.now() => Err(until - self.clock.now()),
             _ => Ok(()),
         }
     }
@@ -59,7 +69,7 @@ impl AuthThrottle {
     /// Counts a failed authentication from `ip`; answers `true` when this one blocked it.
     pub fn failed(&self, ip: Option<IpAddr>) -> bool {
         let Some(ip) = ip else { return false };
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut clients = self.clients.lock().expect("not poisoned");
         if clients.len() >= MAX_TRACKED && !clients.contains_key(&ip) {
             clients.retain(|_, e| e.window_start + WINDOW > now || e.blocked_until.is_some_and(|u| u > now));

@@ -11,7 +11,7 @@ use super::layout::{age, page, time};
 use super::{SignedIn, layout, paths};
 use crate::delivery::TargetSnapshot;
 use crate::delivery::pacing::PauseCause;
-use crate::relay::state::AppState;
+use crate::http::state::AppState;
 use crate::store::facts::WebhookSeen;
 use crate::store::{ActivityBucket, EventStatus, StoreStats};
 use crate::support::clock::now_ms;
@@ -153,7 +153,7 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
     let mut webhooks = Vec::with_capacity(state.targets.len());
     for target in state.targets.iter() {
         snapshots.push(target.snapshot().await);
-        webhooks.push(WebhookSeen::recall(store, target.mode).await.ok().flatten());
+        webhooks.push(WebhookSeen::recall(store, target.mode()).await.ok().flatten());
     }
     let health = health(stats.as_ref().map_err(|e| e.to_string()), &snapshots, now);
     let content = html! {

@@ -21,7 +21,8 @@ use super::paths;
 use super::state::AppState;
 use super::throttle::{AuthThrottle, ClientIp, retry_after};
 use crate::domain::{EventId, EventType, OrderKey};
-use crate::store::{EventFilter, EventStatus, ReplayOutcome, StoreError};
+use crate::store::replay::{self, ReplayError};
+use crate::store::{EventFilter, EventStatus, StoreError};
 use crate::support::clock::{now_ms, parse_time};
 
 /// The admin routes behind the token check, or none without a token.
@@ -129,7 +130,7 @@ fn status(raw: Option<&str>) -> Result<Option<EventStatus>, AdminError> {
         EventStatus::parse(raw).ok_or_else(|| {
             AdminError::BadRequest(
                 "invalid_status",
-                format!("`{raw}` is not one of pending, delivered, dead, ignored"),
+                format!("`{raw}` is not one of {}", EventStatus::names()),
             )
         })
     })
@@ -173,13 +174,12 @@ async fn replay_all(
     let status = status(query.status.as_deref())?.ok_or_else(|| {
         AdminError::BadRequest("invalid_status", "status=dead or status=delivered is required".into())
     })?;
-    if !status.is_replayable() {
-        return Err(AdminError::BadRequest(
-            "not_replayable",
-            format!("only dead or delivered events are replayed, not {}", status.as_str()),
-        ));
-    }
-    let replayed = crate::store::replay_all(&*state.store, status, since(query.since.as_deref())?, |_| {}).await?;
+    let replayed = replay::replay_all(&*state.store, status, since(query.since.as_deref())?, now_ms(), |_| {})
+        .await
+        .map_err(|e| match e {
+            ReplayError::NotReplayable(_) => AdminError::BadRequest("not_replayable", e.to_string()),
+            e => e.into(),
+        })?;
     tracing::info!(
         replayed,
         status = status.as_str(),
@@ -197,16 +197,18 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
 #[tracing::instrument(skip_all, fields(event_id = %id))]
 async fn replay(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AdminError> {
     let id = event_id(&id)?;
-    match state.store.replay(&id, now_ms()).await? {
-        ReplayOutcome::Replayed => {
-            tracing::info!("event replayed through the admin API");
-            state.wake.notify_one();
-            Ok(Json(json!({"replayed": id.as_str()})))
+    replay::replay_one(&*state.store, &id, now_ms()).await?;
+    tracing::info!("event replayed through the admin API");
+    state.wake.notify_one();
+    Ok(Json(json!({"replayed": id.as_str()})))
+}
+
+impl From<ReplayError> for AdminError {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::NotFound => Self::NotFound,
+            ReplayError::NotReplayable(_) => Self::Conflict(error.to_string()),
+            ReplayError::Store(e) => Self::Store(e),
         }
-        ReplayOutcome::NotFound => Err(AdminError::NotFound),
-        ReplayOutcome::NotReplayable(status) => Err(AdminError::Conflict(format!(
-            "the event is {}; only dead or delivered events are replayed",
-            status.as_str()
-        ))),
     }
 }

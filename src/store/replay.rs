@@ -1,0 +1,53 @@
+//! Sending stored events again: one by id, or every dead (or delivered) event since a time.
+//!
+//! The command line, the admin API and the status page all replay through here, so they refuse
+//! alike and in the same words; each caller only wakes its workers and words its answer.
+
+use super::{EventStatus, ReplayOutcome, Store, StoreError};
+use crate::domain::EventId;
+
+/// How many events a bulk replay makes pending in one transaction.
+const REPLAY_BATCH: u32 = 500;
+
+/// Why nothing was replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no stored event has this id")]
+    NotFound,
+    #[error("{} events are not replayed (only dead or delivered ones are)", .0.as_str())]
+    NotReplayable(EventStatus),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Makes one dead or delivered event pending again, with fresh attempts.
+pub async fn replay_one(store: &dyn Store, id: &EventId, now_ms: i64) -> Result<(), ReplayError> {
+    match store.replay(id, now_ms).await? {
+        ReplayOutcome::Replayed => Ok(()),
+        ReplayOutcome::NotFound => Err(ReplayError::NotFound),
+        ReplayOutcome::NotReplayable(status) => Err(ReplayError::NotReplayable(status)),
+    }
+}
+
+/// Makes every event of `status` (dead or delivered) that finished at or after `since_ms` pending
+/// again, in batches; `progress` hears the running total. Answers how many.
+pub async fn replay_all(
+    store: &dyn Store,
+    status: EventStatus,
+    since_ms: Option<i64>,
+    now_ms: i64,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, ReplayError> {
+    if !status.is_replayable() {
+        return Err(ReplayError::NotReplayable(status));
+    }
+    let mut replayed = 0;
+    loop {
+        let batch = store.replay_batch(status, since_ms, REPLAY_BATCH, now_ms).await?;
+        if batch == 0 {
+            return Ok(replayed);
+        }
+        replayed += batch;
+        progress(replayed);
+    }
+}
