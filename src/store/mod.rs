@@ -11,6 +11,7 @@
 mod copy;
 pub mod facts;
 mod filter;
+pub mod migrations;
 pub mod postgres;
 pub mod replay;
 pub mod sqlite;

@@ -31,6 +31,7 @@ mod status_page;
 mod store_contract;
 mod store_copy;
 mod store_postgres;
+mod store_upgrade;
 mod validation;
 mod webhooks;
 mod worker_step;

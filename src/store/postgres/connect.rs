@@ -12,15 +12,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, migrations};
 use crate::support::text::{error_chain, redact_url};
-
-/// The schema's versions, applied in order; `schema_migrations` records which ran.
-const MIGRATIONS: [(i32, &str); 3] = [
-    (1, include_str!("../migrations/postgres/0001_events_and_attempts.sql")),
-    (2, include_str!("../migrations/postgres/0002_due_by_mode.sql")),
-    (3, include_str!("../migrations/postgres/0003_status_page.sql")),
-];
 
 /// How long a request waits for a free connection, or for a new one to open: well under DR's
 /// answer limit, so an unreachable database answers DR 503 rather than a timeout.
@@ -169,19 +162,32 @@ pub(super) async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), S
         .await
         .map_err(classify)?
         .get(0);
-    let applied = applied.unwrap_or(0);
-    let known = MIGRATIONS.len() as i32;
-    if applied > known {
-        return Err(StoreError::Conflict(format!(
-            "the database is at schema version {applied}, newer than this build's {known}: run the newer dr-sf-bridge"
-        )));
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
-        tx.batch_execute(sql).await.map_err(classify)?;
-        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
+    let recorded = i64::from(applied.unwrap_or(0));
+    let applied = migrations::aligned_postgres_version(recorded);
+    let pending = migrations::pending(applied).map_err(StoreError::Conflict)?;
+    if applied != recorded {
+        // An earlier release's numbering: record the same schema in the shared one.
+        tx.execute("DELETE FROM schema_migrations", &[])
             .await
             .map_err(classify)?;
-        tracing::info!(version, "applied a PostgreSQL schema migration");
+        for version in 1..=applied as i32 {
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&version])
+                .await
+                .map_err(classify)?;
+        }
+        tracing::info!(
+            recorded,
+            applied,
+            "renumbered the PostgreSQL schema's migrations as both engines count them"
+        );
+    }
+    for migration in pending {
+        tx.batch_execute(migration.postgres).await.map_err(classify)?;
+        let version = migration.number as i32;
+        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&version])
+            .await
+            .map_err(classify)?;
+        tracing::info!(version, name = migration.name, "applied a PostgreSQL schema migration");
     }
     tx.commit().await.map_err(classify)
 }

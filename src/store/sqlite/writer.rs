@@ -10,7 +10,7 @@ use anyhow::Context;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, migrations};
 
 /// The longest a batch grows before it is committed.
 const MAX_BATCH: usize = 512;
@@ -19,12 +19,6 @@ const MAX_BATCH: usize = 512;
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// The schema's versions, applied in order; `PRAGMA user_version` records how many ran.
-pub(super) const MIGRATIONS: [&str; 4] = [
-    include_str!("../migrations/sqlite/0001_events_and_attempts.sql"),
-    include_str!("../migrations/sqlite/0002_relay_state.sql"),
-    include_str!("../migrations/sqlite/0003_due_by_mode.sql"),
-    include_str!("../migrations/sqlite/0004_status_page.sql"),
-];
 /// Jobs waiting for the writer at most; past that, new events are refused at once (DR gets 503
 /// and retries) instead of queueing in memory without bound.
 pub const QUEUE_CAPACITY: usize = 4096;
@@ -129,16 +123,13 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::R
 /// Applies the migrations the file has not seen yet, each in its own transaction.
 pub(super) fn migrate(conn: &Connection) -> anyhow::Result<()> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
-    if applied > known {
-        anyhow::bail!("written by a newer dr-sf-bridge (schema {applied}, this build knows {known})");
-    }
-    for (number, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    let pending = migrations::pending(applied).map_err(|e| anyhow::anyhow!(e))?;
+    for migration in pending {
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
-            number + 1
+            "BEGIN IMMEDIATE; {}; PRAGMA user_version = {}; COMMIT;",
+            migration.sqlite, migration.number
         ))
-        .with_context(|| format!("applying migration {}", number + 1))?;
+        .with_context(|| format!("applying migration {} ({})", migration.number, migration.name))?;
     }
     Ok(())
 }
