@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dr_sf_bridge::domain::EventId;
 use dr_sf_bridge::store::EventStatus;
@@ -156,11 +157,21 @@ async fn a_failing_salesforce_is_retried_on_schedule_then_the_event_is_dead() {
         .expect(4)
         .mount(&sf.server)
         .await;
-    let relay = spawn_app_with(sf, &[("delivery.retry_schedule", "0s,200ms,400ms,600ms")]).await;
+    let relay = spawn_stepped_app_with(sf, &[("delivery.retry_schedule", "0s,1m,5m,30m")]).await;
     relay.accept(&event("order.accepted", "evt-503", "o-1")).await;
-    relay.wait_for_status("evt-503", EventStatus::Dead).await;
+
+    // Each retry falls due at its scheduled delay (±10% jitter), not a moment before.
+    assert_eq!(relay.deliver_due().await, 1, "the first attempt at once");
+    for (scheduled, attempts) in [(60u64, 1usize), (300, 2), (1800, 3)] {
+        relay.advance(Duration::from_secs(scheduled * 85 / 100));
+        assert_eq!(relay.deliver_due().await, 0, "not due at 85% of {scheduled} s");
+        assert_eq!(relay.stored("evt-503").await.1.len(), attempts);
+        relay.advance(Duration::from_secs(scheduled * 30 / 100));
+        assert_eq!(relay.deliver_due().await, 1, "due by 115% of {scheduled} s");
+    }
 
     let (summary, attempts) = relay.stored("evt-503").await;
+    assert_eq!(summary.status, EventStatus::Dead, "dead after the schedule's last entry");
     assert_eq!(summary.attempts, 4);
     assert_eq!(attempts.len(), 4);
     assert!(attempts.iter().all(|a| a.status_code == Some(503)));
@@ -168,8 +179,7 @@ async fn a_failing_salesforce_is_retried_on_schedule_then_the_event_is_dead() {
         attempts[0].excerpt.as_deref().unwrap().contains("maintenance"),
         "audit excerpt kept"
     );
-    // Each gap is the scheduled delay (±10% jitter) plus the time of one attempt.
-    for (i, scheduled_ms) in [200i64, 400, 600].iter().enumerate() {
+    for (i, scheduled_ms) in [60_000i64, 300_000, 1_800_000].iter().enumerate() {
         let gap = attempts[i + 1].at_ms - attempts[i].at_ms;
         assert!(gap >= scheduled_ms * 9 / 10, "gap {i}: {gap} ms < {scheduled_ms} ms");
     }
@@ -182,21 +192,39 @@ async fn repeated_400s_end_in_dead_after_the_configured_attempts() {
         .expect(2)
         .mount(&sf.server)
         .await;
-    let relay = spawn_app_with(sf, &[("delivery.max_attempts_on_400", "2")]).await;
+    let relay = spawn_stepped_app_with(
+        sf,
+        &[
+            ("delivery.max_attempts_on_400", "2"),
+            ("delivery.retry_schedule", "0s,1m,1m,1m,1m"),
+        ],
+    )
+    .await;
     relay.accept(&event("order.accepted", "evt-400s", "o-1")).await;
-    relay.wait_for_status("evt-400s", EventStatus::Dead).await;
+
+    assert_eq!(relay.deliver_due().await, 1);
+    assert_eq!(relay.status_of("evt-400s").await, Some(EventStatus::Pending));
+    relay.advance(Duration::from_secs(70));
+    assert_eq!(relay.deliver_due().await, 1);
+    assert_eq!(
+        relay.status_of("evt-400s").await,
+        Some(EventStatus::Dead),
+        "dead at the second 400, with the schedule not yet spent"
+    );
+    relay.advance(Duration::from_secs(3600));
+    assert_eq!(relay.deliver_due().await, 0, "and never tried again");
 }
 
 #[tokio::test]
 async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
     let sf = SalesforceStandIn::start().await;
     let failing = apex(ResponseTemplate::new(503)).mount_as_scoped(&sf.server).await;
-    let relay = spawn_app_with(
+    let relay = spawn_stepped_app_with(
         sf,
         &[
             ("salesforce.max_in_flight", "1"),
             ("delivery.breaker_threshold", "3"),
-            ("delivery.breaker_cooldown_secs", "3"),
+            ("delivery.breaker_cooldown_secs", "30"),
             ("delivery.retry_schedule", "0s,1h"),
         ],
     )
@@ -206,31 +234,28 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
             .accept(&event("order.accepted", &format!("evt-b{i}"), &format!("o-b{i}")))
             .await;
     }
-    wait_until("the breaker to open", || async {
+    assert_eq!(relay.deliver_due().await, 3, "three failures open the breaker");
+    assert!(
         relay
             .metrics()
             .await
             .contains("drsf_delivery_breaker_open{target=\"test\"} 1")
-    })
-    .await;
-    assert_eq!(
-        relay.sf.apex_requests().await.len(),
-        3,
-        "two events kept their attempts"
     );
+    assert_eq!(relay.sf.apex_requests().await.len(), 3, "two events kept their attempts");
+    relay.advance(Duration::from_secs(20));
+    assert_eq!(relay.deliver_due().await, 0, "nothing during the cool-down");
 
     drop(failing);
     apex_ok(&relay.sf).await;
+    relay.advance(Duration::from_secs(15));
+    assert_eq!(relay.deliver_due().await, 2, "after the cool-down: one trial, then the rest");
     for i in 3..5 {
-        relay
-            .wait_for_status(&format!("evt-b{i}"), EventStatus::Delivered)
-            .await;
+        assert_eq!(
+            relay.status_of(&format!("evt-b{i}")).await,
+            Some(EventStatus::Delivered)
+        );
     }
-    assert_eq!(
-        relay.sf.apex_requests().await.len(),
-        5,
-        "one trial, then the rest, each once"
-    );
+    assert_eq!(relay.sf.apex_requests().await.len(), 5, "each once");
     assert!(
         relay
             .metrics()
