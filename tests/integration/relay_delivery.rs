@@ -171,7 +171,11 @@ async fn a_failing_salesforce_is_retried_on_schedule_then_the_event_is_dead() {
     }
 
     let (summary, attempts) = relay.stored("evt-503").await;
-    assert_eq!(summary.status, EventStatus::Dead, "dead after the schedule's last entry");
+    assert_eq!(
+        summary.status,
+        EventStatus::Dead,
+        "dead after the schedule's last entry"
+    );
     assert_eq!(summary.attempts, 4);
     assert_eq!(attempts.len(), 4);
     assert!(attempts.iter().all(|a| a.status_code == Some(503)));
@@ -241,14 +245,22 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
             .await
             .contains("drsf_delivery_breaker_open{target=\"test\"} 1")
     );
-    assert_eq!(relay.sf.apex_requests().await.len(), 3, "two events kept their attempts");
+    assert_eq!(
+        relay.sf.apex_requests().await.len(),
+        3,
+        "two events kept their attempts"
+    );
     relay.advance(Duration::from_secs(20));
     assert_eq!(relay.deliver_due().await, 0, "nothing during the cool-down");
 
     drop(failing);
     apex_ok(&relay.sf).await;
     relay.advance(Duration::from_secs(15));
-    assert_eq!(relay.deliver_due().await, 2, "after the cool-down: one trial, then the rest");
+    assert_eq!(
+        relay.deliver_due().await,
+        2,
+        "after the cool-down: one trial, then the rest"
+    );
     for i in 3..5 {
         assert_eq!(
             relay.status_of(&format!("evt-b{i}")).await,
