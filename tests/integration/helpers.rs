@@ -27,12 +27,21 @@ pub const SECRETS: [&str; 7] = [
     SF_TOKEN_PREFIX,
 ];
 
-/// Writes log lines into one test's buffer.
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+thread_local! {
+    /// The buffer of the test running on this thread, while it captures.
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
 
-impl std::io::Write for BufferWriter {
+/// Writes a log line into the buffer of the test whose thread logs it, or nowhere.
+struct CurrentTest;
+
+impl std::io::Write for CurrentTest {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|capture| {
+            if let Some(buffer) = capture.borrow().as_ref() {
+                buffer.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -43,26 +52,43 @@ impl std::io::Write for BufferWriter {
 
 /// One test's log lines (debug and up), captured from the moment it is made until it is dropped.
 ///
-/// The subscriber is the default of the test's own thread: the code under test (a relay spawned by
-/// the test included) runs its tasks there, on the test's current-thread runtime, so its lines
-/// land here and no other test's do. Lines logged by the stand-ins' own threads (wiremock) are
-/// theirs, not the product's, and are not captured.
+/// One subscriber for the whole test binary, set once, writes each line into the buffer of the
+/// test whose thread logged it: the code under test (a relay spawned by the test included) runs its
+/// tasks there, on the test's current-thread runtime, so its lines land here and no other test's
+/// do. Lines logged by the stand-ins' own threads (wiremock) are theirs, not the product's, and are
+/// not captured. Not a subscriber per thread: tracing caches whether a log statement is wanted
+/// the first time it runs, and with per-thread subscribers coming and going in parallel tests that
+/// cache could say "nobody listens" to a test that does — the capture that once came back empty.
 pub struct LogCapture {
     buffer: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+    /// The capture this one stands in front of (a test that starts a second relay), restored
+    /// when this one is dropped.
+    previous: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 pub fn capture_logs() -> LogCapture {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(|| CurrentTest)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of the tests");
+    });
     let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || BufferWriter(sink.clone()))
-        .with_ansi(false)
-        .finish();
-    LogCapture {
-        buffer,
-        _guard: tracing::subscriber::set_default(subscriber),
+    let previous = CAPTURE.with(|capture| capture.borrow_mut().replace(buffer.clone()));
+    LogCapture { buffer, previous }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| {
+            let mut capture = capture.borrow_mut();
+            if capture.as_ref().is_some_and(|b| Arc::ptr_eq(b, &self.buffer)) {
+                *capture = self.previous.take();
+            }
+        });
     }
 }
 

@@ -180,7 +180,7 @@ async fn a_sandbox_that_hangs_does_not_hold_back_live_events() {
     }
     poll_until(
         "the sandbox's slots are all busy",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         Duration::from_millis(20),
         || async { relay.sf.apex_requests().await.len() >= 4 },
     )
@@ -195,7 +195,7 @@ async fn a_sandbox_that_hangs_does_not_hold_back_live_events() {
     }
     poll_until(
         "every live event delivered while the sandbox hangs",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         Duration::from_millis(20),
         || async { live_org.delivered_ids().await.len() >= 200 },
     )

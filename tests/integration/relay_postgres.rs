@@ -391,8 +391,14 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
     })
     .await;
     assert!(before > 0, "the proxy sees the relays' statements (their start-up)");
-    let per_second = (proxy.statements() - before) as f64 / started.elapsed().as_secs_f64();
-    assert!(per_second <= 3.0, "two idle relays send {per_second:.1} statements/s");
+    // A count, not a rate: each relay's own timers (the 5 s look for work it was not told of, its
+    // connections' checks) bound what it sends while idle, and a busy machine only sends less.
+    let sent = proxy.statements() - before;
+    let window_secs = started.elapsed().as_secs() + 1;
+    assert!(
+        sent <= 3 * window_secs,
+        "two idle relays sent {sent} statements in {window_secs} s"
+    );
 
     // An event stored by someone else (here the test, as another relay would) is delivered at once
     // by one of them: only a wake-up, not the ten-minute poll, can do that.

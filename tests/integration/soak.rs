@@ -257,5 +257,6 @@ async fn a_minute_of_faults_and_two_sigkills_loses_nothing_and_keeps_order() {
             "{mood:?} was injected"
         );
     }
-    assert!(acknowledged.len() > 10_000, "the load ran: {}", acknowledged.len());
+    // That the load ran, not how fast: a busy machine acknowledges fewer in the same minute.
+    assert!(acknowledged.len() > 1_000, "the load ran: {}", acknowledged.len());
 }

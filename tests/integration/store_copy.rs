@@ -154,7 +154,7 @@ async fn store_copy_moves_every_status_and_a_relay_on_the_copy_delivers_the_pend
     let stats = crate::pg::connect(&schema.url).await.unwrap();
     poll_until(
         "the copy's vacuum on record",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         Duration::from_millis(50),
         || {
             let stats = &stats;
