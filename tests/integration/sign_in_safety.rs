@@ -1,7 +1,6 @@
 //! Sign-in safety: Salesforce locks an integration user out after repeated failed sign-ins, so
 //! the relay never turns a refusal into a stream of grants — not per attempt, not per restart.
 
-
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
 
