@@ -403,8 +403,7 @@ impl TokenCache {
     /// Remembers a refusal that happened `age` ago (read back from the store after a restart), so
     /// that a restarted relay does not try the refused credentials again before the cool-down.
     pub async fn remember_rejection(&self, error: AuthError, age: Duration) {
-        let now = self.clock.now();
-        let at = now.checked_sub(age).unwrap_or(now);
+        let at = self.clock.now().checked_sub(age).unwrap_or_else(|| self.clock.now());
         self.state.lock().await.rejected = Some((error, at));
     }
 
