@@ -54,11 +54,16 @@ pub fn relay_overrides(
     db: &std::path::Path,
     overrides: &[(&str, &str)],
 ) -> Vec<(String, String)> {
+    overrides_for_org(&sf.uri(), db, overrides)
+}
+
+/// [`relay_overrides`] for an org at `sf_uri` (a relay that will not call it may name any).
+pub fn overrides_for_org(sf_uri: &str, db: &std::path::Path, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = [
         ("relay.listen", "127.0.0.1:0".to_owned()),
         ("storage.url", format!("sqlite://{}", db.display())),
-        ("salesforce.my_domain_url", sf.uri()),
-        ("salesforce.token_url", format!("{}{TOKEN_PATH}", sf.uri())),
+        ("salesforce.my_domain_url", sf_uri.to_owned()),
+        ("salesforce.token_url", format!("{sf_uri}{TOKEN_PATH}")),
         ("salesforce.client_id", "3MVG9consumerKey".to_owned()),
         ("salesforce.client_secret", SF_CLIENT_SECRET.to_owned()),
         ("salesforce.username", "integration@acme.com.uat".to_owned()),
@@ -128,6 +133,16 @@ pub async fn spawn_configured(
     spawn(sf, dir, overrides, Delivery::Background).await
 }
 
+/// The relay's settings: the files in `config/` under `overrides`.
+pub fn relay_settings(overrides: Vec<(String, String)>) -> settings::Settings {
+    let options = LoadOptions {
+        config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
+        overrides,
+        ..LoadOptions::default()
+    };
+    settings::load(&options, Purpose::Relay).expect("valid test settings")
+}
+
 /// Builds the relay through the same [`Application::build_with_clock`] as `relay` does.
 pub async fn spawn(
     sf: SalesforceStandIn,
@@ -136,12 +151,7 @@ pub async fn spawn(
     delivery: Delivery,
 ) -> TestRelay {
     let logs = capture_logs();
-    let options = LoadOptions {
-        config_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()),
-        overrides,
-        ..LoadOptions::default()
-    };
-    let settings = settings::load(&options, Purpose::Relay).expect("valid test settings");
+    let settings = relay_settings(overrides);
     let clock = match delivery {
         Delivery::Background => Clock::system(),
         Delivery::Stepped => Clock::adjustable(),
