@@ -1,7 +1,7 @@
 //! `demo`: the connector working end to end on this machine, with nothing to configure.
 //!
 //! A relay on a temporary SQLite file with OAuth and signatures on, an in-process Salesforce org
-//! ([`super::demo_org`]) that fails some first attempts, and Digital River's eight order events
+//! ([`super::org_standin`]) that fails some first attempts, and Digital River's eight order events
 //! sent the way DR sends them. Each event's way is reported as it happens — received, stored,
 //! each attempt, delivered — then a summary. Nothing here touches a real org or a real DR account.
 
@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use super::OpsError;
-use super::demo_org::DemoOrg;
+use super::org_standin::OrgStandIn;
 use super::samples;
 use super::sender::{DrSender, SenderAuth};
 use crate::app::Application;
@@ -57,7 +57,7 @@ pub struct Demo {
     pub storage_url: String,
     stop: tokio::sync::oneshot::Sender<()>,
     relay: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _org: DemoOrg,
+    _org: OrgStandIn,
     _dir: tempfile::TempDir,
 }
 
@@ -75,7 +75,7 @@ impl Demo {
 /// Runs the demo; `say` receives each line of the live account.
 pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
     let started = Instant::now();
-    let org = DemoOrg::start().await.map_err(|e| OpsError::Other(e.into()))?;
+    let org = OrgStandIn::demo().await.map_err(|e| OpsError::Other(e.into()))?;
     let dir = tempfile::tempdir().map_err(|e| OpsError::Other(e.into()))?;
     let storage_url = format!("sqlite://{}", dir.path().join("demo.db").display());
     let credentials = DemoCredentials {
@@ -215,7 +215,7 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
         delivered,
         attempts,
         retried,
-        token_grants: org.grants(),
+        token_grants: org.grants() as u64,
         seconds: started.elapsed().as_secs_f64(),
         relay_url,
         salesforce_url: org.url.clone(),

@@ -7,8 +7,8 @@
 
 pub mod check;
 pub mod demo;
-pub mod demo_org;
 pub mod events;
+pub mod org_standin;
 pub mod register;
 pub mod samples;
 pub mod sender;

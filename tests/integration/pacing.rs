@@ -1,98 +1,23 @@
-//! Delivery paced by the org's own limits: a stand-in org with a capacity (requests beyond it at
-//! once are refused with `ConcurrentPerOrgLongTxn`, as Salesforce refuses Apex requests past its
-//! long-running limit), a daily allocation (`TotalRequests`) and a usage it reports in
-//! `Sforce-Limit-Info` and at `/limits`.
+//! Delivery paced by the org's own limits: the project's stand-in org (`ops::org_standin`) with a
+//! capacity (requests beyond it at once are refused with `ConcurrentPerOrgLongTxn`, as Salesforce
+//! refuses Apex requests past its long-running limit), a daily allocation (`TotalRequests`) and a
+//! usage it reports in `Sforce-Limit-Info` and at `/limits`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use dr_sf_bridge::ops::org_standin::{Org, OrgStandIn};
 use dr_sf_bridge::store::{EventFilter, EventStatus};
-use serde_json::json;
 
-use crate::helpers::*;
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
-
-/// The org's Apex resource and `limits`, with the org's limits.
-#[derive(Default)]
-struct Org {
-    capacity: usize,
-    apex_latency: Duration,
-    in_flight: AtomicUsize,
-    accepted: AtomicUsize,
-    refused: AtomicUsize,
-    /// The day's allocation is spent: every Apex request is refused with `TotalRequests`.
-    spent: AtomicBool,
-    used: AtomicU64,
-    max: AtomicU64,
-    limits_asked: AtomicUsize,
-}
-
-impl Org {
-    fn usage_header(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        let value = format!(
-            "api-usage={}/{}",
-            self.used.load(Ordering::SeqCst),
-            self.max.load(Ordering::SeqCst)
-        );
-        headers.insert("sforce-limit-info", HeaderValue::from_str(&value).unwrap());
-        headers
-    }
-
-    fn limit_error(&self, message: &str) -> Response {
-        let body = json!([{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}]);
-        (StatusCode::FORBIDDEN, self.usage_header(), axum::Json(body)).into_response()
-    }
-}
-
-async fn apex(State(org): State<Arc<Org>>) -> Response {
-    if org.spent.load(Ordering::SeqCst) {
-        org.refused.fetch_add(1, Ordering::SeqCst);
-        return org.limit_error("TotalRequests Limit exceeded.");
-    }
-    let now = org.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    if now > org.capacity {
-        org.in_flight.fetch_sub(1, Ordering::SeqCst);
-        org.refused.fetch_add(1, Ordering::SeqCst);
-        return org.limit_error("ConcurrentPerOrgLongTxn Limit exceeded");
-    }
-    tokio::time::sleep(org.apex_latency).await;
-    org.in_flight.fetch_sub(1, Ordering::SeqCst);
-    org.accepted.fetch_add(1, Ordering::SeqCst);
-    org.used.fetch_add(1, Ordering::SeqCst);
-    (StatusCode::OK, org.usage_header(), "").into_response()
-}
-
-async fn limits(State(org): State<Arc<Org>>) -> Response {
-    org.limits_asked.fetch_add(1, Ordering::SeqCst);
-    let (used, max) = (org.used.load(Ordering::SeqCst), org.max.load(Ordering::SeqCst));
-    let body = json!({"DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)}});
-    (StatusCode::OK, org.usage_header(), axum::Json(body)).into_response()
-}
-
-/// Serves `org` on a port of its own; answers its base URL.
-async fn serve(org: Arc<Org>) -> String {
-    let app = axum::Router::new()
-        .route(APEX_PATH, post(apex))
-        .route("/services/data/v60.0/limits", get(limits))
-        .with_state(org);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
 
 /// A stepped relay (it delivers when the test says, on a clock the test moves) whose token comes
 /// from the usual stand-in and whose Apex resource is `org`'s.
 async fn relay_for(org: Arc<Org>, extra: &[(&str, &str)]) -> TestRelay {
     let sf = SalesforceStandIn::start().await;
-    let address = serve(org).await;
+    let address = OrgStandIn::detached(org).await.unwrap();
     let mut overrides = vec![
         ("salesforce.my_domain_url", address.as_str()),
         ("delivery.rate_limit_min_delay_secs", "1"),
@@ -102,12 +27,10 @@ async fn relay_for(org: Arc<Org>, extra: &[(&str, &str)]) -> TestRelay {
 }
 
 fn org(capacity: usize, latency_ms: u64) -> Arc<Org> {
-    let org = Org {
-        capacity,
-        apex_latency: Duration::from_millis(latency_ms),
-        max: AtomicU64::new(1_000_000),
-        ..Org::default()
-    };
+    let org = Org::default();
+    org.capacity.store(capacity, Ordering::SeqCst);
+    org.latency_us.store(latency_ms * 1_000, Ordering::SeqCst);
+    org.max.store(1_000_000, Ordering::SeqCst);
     Arc::new(org)
 }
 
@@ -186,7 +109,7 @@ async fn settles_near_capacity(capacity: usize, events: usize) {
     }
 
     let refused = org.refused.load(Ordering::SeqCst);
-    let attempts = org.accepted.load(Ordering::SeqCst) + refused;
+    let attempts = org.delivered.load(Ordering::SeqCst) + refused;
     assert!(
         (refused as f64) < 0.02 * attempts as f64,
         "C = {capacity}: {refused} of {attempts} requests refused"
@@ -299,7 +222,7 @@ async fn usage_in_the_reserve_holds_every_delivery_until_it_falls() {
     assert_eq!(relay.deliver_due().await, 0, "and the next, at the end of the pause");
     assert_eq!(org.limits_asked.load(Ordering::SeqCst), 2);
     assert_eq!(
-        org.accepted.load(Ordering::SeqCst) + org.refused.load(Ordering::SeqCst),
+        org.delivered.load(Ordering::SeqCst) + org.refused.load(Ordering::SeqCst),
         0,
         "no delivery sent while usage is in the reserve"
     );

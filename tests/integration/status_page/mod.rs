@@ -50,13 +50,19 @@ async fn a_wrong_token_waits_its_pause_on_the_relays_own_router() {
     let refused = router.clone().oneshot(sign_in("wrong-guess")).await.unwrap();
     let waited = tokio::time::Instant::now() - before;
     assert_eq!(refused.status(), 401);
-    assert!(waited >= std::time::Duration::from_millis(750), "a wrong token waits 750 ms: {waited:?}");
+    assert!(
+        waited >= std::time::Duration::from_millis(750),
+        "a wrong token waits 750 ms: {waited:?}"
+    );
 
     let before = tokio::time::Instant::now();
     let accepted = router.oneshot(sign_in(ADMIN_TOKEN)).await.unwrap();
     let waited = tokio::time::Instant::now() - before;
     assert_eq!(accepted.status(), 303);
-    assert!(waited < std::time::Duration::from_millis(750), "the right one does not: {waited:?}");
+    assert!(
+        waited < std::time::Duration::from_millis(750),
+        "the right one does not: {waited:?}"
+    );
 }
 
 /// A signed-in visitor: the session cookie, and the pages it reads.
