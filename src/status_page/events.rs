@@ -365,20 +365,23 @@ pub(super) async fn replay(
             Redirect::to(&paths::ui_event(id.as_str(), "?replayed=true")).into_response()
         }
         Err(ReplayError::NotFound) => not_found(&signed_in),
-        Err(refusal @ ReplayError::NotReplayable(_)) => {
-            let content = html! {
-                h1 { "Not sent again" }
-                p.error role="alert" { "Not sent again: " (refusal) "." }
-                p { a href=(paths::ui_event(id.as_str(), "")) { "Back to the event" } }
-            };
-            (
-                StatusCode::CONFLICT,
-                Html(page("Not sent again", Some(&signed_in.csrf), content).into_string()),
-            )
-                .into_response()
-        }
         Err(ReplayError::Store(e)) => store_failed(&signed_in, &e),
+        Err(refusal) => not_sent_again(&signed_in, &refusal, &paths::ui_event(id.as_str(), "")),
     }
+}
+
+/// 409: the replay was refused, in the words every door uses.
+fn not_sent_again(signed_in: &SignedIn, refusal: &ReplayError, back: &str) -> Response {
+    let content = html! {
+        h1 { "Not sent again" }
+        p.error role="alert" { "Not sent again: " (refusal) "." }
+        p { a href=(back) { "Back" } }
+    };
+    (
+        StatusCode::CONFLICT,
+        Html(page("Not sent again", Some(&signed_in.csrf), content).into_string()),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -460,7 +463,7 @@ pub(super) async fn replay_dead(
             Redirect::to(&format!("{}?status=pending&replayed={replayed}", paths::UI_EVENTS)).into_response()
         }
         Err(ReplayError::Store(e)) => store_failed(&signed_in, &e),
-        Err(e) => unreachable!("dead events are replayable: {e}"),
+        Err(refusal) => not_sent_again(&signed_in, &refusal, paths::UI_EVENTS),
     }
 }
 

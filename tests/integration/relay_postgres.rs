@@ -391,13 +391,13 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
     })
     .await;
     assert!(before > 0, "the proxy sees the relays' statements (their start-up)");
-    // A count, not a rate: each relay's own timers (the 5 s look for work it was not told of, its
-    // connections' checks) bound what it sends while idle, and a busy machine only sends less.
+    // A count, not a rate: an idle relay's own timers (the ten-minute poll, the hourly prune) do
+    // not fire within the window however long a busy machine stretches it, so what it may send is
+    // bounded by a number, not by the time that passed.
     let sent = proxy.statements() - before;
-    let window_secs = started.elapsed().as_secs() + 1;
     assert!(
-        sent <= 3 * window_secs,
-        "two idle relays sent {sent} statements in {window_secs} s"
+        sent <= 30,
+        "two idle relays sent {sent} statements in a ten-second window"
     );
 
     // An event stored by someone else (here the test, as another relay would) is delivered at once
