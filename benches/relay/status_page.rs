@@ -45,6 +45,7 @@ fn stored_event(n: usize, count: usize, now_ms: i64, body: &Bytes) -> StoredEven
     StoredEvent {
         seq: n as i64,
         summary: EventSummary {
+            source: Default::default(),
             id: format!("evt-ui-{n:07}"),
             event_type: TYPES[n % TYPES.len()].to_owned(),
             status,

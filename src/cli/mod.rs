@@ -7,6 +7,7 @@
 //! that cannot be done (unknown event), 2 invalid configuration, 3 rejected by Digital River,
 //! 4 network or server failure, 5 the store failed or does not exist.
 
+mod events_cli;
 mod live;
 pub mod render;
 mod table;
@@ -19,12 +20,12 @@ use serde::Serialize;
 
 use crate::app::{Application, shutdown_signal};
 use crate::domain::EventType;
-use crate::domain::OrderKey;
+
 use crate::ops::register::{self, ModeChoice, RegisterOptions};
 use crate::ops::trigger::{self, TriggerOptions};
-use crate::ops::{OpsError, check, events, webhooks};
+use crate::ops::{OpsError, check, webhooks};
 use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
-use crate::store::{EventFilter, EventStatus};
+
 use crate::support::text::error_chain;
 use crate::telemetry::{self, LogFormat};
 
@@ -147,7 +148,7 @@ pub enum Command {
     Check,
     /// List, show or replay the events the relay stored.
     #[command(subcommand, after_help = EXIT_CODES)]
-    Events(EventsCommand),
+    Events(events_cli::EventsCommand),
     /// List, show or delete the account's webhooks on Digital River.
     #[command(subcommand, after_help = EXIT_CODES)]
     Webhooks(WebhooksCommand),
@@ -178,51 +179,6 @@ pub enum WebhooksCommand {
     Show { id: String },
     /// Delete one webhook.
     Delete { id: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum EventsCommand {
-    /// The newest events, filtered.
-    List {
-        #[arg(long, value_enum)]
-        status: Option<EventStatus>,
-        /// Only this event type, e.g. order.accepted.
-        #[arg(long = "type")]
-        event_type: Option<String>,
-        /// Only this order id.
-        #[arg(long)]
-        order: Option<String>,
-        /// Only events received since a time (2026-11-23T03:00:00Z) or an age (2h).
-        #[arg(long, value_parser = events::parse_time)]
-        since: Option<i64>,
-        /// How many, newest first.
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-    },
-    /// One event with every delivery attempt.
-    Show {
-        id: String,
-        /// Also print the stored body (the order data DR sent).
-        #[arg(long)]
-        body: bool,
-    },
-    /// Deliver a dead (or delivered) event again, with fresh attempts: one by id, or all of a
-    /// status (`--status dead [--since 2h]`).
-    Replay {
-        #[arg(required_unless_present = "status", conflicts_with_all = ["status", "since"])]
-        id: Option<String>,
-        /// Every event of this status (dead or delivered).
-        #[arg(long, value_enum)]
-        status: Option<EventStatus>,
-        /// With --status: only events received since a time or an age.
-        #[arg(long, value_parser = events::parse_time, requires = "status")]
-        since: Option<i64>,
-    },
-    /// Delete delivered events received before a time (2026-11-01T00:00:00Z) or an age (30days).
-    Purge {
-        #[arg(long, value_parser = events::parse_time)]
-        delivered_before: i64,
-    },
 }
 
 impl Cli {
@@ -397,76 +353,7 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
             };
             Ok(Printed { stdout: text, exit })
         }
-        Command::Events(sub) => {
-            let settings = cli.settings(Purpose::Store)?;
-            match sub {
-                EventsCommand::List {
-                    status,
-                    event_type,
-                    order,
-                    since,
-                    limit,
-                } => {
-                    let filter = EventFilter {
-                        status: *status,
-                        event_type: event_type
-                            .as_deref()
-                            .map(EventType::parse)
-                            .transpose()
-                            .map_err(OpsError::Refused)?,
-                        order_key: order.clone().map(OrderKey::from_stored),
-                        since_ms: *since,
-                        limit: *limit,
-                        ..Default::default()
-                    };
-                    let list = events::list(&settings, filter).await?;
-                    Ok(print_as(cli.output, &list, || render::events_table(&list)).into())
-                }
-                EventsCommand::Replay {
-                    id: None,
-                    status: Some(status),
-                    since,
-                } => {
-                    let bar = (cli.output == OutputFormat::Text).then(indicatif::ProgressBar::new_spinner);
-                    let replayed = events::replay_all(&settings, *status, *since, |n| {
-                        if let Some(bar) = &bar {
-                            bar.set_message(format!("{n} events replayed"));
-                        }
-                    })
-                    .await;
-                    if let Some(bar) = &bar {
-                        bar.finish_and_clear();
-                    }
-                    let replayed = replayed?;
-                    let json = serde_json::json!({"replayed": replayed, "status": status.as_str()});
-                    Ok(print_as(cli.output, &json, || {
-                        format!(
-                            "{replayed} {} event(s) are pending again; the relay delivers them on its next poll.\n",
-                            status.as_str()
-                        )
-                    })
-                    .into())
-                }
-                EventsCommand::Purge { delivered_before } => {
-                    let purged = events::purge(&settings, *delivered_before).await?;
-                    let json = serde_json::json!({"purged": purged});
-                    Ok(print_as(cli.output, &json, || format!("{purged} delivered event(s) deleted.\n")).into())
-                }
-                EventsCommand::Show { id, body } => {
-                    let details = events::show(&settings, id, *body).await?;
-                    Ok(print_as(cli.output, &details, || render::event_details(&details)).into())
-                }
-                EventsCommand::Replay { id, .. } => {
-                    let id = id.as_deref().unwrap_or_default();
-                    events::replay(&settings, id).await?;
-                    let json = serde_json::json!({"replayed": id});
-                    Ok(print_as(cli.output, &json, || {
-                        format!("Event {id} is pending again; the relay delivers it on its next poll.\n")
-                    })
-                    .into())
-                }
-            }
-        }
+        Command::Events(sub) => events_cli::run(cli, sub).await,
         Command::Store(StoreCommand::Copy { from, to }) => live::store_copy(cli.output, from, to).await,
         Command::Webhooks(sub) => {
             let settings = cli.settings(Purpose::DigitalRiverApi)?;

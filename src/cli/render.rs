@@ -94,7 +94,7 @@ pub fn events_table(events: &[EventSummary]) -> String {
 pub fn event_details(details: &EventDetails) -> String {
     let e = &details.event;
     let mut out = format!(
-        "id: {}\ntype: {}\nstatus: {}\norder: {}\nlive mode: {} (target: {})\nreceived: {}\nattempts: {}\n",
+        "id: {}\ntype: {}\nstatus: {}\norder: {}\nlive mode: {} (target: {})\nreceived: {}\nsource: {}\nattempts: {}\n",
         e.id,
         e.event_type,
         e.status.as_str(),
@@ -102,6 +102,7 @@ pub fn event_details(details: &EventDetails) -> String {
         e.live_mode,
         e.target,
         time(e.received_at_ms),
+        e.source.as_str(),
         e.attempts
     );
     if let Some(next) = e.next_attempt_at_ms {
@@ -193,4 +194,34 @@ pub fn trigger_report(report: &TriggerReport) -> String {
         "Sent {} event(s) to {}: {} acknowledged in {:.2} s ({:.0}/s).\n",
         report.sent, report.url, report.acknowledged, report.seconds, report.per_second
     )
+}
+
+/// What `events backfill` found and stored, a line per mode.
+pub fn backfill_report(report: &crate::ops::backfill::BackfillReport) -> String {
+    let mut out = format!(
+        "Digital River's events from {} to {}{}:\n",
+        report.since,
+        report.until,
+        if report.dry_run {
+            " (dry run: nothing stored)"
+        } else {
+            ""
+        }
+    );
+    for mode in &report.modes {
+        let verb = if report.dry_run { "would store" } else { "stored" };
+        out.push_str(&format!(
+            "  {}: listed {}, already stored {}, {verb} {}",
+            mode.mode, mode.listed, mode.already_stored, mode.stored
+        ));
+        if !mode.skipped.is_empty() {
+            let skipped: Vec<String> = mode.skipped.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            out.push_str(&format!(", skipped {}", skipped.join(", ")));
+        }
+        out.push('\n');
+    }
+    if !report.dry_run && report.modes.iter().any(|m| m.stored > 0) {
+        out.push_str("The relay delivers the stored events on its next poll.\n");
+    }
+    out
 }

@@ -323,10 +323,29 @@ impl DigitalRiverClient {
 
     /// Sends one call with retries; answers the JSON body (`null` when empty).
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, DigitalRiverError> {
+        let bytes = self.send_raw(&method, path, body).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| DigitalRiverError::Unexpected(format!("{method} {path}: body is not JSON ({e})")))
+    }
+
+    /// A GET with retries, answering the body's bytes as DR sent them.
+    pub(super) async fn get_raw(&self, path: &str) -> Result<bytes::Bytes, DigitalRiverError> {
+        self.send_raw(&Method::GET, path, None).await
+    }
+
+    async fn send_raw(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<bytes::Bytes, DigitalRiverError> {
         let url = format!("{}{}", self.base.base(), path);
-        let (method, url, body) = (&method, &url, &body);
+        let (url, body) = (&url, &body);
         retry(self.backoff, "a Digital River API call", |attempt| async move {
-            self.send_once(method, url, path, body.as_ref(), attempt).await
+            self.send_once(method, url, body.as_ref(), attempt).await
         })
         .await
     }
@@ -336,10 +355,9 @@ impl DigitalRiverClient {
         &self,
         method: &Method,
         url: &str,
-        path: &str,
         body: Option<&Value>,
         attempt: u32,
-    ) -> Result<Value, Failure<DigitalRiverError>> {
+    ) -> Result<bytes::Bytes, Failure<DigitalRiverError>> {
         let mut request = self
             .http
             .request(method.clone(), url)
@@ -361,15 +379,7 @@ impl DigitalRiverClient {
         };
         let status = response.status();
         if status.is_success() {
-            let bytes = response.bytes().await.map_err(|e| Failure::Permanent(transport(e)))?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Permanent(DigitalRiverError::Unexpected(format!(
-                    "{method} {path}: body is not JSON ({e})"
-                )))
-            });
+            return response.bytes().await.map_err(|e| Failure::Permanent(transport(e)));
         }
         if status.is_redirection() {
             let location = response

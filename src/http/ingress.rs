@@ -20,7 +20,7 @@ use super::throttle::{ClientIp, retry_after};
 use crate::digital_river::signature::HEADER as SIGNATURE_HEADER;
 use crate::digital_river::{Envelope, EnvelopeError};
 use crate::domain::Mode;
-use crate::store::{EventStatus, InsertOutcome, NewEvent, StoreError};
+use crate::store::{EventSource, EventStatus, InsertOutcome, NewEvent, StoreError};
 use crate::support::clock::now_ms;
 
 pub fn router() -> Router<AppState> {
@@ -241,6 +241,7 @@ pub async fn receive_event(
         status,
         reason: reason.clone(),
         received_at_ms: now_ms(),
+        source: EventSource::Webhook,
     };
     let outcome = state.store.insert(new_event).await.map_err(|e| {
         state.metrics.received(&type_label, "store_error");

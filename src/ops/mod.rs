@@ -5,6 +5,7 @@
 //! [`OpsError`] to exit codes in one place, and the relay's admin API and status page can call the
 //! same functions.
 
+pub mod backfill;
 pub mod check;
 pub mod demo;
 pub mod events;

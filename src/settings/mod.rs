@@ -98,11 +98,16 @@ pub enum Purpose {
     Store,
     /// `check`: the DR API and Salesforce.
     Check,
+    /// `events backfill`: the DR API (each mode's key) and the store.
+    Backfill,
 }
 
 impl Purpose {
     fn needs_dr_api(self) -> bool {
-        matches!(self, Self::DigitalRiverApi | Self::Register(_) | Self::Check)
+        matches!(
+            self,
+            Self::DigitalRiverApi | Self::Register(_) | Self::Check | Self::Backfill
+        )
     }
 
     fn needs_salesforce(self) -> bool {

@@ -15,7 +15,7 @@ use super::{SignedIn, paths, store_failed};
 use crate::domain::{EventId, EventType, OrderKey};
 use crate::http::state::AppState;
 use crate::store::replay::{self, ReplayError};
-use crate::store::{AttemptSummary, EventFilter, EventStatus, EventSummary};
+use crate::store::{AttemptSummary, EventFilter, EventSource, EventStatus, EventSummary};
 use crate::support::clock::{now_ms, parse_time};
 
 /// Events a page lists.
@@ -211,6 +211,12 @@ pub(super) async fn show(
                 dt { "Order" } dd { (event.order_key.as_deref().unwrap_or("—")) }
                 dt { "Mode" } dd { (event.target) }
                 dt { "Received" } dd { (time(event.received_at_ms)) " (" (age(now - event.received_at_ms)) " ago)" }
+                dt { "Came from" } dd #source {
+                    @match event.source {
+                        EventSource::Webhook => "Digital River's webhook",
+                        EventSource::Backfill => "Digital River's Events API (backfilled: the webhook never brought it)",
+                    }
+                }
                 dt { "Attempts" } dd { (event.attempts) }
             }
             @if event.status.is_replayable() {

@@ -31,11 +31,12 @@ macro_rules! migration {
     };
 }
 
-pub const MIGRATIONS: [Migration; 4] = [
+pub const MIGRATIONS: [Migration; 5] = [
     migration!(1, "0001", "events_and_attempts"),
     migration!(2, "0002", "relay_state"),
     migration!(3, "0003", "due_by_mode"),
     migration!(4, "0004", "status_page"),
+    migration!(5, "0005", "event_source"),
 ];
 
 /// The schema version this build brings a store to.
@@ -92,7 +93,7 @@ mod tests {
 
     #[test]
     fn what_is_pending_follows_the_applied_version() {
-        assert_eq!(pending(0).unwrap().len(), 4);
+        assert_eq!(pending(0).unwrap().len(), MIGRATIONS.len());
         assert_eq!(pending(3).unwrap()[0].name, "status_page");
         assert!(pending(LATEST).unwrap().is_empty());
         assert!(pending(LATEST + 1).unwrap_err().contains("newer"));

@@ -84,6 +84,35 @@ impl EventStatus {
     }
 }
 
+/// Where a stored event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSource {
+    /// DR's POST to the relay.
+    #[default]
+    Webhook,
+    /// DR's Events API, listed by `events backfill` (no signature: trusted as DR's API answer).
+    Backfill,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Backfill => "backfill",
+        }
+    }
+
+    /// A stored name; anything unknown was stored by the webhook (the column's default).
+    pub fn parse(raw: &str) -> Self {
+        if raw == "backfill" {
+            Self::Backfill
+        } else {
+            Self::Webhook
+        }
+    }
+}
+
 /// An event to store, as received.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -100,6 +129,7 @@ pub struct NewEvent {
     /// Why an event is not delivered (kept as its last error).
     pub reason: Option<String>,
     pub received_at_ms: i64,
+    pub source: EventSource,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +200,8 @@ pub struct EventSummary {
     pub last_status: Option<u16>,
     #[serde(rename = "lastError")]
     pub last_error: Option<String>,
+    /// `webhook` or `backfill`.
+    pub source: EventSource,
     /// Its place in this store: newer events have higher numbers (a page's key, never shown).
     #[serde(skip)]
     pub seq: i64,

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary and library against stand-ins for Digital River and
 //! Salesforce that answer like the real services (see ../shared/reference/).
 
+mod backfill;
 mod bad_input;
 mod check;
 mod events;

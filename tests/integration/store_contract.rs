@@ -15,6 +15,7 @@ const LEASE: Duration = Duration::from_secs(60);
 
 fn event(id: &str, order: &str, at: i64) -> NewEvent {
     NewEvent {
+        source: Default::default(),
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,

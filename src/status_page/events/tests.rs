@@ -3,6 +3,7 @@ use crate::domain::Mode;
 
 fn event(status: EventStatus, last_status: Option<u16>, last_error: Option<&str>) -> EventSummary {
     EventSummary {
+        source: Default::default(),
         id: "evt-1".into(),
         event_type: "order.accepted".into(),
         status,

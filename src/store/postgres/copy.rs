@@ -21,14 +21,14 @@ impl PostgresStore {
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let seq: i64 = row.try_get(10).map_err(classify)?;
-            let attempts_400: i32 = row.try_get(11).map_err(classify)?;
+            let attempts_400: i32 = row.try_get(12).map_err(classify)?;
             events.push(StoredEvent {
                 summary: summary(row)?,
                 seq,
                 attempts_400: attempts_400 as u32,
-                next_attempt_at_ms: row.try_get(12).map_err(classify)?,
-                finished_at_ms: row.try_get(13).map_err(classify)?,
-                body: Bytes::from(row.try_get::<_, Vec<u8>>(14).map_err(classify)?),
+                next_attempt_at_ms: row.try_get(13).map_err(classify)?,
+                finished_at_ms: row.try_get(14).map_err(classify)?,
+                body: Bytes::from(row.try_get::<_, Vec<u8>>(15).map_err(classify)?),
                 attempt_log: attempts_of(&client, seq).await?,
             });
         }
@@ -41,8 +41,8 @@ impl PostgresStore {
         let insert = tx
             .prepare(
                 "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, attempts,
-                                     attempts_400, next_attempt_at, last_status, last_error, finished_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                     attempts_400, next_attempt_at, last_status, last_error, finished_at, source)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (id) DO NOTHING RETURNING seq",
             )
             .await
@@ -75,6 +75,7 @@ impl PostgresStore {
                         &e.last_status.map(i32::from),
                         &e.last_error,
                         &event.finished_at_ms,
+                        &e.source.as_str(),
                     ],
                 )
                 .await

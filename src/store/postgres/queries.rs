@@ -11,15 +11,15 @@ use super::PostgresStore;
 use super::connect::classify;
 use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
-    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
-    InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
+    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
+    FilterValue, InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
+    activity_buckets,
 };
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
 const READINESS_PROBE_BYTES: i32 = 64 * 1024;
 
-pub(super) const SUMMARY_COLUMNS: &str =
-    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error, seq";
+pub(super) const SUMMARY_COLUMNS: &str = "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error, seq, source";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -47,6 +47,7 @@ pub(super) fn summary(row: &Row) -> Result<EventSummary, StoreError> {
         last_status: last_status.map(|s| s as u16),
         last_error: row.try_get(9).map_err(classify)?,
         seq: row.try_get(10).map_err(classify)?,
+        source: EventSource::parse(row.try_get::<_, &str>(11).map_err(classify)?),
     })
 }
 
@@ -140,8 +141,8 @@ impl Store for PostgresStore {
         let inserted = self
             .execute(
                 "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at,
-                                     finished_at, last_error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8, $9)
+                                     finished_at, last_error, source)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8, $9, $10)
                  ON CONFLICT (id) DO NOTHING",
                 &[
                     &event.id.as_str(),
@@ -153,6 +154,7 @@ impl Store for PostgresStore {
                     &event.status.as_str(),
                     &finished,
                     &event.reason,
+                    &event.source.as_str(),
                 ],
             )
             .await?;

@@ -39,10 +39,10 @@ impl SqliteStore {
                         Ok(StoredEvent {
                             summary: summary(row)?,
                             seq: row.get(10)?,
-                            attempts_400: row.get(11)?,
-                            next_attempt_at_ms: row.get(12)?,
-                            finished_at_ms: row.get(13)?,
-                            body: Bytes::from(row.get::<_, Vec<u8>>(14)?),
+                            attempts_400: row.get(12)?,
+                            next_attempt_at_ms: row.get(13)?,
+                            finished_at_ms: row.get(14)?,
+                            body: Bytes::from(row.get::<_, Vec<u8>>(15)?),
                             attempt_log: Vec::new(),
                         })
                     })?
@@ -67,8 +67,8 @@ impl SqliteStore {
                     let inserted = conn
                         .prepare_cached(
                             "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, attempts,
-                                             attempts_400, next_attempt_at, last_status, last_error, finished_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                             attempts_400, next_attempt_at, last_status, last_error, finished_at, source)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                          ON CONFLICT (id) DO NOTHING",
                         )?
                         .execute(params![
@@ -85,6 +85,7 @@ impl SqliteStore {
                             e.last_status,
                             e.last_error,
                             event.finished_at_ms,
+                            e.source.as_str(),
                         ])?;
                     if inserted == 0 {
                         continue;

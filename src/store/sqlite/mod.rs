@@ -29,8 +29,9 @@ pub use writer::QUEUE_CAPACITY;
 use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 
 use super::{
-    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
-    InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition, activity_buckets,
+    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
+    FilterValue, InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
+    activity_buckets,
 };
 use crate::domain::{EventId, EventType, Mode};
 
@@ -108,8 +109,7 @@ fn corrupt(e: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(e.to_string().into())
 }
 
-const SUMMARY_COLUMNS: &str =
-    "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error, seq";
+const SUMMARY_COLUMNS: &str = "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error, seq, source";
 
 fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
     let status: String = row.get(2)?;
@@ -127,6 +127,7 @@ fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
         last_status: row.get(8)?,
         last_error: row.get(9)?,
         seq: row.get(10)?,
+        source: EventSource::parse(&row.get::<_, String>(11)?),
     })
 }
 
@@ -150,8 +151,8 @@ impl Store for SqliteStore {
             let inserted = conn
                 .prepare_cached(
                     "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at,
-                                     last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9)
+                                     last_error, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10)
                  ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![
@@ -164,6 +165,7 @@ impl Store for SqliteStore {
                     event.status.as_str(),
                     finished,
                     event.reason,
+                    event.source.as_str(),
                 ])?;
             Ok(if inserted == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
         })
