@@ -15,13 +15,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::{Target, TargetView, Worker};
-use crate::digital_river::{ModeVerifiers, SignatureVerifier};
+use crate::digital_river::{DigitalRiverClient, ModeVerifiers, SignatureVerifier};
 use crate::domain::Mode;
 use crate::http::inbound_auth::InboundAuth;
 use crate::http::server::serve;
 use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
 use crate::metrics::Metrics;
+use crate::reconcile::Reconciler;
 use crate::settings::{ConnectionLimits, Settings};
 use crate::store::{self, Store};
 use crate::support::clock::{Clock, now_ms};
@@ -39,6 +40,8 @@ pub struct Application {
     state: AppState,
     /// One per Salesforce target.
     workers: Vec<Worker>,
+    /// One per mode whose DR API key the relay has, with `reconcile.enabled`.
+    reconcilers: Vec<Reconciler>,
     /// Whether the workers' loops run; off, deliveries happen when [`Application::workers`]'
     /// `deliver_due` is called.
     background_delivery: bool,
@@ -78,6 +81,7 @@ impl Application {
             }
         }
         let targets: Vec<TargetView> = workers.iter().map(|w| TargetView::of(w.target())).collect();
+        let reconcilers = reconcilers(&settings, &store, &clock, &wake, &metrics)?;
         let state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
@@ -109,6 +113,7 @@ impl Application {
             port,
             state,
             workers,
+            reconcilers,
             background_delivery: true,
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
@@ -130,6 +135,11 @@ impl Application {
         self.workers.clone()
     }
 
+    /// The reconciliation sweeps, one per mode; clones share the relay's store and lease.
+    pub fn reconcilers(&self) -> Vec<Reconciler> {
+        self.reconcilers.clone()
+    }
+
     /// Runs no delivery loop: events are stored, and delivered only when a caller of
     /// [`Application::workers`] asks (`Worker::deliver_due`). For tests that step deliveries.
     pub fn without_background_delivery(mut self) -> Self {
@@ -140,13 +150,20 @@ impl Application {
     /// Serves until `shutdown` completes, then shuts down gracefully.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let workers: Vec<_> = if self.background_delivery {
-            self.workers
+        let (workers, sweeps): (Vec<_>, Vec<_>) = if self.background_delivery {
+            let workers = self
+                .workers
                 .into_iter()
                 .map(|worker| tokio::spawn(worker.run(stop.clone(), self.shutdown_timeout)))
-                .collect()
+                .collect();
+            let sweeps = self
+                .reconcilers
+                .into_iter()
+                .map(|reconciler| tokio::spawn(reconciler.run(stop.clone())))
+                .collect();
+            (workers, sweeps)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let pruner = tokio::spawn(prune_forever(self.state.store.clone(), self.retention, stop.clone()));
         tracing::info!(port = self.port, "relay listening");
@@ -162,12 +179,51 @@ impl Application {
         .await;
         stop.cancel();
         let _ = pruner.await;
+        for sweep in sweeps {
+            let _ = sweep.await;
+        }
         for worker in workers {
             worker.await.context("a delivery worker panicked")?;
         }
         tracing::info!("relay stopped");
         Ok(())
     }
+}
+
+/// A reconciliation sweep for each Salesforce target's mode whose DR API key the relay has.
+fn reconcilers(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    clock: &Clock,
+    wake: &Arc<Notify>,
+    metrics: &Metrics,
+) -> anyhow::Result<Vec<Reconciler>> {
+    if !settings.reconcile.enabled {
+        return Ok(Vec::new());
+    }
+    let mut reconcilers = Vec::new();
+    for mode in settings.salesforce.modes() {
+        let Ok(key) = settings.dr_key(mode) else {
+            tracing::info!(
+                mode = mode.as_str(),
+                "no DR API key for {mode} events: no reconciliation with DR's Events API (run `events backfill` after an outage)"
+            );
+            continue;
+        };
+        let client = DigitalRiverClient::new(settings.digital_river.api_options(), key.clone())
+            .context("building the DR client for reconciliation")?;
+        reconcilers.push(Reconciler::new(
+            mode,
+            client,
+            store.clone(),
+            settings.digital_river.event_types.clone(),
+            settings.reconcile.clone(),
+            clock.clone(),
+            wake.clone(),
+            metrics.for_reconcile(mode),
+        ));
+    }
+    Ok(reconcilers)
 }
 
 /// Every route the relay answers: the HTTP door's areas and the status page, under the door's

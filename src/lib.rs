@@ -15,6 +15,8 @@
 //!   engines) and replay; [`metrics`], [`telemetry`].
 //! - [`delivery`]: one [`delivery::Target`] per org (client, retry rules, breaker, pacer, sign-in
 //!   memory, health) and its [`delivery::Worker`], whose loop is a series of claim rounds.
+//! - [`reconcile`]: DR's Events API against the store — the relay's sweeps and `events backfill`
+//!   store what the webhook never brought, through the webhook's own insert.
 //! - [`http`]: the door — the accept loop with its limits (`server`), one router per area
 //!   (ingress, token endpoint, admin API, health); it sees targets only through the read-only
 //!   [`delivery::TargetView`]. [`status_page`]: `/ui/`, on the door's state and paths.
@@ -36,6 +38,7 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod ops;
+pub mod reconcile;
 pub mod salesforce;
 pub mod settings;
 pub mod status_page;

@@ -128,6 +128,28 @@ pub struct Metrics {
     paused: TargetGauge,
     long_running: Family<TargetLabels, Counter>,
     pauses: Family<PauseLabels, Counter>,
+    reconcile: ReconcileFamilies,
+}
+
+/// Reconciliation's series, per mode (label `target`, like delivery's).
+#[derive(Default)]
+struct ReconcileFamilies {
+    recovered: Family<TargetLabels, Counter>,
+    last_success: TargetGauge,
+    last_duration_ms: TargetGauge,
+    cursor_lag: TargetGauge,
+}
+
+/// One mode's reconciliation metrics.
+#[derive(Clone)]
+pub struct ReconcileMetrics {
+    /// Events a sweep stored that the webhook never brought.
+    pub recovered: Counter,
+    /// When the last sweep succeeded (Unix seconds).
+    pub last_success: Gauge,
+    pub last_duration_ms: Gauge,
+    /// How far the cursor is behind now (seconds).
+    pub cursor_lag: Gauge,
 }
 
 impl Default for Metrics {
@@ -234,8 +256,30 @@ impl Metrics {
             "1 while Salesforce refuses the sign-in: fix the password (and security token) or the connected app",
             sign_in_refused.clone(),
         );
+        let reconcile = ReconcileFamilies::default();
+        registry.register(
+            "reconcile_recovered_events",
+            "Events reconciliation stored from DR's Events API that the webhook never brought, by target",
+            reconcile.recovered.clone(),
+        );
+        registry.register(
+            "reconcile_last_success_timestamp_seconds",
+            "When the last reconciliation sweep succeeded (Unix seconds), by target",
+            reconcile.last_success.clone(),
+        );
+        registry.register(
+            "reconcile_last_sweep_duration_milliseconds",
+            "How long the last reconciliation sweep took, by target",
+            reconcile.last_duration_ms.clone(),
+        );
+        registry.register(
+            "reconcile_cursor_lag_seconds",
+            "How far behind now reconciliation has looked at DR's events, by target",
+            reconcile.cursor_lag.clone(),
+        );
         Self {
             registry,
+            reconcile,
             events_received,
             inbound_rejections,
             deliveries,
@@ -273,6 +317,17 @@ impl Metrics {
             paused: gauge(&self.paused),
             long_running: self.long_running.get_or_create(&target).clone(),
             pauses: self.pauses.clone(),
+        }
+    }
+
+    /// One mode's reconciliation metrics.
+    pub fn for_reconcile(&self, mode: Mode) -> ReconcileMetrics {
+        let target = TargetLabels::of(mode);
+        ReconcileMetrics {
+            recovered: self.reconcile.recovered.get_or_create(&target).clone(),
+            last_success: self.reconcile.last_success.get_or_create(&target).clone(),
+            last_duration_ms: self.reconcile.last_duration_ms.get_or_create(&target).clone(),
+            cursor_lag: self.reconcile.cursor_lag.get_or_create(&target).clone(),
         }
     }
 

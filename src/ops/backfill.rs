@@ -2,11 +2,10 @@
 //! the events of a relay outage longer than DR's retries, or of a disabled webhook — from DR's
 //! Events API, so that the relay delivers them as if the webhook had brought them.
 //!
-//! Each event goes in through the same insert as the webhook's (once per event id, so a second
-//! run, or an event DR did deliver, stores nothing), marked `source = backfill`. The window is
-//! walked an hour at a time, oldest first, and each hour is stored in `createdTime` order: one
-//! order's events reach Salesforce oldest first, and no more than an hour of events is held in
-//! memory. Events from the API carry no signature: they are trusted because they came from DR's
+//! The window is walked an hour at a time, oldest first, through the same
+//! [`crate::reconcile::store_window`] as the relay's own sweeps: each event through the webhook's
+//! insert (once per event id, so a second run, or an event DR did deliver, stores nothing), in
+//! `createdTime` order, marked `source = backfill`. Events from the API carry no signature: they are trusted because they came from DR's
 //! API over TLS with the secret key.
 
 use std::collections::BTreeMap;
@@ -17,12 +16,11 @@ use super::OpsError;
 use super::webhooks::client_for;
 use crate::digital_river::events_api::RETENTION_DAYS;
 use crate::domain::Mode;
+use crate::reconcile::{ReconcileError, SLICE_MS, WindowCount, store_window};
 use crate::settings::Settings;
-use crate::store::{self, EventSource, EventStatus, InsertOutcome, NewEvent, Role};
+use crate::store::{self, Role};
 use crate::support::clock::{now_ms, rfc3339};
 
-/// The part of the window listed in one go.
-const SLICE_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone)]
@@ -100,48 +98,17 @@ pub async fn backfill(
     };
     for mode in modes {
         let client = client_for(settings, mode)?;
-        let mut found = ModeBackfill {
-            mode,
-            listed: 0,
-            already_stored: 0,
-            stored: 0,
-            skipped: BTreeMap::new(),
-        };
+        let mut found = WindowCount::default();
         let mut from = since;
         while from < until {
             let to = (from + SLICE_MS).min(until);
-            for event in client.list_events(subscribed, from, to).await? {
-                found.listed += 1;
-                let envelope = event.envelope;
-                if !subscribed.contains(&envelope.event_type) || Mode::of_event(envelope.live_mode) != mode {
-                    *found.skipped.entry(envelope.event_type.to_string()).or_default() += 1;
-                    continue;
-                }
-                if options.dry_run {
-                    match store.get(&envelope.id).await? {
-                        Some(_) => found.already_stored += 1,
-                        None => found.stored += 1,
-                    }
-                    continue;
-                }
-                let outcome = store
-                    .insert(NewEvent {
-                        id: envelope.id,
-                        event_type: envelope.event_type,
-                        live_mode: envelope.live_mode,
-                        order_key: envelope.order_key,
-                        body: event.body,
-                        status: EventStatus::Pending,
-                        reason: None,
-                        received_at_ms: now_ms(),
-                        source: EventSource::Backfill,
-                    })
-                    .await?;
-                match outcome {
-                    InsertOutcome::Inserted => found.stored += 1,
-                    InsertOutcome::Duplicate => found.already_stored += 1,
-                }
-            }
+            let slice = store_window(&client, &*store, subscribed, mode, from, to, now_ms(), !options.dry_run)
+                .await
+                .map_err(|e| match e {
+                    ReconcileError::DigitalRiver(e) => OpsError::DigitalRiver(e),
+                    ReconcileError::Store(e) => OpsError::Store(e),
+                })?;
+            found.add(slice);
             progress(mode, found.listed);
             from = to;
         }
@@ -152,7 +119,13 @@ pub async fn backfill(
                 "events Digital River created and the store did not hold are stored: the relay delivers them"
             );
         }
-        report.modes.push(found);
+        report.modes.push(ModeBackfill {
+            mode,
+            listed: found.listed,
+            already_stored: found.already_stored,
+            stored: found.stored,
+            skipped: found.skipped,
+        });
     }
     Ok(report)
 }

@@ -19,6 +19,7 @@
 pub mod delivery;
 pub mod digital_river;
 pub mod problems;
+pub mod reconcile;
 pub mod relay;
 pub mod salesforce;
 pub mod storage;
@@ -137,6 +138,7 @@ pub struct Settings {
     pub salesforce: SalesforceTargets,
     pub relay: RelaySettings,
     pub delivery: DeliverySettings,
+    pub reconcile: reconcile::ReconcileSettings,
     pub storage: StorageSettings,
     pub register: RegisterSettings,
 }
@@ -168,6 +170,7 @@ impl RawSettings {
             salesforce: SalesforceTargets::read(&mut r),
             relay: RelaySettings::read(&mut r),
             delivery: DeliverySettings::read(&mut r),
+            reconcile: reconcile::ReconcileSettings::read(&mut r),
             storage: StorageSettings::read(&mut r),
             register: RegisterSettings::read(&mut r),
         };

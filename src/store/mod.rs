@@ -376,6 +376,23 @@ pub trait Store: Send + Sync + 'static {
     /// Sets (or, with `None`, forgets) a fact; `now_ms` is when.
     async fn set_state(&self, key: &str, value: Option<String>, now_ms: i64) -> Result<(), StoreError>;
 
+    /// Takes (or renews) the lease `key` for `holder` until `until_ms`, unless another holder's
+    /// lease runs past `now_ms`: one relay at a time does what it guards. Answers whether it is
+    /// `holder`'s now. This default reads, then writes: right for an engine only one relay opens
+    /// (SQLite's file lock); an engine several relays share overrides it with one atomic statement.
+    async fn take_lease(&self, key: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        if let Some(lease) = self.state(key).await?
+            && let Some((other, until)) = lease.rsplit_once(' ')
+            && other != holder
+            && until.parse::<i64>().is_ok_and(|until| until > now_ms)
+        {
+            return Ok(false);
+        }
+        self.set_state(key, Some(format!("{holder} {until_ms}")), now_ms)
+            .await?;
+        Ok(true)
+    }
+
     /// Up to `limit` events after `after_seq`, in store order, with their attempts: for copying.
     async fn export(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
 

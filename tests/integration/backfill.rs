@@ -1,4 +1,5 @@
-//! `events backfill` against a stand-in of DR's Events API: what DR created and the store lacks is
+//! `events backfill` against a stand-in of DR's Events API ([`Dr`], also the reconciliation
+//! tests'): what DR created and the store lacks is
 //! stored once, marked as backfilled, and delivered with the exact JSON DR's API returned.
 
 use std::sync::{Arc, Mutex};
@@ -18,11 +19,11 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// One event DR created: when, and its JSON exactly as the API returns it.
 #[derive(Clone)]
-struct Created {
-    at_ms: i64,
-    id: String,
-    event_type: String,
-    json: String,
+pub struct Created {
+    pub at_ms: i64,
+    pub id: String,
+    pub event_type: String,
+    pub json: String,
 }
 
 /// DR's `GET /events` as the reference describes it: the account's events of the last 30 days,
@@ -92,14 +93,14 @@ impl Respond for EventsApi {
     }
 }
 
-struct Dr {
-    api: DrStandIn,
+pub struct Dr {
+    pub api: DrStandIn,
     events: Arc<Mutex<Vec<Created>>>,
-    requests: Arc<Mutex<u32>>,
+    pub requests: Arc<Mutex<u32>>,
 }
 
 impl Dr {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let api = DrStandIn::start().await;
         let events = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(0));
@@ -116,7 +117,7 @@ impl Dr {
 
     /// DR creates `event_type` for `order` at `at_ms`: the fixture, with its own id and time, and
     /// its keys in DR's order with spacing a re-serialization would not keep.
-    fn create(&self, event_type: &str, id: &str, order: &str, at_ms: i64) -> Created {
+    pub fn create(&self, event_type: &str, id: &str, order: &str, at_ms: i64) -> Created {
         let mut value: Value = serde_json::from_slice(&event(event_type, id, order)).unwrap();
         value["createdTime"] = Value::String(dr_sf_bridge::digital_river::events_api::iso(at_ms));
         let json = serde_json::to_string_pretty(&value)

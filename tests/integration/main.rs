@@ -12,6 +12,7 @@ mod pacing;
 mod pg;
 mod pg_proxy;
 mod properties;
+mod reconcile;
 mod register;
 mod relay_admin;
 mod relay_connections;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use dr_sf_bridge::app::Application;
 use dr_sf_bridge::delivery::{Round, Worker};
+use dr_sf_bridge::reconcile::{Reconciler, Sweep};
 use dr_sf_bridge::settings::{self, LoadOptions, Purpose};
 use dr_sf_bridge::store::{AttemptSummary, EventStatus, EventSummary, Store};
 use dr_sf_bridge::support::clock::Clock;
@@ -35,6 +36,8 @@ pub struct TestRelay {
     pub logs: LogCapture,
     /// One per Salesforce target: the relay's own workers, stepped by [`TestRelay::deliver_due`].
     workers: Vec<Worker>,
+    /// One per mode the relay reconciles, stepped by [`TestRelay::sweep`].
+    reconcilers: Vec<Reconciler>,
     /// The relay's clock: adjustable in a stepped relay ([`TestRelay::advance`]).
     pub clock: Clock,
 }
@@ -119,7 +122,15 @@ pub async fn spawn_app_in(sf: SalesforceStandIn, dir: tempfile::TempDir, overrid
 /// A relay that delivers only when the test says so ([`TestRelay::deliver_due`]), on a clock the
 /// test moves ([`TestRelay::advance`]): schedules read as "a minute later", without waiting.
 pub async fn spawn_stepped_app_with(sf: SalesforceStandIn, overrides: &[(&str, &str)]) -> TestRelay {
-    let dir = tempfile::tempdir().unwrap();
+    spawn_stepped_app_in(sf, tempfile::tempdir().unwrap(), overrides).await
+}
+
+/// [`spawn_stepped_app_with`] on the store in `dir` (reused across restarts).
+pub async fn spawn_stepped_app_in(
+    sf: SalesforceStandIn,
+    dir: tempfile::TempDir,
+    overrides: &[(&str, &str)],
+) -> TestRelay {
     let all = relay_overrides(&sf, &dir.path().join("relay.db"), overrides);
     spawn(sf, dir, all, Delivery::Stepped).await
 }
@@ -163,6 +174,7 @@ pub async fn spawn(
         app = app.without_background_delivery();
     }
     let workers = app.workers();
+    let reconcilers = app.reconcilers();
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -182,6 +194,7 @@ pub async fn spawn(
         handle,
         logs,
         workers,
+        reconcilers,
         clock,
     }
 }
@@ -323,6 +336,16 @@ impl TestRelay {
                 Round::Wait(_) => return 0,
             }
         }
+    }
+
+    /// One reconciliation sweep of the first mode the relay reconciles, now.
+    pub async fn sweep(&self) -> Sweep {
+        self.reconcilers
+            .first()
+            .expect("the relay reconciles (it has a DR API key)")
+            .sweep()
+            .await
+            .expect("the sweep succeeds")
     }
 
     /// Moves a stepped relay's clock forward.

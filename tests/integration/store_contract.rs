@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
 use dr_sf_bridge::store::{
-    AttemptRecord, EventFilter, EventStatus, InsertOutcome, NewEvent, ReplayOutcome, Store, Transition,
+    AttemptRecord, EventFilter, EventSource, EventStatus, InsertOutcome, NewEvent, ReplayOutcome, Store, Transition,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -440,6 +440,41 @@ pub async fn state_is_kept_replaced_and_forgotten(store: Arc<dyn Store>) {
     assert_eq!(store.state("k").await.unwrap(), None);
 }
 
+/// A lease is one holder's until it runs out; its holder renews it; a source of events the
+/// webhook never brought (`backfill`) is kept with the event.
+pub async fn a_lease_is_one_holders_until_it_runs_out(store: Arc<dyn Store>) {
+    assert!(store.take_lease("sweep", "relay-a", 1_000, 5_000).await.unwrap());
+    assert!(
+        !store.take_lease("sweep", "relay-b", 2_000, 6_000).await.unwrap(),
+        "a's until 5,000"
+    );
+    assert!(
+        store.take_lease("sweep", "relay-a", 3_000, 9_000).await.unwrap(),
+        "a renews it"
+    );
+    assert!(!store.take_lease("sweep", "relay-b", 8_999, 12_000).await.unwrap());
+    assert!(
+        store.take_lease("sweep", "relay-b", 9_000, 12_000).await.unwrap(),
+        "run out: b's now"
+    );
+    assert!(!store.take_lease("sweep", "relay-a", 9_500, 13_000).await.unwrap());
+    assert!(
+        store.take_lease("other", "relay-a", 9_500, 13_000).await.unwrap(),
+        "each key its own"
+    );
+
+    let mut backfilled = event("from-dr", "o1", 5);
+    backfilled.source = EventSource::Backfill;
+    store.insert(backfilled).await.unwrap();
+    store.insert(event("by-webhook", "o2", 6)).await.unwrap();
+    let source = |id: &'static str| {
+        let store = store.clone();
+        async move { store.get(&EventId::parse(id).unwrap()).await.unwrap().unwrap().0.source }
+    };
+    assert_eq!(source("from-dr").await, EventSource::Backfill);
+    assert_eq!(source("by-webhook").await, EventSource::Webhook);
+}
+
 /// When an event finished (stored as ignored or rejected, delivered, dead) is kept, and what
 /// is pending again has no finish: `store copy` moves it with the rest.
 pub async fn the_finish_time_is_kept_for_finished_events_only(store: Arc<dyn Store>) {
@@ -617,6 +652,7 @@ macro_rules! store_contract {
                 bulk_replay_takes_dead_events_since_a_time_in_batches,
                 purge_removes_only_delivered_events_before_the_cut,
                 state_is_kept_replaced_and_forgotten,
+                a_lease_is_one_holders_until_it_runs_out,
                 the_finish_time_is_kept_for_finished_events_only,
                 each_mode_claims_only_its_own_events,
                 lists_page_by_key_and_find_one_event_by_id,

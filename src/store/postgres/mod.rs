@@ -27,6 +27,7 @@
 
 mod connect;
 mod copy;
+mod lease;
 mod queries;
 mod vacuum;
 mod wakeups;

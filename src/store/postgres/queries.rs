@@ -454,6 +454,10 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn take_lease(&self, key: &str, holder: &str, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.take_lease_atomically(key, holder, now_ms, until_ms).await
+    }
+
     async fn export(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         self.export_events(after_seq, limit).await
     }

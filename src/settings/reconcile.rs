@@ -1,0 +1,36 @@
+//! `[reconcile]`: the relay's own sweep of DR's Events API, which stores what the webhook never
+//! brought (an outage longer than DR's retries, a disabled webhook).
+
+use std::time::Duration;
+
+use super::problems::Reader;
+
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    /// Whether the relay sweeps (for each mode whose DR API key it has).
+    pub enabled: bool,
+    /// Time between sweeps (seconds in the configuration).
+    pub interval: Duration,
+    /// How far before its cursor each sweep starts again, so that an event DR's clock placed
+    /// slightly earlier is not missed (seconds in the configuration).
+    pub overlap: Duration,
+    /// Events younger than this are left to DR's own delivery and retries (seconds in the
+    /// configuration).
+    pub settle: Duration,
+}
+
+impl ReconcileSettings {
+    pub(super) fn read(r: &mut Reader) -> Self {
+        let enabled: bool = r.get("reconcile.enabled");
+        let interval_secs: u64 = r.get("reconcile.interval_secs");
+        let overlap_secs: u64 = r.get("reconcile.overlap_secs");
+        let settle_secs: u64 = r.get("reconcile.settle_secs");
+        r.problems.positive("reconcile.interval_secs", interval_secs);
+        ReconcileSettings {
+            enabled,
+            interval: Duration::from_secs(interval_secs.max(1)),
+            overlap: Duration::from_secs(overlap_secs),
+            settle: Duration::from_secs(settle_secs),
+        }
+    }
+}
