@@ -23,7 +23,7 @@ use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
-use crate::settings::{ConnectionLimits, Settings};
+use crate::settings::{ConnectionLimits, RegisterTarget, Settings};
 use crate::store::{self, Store};
 use crate::support::clock::{Clock, now_ms};
 
@@ -199,6 +199,14 @@ fn reconcilers(
     metrics: &Metrics,
 ) -> anyhow::Result<Vec<Reconciler>> {
     if !settings.reconcile.enabled {
+        return Ok(Vec::new());
+    }
+    if settings.register.target != RegisterTarget::Relay {
+        // DR's webhook posts straight to Salesforce: what the relay's store lacks is not missing
+        // in Salesforce, and sweeping would deliver it a second time.
+        tracing::info!(
+            "register.target is salesforce (DR posts straight to the org): the relay does not reconcile with DR's Events API"
+        );
         return Ok(Vec::new());
     }
     let mut reconcilers = Vec::new();

@@ -20,6 +20,7 @@ fn reconciling(dr: &Dr) -> Vec<(&'static str, String)> {
         ("digital_river.retry_base_delay_ms", "10".to_owned()),
         ("reconcile.settle_secs", "0".to_owned()),
         ("reconcile.overlap_secs", "60".to_owned()),
+        ("register.target", "relay".to_owned()),
     ]
 }
 
