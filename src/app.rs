@@ -23,6 +23,7 @@ use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
+use crate::reconcile::watchdog::{Expected, Watchdog, WebhookState};
 use crate::settings::{ConnectionLimits, RegisterTarget, Settings};
 use crate::store::{self, Store};
 use crate::support::clock::{Clock, now_ms};
@@ -42,6 +43,8 @@ pub struct Application {
     workers: Vec<Worker>,
     /// One per mode whose DR API key the relay has, with `reconcile.enabled`.
     reconcilers: Vec<Reconciler>,
+    /// One per reconciled mode, when the relay knows its own address (`relay.public_url`).
+    watchdogs: Vec<Arc<Watchdog>>,
     /// Whether the workers' loops run; off, deliveries happen when [`Application::workers`]'
     /// `deliver_due` is called.
     background_delivery: bool,
@@ -82,6 +85,7 @@ impl Application {
         }
         let targets: Vec<TargetView> = workers.iter().map(|w| TargetView::of(w.target())).collect();
         let reconcilers = reconcilers(&settings, &store, &clock, &wake, &metrics)?;
+        let watchdogs = watchdogs(&settings, &store, &clock, &metrics, &targets, &reconcilers)?;
         let state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
@@ -114,6 +118,7 @@ impl Application {
             state,
             workers,
             reconcilers,
+            watchdogs,
             background_delivery: true,
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
@@ -140,6 +145,11 @@ impl Application {
         self.reconcilers.clone()
     }
 
+    /// The webhook watchdogs, one per reconciled mode.
+    pub fn watchdogs(&self) -> Vec<Arc<Watchdog>> {
+        self.watchdogs.clone()
+    }
+
     /// Runs no delivery loop: events are stored, and delivered only when a caller of
     /// [`Application::workers`] asks (`Worker::deliver_due`). For tests that step deliveries.
     pub fn without_background_delivery(mut self) -> Self {
@@ -160,6 +170,11 @@ impl Application {
                 .reconcilers
                 .into_iter()
                 .map(|reconciler| tokio::spawn(reconciler.run(stop.clone())))
+                .chain(
+                    self.watchdogs
+                        .into_iter()
+                        .map(|watchdog| tokio::spawn(watchdog.run(stop.clone()))),
+                )
                 .collect();
             (workers, sweeps)
         } else {
@@ -232,6 +247,52 @@ fn reconcilers(
         ));
     }
     Ok(reconcilers)
+}
+
+/// A watchdog of DR's webhook for each reconciled mode, when the relay knows the address DR posts
+/// to (`relay.public_url`).
+fn watchdogs(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    clock: &Clock,
+    metrics: &Metrics,
+    targets: &[TargetView],
+    reconcilers: &[Reconciler],
+) -> anyhow::Result<Vec<Arc<Watchdog>>> {
+    let Ok(inbound) = settings.relay.inbound_oauth() else {
+        if !reconcilers.is_empty() {
+            tracing::info!("no relay.public_url (or inbound OAuth client): DR's webhook is not watched");
+        }
+        return Ok(Vec::new());
+    };
+    let expected = Expected {
+        address: inbound.public_url.join_path(crate::http::paths::WEBHOOK),
+        client_id: inbound.client_id.clone(),
+        types: settings.digital_river.event_types.clone(),
+    };
+    let mut watchdogs = Vec::new();
+    for reconciler in reconcilers {
+        let mode = reconciler.mode();
+        let client = DigitalRiverClient::new(settings.digital_river.api_options(), settings.dr_key(mode)?.clone())
+            .context("building the DR client for the webhook watchdog")?;
+        let gauges = WebhookState::ALL
+            .iter()
+            .map(|state| (*state, metrics.webhook_state(mode, state.as_str())))
+            .collect();
+        watchdogs.push(Arc::new(Watchdog::new(
+            mode,
+            client,
+            store.clone(),
+            expected.clone(),
+            settings.reconcile.webhook_check_interval,
+            settings.reconcile.reenable_webhook,
+            targets.iter().find(|t| t.mode() == mode).cloned(),
+            Some(reconciler.clone()),
+            clock.clone(),
+            gauges,
+        )));
+    }
+    Ok(watchdogs)
 }
 
 /// Every route the relay answers: the HTTP door's areas and the status page, under the door's

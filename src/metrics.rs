@@ -132,8 +132,15 @@ pub struct Metrics {
 }
 
 /// Reconciliation's series, per mode (label `target`, like delivery's).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookStateLabels {
+    pub target: &'static str,
+    pub state: &'static str,
+}
+
 #[derive(Default)]
 struct ReconcileFamilies {
+    webhook_state: Family<WebhookStateLabels, Gauge>,
     recovered: Family<TargetLabels, Counter>,
     last_success: TargetGauge,
     last_duration_ms: TargetGauge,
@@ -273,6 +280,11 @@ impl Metrics {
             reconcile.last_duration_ms.clone(),
         );
         registry.register(
+            "dr_webhook_state",
+            "1 for the state DR's webhook for this relay is in (ok, disabled, missing, types_missing, address_changed, unreachable), by target",
+            reconcile.webhook_state.clone(),
+        );
+        registry.register(
             "reconcile_cursor_lag_seconds",
             "How far behind now reconciliation has looked at DR's events, by target",
             reconcile.cursor_lag.clone(),
@@ -329,6 +341,17 @@ impl Metrics {
             last_duration_ms: self.reconcile.last_duration_ms.get_or_create(&target).clone(),
             cursor_lag: self.reconcile.cursor_lag.get_or_create(&target).clone(),
         }
+    }
+
+    /// The series of `drsf_dr_webhook_state` for one mode and state.
+    pub fn webhook_state(&self, mode: Mode, state: &'static str) -> Gauge {
+        self.reconcile
+            .webhook_state
+            .get_or_create(&WebhookStateLabels {
+                target: mode.as_str(),
+                state,
+            })
+            .clone()
     }
 
     pub fn received(&self, event_type: &str, outcome: &'static str) {

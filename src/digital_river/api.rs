@@ -316,6 +316,15 @@ impl DigitalRiverClient {
         decode_webhook(value)
     }
 
+    /// Enables a webhook DR disabled (`PATCH {"enabled": true}`), nothing else changed.
+    #[tracing::instrument(skip_all, fields(webhook_id = id))]
+    pub async fn enable_webhook(&self, id: &str) -> Result<Webhook, DigitalRiverError> {
+        let value = self
+            .send(Method::PATCH, &webhook_path(id), Some(json!({"enabled": true})))
+            .await?;
+        decode_webhook(value)
+    }
+
     #[tracing::instrument(skip_all, fields(webhook_id = id))]
     pub async fn delete_webhook(&self, id: &str) -> Result<(), DigitalRiverError> {
         self.send(Method::DELETE, &webhook_path(id), None).await.map(|_| ())

@@ -149,6 +149,7 @@ async fn remember_webhook(store: &dyn Store, mode: Mode, line: &CheckLine) {
         ok: line.status == Status::Pass,
         detail: line.detail.clone(),
         checked_at_ms: crate::support::clock::now_ms(),
+        state: None,
     };
     if let Err(e) = seen.remember(store, mode).await {
         tracing::debug!(error = %e, "could not note the webhook check in the store");

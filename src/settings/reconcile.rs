@@ -17,6 +17,10 @@ pub struct ReconcileSettings {
     /// Events younger than this are left to DR's own delivery and retries (seconds in the
     /// configuration).
     pub settle: Duration,
+    /// Time between looks at DR's webhook for this relay (seconds in the configuration).
+    pub webhook_check_interval: Duration,
+    /// Whether a webhook DR disabled is enabled again (one PATCH, at most hourly).
+    pub reenable_webhook: bool,
 }
 
 impl ReconcileSettings {
@@ -25,12 +29,18 @@ impl ReconcileSettings {
         let interval_secs: u64 = r.get("reconcile.interval_secs");
         let overlap_secs: u64 = r.get("reconcile.overlap_secs");
         let settle_secs: u64 = r.get("reconcile.settle_secs");
+        let webhook_check_secs: u64 = r.get("reconcile.webhook_check_interval_secs");
+        let reenable_webhook: bool = r.get("reconcile.reenable_webhook");
+        r.problems
+            .positive("reconcile.webhook_check_interval_secs", webhook_check_secs);
         r.problems.positive("reconcile.interval_secs", interval_secs);
         ReconcileSettings {
             enabled,
             interval: Duration::from_secs(interval_secs.max(1)),
             overlap: Duration::from_secs(overlap_secs),
             settle: Duration::from_secs(settle_secs),
+            webhook_check_interval: Duration::from_secs(webhook_check_secs.max(1)),
+            reenable_webhook,
         }
     }
 }

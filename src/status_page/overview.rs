@@ -144,6 +144,45 @@ pub fn health(store: Result<&StoreStats, String>, targets: &[TargetSnapshot], no
     }
 }
 
+/// The relay's watchdog found DR's webhook not as it should be: before anything else, since no
+/// order arrives meanwhile and nothing else on the page would say so.
+pub fn webhook_health(targets: &[TargetSnapshot], webhooks: &[Option<WebhookSeen>]) -> Option<Health> {
+    let several = targets.len() > 1;
+    targets.iter().zip(webhooks).find_map(|(target, seen)| {
+        let seen = seen.as_ref()?;
+        let state = seen.state.as_deref()?;
+        let account = if several { format!(" ({} events)", target.mode) } else { String::new() };
+        let (level, headline, fix) = match state {
+            "ok" => return None,
+            "disabled" => (
+                Level::Bad,
+                format!("DR disabled the webhook{account} (seen {}): no events arrive", time(seen.checked_at_ms)),
+                "The relay enables it again and fetches what DR created meanwhile (reconcile.reenable_webhook); otherwise enable it in DR's Dashboard.",
+            ),
+            "missing" | "address_changed" => (
+                Level::Bad,
+                format!("DR has no webhook for this relay{account}: no events arrive"),
+                "Run `dr-sf-bridge register --target relay`, then `events backfill` for the gap.",
+            ),
+            "types_missing" => (
+                Level::Bad,
+                format!("DR's webhook{account} lacks event types: those orders never arrive"),
+                "Run `dr-sf-bridge register --target relay` to add them, then `events backfill` for the gap.",
+            ),
+            _ => (
+                Level::Warn,
+                format!("DR's Webhooks API could not be checked{account}"),
+                "Check the DR API key; events that arrive are delivered as usual.",
+            ),
+        };
+        Some(Health {
+            level,
+            headline,
+            detail: format!("{} {fix}", seen.detail),
+        })
+    })
+}
+
 pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Extension<SignedIn>) -> Response {
     let now = now_ms();
     let store = &*state.store;
@@ -155,7 +194,8 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
         snapshots.push(target.snapshot().await);
         webhooks.push(WebhookSeen::recall(store, target.mode()).await.ok().flatten());
     }
-    let health = health(stats.as_ref().map_err(|e| e.to_string()), &snapshots, now);
+    let health = webhook_health(&snapshots, &webhooks)
+        .unwrap_or_else(|| health(stats.as_ref().map_err(|e| e.to_string()), &snapshots, now));
     let content = html! {
         div class={ "health " (health.level.class()) } id="health" role="status" {
             (health.headline)

@@ -1,5 +1,5 @@
 //! The facts kept in the store's `relay_state` table that more than one part reads: what `check`
-//! last saw of the DR webhook, shown on the status page (the relay itself never asks DR).
+//! or the relay's watchdog last saw of the DR webhook, shown on the status page.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,9 @@ pub struct WebhookSeen {
     /// `check`'s line, as it printed it.
     pub detail: String,
     pub checked_at_ms: i64,
+    /// The relay's watchdog's finding (`ok`, `disabled`, `missing`, ...); `None` from `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl WebhookSeen {

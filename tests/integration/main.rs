@@ -35,5 +35,6 @@ mod store_copy;
 mod store_postgres;
 mod store_upgrade;
 mod validation;
+mod watchdog;
 mod webhooks;
 mod worker_step;

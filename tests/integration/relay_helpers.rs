@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use dr_sf_bridge::app::Application;
 use dr_sf_bridge::delivery::{Round, Worker};
+use dr_sf_bridge::reconcile::watchdog::{Watchdog, WebhookState};
 use dr_sf_bridge::reconcile::{Reconciler, Sweep};
 use dr_sf_bridge::settings::{self, LoadOptions, Purpose};
 use dr_sf_bridge::store::{AttemptSummary, EventStatus, EventSummary, Store};
@@ -38,6 +39,8 @@ pub struct TestRelay {
     workers: Vec<Worker>,
     /// One per mode the relay reconciles, stepped by [`TestRelay::sweep`].
     reconcilers: Vec<Reconciler>,
+    /// One per reconciled mode, stepped by [`TestRelay::watch`].
+    watchdogs: Vec<Arc<Watchdog>>,
     /// The relay's clock: adjustable in a stepped relay ([`TestRelay::advance`]).
     pub clock: Clock,
 }
@@ -175,6 +178,7 @@ pub async fn spawn(
     }
     let workers = app.workers();
     let reconcilers = app.reconcilers();
+    let watchdogs = app.watchdogs();
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -195,6 +199,7 @@ pub async fn spawn(
         logs,
         workers,
         reconcilers,
+        watchdogs,
         clock,
     }
 }
@@ -346,6 +351,15 @@ impl TestRelay {
             .sweep()
             .await
             .expect("the sweep succeeds")
+    }
+
+    /// One look of the first webhook watchdog at DR's webhooks, now.
+    pub async fn watch(&self) -> WebhookState {
+        self.watchdogs
+            .first()
+            .expect("the relay watches DR's webhook (a DR API key and relay.public_url)")
+            .check()
+            .await
     }
 
     /// Moves a stepped relay's clock forward.

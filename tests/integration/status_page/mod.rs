@@ -338,6 +338,7 @@ async fn the_overview_says_what_is_wrong_in_plain_words() {
         ok: true,
         detail: "wh_123 for https://relay.acme.example/oauth2/token with all 8 types".into(),
         checked_at_ms: (unix_now() - 600) * 1000,
+        state: None,
     };
     seen.remember(&*relay.store, dr_sf_bridge::domain::Mode::Test)
         .await
