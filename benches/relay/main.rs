@@ -9,6 +9,7 @@
 //! with tiny counts (CI's check that the benchmark still runs); `DRSF_TEST_DATABASE_URL` names the
 //! PostgreSQL server (default the local one; its scenarios are skipped, saying so, without one).
 
+mod backfill;
 mod child;
 mod load;
 mod standin;
@@ -29,7 +30,8 @@ const NOOP_PORT_VAR: &str = "DRSF_BENCH_NOOP_PORT";
 /// How many events each scenario sends.
 struct Scale {
     smoke: bool,
-    /// `DRSF_BENCH_ONLY`: the groups to run (ceiling, sqlite, pacing, backlog, status, postgres); all
+    /// `DRSF_BENCH_ONLY`: the groups to run (ceiling, sqlite, pacing, backlog, status, backfill,
+    /// postgres); all
     /// when unset.
     only: Option<Vec<String>>,
 }
@@ -214,6 +216,9 @@ async fn main() {
 
     if scale.runs("status") {
         status_page::scenarios(&mut report, &scale, "sqlite", &sqlite("status"), dir.path()).await;
+    }
+    if scale.runs("backfill") {
+        backfill::scenarios(&mut report, &scale, dir.path()).await;
     }
 
     let server = std::env::var("DRSF_TEST_DATABASE_URL")

@@ -123,6 +123,11 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
             )
         });
     }
+    if let Some(store) = &store {
+        for target in settings.salesforce.iter() {
+            checks.extend(reconciliation(&settings, &**store, target.mode).await);
+        }
+    }
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     CheckReport {
         ok,
@@ -139,6 +144,70 @@ async fn existing_store(settings: &Settings) -> Option<std::sync::Arc<dyn Store>
         Ok(Ok(store)) => Some(store),
         _ => None,
     }
+}
+
+/// How far the relay's sweeps of DR's Events API have come for `mode`, and what its watchdog last
+/// saw of the webhook; nothing when DR posts straight to Salesforce (the relay does not reconcile).
+async fn reconciliation(settings: &Settings, store: &dyn Store, mode: Mode) -> Option<CheckLine> {
+    if settings.register.target != crate::settings::RegisterTarget::Relay || !settings.reconcile.enabled {
+        return None;
+    }
+    let tag = which(settings, mode);
+    let now = crate::support::clock::now_ms();
+    let watched = match WebhookSeen::recall(store, mode).await.ok().flatten() {
+        Some(WebhookSeen {
+            state: Some(state),
+            checked_at_ms,
+            ..
+        }) => format!(
+            "; the relay saw DR's webhook {state} at {}",
+            crate::support::clock::rfc3339(checked_at_ms)
+        ),
+        _ => String::new(),
+    };
+    let cursor = store
+        .state(&crate::reconcile::cursor_key(mode))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.parse::<i64>().ok());
+    let r = &settings.reconcile;
+    Some(match cursor {
+        None => line(
+            "reconciliation",
+            Status::Warn,
+            format!("{tag}the relay has not swept DR's Events API yet{watched}"),
+            Some(
+                "run the relay with this mode's DR API key; `events backfill --since 2d` fetches what came before"
+                    .into(),
+            ),
+        ),
+        Some(cursor) => {
+            let behind = now - cursor;
+            let expected = (r.settle + r.interval * 3).as_millis() as i64 + 300_000;
+            let minutes = behind / 60_000;
+            if behind <= expected {
+                line(
+                    "reconciliation",
+                    Status::Pass,
+                    format!("{tag}DR's events are reconciled up to {minutes} min ago{watched}"),
+                    None,
+                )
+            } else {
+                line(
+                    "reconciliation",
+                    Status::Fail,
+                    format!(
+                        "{tag}the last sweep reached {minutes} min ago: the relay is down or cannot list DR's Events API{watched}"
+                    ),
+                    Some(format!(
+                        "see the relay's log; `dr-sf-bridge events backfill --since {}m` closes the gap",
+                        minutes + 1
+                    )),
+                )
+            }
+        }
+    })
 }
 
 async fn remember_webhook(store: &dyn Store, mode: Mode, line: &CheckLine) {

@@ -123,6 +123,11 @@ pub async fn store_window(
     Ok(count)
 }
 
+/// Where a mode's sweeps have reached (`createdTime` in ms), in the store's `relay_state`.
+pub fn cursor_key(mode: Mode) -> String {
+    format!("reconcile.cursor.{mode}")
+}
+
 /// What one sweep did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sweep {
@@ -184,7 +189,7 @@ impl Reconciler {
     }
 
     fn cursor_key(&self) -> String {
-        format!("reconcile.cursor.{}", self.mode)
+        cursor_key(self.mode)
     }
 
     /// One sweep, now.

@@ -157,3 +157,40 @@ async fn relays_on_one_postgres_store_sweep_one_at_a_time_and_store_nothing_twic
     };
     assert_eq!(count.stored, 0);
 }
+
+#[tokio::test]
+async fn check_reports_how_far_reconciliation_has_come() {
+    let dr = Dr::start().await;
+    let settings = reconciling(&dr);
+    let relay = spawn_stepped_app_with(SalesforceStandIn::start().await, &borrowed(&settings)).await;
+    let storage = format!("sqlite://{}", relay.dir.path().join("relay.db").display());
+    let check = || async {
+        let out = cli(&["check", "--output", "json"])
+            .envs(&sandbox_password_env(&dr.api))
+            .env("DRSF__STORAGE__URL", &storage)
+            .env("DRSF__REGISTER__TARGET", "relay")
+            .env("DRSF__RELAY__PUBLIC_URL", "https://relay.acme.test")
+            .env("DRSF__RELAY__INBOUND_CLIENT_ID", INBOUND_CLIENT_ID)
+            .env("DRSF__RELAY__INBOUND_CLIENT_SECRET", RELAY_SECRET)
+            .run()
+            .await;
+        let report = out.json();
+        report["checks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}\n{}", out.stdout, out.stderr))
+            .iter()
+            .find(|c| c["name"] == "reconciliation")
+            .cloned()
+            .unwrap_or_else(|| panic!("no reconciliation line: {report}"))
+    };
+    let before = check().await;
+    assert_eq!(before["status"], "warn", "{before}");
+    assert!(before["detail"].as_str().unwrap().contains("not swept"));
+    assert_eq!(relay.sweep().await, Sweep::Started);
+    let after = check().await;
+    assert_eq!(after["status"], "pass", "{after}");
+    assert!(
+        after["detail"].as_str().unwrap().contains("reconciled up to 0 min ago"),
+        "{after}"
+    );
+}
