@@ -71,13 +71,14 @@ pub fn events_table(events: &[EventSummary]) -> String {
     if events.is_empty() {
         return "No events.\n".to_owned();
     }
-    let rows: Vec<[String; 7]> = events
+    let rows: Vec<[String; 8]> = events
         .iter()
         .map(|e| {
             [
                 e.id.clone(),
                 e.event_type.clone(),
                 e.target.as_str().to_owned(),
+                e.source.as_str().to_owned(),
                 e.status.as_str().to_owned(),
                 e.attempts.to_string(),
                 time(e.received_at_ms),
@@ -86,7 +87,16 @@ pub fn events_table(events: &[EventSummary]) -> String {
         })
         .collect();
     table::render(
-        &["ID", "TYPE", "TARGET", "STATUS", "ATTEMPTS", "RECEIVED", "LAST ERROR"],
+        &[
+            "ID",
+            "TYPE",
+            "TARGET",
+            "SOURCE",
+            "STATUS",
+            "ATTEMPTS",
+            "RECEIVED",
+            "LAST ERROR",
+        ],
         &rows,
     )
 }

@@ -162,7 +162,10 @@ fn row(event: &EventSummary) -> Markup {
     html! {
         tr {
             td { (time(event.received_at_ms)) }
-            td { a href=(paths::ui_event(&event.id, "")) { (event.id) } }
+            td {
+                a href=(paths::ui_event(&event.id, "")) { (event.id) }
+                @if event.source == EventSource::Backfill { " " span.tag title="Fetched from DR's Events API: the webhook never brought it" { "backfilled" } }
+            }
             td { (event.event_type) }
             td { (event.order_key.as_deref().unwrap_or("—")) }
             td { (badge(event.status.as_str())) }

@@ -271,7 +271,24 @@ async fn a_backfilled_event_is_marked_as_such_wherever_it_is_shown() {
         .await
         .unwrap();
     assert_eq!(api["event"]["source"], "backfill");
+    let listed = cli(&["events", "list"]).env("DRSF__STORAGE__URL", &storage).run().await;
+    let row = |id: &str| {
+        listed
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row("evt-from-dr").contains("backfill"), "{}", listed.stdout);
+    assert!(row("evt-by-webhook").contains("webhook"), "{}", listed.stdout);
     let visitor = crate::status_page::Visitor::sign_in(&relay).await;
+    let (_, list) = visitor.get("/ui/events").await;
+    assert_eq!(
+        list.matches(">backfilled<").count(),
+        1,
+        "the one backfilled row is marked: {list}"
+    );
     let (_, page) = visitor.get("/ui/events/evt-from-dr").await;
     assert!(
         page.contains("Digital River&#39;s Events API") || page.contains("Digital River's Events API"),
