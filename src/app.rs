@@ -23,6 +23,7 @@ use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
+use crate::reconcile::silence::LastReceived;
 use crate::reconcile::watchdog::{Expected, Watchdog, WebhookState};
 use crate::settings::{ConnectionLimits, RegisterTarget, Settings};
 use crate::store::{self, Store};
@@ -85,7 +86,16 @@ impl Application {
         }
         let targets: Vec<TargetView> = workers.iter().map(|w| TargetView::of(w.target())).collect();
         let reconcilers = reconcilers(&settings, &store, &clock, &wake, &metrics)?;
-        let watchdogs = watchdogs(&settings, &store, &clock, &metrics, &targets, &reconcilers)?;
+        let last_received = Arc::new(LastReceived::new(clock.clone()));
+        let watchdogs = watchdogs(
+            &settings,
+            &store,
+            &clock,
+            &metrics,
+            &targets,
+            &reconcilers,
+            &last_received,
+        )?;
         let state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
@@ -102,6 +112,7 @@ impl Application {
             ),
             client_ip_header: settings.relay.client_ip_header.clone(),
             targets: targets.into(),
+            last_received,
             secure_cookies: settings
                 .relay
                 .public_url
@@ -258,6 +269,7 @@ fn watchdogs(
     metrics: &Metrics,
     targets: &[TargetView],
     reconcilers: &[Reconciler],
+    last_received: &Arc<LastReceived>,
 ) -> anyhow::Result<Vec<Arc<Watchdog>>> {
     let Ok(inbound) = settings.relay.inbound_oauth() else {
         if !reconcilers.is_empty() {
@@ -279,7 +291,7 @@ fn watchdogs(
             .iter()
             .map(|state| (*state, metrics.webhook_state(mode, state.as_str())))
             .collect();
-        watchdogs.push(Arc::new(Watchdog::new(
+        let mut watchdog = Watchdog::new(
             mode,
             client,
             store.clone(),
@@ -290,7 +302,9 @@ fn watchdogs(
             Some(reconciler.clone()),
             clock.clone(),
             gauges,
-        )));
+        );
+        watchdog.heard = Some((last_received.clone(), settings.reconcile.quiet_alert));
+        watchdogs.push(Arc::new(watchdog));
     }
     Ok(watchdogs)
 }

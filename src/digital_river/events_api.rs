@@ -89,6 +89,25 @@ impl DigitalRiverClient {
     }
 }
 
+impl DigitalRiverClient {
+    /// Whether DR created any event of `types` in `[from_ms, until_ms)`: one request, one event.
+    pub async fn any_event(&self, types: &[EventType], from_ms: i64, until_ms: i64) -> Result<bool, DigitalRiverError> {
+        let mut path = format!(
+            "/events?limit=1&createdTime%5Bgte%5D={}&createdTime%5Blt%5D={}",
+            iso(from_ms),
+            iso(until_ms)
+        );
+        for event_type in types {
+            path.push_str("&types=");
+            path.push_str(event_type.as_str());
+        }
+        let body = self.get_raw(&path).await?;
+        let page: Page =
+            serde_json::from_slice(&body).map_err(|e| DigitalRiverError::Unexpected(format!("event list: {e}")))?;
+        Ok(!page.data.is_empty())
+    }
+}
+
 fn listed(raw: &str) -> Result<ListedEvent, DigitalRiverError> {
     let envelope = Envelope::parse(raw.as_bytes())
         .map_err(|e| DigitalRiverError::Unexpected(format!("an event in the list: {e}")))?;

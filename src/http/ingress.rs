@@ -266,6 +266,7 @@ pub async fn receive_event(
         }
         (InsertOutcome::Duplicate, _) => {
             state.metrics.received(&type_label, "duplicate");
+            state.last_received.note(event_mode);
             tracing::info!("duplicate event acknowledged");
             (StatusCode::OK, Json(json!({"status": "duplicate", "id": id}))).into_response()
         }
@@ -276,6 +277,7 @@ pub async fn receive_event(
         }
         (InsertOutcome::Inserted, true) => {
             state.metrics.received(&type_label, "accepted");
+            state.last_received.note(event_mode);
             state.wake.notify_one();
             tracing::debug!("event stored");
             (StatusCode::ACCEPTED, Json(json!({"status": "accepted", "id": id}))).into_response()

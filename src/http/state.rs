@@ -12,6 +12,7 @@ use crate::delivery::TargetView;
 use crate::digital_river::ModeVerifiers;
 use crate::domain::{EventType, Mode};
 use crate::metrics::Metrics;
+use crate::reconcile::silence::LastReceived;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -40,4 +41,6 @@ pub struct AppState {
     pub targets: Arc<[TargetView]>,
     /// The relay is reached over https (`relay.public_url`): its cookies are `Secure`.
     pub secure_cookies: bool,
+    /// When DR's webhook last brought an event of each mode (the watchdog's "silent").
+    pub last_received: Arc<LastReceived>,
 }

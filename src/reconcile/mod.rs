@@ -12,6 +12,7 @@
 //! an overlap, to now minus a settle delay (DR's own delivery and retries come first). Relays
 //! sharing a PostgreSQL store sweep one at a time under a lease in the store.
 
+pub mod silence;
 pub mod watchdog;
 
 use std::collections::BTreeMap;

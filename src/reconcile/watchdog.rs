@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio_util::sync::CancellationToken;
 
 use super::Reconciler;
+use super::silence::LastReceived;
 use crate::delivery::TargetView;
 use crate::digital_river::{DigitalRiverClient, Webhook};
 use crate::domain::{EventType, Mode};
@@ -35,16 +36,20 @@ pub enum WebhookState {
     AddressChanged,
     /// DR's API did not answer (or refused the key).
     Unreachable,
+    /// The webhook looks right, but no event arrived for `reconcile.quiet_alert_secs` while DR
+    /// created some: DR's posts do not reach the relay.
+    Silent,
 }
 
 impl WebhookState {
-    pub const ALL: [WebhookState; 6] = [
+    pub const ALL: [WebhookState; 7] = [
         Self::Ok,
         Self::Disabled,
         Self::Missing,
         Self::TypesMissing,
         Self::AddressChanged,
         Self::Unreachable,
+        Self::Silent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +60,7 @@ impl WebhookState {
             Self::TypesMissing => "types_missing",
             Self::AddressChanged => "address_changed",
             Self::Unreachable => "unreachable",
+            Self::Silent => "silent",
         }
     }
 }
@@ -136,6 +142,8 @@ pub struct Watchdog {
     pub clock: Clock,
     /// `drsf_dr_webhook_state{target, state}`: 1 for the state now.
     pub gauges: Vec<(WebhookState, Gauge)>,
+    /// When the webhook last brought an event, and how long a silence is alarming.
+    pub heard: Option<(Arc<LastReceived>, Duration)>,
     last: Mutex<Option<WebhookState>>,
     last_reenable_ms: Mutex<Option<i64>>,
 }
@@ -165,6 +173,7 @@ impl Watchdog {
             reconciler,
             clock,
             gauges,
+            heard: None,
             last: Mutex::new(None),
             last_reenable_ms: Mutex::new(None),
         }
@@ -174,13 +183,18 @@ impl Watchdog {
     #[tracing::instrument(skip_all, fields(mode = self.mode.as_str()))]
     pub async fn check(&self) -> WebhookState {
         let now = self.clock.now_ms();
-        let (state, detail, disabled_id) = match self.client.list_webhooks().await {
+        let (mut state, mut detail, disabled_id) = match self.client.list_webhooks().await {
             Ok(webhooks) => {
                 let (state, detail, webhook) = judge(&webhooks, &self.expected);
                 (state, detail, webhook.map(|w| w.id.clone()))
             }
             Err(e) => (WebhookState::Unreachable, format!("DR's Webhooks API: {e}"), None),
         };
+        if state == WebhookState::Ok
+            && let Some(silence) = self.silence(now).await
+        {
+            (state, detail) = (WebhookState::Silent, silence);
+        }
         for (s, gauge) in &self.gauges {
             gauge.set(i64::from(*s == state));
         }
@@ -210,6 +224,25 @@ impl Watchdog {
             self.reenable_if_allowed(&id, now).await;
         }
         state
+    }
+
+    /// A sentence when no event arrived for the quiet-alert time although DR created some.
+    async fn silence(&self, now: i64) -> Option<String> {
+        let (heard, quiet) = self.heard.as_ref()?;
+        let last = heard.of(self.mode);
+        let quiet_ms = quiet.as_millis() as i64;
+        if now - last < quiet_ms {
+            return None;
+        }
+        let from = last.max(now - quiet_ms);
+        match self.client.any_event(&self.expected.types, from, now).await {
+            Ok(true) => Some(format!(
+                "no event arrived from DR's webhook for {} h, yet DR created some: its posts do not reach the relay \
+                 (DNS, TLS, a load balancer); reconciliation fetches them meanwhile",
+                (now - last) / 3_600_000
+            )),
+            _ => None,
+        }
     }
 
     async fn reenable_if_allowed(&self, id: &str, now: i64) {

@@ -21,6 +21,9 @@ pub struct ReconcileSettings {
     pub webhook_check_interval: Duration,
     /// Whether a webhook DR disabled is enabled again (one PATCH, at most hourly).
     pub reenable_webhook: bool,
+    /// No event from the webhook for this long while DR created some is the `silent` state
+    /// (seconds in the configuration).
+    pub quiet_alert: Duration,
 }
 
 impl ReconcileSettings {
@@ -31,6 +34,8 @@ impl ReconcileSettings {
         let settle_secs: u64 = r.get("reconcile.settle_secs");
         let webhook_check_secs: u64 = r.get("reconcile.webhook_check_interval_secs");
         let reenable_webhook: bool = r.get("reconcile.reenable_webhook");
+        let quiet_alert_secs: u64 = r.get("reconcile.quiet_alert_secs");
+        r.problems.positive("reconcile.quiet_alert_secs", quiet_alert_secs);
         r.problems
             .positive("reconcile.webhook_check_interval_secs", webhook_check_secs);
         r.problems.positive("reconcile.interval_secs", interval_secs);
@@ -41,6 +46,7 @@ impl ReconcileSettings {
             settle: Duration::from_secs(settle_secs),
             webhook_check_interval: Duration::from_secs(webhook_check_secs.max(1)),
             reenable_webhook,
+            quiet_alert: Duration::from_secs(quiet_alert_secs.max(1)),
         }
     }
 }

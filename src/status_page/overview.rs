@@ -169,6 +169,11 @@ pub fn webhook_health(targets: &[TargetSnapshot], webhooks: &[Option<WebhookSeen
                 format!("DR's webhook{account} lacks event types: those orders never arrive"),
                 "Run `dr-sf-bridge register --target relay` to add them, then `events backfill` for the gap.",
             ),
+            "silent" => (
+                Level::Bad,
+                format!("DR's events do not reach the relay{account}: none arrived for hours while DR created some"),
+                "Check what stands between DR and the relay (DNS, TLS certificate, load balancer); the relay fetches the missed events meanwhile.",
+            ),
             _ => (
                 Level::Warn,
                 format!("DR's Webhooks API could not be checked{account}"),

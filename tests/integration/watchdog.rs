@@ -123,3 +123,31 @@ async fn told_not_to_the_relay_only_reports_a_disabled_webhook() {
     assert_eq!(relay.watch().await, WebhookState::Missing);
     assert!(first_line(&relay).await.contains("no webhook for this relay"));
 }
+
+#[tokio::test]
+async fn hours_without_an_event_while_dr_created_some_is_silence() {
+    let dr = Dr::start().await;
+    let relay = watched_relay(&dr, true).await;
+    assert_eq!(relay.watch().await, WebhookState::Ok);
+    relay.advance(Duration::from_secs(7 * 3600));
+    assert_eq!(
+        relay.watch().await,
+        WebhookState::Ok,
+        "quiet, but DR created nothing either"
+    );
+
+    dr.create("order.accepted", "evt-unheard", "o-1", relay.clock.now_ms() - 3_600_000);
+    assert_eq!(relay.watch().await, WebhookState::Silent);
+    assert!(
+        relay
+            .metrics()
+            .await
+            .contains("drsf_dr_webhook_state{target=\"test\",state=\"silent\"} 1")
+    );
+    assert!(first_line(&relay).await.contains("do not reach the relay"));
+
+    // DR's posts arrive again.
+    relay.accept(&event("order.accepted", "evt-heard", "o-2")).await;
+    relay.advance(Duration::from_secs(1));
+    assert_eq!(relay.watch().await, WebhookState::Ok);
+}
