@@ -109,14 +109,18 @@ async fn run(count: usize, dir: &std::path::Path) -> (f64, f64) {
         .env("DRSF__SALESFORCE__MY_DOMAIN_URL", "https://bench.my.salesforce.com")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
     let pid = child.id();
     let mut peak = f64::NAN;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "the backfill failed");
+            if !status.success() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+                panic!("the backfill of {count} events failed: {stderr}");
+            }
             break;
         }
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
