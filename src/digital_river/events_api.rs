@@ -54,15 +54,7 @@ impl DigitalRiverClient {
         from_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<ListedEvent>, DigitalRiverError> {
-        let mut query = format!(
-            "/events?limit={PAGE}&createdTime%5Bgte%5D={}&createdTime%5Blt%5D={}",
-            iso(from_ms),
-            iso(until_ms)
-        );
-        for event_type in types {
-            query.push_str("&types=");
-            query.push_str(event_type.as_str());
-        }
+        let query = events_query(types, from_ms, until_ms, PAGE);
         let mut events = Vec::new();
         let mut starting_after: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -92,20 +84,26 @@ impl DigitalRiverClient {
 impl DigitalRiverClient {
     /// Whether DR created any event of `types` in `[from_ms, until_ms)`: one request, one event.
     pub async fn any_event(&self, types: &[EventType], from_ms: i64, until_ms: i64) -> Result<bool, DigitalRiverError> {
-        let mut path = format!(
-            "/events?limit=1&createdTime%5Bgte%5D={}&createdTime%5Blt%5D={}",
-            iso(from_ms),
-            iso(until_ms)
-        );
-        for event_type in types {
-            path.push_str("&types=");
-            path.push_str(event_type.as_str());
-        }
+        let path = events_query(types, from_ms, until_ms, 1);
         let body = self.get_raw(&path).await?;
         let page: Page =
             serde_json::from_slice(&body).map_err(|e| DigitalRiverError::Unexpected(format!("event list: {e}")))?;
         Ok(!page.data.is_empty())
     }
+}
+
+/// `GET /events` for `types` created in `[from_ms, until_ms)`, `limit` a page.
+fn events_query(types: &[EventType], from_ms: i64, until_ms: i64, limit: u32) -> String {
+    let mut query = format!(
+        "/events?limit={limit}&createdTime%5Bgte%5D={}&createdTime%5Blt%5D={}",
+        iso(from_ms),
+        iso(until_ms)
+    );
+    for event_type in types {
+        query.push_str("&types=");
+        query.push_str(event_type.as_str());
+    }
+    query
 }
 
 fn listed(raw: &str) -> Result<ListedEvent, DigitalRiverError> {
