@@ -23,6 +23,7 @@ use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
+use crate::reconcile::confirm::Confirmer;
 use crate::reconcile::silence::LastReceived;
 use crate::reconcile::watchdog::{Expected, Watchdog, WebhookState};
 use crate::settings::{ConnectionLimits, RegisterTarget, Settings};
@@ -46,6 +47,8 @@ pub struct Application {
     reconcilers: Vec<Reconciler>,
     /// One per reconciled mode, when the relay knows its own address (`relay.public_url`).
     watchdogs: Vec<Arc<Watchdog>>,
+    /// One per Salesforce target, with `confirm.enabled`.
+    confirmers: Vec<Confirmer>,
     /// Whether the workers' loops run; off, deliveries happen when [`Application::workers`]'
     /// `deliver_due` is called.
     background_delivery: bool,
@@ -73,8 +76,17 @@ impl Application {
             settings.delivery.poll_interval
         };
         let mut workers = Vec::new();
+        let mut confirmers = Vec::new();
         for sf in settings.salesforce.iter() {
             let target = Target::build(sf, &settings.delivery, store.clone(), &metrics, clock.clone()).await?;
+            if settings.confirm.enabled {
+                confirmers.push(Confirmer::new(
+                    target.clone(),
+                    store.clone(),
+                    settings.confirm.clone(),
+                    metrics.for_confirm(sf.mode),
+                ));
+            }
             workers.push(Worker::new(target, store.clone(), wake.clone(), poll_interval));
             if settings.digital_river.signing_secrets_for(sf.mode).is_empty() {
                 tracing::warn!(
@@ -130,6 +142,7 @@ impl Application {
             workers,
             reconcilers,
             watchdogs,
+            confirmers,
             background_delivery: true,
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
@@ -161,6 +174,11 @@ impl Application {
         self.watchdogs.clone()
     }
 
+    /// The sweeps of the DR package's failure records, one per Salesforce target.
+    pub fn confirmers(&self) -> Vec<Confirmer> {
+        self.confirmers.clone()
+    }
+
     /// Runs no delivery loop: events are stored, and delivered only when a caller of
     /// [`Application::workers`] asks (`Worker::deliver_due`). For tests that step deliveries.
     pub fn without_background_delivery(mut self) -> Self {
@@ -185,6 +203,11 @@ impl Application {
                     self.watchdogs
                         .into_iter()
                         .map(|watchdog| tokio::spawn(watchdog.run(stop.clone()))),
+                )
+                .chain(
+                    self.confirmers
+                        .into_iter()
+                        .map(|confirmer| tokio::spawn(confirmer.run(stop.clone()))),
                 )
                 .collect();
             (workers, sweeps)

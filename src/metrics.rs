@@ -145,6 +145,23 @@ struct ReconcileFamilies {
     last_success: TargetGauge,
     last_duration_ms: TargetGauge,
     cursor_lag: TargetGauge,
+    failed_in_salesforce: TargetGauge,
+    unknown_failures: TargetGauge,
+    confirm_last_success: TargetGauge,
+    confirm_requests: Family<TargetLabels, Counter>,
+}
+
+/// One org's Salesforce-side confirmation metrics.
+#[derive(Clone)]
+pub struct ConfirmMetrics {
+    /// Events of this target now `failed_in_salesforce`.
+    pub failed_in_salesforce: Gauge,
+    /// Failure records in the org of events the relay does not hold.
+    pub unknown_failures: Gauge,
+    /// When the last sweep succeeded (Unix seconds).
+    pub last_success: Gauge,
+    /// Query requests made (each one API request).
+    pub requests: Counter,
 }
 
 /// One mode's reconciliation metrics.
@@ -289,6 +306,26 @@ impl Metrics {
             "How far behind now reconciliation has looked at DR's events, by target",
             reconcile.cursor_lag.clone(),
         );
+        registry.register(
+            "salesforce_failed_events",
+            "Events Salesforce answered 2xx for but the DR package kept as failure records (failed_in_salesforce), by target",
+            reconcile.failed_in_salesforce.clone(),
+        );
+        registry.register(
+            "salesforce_unknown_failed_events",
+            "DR failure records in the org of events this relay does not hold (DR posted straight to the org), by target",
+            reconcile.unknown_failures.clone(),
+        );
+        registry.register(
+            "confirm_last_success_timestamp_seconds",
+            "When the last sweep of the DR package's failure records succeeded (Unix seconds), by target",
+            reconcile.confirm_last_success.clone(),
+        );
+        registry.register(
+            "confirm_requests",
+            "Query requests the sweep of failure records made (each one API request), by target",
+            reconcile.confirm_requests.clone(),
+        );
         Self {
             registry,
             reconcile,
@@ -343,6 +380,16 @@ impl Metrics {
         }
     }
 
+    pub fn for_confirm(&self, mode: Mode) -> ConfirmMetrics {
+        let target = TargetLabels::of(mode);
+        ConfirmMetrics {
+            failed_in_salesforce: self.reconcile.failed_in_salesforce.get_or_create(&target).clone(),
+            unknown_failures: self.reconcile.unknown_failures.get_or_create(&target).clone(),
+            last_success: self.reconcile.confirm_last_success.get_or_create(&target).clone(),
+            requests: self.reconcile.confirm_requests.get_or_create(&target).clone(),
+        }
+    }
+
     /// The series of `drsf_dr_webhook_state` for one mode and state.
     pub fn webhook_state(&self, mode: Mode, state: &'static str) -> Gauge {
         self.reconcile
@@ -370,13 +417,8 @@ impl Metrics {
     /// Renders the text format, first refreshing the gauges read from the store.
     pub fn render(&self, stats: Option<&StoreStats>, now_ms: i64) -> String {
         if let Some(stats) = stats {
-            for (status, count) in [
-                ("pending", stats.pending),
-                ("delivered", stats.delivered),
-                ("dead", stats.dead),
-                ("ignored", stats.ignored),
-                ("rejected_mode", stats.rejected_mode),
-            ] {
+            for (status, count) in stats.by_status() {
+                let status = status.as_str();
                 self.events_by_status
                     .get_or_create(&StatusLabels { status })
                     .set(count as i64);

@@ -6,14 +6,18 @@
 //! latency, a capacity past which Apex requests are refused with `ConcurrentPerOrgLongTxn`, an
 //! outage (503), a spent daily allocation (`TotalRequests`), the API usage it reports in
 //! `Sforce-Limit-Info` and at `/limits`, and the demo's script (a maintenance page for the first
-//! delivery, an expired session at the fourth). Tests that check the requests themselves (headers,
+//! delivery, an expired session at the fourth). Like the DR package, it can answer 200 for an
+//! event and keep it as a `DR_Failed_Event__c` record instead (chosen orders), and serves those
+//! records to SOQL, in pages. Tests that check the requests themselves (headers,
 //! bodies, `.expect(n)`) use wiremock mocks instead; this org is for behaviour over many events.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -59,11 +63,89 @@ pub struct Org {
     pub limits_asked: AtomicUsize,
     /// Tokens numbered up to this one no longer work.
     expired_through: AtomicUsize,
+    /// Orders whose events the DR package answers 200 for and keeps as a failure record, with
+    /// the record's reason.
+    pub fail_in_package: Mutex<HashMap<String, String>>,
+    /// The org's `DR_Failed_Event__c` records, oldest first.
+    pub failure_records: Mutex<Vec<FailureRecord>>,
+    /// Records per page of a query answer (0: Salesforce's 2,000).
+    pub page_size: AtomicUsize,
+    /// The integration user cannot see the object: queries answer `INVALID_TYPE`.
+    pub failures_hidden: AtomicBool,
+    /// Query requests (first pages and `nextRecordsUrl` pages), each one API request.
+    pub queries: AtomicUsize,
+}
+
+/// A `DR_Failed_Event__c` record of the stand-in.
+#[derive(Debug, Clone)]
+pub struct FailureRecord {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub reason: String,
+    pub processed: bool,
+    pub created_ms: i64,
+    pub modified_ms: i64,
 }
 
 impl Org {
     pub fn delivered(&self) -> usize {
         self.delivered.load(Ordering::SeqCst)
+    }
+
+    /// From now on the package keeps `order`'s events as failure records (and answers 200).
+    pub fn fail_in_package(&self, order: &str, reason: &str) {
+        self.fail_in_package
+            .lock()
+            .expect("not poisoned")
+            .insert(order.to_owned(), reason.to_owned());
+    }
+
+    /// The admin fixed the cause and the package processed the record of `event_id`.
+    pub fn mark_processed(&self, event_id: &str) {
+        let mut records = self.failure_records.lock().expect("not poisoned");
+        for record in records.iter_mut().filter(|r| r.event_id == event_id) {
+            record.processed = true;
+            record.modified_ms = crate::support::clock::now_ms();
+        }
+    }
+
+    /// A record of an event the relay never sent (DR posted straight to the org).
+    pub fn add_failure_record(&self, event_id: &str, event_type: &str, reason: &str) {
+        let mut records = self.failure_records.lock().expect("not poisoned");
+        let now = crate::support::clock::now_ms();
+        let id = format!("a0X{:012}", records.len() + 1);
+        records.push(FailureRecord {
+            id,
+            event_id: event_id.to_owned(),
+            event_type: event_type.to_owned(),
+            reason: reason.to_owned(),
+            processed: false,
+            created_ms: now,
+            modified_ms: now,
+        });
+    }
+
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
+    }
+
+    /// The package's catch-all: keeps the event as a failure record when its order is one it
+    /// fails; answers whether it did.
+    fn kept_as_failure(&self, body: &[u8]) -> bool {
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return false;
+        };
+        let order = event["data"]["object"]["id"].as_str().unwrap_or_default();
+        let Some(reason) = self.fail_in_package.lock().expect("not poisoned").get(order).cloned() else {
+            return false;
+        };
+        self.add_failure_record(
+            event["id"].as_str().unwrap_or_default(),
+            event["type"].as_str().unwrap_or_default(),
+            &reason,
+        );
+        true
     }
 
     fn usage_header(&self) -> HeaderMap {
@@ -97,6 +179,8 @@ impl OrgStandIn {
             .route(TOKEN_PATH, post(token))
             .route(APEX_PATH, post(apex))
             .route(LIMITS_PATH, get(limits))
+            .route(QUERY_PATH, get(query))
+            .route(&format!("{QUERY_PATH}/{{locator}}"), get(query_page))
             .with_state(org.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -145,7 +229,7 @@ async fn token(State(org): State<Arc<Org>>) -> Response {
     .into_response()
 }
 
-async fn apex(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response {
+async fn apex(State(org): State<Arc<Org>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let request = org.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let token: usize = headers
         .get("authorization")
@@ -182,6 +266,7 @@ async fn apex(State(org): State<Arc<Org>>, headers: HeaderMap) -> Response {
         tokio::time::sleep(Duration::from_micros(latency)).await;
     }
     org.in_flight.fetch_sub(1, Ordering::SeqCst);
+    org.kept_as_failure(&body);
     org.delivered.fetch_add(1, Ordering::SeqCst);
     org.used.fetch_add(1, Ordering::SeqCst);
     (StatusCode::OK, org.usage_header(), "").into_response()
@@ -200,5 +285,100 @@ async fn limits(State(org): State<Arc<Org>>) -> Response {
     org.limits_asked.fetch_add(1, Ordering::SeqCst);
     let (used, max) = (org.used.load(Ordering::SeqCst), org.max.load(Ordering::SeqCst));
     let body = json!({"DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)}});
+    (StatusCode::OK, org.usage_header(), Json(body)).into_response()
+}
+
+/// Where the org runs SOQL.
+pub const QUERY_PATH: &str = crate::salesforce::failed_events::QUERY_PATH;
+
+#[derive(serde::Deserialize)]
+struct Soql {
+    q: String,
+}
+
+/// A query of the failure records: `… WHERE LastModifiedDate >= T …` or `… LIMIT 1`, answered in
+/// pages as Salesforce does.
+async fn query(State(org): State<Arc<Org>>, Query(soql): Query<Soql>) -> Response {
+    if soql.q.contains("LIMIT 1") {
+        return records_answer(&org, i64::MIN, 0, Some(1));
+    }
+    let since = soql
+        .q
+        .split("LastModifiedDate >= ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(crate::salesforce::failed_events::parse_salesforce_time);
+    match since {
+        Some(since) => records_answer(&org, since, 0, None),
+        None => {
+            let body = json!([{"message": "unexpected query", "errorCode": "MALFORMED_QUERY"}]);
+            (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        }
+    }
+}
+
+async fn query_page(State(org): State<Arc<Org>>, Path(locator): Path<String>) -> Response {
+    let parsed = locator
+        .strip_prefix("01gSTANDIN")
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(since, offset)| Some((since.parse().ok()?, offset.parse().ok()?)));
+    match parsed {
+        Some((since, offset)) => records_answer(&org, since, offset, None),
+        None => {
+            let body = json!([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}]);
+            (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        }
+    }
+}
+
+fn records_answer(org: &Org, since_ms: i64, offset: usize, limit: Option<usize>) -> Response {
+    org.queries.fetch_add(1, Ordering::SeqCst);
+    org.used.fetch_add(1, Ordering::SeqCst);
+    if org.failures_hidden.load(Ordering::SeqCst) {
+        let body = json!([{
+            "message": "\nSELECT Id FROM digitalriverv3__DR_Failed_Event__c\n ^\nERROR at Row:1:Column:16\nsObject type 'digitalriverv3__DR_Failed_Event__c' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name.",
+            "errorCode": "INVALID_TYPE"
+        }]);
+        return (StatusCode::BAD_REQUEST, org.usage_header(), Json(body)).into_response();
+    }
+    let time = |ms: i64| {
+        let text = crate::digital_river::events_api::iso(ms);
+        format!("{}+0000", text.trim_end_matches('Z'))
+    };
+    let mut matching: Vec<FailureRecord> = org
+        .failure_records
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter(|r| r.modified_ms / 1000 * 1000 >= since_ms)
+        .cloned()
+        .collect();
+    matching.sort_by_key(|r| r.modified_ms);
+    let total = limit.map_or(matching.len(), |l| matching.len().min(l));
+    let page_size = match org.page_size.load(Ordering::SeqCst) {
+        0 => 2000,
+        n => n,
+    };
+    let end = (offset + page_size).min(total);
+    let records: Vec<_> = matching[offset.min(end)..end]
+        .iter()
+        .map(|r| {
+            json!({
+                "attributes": {"type": "digitalriverv3__DR_Failed_Event__c", "url": format!("/services/data/v60.0/sobjects/digitalriverv3__DR_Failed_Event__c/{}", r.id)},
+                "Id": r.id,
+                "CreatedDate": time(r.created_ms),
+                "LastModifiedDate": time(r.modified_ms),
+                "digitalriverv3__Event_Id__c": r.event_id,
+                "digitalriverv3__Event_Type__c": r.event_type,
+                "digitalriverv3__Event_Capture_Reason__c": r.reason,
+                "digitalriverv3__Processed__c": r.processed,
+            })
+        })
+        .collect();
+    let done = end >= total;
+    let mut body = json!({"totalSize": total, "done": done, "records": records});
+    if !done {
+        body["nextRecordsUrl"] = json!(format!("{QUERY_PATH}/01gSTANDIN{since_ms}_{end}"));
+    }
     (StatusCode::OK, org.usage_header(), Json(body)).into_response()
 }

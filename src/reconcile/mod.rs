@@ -11,7 +11,11 @@
 //! cursor (kept in the store, so a relay that was down resumes there, 30 days back at most) minus
 //! an overlap, to now minus a settle delay (DR's own delivery and retries come first). Relays
 //! sharing a PostgreSQL store sweep one at a time under a lease in the store.
+//!
+//! [`confirm`] closes the loop on the other side: what the DR package in each org kept as a
+//! failure though it answered 2xx.
 
+pub mod confirm;
 pub mod silence;
 pub mod watchdog;
 

@@ -82,17 +82,17 @@ pub struct DeliveryAttempt {
 /// Posts events to `{my_domain_url}{webhook_path}`.
 #[derive(Clone)]
 pub struct ApexClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     webhook_url: String,
-    tokens: Arc<TokenCache>,
+    pub(super) tokens: Arc<TokenCache>,
     rate_limit_min_delay: Duration,
 }
 
-struct Answer {
-    status: StatusCode,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
     location: Option<String>,
-    api_usage: Option<ApiUsage>,
-    body: String,
+    pub(super) api_usage: Option<ApiUsage>,
+    pub(super) body: String,
 }
 
 impl ApexClient {
@@ -335,7 +335,12 @@ impl ApexClient {
 /// The REST resource that reports the org's limits.
 pub const LIMITS_PATH: &str = "/services/data/v60.0/limits";
 
-async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+async fn read_answer(response: reqwest::Response) -> Result<Answer, reqwest::Error> {
+    read_answer_up_to(response, BODY_READ_LIMIT).await
+}
+
+/// The answer, its body cut at `limit` bytes.
+pub(super) async fn read_answer_up_to(mut response: reqwest::Response, limit: usize) -> Result<Answer, reqwest::Error> {
     let status = response.status();
     let header = |name: &str| {
         response
@@ -349,8 +354,8 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest:
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         body.extend_from_slice(&chunk);
-        if body.len() >= BODY_READ_LIMIT {
-            body.truncate(BODY_READ_LIMIT);
+        if body.len() >= limit {
+            body.truncate(limit);
             break;
         }
     }
@@ -364,7 +369,7 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest:
 
 /// `errorCode` and `message` from a JSON array (`[{"message","errorCode"}]`), a JSON object, or
 /// an OAuth-style object; `None`s for HTML and empty bodies.
-fn error_fields(body: &str) -> (Option<String>, Option<String>) {
+pub(super) fn error_fields(body: &str) -> (Option<String>, Option<String>) {
     let Ok(value) = serde_json::from_str::<Value>(body) else {
         return (None, None);
     };

@@ -1,10 +1,11 @@
 //! Everything that speaks Salesforce: the sign-in vocabulary ([`credentials`]), sign-in
 //! ([`auth`]: grants and the shared token cache) and delivery to the DR package's Apex REST
-//! resource ([`client`]).
+//! resource ([`client`]), and the DR package's own failure records ([`failed_events`]).
 
 pub mod auth;
 pub mod client;
 pub mod credentials;
+pub mod failed_events;
 
 pub use auth::{AuthError, SalesforceAuth, TokenCache};
 pub use client::{ApexClient, ApiUsage, DeliveryAttempt, DeliveryOutcome};

@@ -19,6 +19,7 @@
 pub mod delivery;
 pub mod digital_river;
 pub mod problems;
+pub mod confirm;
 pub mod reconcile;
 pub mod relay;
 pub mod salesforce;
@@ -139,6 +140,8 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub delivery: DeliverySettings,
     pub reconcile: reconcile::ReconcileSettings,
+    /// The sweep of the DR package's failure records in each org.
+    pub confirm: confirm::ConfirmSettings,
     pub storage: StorageSettings,
     pub register: RegisterSettings,
 }
@@ -171,6 +174,7 @@ impl RawSettings {
             relay: RelaySettings::read(&mut r),
             delivery: DeliverySettings::read(&mut r),
             reconcile: reconcile::ReconcileSettings::read(&mut r),
+            confirm: confirm::ConfirmSettings::read(&mut r),
             storage: StorageSettings::read(&mut r),
             register: RegisterSettings::read(&mut r),
         };

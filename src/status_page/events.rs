@@ -14,6 +14,7 @@ use super::layout::{age, badge, page, time};
 use super::{SignedIn, paths, store_failed};
 use crate::domain::{EventId, EventType, OrderKey};
 use crate::http::state::AppState;
+use crate::store::confirm;
 use crate::store::replay::{self, ReplayError};
 use crate::store::{AttemptSummary, EventFilter, EventSource, EventStatus, EventSummary};
 use crate::support::clock::{now_ms, parse_time};
@@ -244,7 +245,8 @@ pub(super) async fn show(
 fn level_of(status: EventStatus) -> &'static str {
     match status {
         EventStatus::Delivered => "good",
-        EventStatus::Dead => "bad",
+        EventStatus::Dead | EventStatus::FailedInSalesforce => "bad",
+        EventStatus::Recovered => "good",
         _ => "warn",
     }
 }
@@ -284,15 +286,34 @@ pub fn why(event: &EventSummary, org: Option<&str>, now: i64) -> String {
             format!("Ignored: kept, not delivered — its type is not one digital_river.event_types delivers ({said}).")
         }
         EventStatus::RejectedMode => format!("Kept, never delivered: {said}."),
+        EventStatus::FailedInSalesforce => format!(
+            "Failed in Salesforce: {said}. The DR package answered 2xx and kept the event as a DR Failed Event record at {org}, so the order was not updated. Fix the cause in the org (the record's Event Capture Reason), then send it again."
+        ),
+        EventStatus::Recovered => format!("Recovered: {said} (the DR Failed Event record is marked processed)."),
     }
 }
 
 fn attempt_row(attempt: &AttemptSummary) -> Markup {
-    let said = attempt.excerpt.as_deref().or(attempt.error.as_deref()).unwrap_or("");
+    let from_salesforce_record = [confirm::OUTCOME_FAILED, confirm::OUTCOME_RECOVERED].contains(&attempt.outcome.as_str());
+    let said = if from_salesforce_record {
+        format!(
+            "{} ({})",
+            attempt.error.as_deref().unwrap_or(""),
+            attempt.excerpt.as_deref().unwrap_or("")
+        )
+    } else {
+        attempt.excerpt.as_deref().or(attempt.error.as_deref()).unwrap_or("").to_owned()
+    };
     html! {
         tr {
             td { (time(attempt.at_ms)) }
-            td { @match attempt.status_code { Some(code) => (code), None => "no answer" } }
+            td {
+                @match attempt.status_code {
+                    Some(code) => (code),
+                    None if from_salesforce_record => "read in Salesforce",
+                    None => "no answer",
+                }
+            }
             td.num { (attempt.duration_ms) " ms" }
             td { (attempt.outcome.replace('_', " ")) }
             td { (said) }

@@ -37,8 +37,8 @@ th{font-size:.8rem;text-transform:uppercase;color:#5a6876;letter-spacing:.03em}
 td.num{text-align:right}
 .badge{display:inline-block;border-radius:10px;padding:0 .5rem;font-size:.8rem;font-weight:600}
 .tag{display:inline-block;border:1px solid #999;border-radius:4px;padding:0 .3rem;font-size:.75rem;color:#555}
-.s-delivered{background:#e2f4e8;color:#176b3a}.s-pending{background:#e4eefb;color:#0a4f8f}
-.s-dead{background:#fde4e4;color:#a31f1f}.s-ignored,.s-rejected_mode{background:#eceff2;color:#4b5866}
+.s-delivered,.s-recovered{background:#e2f4e8;color:#176b3a}.s-pending{background:#e4eefb;color:#0a4f8f}
+.s-dead,.s-failed_in_salesforce{background:#fde4e4;color:#a31f1f}.s-ignored,.s-rejected_mode{background:#eceff2;color:#4b5866}
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-bottom:.8rem}
 label{display:flex;flex-direction:column;font-size:.8rem;color:#5a6876;gap:.15rem}
 input,select{font:inherit;padding:.35rem .5rem;border:1px solid #b9c4cf;border-radius:4px;background:#fff}

@@ -13,7 +13,7 @@ use crate::delivery::TargetSnapshot;
 use crate::delivery::pacing::PauseCause;
 use crate::http::state::AppState;
 use crate::store::facts::WebhookSeen;
-use crate::store::{ActivityBucket, EventStatus, StoreStats};
+use crate::store::{ActivityBucket, StoreStats};
 use crate::support::clock::now_ms;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -115,6 +115,21 @@ pub fn health(store: Result<&StoreStats, String>, targets: &[TargetSnapshot], no
                 detail: "They resume by themselves when the org's usage falls; nothing is lost.".into(),
             };
         }
+    }
+    if stats.failed_in_salesforce > 0 {
+        let n = stats.failed_in_salesforce;
+        return Health {
+            level: Level::Bad,
+            headline: format!(
+                "Salesforce stored {n} event{} as failures: {} order{} not updated",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "its" } else { "their" },
+                if n == 1 { " was" } else { "s were" },
+            ),
+            detail: "The DR package answered 2xx but kept them as DR Failed Event records. Open them to see the \
+                     package's reason, fix the cause in the org, then send them again."
+                .into(),
+        };
     }
     if stats.dead > 0 {
         return Health {
@@ -269,13 +284,7 @@ pub fn chart(activity: &[ActivityBucket]) -> Markup {
 }
 
 fn by_status(stats: &StoreStats, now: i64) -> Markup {
-    let counts = [
-        (EventStatus::Pending, stats.pending),
-        (EventStatus::Delivered, stats.delivered),
-        (EventStatus::Dead, stats.dead),
-        (EventStatus::Ignored, stats.ignored),
-        (EventStatus::RejectedMode, stats.rejected_mode),
-    ];
+    let counts = stats.by_status();
     html! {
         h2 { "Stored events" }
         div.cards {

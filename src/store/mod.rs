@@ -8,6 +8,7 @@
 //! SQLite ([`sqlite::SqliteStore`]) is the embedded default, for one relay process;
 //! PostgreSQL ([`postgres::PostgresStore`]) lets several relays share one store and one queue.
 
+pub mod confirm;
 mod copy;
 pub mod facts;
 mod filter;
@@ -37,24 +38,37 @@ pub enum EventStatus {
     /// A test-mode event at a relay bound to live mode, or the reverse: kept, never delivered.
     #[value(name = "rejected_mode")]
     RejectedMode,
+    /// Delivered (the DR package answered 2xx), but the package stored it as a failure record in
+    /// the org: the order was not updated.
+    #[value(name = "failed_in_salesforce")]
+    FailedInSalesforce,
+    /// Failed in Salesforce, then processed there (`Processed__c`).
+    Recovered,
 }
 
 /// Every status with its name: the one table the names are read from (stored, shown, parsed).
-const STATUS_NAMES: [(EventStatus, &str); 5] = [
+const STATUS_NAMES: [(EventStatus, &str); 7] = [
     (EventStatus::Pending, "pending"),
     (EventStatus::Delivered, "delivered"),
     (EventStatus::Dead, "dead"),
     (EventStatus::Ignored, "ignored"),
     (EventStatus::RejectedMode, "rejected_mode"),
+    (EventStatus::FailedInSalesforce, "failed_in_salesforce"),
+    (EventStatus::Recovered, "recovered"),
 ];
 
+/// The statuses a replay takes, as an SQL list (both engines).
+pub(crate) const REPLAYABLE_SQL: &str = "'dead', 'delivered', 'failed_in_salesforce', 'recovered'";
+
 impl EventStatus {
-    pub const ALL: [EventStatus; 5] = [
+    pub const ALL: [EventStatus; 7] = [
         STATUS_NAMES[0].0,
         STATUS_NAMES[1].0,
         STATUS_NAMES[2].0,
         STATUS_NAMES[3].0,
         STATUS_NAMES[4].0,
+        STATUS_NAMES[5].0,
+        STATUS_NAMES[6].0,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,9 +92,12 @@ impl EventStatus {
     }
 
     /// Whether a replay may make an event of this status pending again: only finished ones that
-    /// were meant for delivery (dead or delivered).
+    /// were meant for delivery (dead, delivered, failed in Salesforce or recovered there).
     pub fn is_replayable(self) -> bool {
-        matches!(self, Self::Dead | Self::Delivered)
+        matches!(
+            self,
+            Self::Dead | Self::Delivered | Self::FailedInSalesforce | Self::Recovered
+        )
     }
 }
 
@@ -236,6 +253,9 @@ pub struct StoreStats {
     pub ignored: u64,
     #[serde(rename = "rejectedMode")]
     pub rejected_mode: u64,
+    #[serde(rename = "failedInSalesforce")]
+    pub failed_in_salesforce: u64,
+    pub recovered: u64,
     /// Receive time of the oldest pending event.
     #[serde(rename = "oldestPendingReceivedAtMs")]
     pub oldest_pending_received_at_ms: Option<i64>,
@@ -263,13 +283,34 @@ impl StoreStats {
             Some(EventStatus::Dead) => self.dead = events,
             Some(EventStatus::Ignored) => self.ignored = events,
             Some(EventStatus::RejectedMode) => self.rejected_mode = events,
+            Some(EventStatus::FailedInSalesforce) => self.failed_in_salesforce = events,
+            Some(EventStatus::Recovered) => self.recovered = events,
             None => {}
         }
     }
 
+    /// Each status with its count, in the table's order.
+    pub fn by_status(&self) -> [(EventStatus, u64); 7] {
+        [
+            (EventStatus::Pending, self.pending),
+            (EventStatus::Delivered, self.delivered),
+            (EventStatus::Dead, self.dead),
+            (EventStatus::Ignored, self.ignored),
+            (EventStatus::RejectedMode, self.rejected_mode),
+            (EventStatus::FailedInSalesforce, self.failed_in_salesforce),
+            (EventStatus::Recovered, self.recovered),
+        ]
+    }
+
     /// Every stored event, whatever its status.
     pub fn total(&self) -> u64 {
-        self.pending + self.delivered + self.dead + self.ignored + self.rejected_mode
+        self.pending
+            + self.delivered
+            + self.dead
+            + self.ignored
+            + self.rejected_mode
+            + self.failed_in_salesforce
+            + self.recovered
     }
 }
 
@@ -393,6 +434,16 @@ pub trait Store: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Applies what one of the DR package's failure records says of the stored event it names
+    /// ([`confirm::decide`]): a delivered event becomes `failed_in_salesforce`, a failed one whose
+    /// record was processed `recovered`, each change with a line in its attempt log. Atomic with
+    /// a replay or a delivery of the same event.
+    async fn confirm(
+        &self,
+        failure: &confirm::SalesforceFailure,
+        now_ms: i64,
+    ) -> Result<confirm::Confirmation, StoreError>;
+
     /// Up to `limit` events after `after_seq`, in store order, with their attempts: for copying.
     async fn export(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
 
@@ -459,7 +510,16 @@ mod tests {
         for status in EventStatus::ALL {
             assert_eq!(EventStatus::parse(status.as_str()), Some(status));
         }
-        assert_eq!(EventStatus::names(), "pending, delivered, dead, ignored, rejected_mode");
+        assert_eq!(
+            EventStatus::names(),
+            "pending, delivered, dead, ignored, rejected_mode, failed_in_salesforce, recovered"
+        );
+        let replayable: Vec<String> = EventStatus::ALL
+            .iter()
+            .filter(|s| s.is_replayable())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(REPLAYABLE_SQL, replayable.join(", "));
         assert_eq!(EventStatus::parse("Dead"), None);
     }
 

@@ -239,6 +239,31 @@ impl Pacer {
         self.state.lock().expect("not poisoned").paused.map(|(_, cause)| cause)
     }
 
+    /// Whether other API requests (the sweep of failure records) may be made now: not while
+    /// deliveries are paused, nor while the usage last seen is in the reserve.
+    pub fn api_room(&self) -> Result<(), PauseCause> {
+        let state = self.state.lock().expect("not poisoned");
+        if let Some((_, cause)) = state.paused {
+            return Err(cause);
+        }
+        match state.usage {
+            Some(usage) if usage.max > 0 && usage.used >= usage.max => Err(PauseCause::DailyLimit),
+            Some(usage) if self.reserve_percent > 0 && in_reserve(usage, self.reserve_percent) => {
+                Err(PauseCause::ApiReserve)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Notes the usage an answer other than a delivery's reported.
+    pub fn noted_usage(&self, usage: Option<ApiUsage>) {
+        if let Some(usage) = usage {
+            self.state.lock().expect("not poisoned").usage = Some(usage);
+            self.metrics.api_usage_used.set(usage.used as i64);
+            self.metrics.api_usage_max.set(usage.max as i64);
+        }
+    }
+
     pub fn started(&self) {
         let mut state = self.state.lock().expect("not poisoned");
         state.in_flight += 1;

@@ -25,6 +25,7 @@
 //! relay makes), asked for with `sslmode=require` or `verify-full` in the URL: the certificate is
 //! always verified, against the public roots and libpq's `sslrootcert` file when given.
 
+mod confirm;
 mod connect;
 mod copy;
 mod lease;

@@ -13,7 +13,7 @@ use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
     FilterValue, InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
-    activity_buckets,
+    REPLAYABLE_SQL, activity_buckets,
 };
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
@@ -320,9 +320,11 @@ impl Store for PostgresStore {
     async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
         let changed = self
             .execute(
-                "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = $2,
+                &format!(
+                    "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = $2,
                      lease_until = NULL, finished_at = NULL
-                 WHERE id = $1 AND status IN ('dead', 'delivered')",
+                 WHERE id = $1 AND status IN ({REPLAYABLE_SQL})"
+                ),
                 &[&id.as_str(), &now_ms],
             )
             .await?;
@@ -418,7 +420,7 @@ impl Store for PostgresStore {
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.delete_before(&["delivered", "ignored"], before_ms).await
+        self.delete_before(&["delivered", "ignored", "recovered"], before_ms).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -430,6 +432,14 @@ impl Store for PostgresStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn confirm(
+        &self,
+        failure: &crate::store::confirm::SalesforceFailure,
+        now_ms: i64,
+    ) -> Result<crate::store::confirm::Confirmation, StoreError> {
+        self.apply_failure(failure, now_ms).await
     }
 
     async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -19,6 +19,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod confirm;
 mod copy;
 mod lock;
 mod writer;
@@ -31,7 +32,7 @@ use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 use super::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
     FilterValue, InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
-    activity_buckets,
+    REPLAYABLE_SQL, activity_buckets,
 };
 use crate::domain::{EventId, EventType, Mode};
 
@@ -353,9 +354,11 @@ impl Store for SqliteStore {
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
                 let changed = conn.execute(
-                    "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?2,
+                    &format!(
+                        "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?2,
                      lease_until = NULL, finished_at = NULL
-                 WHERE id = ?1 AND status IN ('dead', 'delivered')",
+                 WHERE id = ?1 AND status IN ({REPLAYABLE_SQL})"
+                    ),
                     params![id, now_ms],
                 )?;
                 if changed == 1 {
@@ -442,7 +445,15 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.delete_before("'delivered', 'ignored'", before_ms).await
+        self.delete_before("'delivered', 'ignored', 'recovered'", before_ms).await
+    }
+
+    async fn confirm(
+        &self,
+        failure: &super::confirm::SalesforceFailure,
+        now_ms: i64,
+    ) -> Result<super::confirm::Confirmation, StoreError> {
+        self.apply_failure(failure, now_ms).await
     }
 
     async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
