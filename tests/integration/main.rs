@@ -30,6 +30,7 @@ mod secrets_audit;
 mod sign_in_safety;
 mod soak;
 mod status_page;
+mod store_confirm;
 mod store_contract;
 mod store_copy;
 mod store_postgres;

@@ -13,7 +13,7 @@ use dr_sf_bridge::store::{
 
 const LEASE: Duration = Duration::from_secs(60);
 
-fn event(id: &str, order: &str, at: i64) -> NewEvent {
+pub(crate) fn event(id: &str, order: &str, at: i64) -> NewEvent {
     NewEvent {
         source: Default::default(),
         id: EventId::parse(id).unwrap(),
@@ -27,7 +27,7 @@ fn event(id: &str, order: &str, at: i64) -> NewEvent {
     }
 }
 
-fn record(at: i64, status: u16) -> AttemptRecord {
+pub(crate) fn record(at: i64, status: u16) -> AttemptRecord {
     AttemptRecord {
         at_ms: at,
         status_code: Some(status),
@@ -46,7 +46,7 @@ fn retry_at(at_ms: i64) -> Transition {
     }
 }
 
-fn id(raw: &str) -> EventId {
+pub(crate) fn id(raw: &str) -> EventId {
     EventId::parse(raw).unwrap()
 }
 
@@ -61,13 +61,13 @@ async fn claimed_ids(store: &dyn Store, now: i64) -> Vec<String> {
 }
 
 /// The seq of the single event claimable at `now`.
-async fn claim_one(store: &dyn Store, now: i64) -> i64 {
+pub(crate) async fn claim_one(store: &dyn Store, now: i64) -> i64 {
     let claimed = store.claim_due(Mode::Test, now, 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1, "expected exactly one claimable event");
     claimed[0].seq
 }
 
-async fn status(store: &dyn Store, raw: &str) -> EventStatus {
+pub(crate) async fn status(store: &dyn Store, raw: &str) -> EventStatus {
     store.get(&id(raw)).await.unwrap().unwrap().0.status
 }
 
@@ -673,13 +673,13 @@ macro_rules! store_contract {
     };
 }
 
-async fn open_sqlite(_test: &str) -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
+pub(crate) async fn open_sqlite(_test: &str) -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = dr_sf_bridge::store::sqlite::SqliteStore::open(&dir.path().join("contract.db")).unwrap();
     Some((Arc::new(store), dir))
 }
 
-async fn open_postgres(test: &str) -> Option<(Arc<dyn Store>, crate::pg::Schema)> {
+pub(crate) async fn open_postgres(test: &str) -> Option<(Arc<dyn Store>, crate::pg::Schema)> {
     let schema = crate::pg::fresh_schema(test).await?;
     let store = dr_sf_bridge::store::postgres::PostgresStore::open(&schema.url, 4)
         .await
