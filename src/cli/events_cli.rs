@@ -8,7 +8,7 @@ use crate::ops::backfill::{self, BackfillOptions};
 use crate::ops::register::ModeChoice;
 use crate::ops::{OpsError, events};
 use crate::settings::Purpose;
-use crate::store::{EventFilter, EventStatus};
+use crate::store::{EventFilter, EventStatus, replay};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -36,12 +36,12 @@ pub enum EventsCommand {
         #[arg(long)]
         body: bool,
     },
-    /// Deliver a dead (or delivered) event again, with fresh attempts: one by id, or all of a
-    /// status (`--status dead [--since 2h]`).
+    /// Deliver a dead, delivered or failed_in_salesforce event again, with fresh attempts: one by
+    /// id, or all of a status (`--status dead [--since 2h]`).
     Replay {
         #[arg(required_unless_present = "status", conflicts_with_all = ["status", "since"])]
         id: Option<String>,
-        /// Every event of this status (dead or delivered).
+        /// Every event of this status (dead, delivered, failed_in_salesforce or recovered).
         #[arg(long, value_enum)]
         status: Option<EventStatus>,
         /// With --status: only events received since a time or an age.
@@ -154,10 +154,14 @@ pub(super) async fn run(cli: &Cli, sub: &EventsCommand) -> Result<Printed, OpsEr
             let replayed = replayed?;
             let json = serde_json::json!({"replayed": replayed, "status": status.as_str()});
             Ok(print_as(cli.output, &json, || {
-                format!(
+                let mut text = format!(
                     "{replayed} {} event(s) are pending again; the relay delivers them on its next poll.\n",
                     status.as_str()
-                )
+                );
+                if let Some(note) = replay::note_before(*status) {
+                    text.push_str(&format!("Note: {note}\n"));
+                }
+                text
             })
             .into())
         }
@@ -172,10 +176,14 @@ pub(super) async fn run(cli: &Cli, sub: &EventsCommand) -> Result<Printed, OpsEr
         }
         EventsCommand::Replay { id, .. } => {
             let id = id.as_deref().unwrap_or_default();
-            events::replay(&settings, id).await?;
-            let json = serde_json::json!({"replayed": id});
+            let note = events::replay(&settings, id).await?;
+            let json = serde_json::json!({"replayed": id, "note": note});
             Ok(print_as(cli.output, &json, || {
-                format!("Event {id} is pending again; the relay delivers it on its next poll.\n")
+                let mut text = format!("Event {id} is pending again; the relay delivers it on its next poll.\n");
+                if let Some(note) = note {
+                    text.push_str(&format!("Note: {note}\n"));
+                }
+                text
             })
             .into())
         }

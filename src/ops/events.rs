@@ -77,11 +77,14 @@ pub async fn show(settings: &Settings, id: &str, with_body: bool) -> Result<Even
     Ok(EventDetails { event, attempts, body })
 }
 
-/// Makes a dead or delivered event pending again, with fresh attempts.
-pub async fn replay(settings: &Settings, id: &str) -> Result<(), OpsError> {
+/// Makes a dead or delivered event pending again, with fresh attempts; answers what the admin
+/// must know of the status it had ([`replay::note_before`]).
+pub async fn replay(settings: &Settings, id: &str) -> Result<Option<&'static str>, OpsError> {
     let id = parse_id(id)?;
     let store = open(settings).await?;
+    let was = store.get(&id).await?.map(|(event, _)| event.status);
     replay::replay_one(&*store, &id, now_ms())
         .await
-        .map_err(|e| refused(&format!("cannot replay {id}"), e))
+        .map_err(|e| refused(&format!("cannot replay {id}"), e))?;
+    Ok(was.and_then(replay::note_before))
 }

@@ -370,6 +370,7 @@ pub(super) async fn confirm_replay(
     let content = html! {
         h1 { "Send event " (event.id) " again?" }
         p { "It is " (badge(event.status.as_str())) ". Salesforce receives it once more, as if Digital River had sent it now; later events of order " (event.order_key.as_deref().unwrap_or("—")) " wait until it is delivered." }
+        @if let Some(note) = replay::note_before(event.status) { p.notice id="replay-note" { (note) } }
         form #confirm-form method="post" action=(paths::ui_event(event.id.as_str(), "/replay")) {
             input type="hidden" name="csrf" value=(signed_in.csrf);
             button.primary type="submit" id="confirm" { "Yes, send it again" }

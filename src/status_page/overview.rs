@@ -12,7 +12,7 @@ use super::{SignedIn, layout, paths};
 use crate::delivery::TargetSnapshot;
 use crate::delivery::pacing::PauseCause;
 use crate::http::state::AppState;
-use crate::store::facts::WebhookSeen;
+use crate::store::facts::{SalesforceSweep, WebhookSeen};
 use crate::store::{ActivityBucket, StoreStats};
 use crate::support::clock::now_ms;
 
@@ -210,9 +210,11 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
     let activity = activity.unwrap_or_default();
     let mut snapshots = Vec::with_capacity(state.targets.len());
     let mut webhooks = Vec::with_capacity(state.targets.len());
+    let mut sweeps = Vec::with_capacity(state.targets.len());
     for target in state.targets.iter() {
         snapshots.push(target.snapshot().await);
         webhooks.push(WebhookSeen::recall(store, target.mode()).await.ok().flatten());
+        sweeps.push(SalesforceSweep::recall(store, target.mode()).await.ok().flatten());
     }
     let health = webhook_health(&snapshots, &webhooks)
         .unwrap_or_else(|| health(stats.as_ref().map_err(|e| e.to_string()), &snapshots, now));
@@ -224,7 +226,9 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
         (traffic(&activity))
         @if let Ok(stats) = &stats { (by_status(stats, now)) }
         h2 { "Salesforce" }
-        @for (target, seen) in snapshots.iter().zip(&webhooks) { (target_panel(target, seen.as_ref(), now)) }
+        @for ((target, seen), sweep) in snapshots.iter().zip(&webhooks).zip(&sweeps) {
+            (target_panel(target, seen.as_ref(), sweep.as_ref(), now))
+        }
     };
     Html(page("Overview", Some(&signed_in.csrf), content).into_string()).into_response()
 }
@@ -306,7 +310,7 @@ fn by_status(stats: &StoreStats, now: i64) -> Markup {
     }
 }
 
-fn target_panel(target: &TargetSnapshot, seen: Option<&WebhookSeen>, now: i64) -> Markup {
+fn target_panel(target: &TargetSnapshot, seen: Option<&WebhookSeen>, sweep: Option<&SalesforceSweep>, now: i64) -> Markup {
     let observed = &target.observed;
     html! {
         div.panel id={ "target-" (target.mode) } {
@@ -342,6 +346,41 @@ fn target_panel(target: &TargetSnapshot, seen: Option<&WebhookSeen>, now: i64) -
                         None => span.muted { "not checked yet: run " code { "dr-sf-bridge check" } " on the server" },
                     }
                 }
+                dt { "DR failure records" } dd #failure-records { (failure_records(sweep, now)) }
+            }
+            @if let Some(sweep) = sweep.filter(|s| !s.unknown.is_empty()) {
+                p id="unknown-failures" {
+                    (sweep.unknown.len()) " DR Failed Event record" @if sweep.unknown.len() != 1 { "s" }
+                    " in the org name events this relay never received (DR posted them straight to the org, or before the relay existed). Look them up in Salesforce:"
+                }
+                div.scroll { table {
+                    thead { tr { th { "Record" } th { "Event" } th { "Created" } th { "Reason" } } }
+                    tbody {
+                        @for unknown in sweep.unknown.iter().rev() {
+                            tr {
+                                td { (unknown.record_id) @if unknown.processed { " (processed)" } }
+                                td { (unknown.event_id.as_deref().unwrap_or("—")) " " (unknown.event_type.as_deref().unwrap_or("")) }
+                                td { (time(unknown.created_ms)) }
+                                td { (unknown.reason) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// The last sweep of the org's DR failure records, in a line.
+fn failure_records(sweep: Option<&SalesforceSweep>, now: i64) -> Markup {
+    html! {
+        @match sweep {
+            None => span.muted { "not read yet (the relay reads them every confirm.interval_secs)" },
+            Some(SalesforceSweep { error: Some(error), swept_at_ms, .. }) => {
+                "✗ " (error) span.muted { " — " (age(now - swept_at_ms)) " ago; deliveries go on" }
+            }
+            Some(sweep) => {
+                "✓ read " (age(now - sweep.swept_at_ms)) " ago"
             }
         }
     }

@@ -14,10 +14,29 @@ const REPLAY_BATCH: u32 = 500;
 pub enum ReplayError {
     #[error("no stored event has this id")]
     NotFound,
-    #[error("{} events are not replayed (only dead or delivered ones are)", .0.as_str())]
+    #[error(
+        "{} events are not replayed (only dead, delivered, failed_in_salesforce or recovered ones are)",
+        .0.as_str()
+    )]
     NotReplayable(EventStatus),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What an admin must know before sending an event of `status` again, if anything.
+pub fn note_before(status: EventStatus) -> Option<&'static str> {
+    match status {
+        EventStatus::FailedInSalesforce => Some(
+            "The DR package already holds a DR Failed Event record of this event: fix its cause in the org first \
+             (the record's Event Capture Reason), or the package keeps it as a failure again. Once it is delivered, \
+             delete the old record or mark it processed.",
+        ),
+        EventStatus::Recovered => Some(
+            "Salesforce already processed this event after its failure (its DR Failed Event record is marked \
+             processed): sending it again applies it a second time.",
+        ),
+        _ => None,
+    }
 }
 
 /// Makes one dead or delivered event pending again, with fresh attempts.

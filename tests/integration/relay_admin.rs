@@ -132,7 +132,7 @@ async fn a_replay_of_an_event_that_is_not_finished_is_refused_in_the_words_every
     let sf = SalesforceStandIn::start().await;
     let relay = spawn_stepped_app_with(sf, &[("relay.admin_token", ADMIN_TOKEN)]).await;
     relay.accept(&event("order.accepted", "evt-waiting", "o-waiting")).await;
-    let refusal = "pending events are not replayed (only dead or delivered ones are)";
+    let refusal = "pending events are not replayed (only dead, delivered, failed_in_salesforce or recovered ones are)";
 
     let (status, body) = replay(&relay, "evt-waiting").await;
     assert_eq!((status, body["error"].as_str()), (409, Some("not_replayable")));

@@ -41,6 +41,8 @@ pub struct TestRelay {
     reconcilers: Vec<Reconciler>,
     /// One per reconciled mode, stepped by [`TestRelay::watch`].
     watchdogs: Vec<Arc<Watchdog>>,
+    /// One per Salesforce target, stepped by [`TestRelay::confirm`].
+    confirmers: Vec<Confirmer>,
     /// The relay's clock: adjustable in a stepped relay ([`TestRelay::advance`]).
     pub clock: Clock,
 }
@@ -179,6 +181,7 @@ pub async fn spawn(
     let workers = app.workers();
     let reconcilers = app.reconcilers();
     let watchdogs = app.watchdogs();
+    let confirmers = app.confirmers();
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -200,6 +203,7 @@ pub async fn spawn(
         workers,
         reconcilers,
         watchdogs,
+        confirmers,
         clock,
     }
 }
@@ -359,6 +363,15 @@ impl TestRelay {
             .first()
             .expect("the relay watches DR's webhook (a DR API key and relay.public_url)")
             .check()
+            .await
+    }
+
+    /// One sweep of the first target's DR failure records in Salesforce, now.
+    pub async fn confirm(&self) -> Result<ConfirmSweep, ConfirmError> {
+        self.confirmers
+            .first()
+            .expect("the relay confirms in Salesforce (confirm.enabled)")
+            .sweep()
             .await
     }
 
