@@ -8,6 +8,7 @@ use base64::Engine;
 use dr_sf_bridge::app::Application;
 use dr_sf_bridge::delivery::{Round, Worker};
 use dr_sf_bridge::reconcile::watchdog::{Watchdog, WebhookState};
+use dr_sf_bridge::reconcile::confirm::{ConfirmError, ConfirmSweep, Confirmer};
 use dr_sf_bridge::reconcile::{Reconciler, Sweep};
 use dr_sf_bridge::settings::{self, LoadOptions, Purpose};
 use dr_sf_bridge::store::{AttemptSummary, EventStatus, EventSummary, Store};
