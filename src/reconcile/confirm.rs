@@ -144,7 +144,10 @@ impl Confirmer {
             );
         }
         if count.recovered > 0 {
-            tracing::info!(recovered = count.recovered, "DR Failed Event records processed in Salesforce: events marked recovered");
+            tracing::info!(
+                recovered = count.recovered,
+                "DR Failed Event records processed in Salesforce: events marked recovered"
+            );
         }
         if count.not_stored > 0 {
             tracing::warn!(

@@ -198,7 +198,9 @@ impl ApexClient {
         let base = reqwest::Url::parse(self.webhook_url()).map_err(|e| QueryError::Unreadable(e.to_string()))?;
         match at {
             QueryAt::Soql(soql) => {
-                let mut url = base.join(QUERY_PATH).map_err(|e| QueryError::Unreadable(e.to_string()))?;
+                let mut url = base
+                    .join(QUERY_PATH)
+                    .map_err(|e| QueryError::Unreadable(e.to_string()))?;
                 url.query_pairs_mut().append_pair("q", soql);
                 Ok(url)
             }
@@ -247,7 +249,10 @@ mod tests {
     #[test]
     fn the_query_asks_for_records_changed_since_a_second() {
         let soql = changed_since_soql(parse_salesforce_time("2026-12-02T04:54:35.900Z").unwrap());
-        assert!(soql.ends_with("WHERE LastModifiedDate >= 2026-12-02T04:54:35Z ORDER BY LastModifiedDate"), "{soql}");
+        assert!(
+            soql.ends_with("WHERE LastModifiedDate >= 2026-12-02T04:54:35Z ORDER BY LastModifiedDate"),
+            "{soql}"
+        );
         assert!(soql.contains(OBJECT) && soql.contains("digitalriverv3__Processed__c"));
     }
 }

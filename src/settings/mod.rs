@@ -16,10 +16,10 @@
 //! (environment) or as `KEY_file` (a path whose content is the secret, as container secrets are
 //! mounted).
 
+pub mod confirm;
 pub mod delivery;
 pub mod digital_river;
 pub mod problems;
-pub mod confirm;
 pub mod reconcile;
 pub mod relay;
 pub mod salesforce;

@@ -294,7 +294,8 @@ pub fn why(event: &EventSummary, org: Option<&str>, now: i64) -> String {
 }
 
 fn attempt_row(attempt: &AttemptSummary) -> Markup {
-    let from_salesforce_record = [confirm::OUTCOME_FAILED, confirm::OUTCOME_RECOVERED].contains(&attempt.outcome.as_str());
+    let from_salesforce_record =
+        [confirm::OUTCOME_FAILED, confirm::OUTCOME_RECOVERED].contains(&attempt.outcome.as_str());
     let said = if from_salesforce_record {
         format!(
             "{} ({})",
@@ -302,7 +303,12 @@ fn attempt_row(attempt: &AttemptSummary) -> Markup {
             attempt.excerpt.as_deref().unwrap_or("")
         )
     } else {
-        attempt.excerpt.as_deref().or(attempt.error.as_deref()).unwrap_or("").to_owned()
+        attempt
+            .excerpt
+            .as_deref()
+            .or(attempt.error.as_deref())
+            .unwrap_or("")
+            .to_owned()
     };
     html! {
         tr {

@@ -310,7 +310,12 @@ fn by_status(stats: &StoreStats, now: i64) -> Markup {
     }
 }
 
-fn target_panel(target: &TargetSnapshot, seen: Option<&WebhookSeen>, sweep: Option<&SalesforceSweep>, now: i64) -> Markup {
+fn target_panel(
+    target: &TargetSnapshot,
+    seen: Option<&WebhookSeen>,
+    sweep: Option<&SalesforceSweep>,
+    now: i64,
+) -> Markup {
     let observed = &target.observed;
     html! {
         div.panel id={ "target-" (target.mode) } {

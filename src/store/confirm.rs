@@ -134,13 +134,23 @@ mod tests {
 
     #[test]
     fn a_record_of_the_last_delivery_fails_a_delivered_event() {
-        let decided = decide(EventStatus::Delivered, Some(DELIVERED_AT), false, &failure(DELIVERED_AT - 500, false));
+        let decided = decide(
+            EventStatus::Delivered,
+            Some(DELIVERED_AT),
+            false,
+            &failure(DELIVERED_AT - 500, false),
+        );
         assert_eq!(decided, Some(EventStatus::FailedInSalesforce));
     }
 
     #[test]
     fn a_record_already_processed_when_first_read_recovers_the_event() {
-        let decided = decide(EventStatus::Delivered, Some(DELIVERED_AT), false, &failure(DELIVERED_AT, true));
+        let decided = decide(
+            EventStatus::Delivered,
+            Some(DELIVERED_AT),
+            false,
+            &failure(DELIVERED_AT, true),
+        );
         assert_eq!(decided, Some(EventStatus::Recovered));
     }
 
@@ -153,7 +163,10 @@ mod tests {
     #[test]
     fn an_applied_record_only_ever_recovers() {
         let unprocessed = failure(DELIVERED_AT, false);
-        assert_eq!(decide(EventStatus::Delivered, Some(DELIVERED_AT), true, &unprocessed), None);
+        assert_eq!(
+            decide(EventStatus::Delivered, Some(DELIVERED_AT), true, &unprocessed),
+            None
+        );
         assert_eq!(
             decide(EventStatus::FailedInSalesforce, Some(DELIVERED_AT), true, &unprocessed),
             None
@@ -176,7 +189,11 @@ mod tests {
             EventStatus::FailedInSalesforce,
             EventStatus::Recovered,
         ] {
-            assert_eq!(decide(status, Some(DELIVERED_AT), false, &failure(DELIVERED_AT, false)), None, "{status:?}");
+            assert_eq!(
+                decide(status, Some(DELIVERED_AT), false, &failure(DELIVERED_AT, false)),
+                None,
+                "{status:?}"
+            );
         }
     }
 
@@ -185,6 +202,10 @@ mod tests {
         let line = failure(DELIVERED_AT, false).attempt_line(EventStatus::FailedInSalesforce, 7);
         assert_eq!(line.outcome, OUTCOME_FAILED);
         assert_eq!(line.excerpt.as_deref(), Some("DR_Failed_Event__c a0X1"));
-        assert!(line.error.unwrap().contains("INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE"));
+        assert!(
+            line.error
+                .unwrap()
+                .contains("INSERT_UPDATE_DELETE_NOT_ALLOWED_DURING_MAINTENANCE")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `check` against stand-ins for DR and Salesforce, run as the real binary.
 
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
@@ -15,6 +15,24 @@ async fn org_with_package(sf: &SalesforceStandIn) {
             "METHOD_NOT_ALLOWED",
             "HTTP Method 'GET' not allowed. Allowed are POST",
         ))
+        .mount(&sf.server)
+        .await;
+    failure_records_answer(
+        sf,
+        ResponseTemplate::new(200).set_body_json(json!({"totalSize": 0, "done": true, "records": []})),
+    )
+    .await;
+}
+
+/// The org's answer to `check`'s one query of the DR package's failure records.
+async fn failure_records_answer(sf: &SalesforceStandIn, answer: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path("/services/data/v60.0/query"))
+        .and(query_param(
+            "q",
+            "SELECT Id FROM digitalriverv3__DR_Failed_Event__c LIMIT 1",
+        ))
+        .respond_with(answer)
         .mount(&sf.server)
         .await;
 }
@@ -44,6 +62,7 @@ async fn check_passes_when_everything_is_in_place() {
         "webhook",
         "Salesforce token",
         "Apex REST resource",
+        "DR failure records",
         "signing secret",
     ] {
         assert!(out.stdout.contains(&format!("✓ {name}")), "{name}:\n{}", out.stdout);
@@ -53,7 +72,52 @@ async fn check_passes_when_everything_is_in_place() {
     let json_out = cli(&["check", "--output", "json"]).envs(&env(&dr, &sf)).run().await;
     let report = json_out.json();
     assert_eq!(report["ok"], true);
-    assert_eq!(report["checks"].as_array().unwrap().len(), 6);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn check_names_the_permission_when_the_failure_records_are_not_readable() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    Mock::given(method("GET"))
+        .and(path(APEX_PATH))
+        .respond_with(sf_error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            "HTTP Method 'GET' not allowed. Allowed are POST",
+        ))
+        .mount(&sf.server)
+        .await;
+    failure_records_answer(
+        &sf,
+        sf_error(
+            400,
+            "INVALID_TYPE",
+            "\nSELECT Id FROM digitalriverv3__DR_Failed_Event__c LIMIT 1\n ^\nERROR at Row:1:Column:16\nsObject type 'digitalriverv3__DR_Failed_Event__c' is not supported.",
+        ),
+    )
+    .await;
+    assert_eq!(cli(&["register"]).envs(&env(&dr, &sf)).run().await.code, 0);
+    let out = cli(&["check"]).envs(&env(&dr, &sf)).run().await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let line = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("✗ DR failure records"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        line.contains("INVALID_TYPE") && line.contains("is not supported"),
+        "{}",
+        out.stdout
+    );
+    assert!(line.contains("permission set"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("✓ Apex REST resource"),
+        "the rest still checked:\n{}",
+        out.stdout
+    );
 }
 
 #[tokio::test]

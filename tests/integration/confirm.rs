@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use dr_sf_bridge::delivery::pacing::PauseCause;
 use dr_sf_bridge::ops::org_standin::{Org, OrgStandIn};
 use dr_sf_bridge::reconcile::confirm::{ConfirmCount, ConfirmError, ConfirmSweep};
-use dr_sf_bridge::delivery::pacing::PauseCause;
 use dr_sf_bridge::salesforce::failed_events::QueryError;
 use dr_sf_bridge::store::EventStatus;
 
@@ -72,7 +72,10 @@ async fn events_the_package_kept_as_failures_end_failed_in_salesforce_and_the_ot
 
     let count = swept(relay.confirm().await.unwrap());
     assert_eq!((count.records, count.failed, count.not_stored), (3, 3, 0));
-    assert_eq!(count.requests, 2, "three records in pages of two: nextRecordsUrl followed");
+    assert_eq!(
+        count.requests, 2,
+        "three records in pages of two: nextRecordsUrl followed"
+    );
     assert_eq!(org.queries(), 2);
     for bad in ["evt-bad-1", "evt-bad-2", "evt-bad-3"] {
         let (event, attempts) = relay.stored(bad).await;
@@ -111,7 +114,10 @@ async fn events_the_package_kept_as_failures_end_failed_in_salesforce_and_the_ot
     // The next sweep reads the old record again (its overlap) and leaves the replay alone.
     swept(relay.confirm().await.unwrap());
     assert_eq!(relay.status_of("evt-bad-2").await, Some(EventStatus::Delivered));
-    assert_eq!(relay.status_of("evt-bad-3").await, Some(EventStatus::FailedInSalesforce));
+    assert_eq!(
+        relay.status_of("evt-bad-3").await,
+        Some(EventStatus::FailedInSalesforce)
+    );
     assert!(
         relay
             .metrics()
@@ -127,18 +133,22 @@ async fn the_health_line_and_the_lists_name_events_failed_in_salesforce() {
     let relay = relay_for(org.clone(), &[]).await;
     deliver_orders(&relay, &["bad-1", "good-1"]).await;
     // A record of an event DR posted straight to the org.
-    org.add_failure_record("evt-straight-to-the-org", "order.complete", "List has no rows for assignment");
+    org.add_failure_record(
+        "evt-straight-to-the-org",
+        "order.complete",
+        "List has no rows for assignment",
+    );
     let count = swept(relay.confirm().await.unwrap());
     assert_eq!((count.failed, count.not_stored), (1, 1));
 
     let visitor = Visitor::sign_in(&relay).await;
     let (_, overview) = visitor.get("/ui/").await;
     let health = overview.split("id=\"health\"").nth(1).unwrap();
+    assert!(health.contains("Salesforce stored 1 event as failures"), "{health}");
     assert!(
-        health.contains("Salesforce stored 1 event as failures"),
-        "{health}"
+        overview.contains("evt-straight-to-the-org"),
+        "the unknown record is listed"
     );
-    assert!(overview.contains("evt-straight-to-the-org"), "the unknown record is listed");
     assert!(overview.contains("never received"));
     let (_, list) = visitor.get("/ui/events?status=failed_in_salesforce").await;
     assert!(list.contains("evt-bad-1") && !list.contains("evt-good-1"), "{list}");
@@ -173,7 +183,10 @@ async fn without_read_access_the_sweep_names_the_permission_and_the_relay_keeps_
     let visitor = Visitor::sign_in(&relay).await;
     let (_, overview) = visitor.get("/ui/").await;
     let row = overview.split("id=\"failure-records\"").nth(1).unwrap();
-    assert!(row.contains("permission set") && row.contains("deliveries go on"), "{row}");
+    assert!(
+        row.contains("permission set") && row.contains("deliveries go on"),
+        "{row}"
+    );
 }
 
 #[tokio::test]

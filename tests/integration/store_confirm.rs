@@ -105,14 +105,23 @@ async fn a_replayed_event_is_not_failed_again_by_the_old_record(store: Arc<dyn S
 async fn a_record_older_than_the_delivery_or_of_an_unknown_event_changes_nothing(store: Arc<dyn Store>) {
     delivered(&*store, "e1", DELIVERED_AT).await;
     let older = failure("a0X1", "e1", DELIVERED_AT - DELIVERY_SLACK_MS - 1_000, false);
-    assert_eq!(store.confirm(&older, DELIVERED_AT).await.unwrap(), Confirmation::Unchanged);
+    assert_eq!(
+        store.confirm(&older, DELIVERED_AT).await.unwrap(),
+        Confirmation::Unchanged
+    );
     assert_eq!(status(&*store, "e1").await, EventStatus::Delivered);
     let unknown = failure("a0X9", "never-here", DELIVERED_AT, false);
-    assert_eq!(store.confirm(&unknown, DELIVERED_AT).await.unwrap(), Confirmation::NotStored);
+    assert_eq!(
+        store.confirm(&unknown, DELIVERED_AT).await.unwrap(),
+        Confirmation::NotStored
+    );
     // A pending event is not touched.
     store.insert(event("p1", "order-p1", 2)).await.unwrap();
     let pending = failure("a0X3", "p1", DELIVERED_AT, false);
-    assert_eq!(store.confirm(&pending, DELIVERED_AT).await.unwrap(), Confirmation::Unchanged);
+    assert_eq!(
+        store.confirm(&pending, DELIVERED_AT).await.unwrap(),
+        Confirmation::Unchanged
+    );
     assert_eq!(status(&*store, "p1").await, EventStatus::Pending);
 }
 

@@ -12,8 +12,8 @@ use super::connect::classify;
 use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
-    FilterValue, InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
-    REPLAYABLE_SQL, activity_buckets,
+    FilterValue, InsertOutcome, NewEvent, REPLAYABLE_SQL, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent,
+    Transition, activity_buckets,
 };
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
@@ -420,7 +420,8 @@ impl Store for PostgresStore {
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.delete_before(&["delivered", "ignored", "recovered"], before_ms).await
+        self.delete_before(&["delivered", "ignored", "recovered"], before_ms)
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

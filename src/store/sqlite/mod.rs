@@ -31,8 +31,8 @@ use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 
 use super::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
-    FilterValue, InsertOutcome, NewEvent, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
-    REPLAYABLE_SQL, activity_buckets,
+    FilterValue, InsertOutcome, NewEvent, REPLAYABLE_SQL, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent,
+    Transition, activity_buckets,
 };
 use crate::domain::{EventId, EventType, Mode};
 
@@ -445,7 +445,8 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.delete_before("'delivered', 'ignored', 'recovered'", before_ms).await
+        self.delete_before("'delivered', 'ignored', 'recovered'", before_ms)
+            .await
     }
 
     async fn confirm(

@@ -6,13 +6,15 @@
 
 use serde::Serialize;
 
+mod salesforce;
+
 use super::register::managed_address;
 use super::webhooks;
 use crate::domain::Mode;
-use crate::salesforce::AuthError;
-use crate::settings::{self, DeliverySettings, LoadOptions, Purpose, SalesforceSettings, Settings};
+use crate::settings::{self, LoadOptions, Purpose, Settings};
 use crate::store::facts::WebhookSeen;
 use crate::store::{self, Store};
+use salesforce::check_salesforce;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,7 +101,7 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
         if let (Some(store), Some(webhook)) = (&store, checks[first..].iter().find(|c| c.name == "webhook")) {
             remember_webhook(&**store, mode, webhook).await;
         }
-        check_salesforce(target, &settings.delivery, &which(&settings, mode), &mut checks).await;
+        check_salesforce(target, &settings, &which(&settings, mode), &mut checks).await;
         let secrets = settings.digital_river.signing_secrets_for(mode).len();
         checks.push(if secrets == 0 {
             line(
@@ -368,101 +370,5 @@ async fn check_digital_river(settings: &Settings, mode: Mode, checks: &mut Vec<C
             format!("{tag}{}: {}", webhook.id, problems.join("; ")),
             register_fix,
         )
-    });
-}
-
-async fn check_salesforce(
-    sf: &SalesforceSettings,
-    delivery: &DeliverySettings,
-    tag: &str,
-    checks: &mut Vec<CheckLine>,
-) {
-    let client = match sf.apex_client(delivery, Default::default(), &crate::support::clock::Clock::system()) {
-        Ok(client) => client,
-        Err(e) => {
-            checks.push(line("Salesforce token", Status::Fail, format!("{tag}{e}"), None));
-            checks.push(line(
-                "Apex REST resource",
-                Status::Skip,
-                "not checked: no Salesforce client",
-                None,
-            ));
-            return;
-        }
-    };
-    let auth = client.tokens().auth();
-    let grant = auth.grant_type().as_str();
-    let host = auth.token_url().host().to_owned();
-    match client.tokens().get().await {
-        Ok(token) => checks.push(line(
-            "Salesforce token",
-            Status::Pass,
-            format!(
-                "{tag}{grant} grant at {host}; instance {}",
-                token.instance_url.as_deref().unwrap_or("(not given)")
-            ),
-            None,
-        )),
-        Err(e) => {
-            let fix = match &e {
-                AuthError::Rejected { hint, .. } => hint.clone(),
-                AuthError::Unavailable { .. } => format!(
-                    "check the network path to Salesforce and {}; try again later",
-                    sf.key("token_url")
-                ),
-            };
-            checks.push(line("Salesforce token", Status::Fail, format!("{tag}{e}"), Some(fix)));
-            checks.push(line(
-                "Apex REST resource",
-                Status::Skip,
-                "not checked: no Salesforce token",
-                None,
-            ));
-            return;
-        }
-    }
-    let url = client.webhook_url().to_owned();
-    checks.push(match client.probe().await {
-        Ok((405, _)) | Ok((200..=299, _)) => line(
-            "Apex REST resource",
-            Status::Pass,
-            format!("{tag}{url} exists (the DR package is installed)"),
-            None,
-        ),
-        Ok((404, said)) => line(
-            "Apex REST resource",
-            Status::Fail,
-            format!("{tag}{url} answered 404 {}", said.unwrap_or_default())
-                .trim_end()
-                .to_owned(),
-            Some(format!(
-                "install the Digital River app (namespace digitalriverv3) in this org, or correct {}",
-                sf.key("webhook_path")
-            )),
-        ),
-        Ok((401, _)) => line(
-            "Apex REST resource",
-            Status::Fail,
-            format!("{tag}{url} answered 401 with a fresh token"),
-            Some("give the integration user access to the DR package's Apex classes (permission set)".into()),
-        ),
-        Ok((status, said)) => line(
-            "Apex REST resource",
-            Status::Fail,
-            format!("{tag}{url} answered {status} {}", said.unwrap_or_default())
-                .trim_end()
-                .to_owned(),
-            Some(format!(
-                "check {} and {}",
-                sf.key("my_domain_url"),
-                sf.key("webhook_path")
-            )),
-        ),
-        Err(e) => line(
-            "Apex REST resource",
-            Status::Fail,
-            format!("{tag}{e}"),
-            Some(format!("check {}", sf.key("my_domain_url"))),
-        ),
     });
 }
