@@ -118,10 +118,22 @@ pub fn event_details(details: &EventDetails) -> String {
     if let Some(next) = e.next_attempt_at_ms {
         out.push_str(&format!("next attempt: {}\n", time(next)));
     }
-    for (i, a) in details.attempts.iter().enumerate() {
+    let mut number = 0;
+    for a in &details.attempts {
+        if crate::store::confirm::is_record_line(&a.outcome) {
+            out.push_str(&format!(
+                "in Salesforce: {} {} ({})\n    {}\n",
+                time(a.at_ms),
+                a.outcome,
+                a.excerpt.as_deref().unwrap_or("DR_Failed_Event__c"),
+                a.error.as_deref().unwrap_or("")
+            ));
+            continue;
+        }
+        number += 1;
         out.push_str(&format!(
             "attempt {}: {} {} {} ms {}\n",
-            i + 1,
+            number,
             time(a.at_ms),
             a.status_code.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             a.duration_ms,

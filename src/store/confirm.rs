@@ -22,6 +22,11 @@ pub const DELIVERY_SLACK_MS: i64 = 300_000;
 pub const OUTCOME_FAILED: &str = "failed_in_salesforce";
 pub const OUTCOME_RECOVERED: &str = "recovered";
 
+/// Whether an attempt-log line is a record read in Salesforce (not a delivery attempt).
+pub fn is_record_line(outcome: &str) -> bool {
+    outcome == OUTCOME_FAILED || outcome == OUTCOME_RECOVERED
+}
+
 /// One `DR_Failed_Event__c` record, as the sweep read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SalesforceFailure {

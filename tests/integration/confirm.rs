@@ -12,6 +12,7 @@ use dr_sf_bridge::reconcile::confirm::{ConfirmCount, ConfirmError, ConfirmSweep}
 use dr_sf_bridge::salesforce::failed_events::QueryError;
 use dr_sf_bridge::store::EventStatus;
 
+use crate::helpers::*;
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
 use crate::status_page::{ADMIN_TOKEN, Visitor};
@@ -166,6 +167,37 @@ async fn the_health_line_and_the_lists_name_events_failed_in_salesforce() {
         .await
         .unwrap();
     assert!(admin.contains("evt-bad-1") && !admin.contains("evt-good-1"), "{admin}");
+
+    let storage = format!("sqlite://{}", relay.dir.path().join("relay.db").display());
+    let listed = cli(&["events", "list", "--status", "failed_in_salesforce"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains("evt-bad-1") && !listed.stdout.contains("evt-good-1"),
+        "{}",
+        listed.stdout
+    );
+    let shown = cli(&["events", "show", "evt-bad-1"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert!(
+        shown.stdout.contains("status: failed_in_salesforce"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("in Salesforce: ") && shown.stdout.contains("DR_Failed_Event__c a0X"),
+        "the record's line, apart from the attempts:\n{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("attempt 1:") && !shown.stdout.contains("attempt 2:"),
+        "{}",
+        shown.stdout
+    );
 }
 
 #[tokio::test]

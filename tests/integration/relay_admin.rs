@@ -165,6 +165,6 @@ async fn a_replay_of_an_event_that_is_not_finished_is_refused_in_the_words_every
     .await;
     assert_eq!(
         body["message"],
-        "`lost` is not one of pending, delivered, dead, ignored, rejected_mode"
+        "`lost` is not one of pending, delivered, dead, ignored, rejected_mode, failed_in_salesforce, recovered"
     );
 }
