@@ -88,6 +88,15 @@ impl Application {
                 ));
             }
             workers.push(Worker::new(target, store.clone(), wake.clone(), poll_interval));
+            if sf.grant_type == crate::salesforce::GrantType::Password {
+                tracing::warn!(
+                    mode = sf.mode.as_str(),
+                    "the {} target signs in with the password grant. {}; {}",
+                    sf.mode,
+                    crate::salesforce::PASSWORD_FLOW_ENDS,
+                    crate::salesforce::PASSWORD_FLOW_WAYS_OUT
+                );
+            }
             if settings.digital_river.signing_secrets_for(sf.mode).is_empty() {
                 tracing::warn!(
                     mode = sf.mode.as_str(),

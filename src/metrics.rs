@@ -128,7 +128,15 @@ pub struct Metrics {
     paused: TargetGauge,
     long_running: Family<TargetLabels, Counter>,
     pauses: Family<PauseLabels, Counter>,
+    sign_in_key: Family<SignInKeyLabels, Gauge>,
     reconcile: ReconcileFamilies,
+}
+
+/// Which private key the JWT bearer flow signed in with (label `key`: its settings key).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignInKeyLabels {
+    pub target: &'static str,
+    pub key: String,
 }
 
 /// Reconciliation's series, per mode (label `target`, like delivery's).
@@ -280,6 +288,12 @@ impl Metrics {
             "1 while Salesforce refuses the sign-in: fix the password (and security token) or the connected app",
             sign_in_refused.clone(),
         );
+        let sign_in_key = Family::<SignInKeyLabels, Gauge>::default();
+        registry.register(
+            "salesforce_sign_in_key",
+            "1 for the private key the JWT bearer flow last signed in with (salesforce.private_key or next_private_key), by target",
+            sign_in_key.clone(),
+        );
         let reconcile = ReconcileFamilies::default();
         registry.register(
             "reconcile_recovered_events",
@@ -328,6 +342,7 @@ impl Metrics {
         );
         Self {
             registry,
+            sign_in_key,
             reconcile,
             events_received,
             inbound_rejections,
@@ -378,6 +393,19 @@ impl Metrics {
             last_duration_ms: self.reconcile.last_duration_ms.get_or_create(&target).clone(),
             cursor_lag: self.reconcile.cursor_lag.get_or_create(&target).clone(),
         }
+    }
+
+    /// One gauge per key name of `mode`'s JWT bearer sign-in.
+    pub fn sign_in_key_gauges(&self, mode: Mode, keys: &[String]) -> Vec<(String, Gauge)> {
+        keys.iter()
+            .map(|key| {
+                let labels = SignInKeyLabels {
+                    target: mode.as_str(),
+                    key: key.clone(),
+                };
+                (key.clone(), self.sign_in_key.get_or_create(&labels).clone())
+            })
+            .collect()
     }
 
     pub fn for_confirm(&self, mode: Mode) -> ConfirmMetrics {

@@ -56,7 +56,12 @@ impl Target {
     ) -> anyhow::Result<Arc<Self>> {
         let series = metrics.for_target(sf.mode);
         let client = sf
-            .apex_client(delivery, series.token_grants.clone(), &clock)
+            .apex_client(
+                delivery,
+                series.token_grants.clone(),
+                metrics.sign_in_key_gauges(sf.mode, &sf.signing_key_names()),
+                &clock,
+            )
             .with_context(|| format!("building the Salesforce client of [{}]", sf.section))?;
         let sign_in = SignInMemory::new(store, client.tokens().clone(), metrics, sf.mode, clock.clone());
         sign_in.restore().await;

@@ -141,14 +141,24 @@ pub fn desired_webhook(settings: &Settings, target: RegisterTarget, mode: Mode) 
     let oauth = match target {
         RegisterTarget::Salesforce => {
             let credentials = sf.credentials()?;
+            let (SalesforceGrant::Password { .. } | SalesforceGrant::ClientCredentials, Some(client_secret)) =
+                (&credentials.grant, credentials.client_secret.clone())
+            else {
+                return Err(OpsError::Config(ConfigProblems::single(
+                    &sf.key("grant_type"),
+                    "jwt_bearer cannot be set on DR's webhook: DR signs in to Salesforce only with password or \
+                     client_credentials. Run the relay and `register --target relay` (the relay signs in with the JWT \
+                     bearer flow), or use grant_type = \"client_credentials\" straight from DR",
+                )));
+            };
             WebhookSpecOAuth {
                 token_end_point: credentials.token_url.base().to_owned(),
                 client_id: credentials.client_id,
-                client_secret: credentials.client_secret,
+                client_secret,
                 grant_type: credentials.grant.grant_type(),
                 user: match credentials.grant {
                     SalesforceGrant::Password { username, password } => Some((username, password)),
-                    SalesforceGrant::ClientCredentials => None,
+                    SalesforceGrant::ClientCredentials | SalesforceGrant::JwtBearer { .. } => None,
                 },
             }
         }

@@ -69,7 +69,7 @@ pub async fn trigger(
             client_secret: client_secret.clone(),
             user: match inbound.grant_type {
                 GrantType::Password => inbound.username.clone().zip(inbound.password.clone()),
-                GrantType::ClientCredentials => None,
+                GrantType::ClientCredentials | GrantType::JwtBearer => None,
             },
         },
         (_, _, Some(user), Some(password)) => SenderAuth::Basic {

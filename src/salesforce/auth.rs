@@ -33,9 +33,12 @@ use crate::domain::ServiceUrl;
 use prometheus_client::metrics::counter::Counter;
 
 use super::credentials::{GrantType, SalesforceCredentials, SalesforceGrant};
+pub use super::hints::hint_for;
 use crate::support::clock::Clock;
 use crate::support::http::{Backoff, Failure, client_builder, retry};
 use crate::support::text::{error_chain, excerpt};
+
+mod jwt_grant;
 
 /// The fields Salesforce adds to a token answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,58 +96,6 @@ impl AuthError {
     }
 }
 
-/// What to tell the admin about a token-endpoint refusal.
-pub fn hint_for(error: &str, description: &str, grant: GrantType) -> String {
-    let description = description.to_ascii_lowercase();
-    match error {
-        "invalid_grant" if description.contains("not supported on this domain") => {
-            "The client-credentials grant works only on the org's My Domain host, not on login.salesforce.com or \
-             test.salesforce.com: set salesforce.my_domain_url and leave salesforce.token_url unset (or point it at \
-             https://<name>.my.salesforce.com/services/oauth2/token)."
-                .to_owned()
-        }
-        "invalid_grant" if description.contains("no client credentials user") => {
-            "The connected app has no Run-As user: in Setup > App Manager > the connected app > Manage > Edit \
-             Policies, enable the Client Credentials Flow and choose a 'Run As' user."
-                .to_owned()
-        }
-        "invalid_grant" if grant == GrantType::Password => {
-            "Likely causes: a wrong salesforce.username, or a salesforce.password without the user's security token \
-             appended; or the org has 'Allow OAuth Username-Password Flows' switched off (Setup > OAuth and OpenID \
-             Connect Settings; off by default in orgs created since Summer '23). Also check sandbox vs production \
-             (salesforce.environment). Not retried automatically: repeated failures lock the user out."
-                .to_owned()
-        }
-        "invalid_grant" => {
-            "Check that the connected app enables the Client Credentials Flow with a Run-As user, and that the token \
-             URL is the org's My Domain."
-                .to_owned()
-        }
-        "invalid_client_id" => {
-            "salesforce.client_id is not a consumer key this org knows: copy the Consumer Key from the connected app \
-             of this org (a sandbox has its own), and allow up to 10 minutes after creating the app."
-                .to_owned()
-        }
-        "invalid_client" => {
-            "salesforce.client_secret does not match the consumer key: copy the Consumer Secret of the same \
-             connected app."
-                .to_owned()
-        }
-        "inactive_user" => "The integration user is inactive or frozen: reactivate it in Setup > Users.".to_owned(),
-        "inactive_org" => "The org is inactive, locked or expired: check it in Setup > Company Information.".to_owned(),
-        "rate_limit_exceeded" => {
-            "Salesforce limits sign-ins for this user: too many token requests; wait before trying again.".to_owned()
-        }
-        "unsupported_grant_type" => format!(
-            "This endpoint does not accept the {} grant: check salesforce.grant_type and salesforce.token_url.",
-            grant.as_str()
-        ),
-        _ => "Check salesforce.client_id, salesforce.client_secret and, with the password grant, salesforce.username \
-              and salesforce.password (password + security token)."
-            .to_owned(),
-    }
-}
-
 /// A token and what Salesforce said with it.
 #[derive(Clone)]
 pub struct AccessToken {
@@ -174,19 +125,27 @@ pub struct SalesforceAuth {
     http: reqwest::Client,
     oauth: OAuthClient,
     backoff: Backoff,
+    /// With the JWT bearer flow: the settings key of the key that signed in last, and a gauge
+    /// per key name (1 for that one).
+    signed_in_key: Arc<std::sync::Mutex<Option<String>>>,
+    key_gauges: Vec<(String, prometheus_client::metrics::gauge::Gauge)>,
 }
 
 impl SalesforceAuth {
     pub fn new(credentials: SalesforceCredentials, timeout: Duration) -> anyhow::Result<Self> {
         let http = client_builder(timeout).build()?;
-        let oauth = oauth2::Client::new(ClientId::new(credentials.client_id.clone()))
-            .set_client_secret(ClientSecret::new(credentials.client_secret.expose_secret().to_owned()))
+        let mut oauth = oauth2::Client::new(ClientId::new(credentials.client_id.clone()))
             .set_token_uri(TokenUrl::new(credentials.token_url.base().to_owned())?)
             .set_auth_type(AuthType::RequestBody);
+        if let Some(secret) = &credentials.client_secret {
+            oauth = oauth.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+        }
         Ok(Self {
             credentials,
             http,
             oauth,
+            signed_in_key: Arc::default(),
+            key_gauges: Vec::new(),
             backoff: Backoff {
                 retries: 3,
                 base: Duration::from_millis(500),
@@ -199,6 +158,17 @@ impl SalesforceAuth {
     pub fn with_retries(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
+    }
+
+    /// Reports in `gauges` (one per key name) which key the JWT bearer flow signed in with.
+    pub fn reporting_keys_in(mut self, gauges: Vec<(String, prometheus_client::metrics::gauge::Gauge)>) -> Self {
+        self.key_gauges = gauges;
+        self
+    }
+
+    /// The settings key of the private key that signed in last (the JWT bearer flow).
+    pub fn signed_in_key(&self) -> Option<String> {
+        self.signed_in_key.lock().expect("not poisoned").clone()
     }
 
     pub fn grant_type(&self) -> GrantType {
@@ -251,22 +221,15 @@ impl SalesforceAuth {
                     .request_async(&http_client)
                     .await
             }
+            SalesforceGrant::JwtBearer {
+                username,
+                audience,
+                keys,
+            } => return self.jwt_grant(username, audience, keys, generation).await,
         };
         let status = Some(http_client.status.load(Ordering::Relaxed)).filter(|s| *s != 0);
         match result {
-            Ok(response) => {
-                let extra = response.extra_fields();
-                Ok(AccessToken {
-                    secret: SecretString::from(response.access_token().secret().clone()),
-                    instance_url: extra.instance_url.clone(),
-                    issued_at_millis: extra.issued_at.as_deref().and_then(|s| s.parse().ok()),
-                    scope: response
-                        .scopes()
-                        .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
-                    generation,
-                    obtained: Instant::now(),
-                })
-            }
+            Ok(response) => Ok(token_from(&response, generation)),
             Err(e) => Err(self.classify(e, status)),
         }
     }
@@ -311,6 +274,21 @@ impl SalesforceAuth {
             )),
             RequestTokenError::Other(text) => GrantFailure::Transient(format!("{status_text}: {text}")),
         }
+    }
+}
+
+/// The token of a successful answer.
+fn token_from(response: &SalesforceTokenResponse, generation: u64) -> AccessToken {
+    let extra = response.extra_fields();
+    AccessToken {
+        secret: SecretString::from(response.access_token().secret().clone()),
+        instance_url: extra.instance_url.clone(),
+        issued_at_millis: extra.issued_at.as_deref().and_then(|s| s.parse().ok()),
+        scope: response
+            .scopes()
+            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+        generation,
+        obtained: Instant::now(),
     }
 }
 

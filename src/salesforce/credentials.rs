@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::jwt::KeyRing;
 use crate::domain::{Mode, ServiceUrl};
 
 /// The production login host (password grant, production orgs).
@@ -28,7 +29,7 @@ impl SalesforceEnvironment {
         }
     }
 
-    /// The password grant's token host.
+    /// The login host: the password grant's token host, and the JWT bearer flow's audience.
     pub fn login_host(self) -> &'static str {
         match self {
             Self::Sandbox => TEST_HOST,
@@ -60,6 +61,8 @@ impl SalesforceEnvironment {
 pub enum GrantType {
     Password,
     ClientCredentials,
+    /// The OAuth 2.0 JWT bearer flow (the relay only: DR's webhook cannot sign in with it).
+    JwtBearer,
 }
 
 impl GrantType {
@@ -68,6 +71,7 @@ impl GrantType {
         match self {
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
+            Self::JwtBearer => "jwt_bearer",
         }
     }
 }
@@ -77,14 +81,24 @@ impl GrantType {
 pub struct SalesforceCredentials {
     pub token_url: ServiceUrl,
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// `None` only with the JWT bearer flow, which has no shared secret.
+    pub client_secret: Option<SecretString>,
     pub grant: SalesforceGrant,
 }
 
 #[derive(Debug, Clone)]
 pub enum SalesforceGrant {
-    Password { username: String, password: SecretString },
+    Password {
+        username: String,
+        password: SecretString,
+    },
     ClientCredentials,
+    JwtBearer {
+        username: String,
+        /// The assertion's `aud`: the login host of the org's environment, as a URL.
+        audience: String,
+        keys: KeyRing,
+    },
 }
 
 impl SalesforceCredentials {
@@ -97,15 +111,28 @@ impl SalesforceCredentials {
         for part in [
             self.token_url.base(),
             &self.client_id,
-            self.client_secret.expose_secret(),
+            self.client_secret.as_ref().map_or("", |s| s.expose_secret()),
         ] {
             digest.update(part.as_bytes());
             digest.update([0]);
         }
-        if let SalesforceGrant::Password { username, password } = &self.grant {
-            digest.update(username.as_bytes());
-            digest.update([0]);
-            digest.update(password.expose_secret().as_bytes());
+        match &self.grant {
+            SalesforceGrant::Password { username, password } => {
+                digest.update(username.as_bytes());
+                digest.update([0]);
+                digest.update(password.expose_secret().as_bytes());
+            }
+            SalesforceGrant::JwtBearer { username, audience, keys } => {
+                for part in [username, audience] {
+                    digest.update(part.as_bytes());
+                    digest.update([0]);
+                }
+                for key in &keys.keys {
+                    key.digest_into(&mut digest);
+                    digest.update([0]);
+                }
+            }
+            SalesforceGrant::ClientCredentials => {}
         }
         hex::encode(&digest.finalize()[..8])
     }
@@ -116,6 +143,7 @@ impl SalesforceGrant {
         match self {
             Self::Password { .. } => GrantType::Password,
             Self::ClientCredentials => GrantType::ClientCredentials,
+            Self::JwtBearer { .. } => GrantType::JwtBearer,
         }
     }
 }

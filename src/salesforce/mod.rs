@@ -6,8 +6,11 @@ pub mod auth;
 pub mod client;
 pub mod credentials;
 pub mod failed_events;
+mod hints;
+pub mod jwt;
 
 pub use auth::{AuthError, SalesforceAuth, TokenCache};
+pub use hints::{PASSWORD_FLOW_ENDS, PASSWORD_FLOW_WAYS_OUT};
 pub use client::{ApexClient, ApiUsage, DeliveryAttempt, DeliveryOutcome};
 pub use credentials::{
     GrantType, LOGIN_HOST, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant, TEST_HOST, TOKEN_PATH,

@@ -48,7 +48,7 @@ const SANDBOX_TOML: &str = include_str!("../../config/sandbox.toml");
 const PRODUCTION_TOML: &str = include_str!("../../config/production.toml");
 
 /// Keys whose value is a secret and may be given as `KEY_file` instead.
-const SECRET_KEYS: [&str; 17] = [
+const SECRET_KEYS: [&str; 23] = [
     "digital_river.api_key",
     "digital_river.signing_secrets",
     "digital_river.test.api_key",
@@ -61,6 +61,12 @@ const SECRET_KEYS: [&str; 17] = [
     "salesforce.test.password",
     "salesforce.live.client_secret",
     "salesforce.live.password",
+    "salesforce.private_key",
+    "salesforce.next_private_key",
+    "salesforce.test.private_key",
+    "salesforce.test.next_private_key",
+    "salesforce.live.private_key",
+    "salesforce.live.next_private_key",
     "relay.inbound_client_secret",
     "relay.inbound_password",
     "relay.inbound_token_key",

@@ -97,7 +97,14 @@ pub struct ConnectionLimits {
 impl RelaySettings {
     pub(super) fn read(r: &mut Reader) -> Self {
         let public_url = r.parse("relay.public_url", ServiceUrl::parse);
-        let grant_type: Option<GrantType> = r.one_of("relay.inbound_grant_type", "`client_credentials`, `password`");
+        let mut grant_type: Option<GrantType> = r.one_of("relay.inbound_grant_type", "`client_credentials`, `password`");
+        if grant_type == Some(GrantType::JwtBearer) {
+            r.problems.push(
+                "relay.inbound_grant_type",
+                "`jwt_bearer` is not one of `client_credentials`, `password` (DR's webhook signs in to the relay with these two only)",
+            );
+            grant_type = None;
+        }
         let listen = r.text("relay.listen");
         let body_limit_bytes: usize = r.get("relay.body_limit_bytes");
         let token_ttl_secs: u64 = r.get("relay.inbound_token_ttl_secs");
@@ -218,7 +225,7 @@ impl RelaySettings {
             .require("relay.inbound_client_secret", &inbound.client_secret, why)
             .cloned();
         let user = match inbound.grant_type {
-            GrantType::ClientCredentials => None,
+            GrantType::ClientCredentials | GrantType::JwtBearer => None,
             GrantType::Password => {
                 let why = "with relay.inbound_grant_type = \"password\"";
                 let u = c.require("relay.inbound_username", &inbound.username, why).cloned();

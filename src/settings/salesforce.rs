@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 use super::DeliverySettings;
 use super::problems::{Collector, ConfigProblems, Reader};
@@ -15,6 +16,7 @@ use crate::salesforce::{
     ApexClient, GrantType, LOGIN_HOST, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant,
     TEST_HOST, TOKEN_PATH, TokenCache,
 };
+use crate::salesforce::jwt::{KeyRing, SigningKey};
 use crate::support::clock::Clock;
 use crate::support::http::Backoff;
 use secrecy::SecretString;
@@ -42,6 +44,11 @@ pub struct SalesforceSettings {
     pub username: Option<String>,
     /// Password followed by the security token (password grant).
     pub password: Option<SecretString>,
+    /// The RSA key whose certificate the connected app holds (JWT bearer flow).
+    pub private_key: Option<SigningKey>,
+    /// A second key, tried when Salesforce refuses the first: for rotating the certificate
+    /// without a gap (JWT bearer flow).
+    pub next_private_key: Option<SigningKey>,
     /// Path of the DR package's Apex REST resource.
     pub webhook_path: String,
     /// Most deliveries to Salesforce at once: the ceiling of the adaptive limit, or the fixed one.
@@ -106,7 +113,7 @@ impl SalesforceSettings {
             _ => r.one_of(&key("environment"), "`sandbox`, `production`"),
         };
         let grant_type_key = shared(r, "grant_type");
-        let grant_type: Option<GrantType> = r.one_of(&grant_type_key, "`password`, `client_credentials`");
+        let grant_type: Option<GrantType> = r.one_of(&grant_type_key, "`password`, `client_credentials`, `jwt_bearer`");
         let mode: Option<Mode> = match (bound, r.optional_text("salesforce.mode")) {
             (Some(mode), _) => Some(mode),
             (None, Some(_)) => r.one_of("salesforce.mode", "`test`, `live`"),
@@ -136,6 +143,8 @@ impl SalesforceSettings {
         let client_secret = r.secret(&key("client_secret"));
         let username = r.optional_text(&key("username"));
         let password = r.secret(&key("password"));
+        let private_key = signing_key(r, section, "private_key");
+        let next_private_key = signing_key(r, section, "next_private_key");
         let c = &mut r.problems;
         let token_url = match (&explicit_token_url, grant_type, environment) {
             (Some(url), _, _) => Some(url.clone()),
@@ -145,6 +154,12 @@ impl SalesforceSettings {
             (None, Some(GrantType::Password), Some(env)) => {
                 Some(ServiceUrl::parse(&format!("https://{}{TOKEN_PATH}", env.login_host())).expect("a constant URL"))
             }
+            (None, Some(GrantType::JwtBearer), Some(env)) => Some(match &my_domain_url {
+                Some(domain) => {
+                    ServiceUrl::parse(&domain.join_path(TOKEN_PATH)).expect("a My Domain URL plus a path is a URL")
+                }
+                None => ServiceUrl::parse(&format!("https://{}{TOKEN_PATH}", env.login_host())).expect("a constant URL"),
+            }),
             _ => None,
         };
         if let (Some(GrantType::ClientCredentials), Some(url)) = (grant_type, &token_url) {
@@ -204,6 +219,8 @@ impl SalesforceSettings {
             client_secret,
             username,
             password,
+            private_key,
+            next_private_key,
             webhook_path,
             max_in_flight: max_in_flight.clamp(1, MAX_IN_FLIGHT),
             concurrency: concurrency.unwrap_or(Concurrency::Adaptive),
@@ -213,6 +230,21 @@ impl SalesforceSettings {
             token_failure_cooldown: Duration::from_secs(token_failure_cooldown_secs),
             token_retries,
             token_retry_base_delay: Duration::from_millis(token_retry_base_delay_ms),
+        }
+    }
+}
+
+/// The key `name` of `section` (inline or `_file`), checked: a problem names the key the admin set.
+fn signing_key(r: &mut Reader, section: &str, name: &str) -> Option<SigningKey> {
+    let inline = format!("{section}.{name}");
+    let pem = r.secret(&inline)?;
+    let file = format!("{inline}_file");
+    let shown = if r.is_set(&file) { file } else { inline };
+    match SigningKey::parse(&shown, &pem) {
+        Ok(key) => Some(key),
+        Err(problem) => {
+            r.problems.push(&shown, problem.to_string());
+            None
         }
     }
 }
@@ -282,15 +314,35 @@ impl SalesforceSettings {
                 "(the connected app's consumer key)",
             )
             .cloned();
-        let client_secret = c
-            .require(
-                &self.key("client_secret"),
-                &self.client_secret,
-                "(the connected app's consumer secret)",
-            )
-            .cloned();
+        let client_secret = match self.grant_type {
+            GrantType::JwtBearer => Some(None),
+            _ => c
+                .require(
+                    &self.key("client_secret"),
+                    &self.client_secret,
+                    "(the connected app's consumer secret)",
+                )
+                .cloned()
+                .map(Some),
+        };
         let grant = match self.grant_type {
             GrantType::ClientCredentials => Some(SalesforceGrant::ClientCredentials),
+            GrantType::JwtBearer => {
+                let why = "with grant_type = \"jwt_bearer\"";
+                let username = c.require(&self.key("username"), &self.username, why).cloned();
+                let key = c
+                    .require(
+                        &self.key("private_key_file"),
+                        &self.private_key,
+                        "with grant_type = \"jwt_bearer\" (the key whose certificate the connected app holds; `dr-sf-bridge salesforce keygen` makes both)",
+                    )
+                    .cloned();
+                username.zip(key).map(|(username, key)| SalesforceGrant::JwtBearer {
+                    username,
+                    audience: format!("https://{}", self.environment.login_host()),
+                    keys: KeyRing::new(std::iter::once(key).chain(self.next_private_key.clone()).collect()),
+                })
+            }
             GrantType::Password => {
                 let why = "with grant_type = \"password\"";
                 let username = c.require(&self.key("username"), &self.username, why).cloned();
@@ -326,11 +378,21 @@ impl SalesforceSettings {
 }
 
 impl SalesforceSettings {
+    /// The settings keys of this org's private keys (JWT bearer flow), the first one first.
+    pub fn signing_key_names(&self) -> Vec<String> {
+        self.private_key
+            .iter()
+            .chain(&self.next_private_key)
+            .map(|key| key.name.clone())
+            .collect()
+    }
+
     /// The token cache and Apex client of this org; the cache counts its grants into `grants`.
     pub fn apex_client(
         &self,
         delivery: &DeliverySettings,
         grants: Counter,
+        key_gauges: Vec<(String, Gauge)>,
         clock: &Clock,
     ) -> Result<ApexClient, ConfigProblems> {
         let sf = self;
@@ -339,7 +401,8 @@ impl SalesforceSettings {
             .with_retries(Backoff {
                 retries: sf.token_retries,
                 base: sf.token_retry_base_delay,
-            });
+            })
+            .reporting_keys_in(key_gauges);
         let tokens = Arc::new(
             TokenCache::new(auth, sf.token_max_age, sf.token_failure_cooldown)
                 .counting_grants_in(grants)

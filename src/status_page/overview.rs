@@ -12,6 +12,7 @@ use super::{SignedIn, layout, paths};
 use crate::delivery::TargetSnapshot;
 use crate::delivery::pacing::PauseCause;
 use crate::http::state::AppState;
+use crate::salesforce::{GrantType, PASSWORD_FLOW_ENDS, PASSWORD_FLOW_WAYS_OUT};
 use crate::store::facts::{SalesforceSweep, WebhookSeen};
 use crate::store::{ActivityBucket, StoreStats};
 use crate::support::clock::now_ms;
@@ -352,6 +353,11 @@ fn target_panel(
                     }
                 }
                 dt { "DR failure records" } dd #failure-records { (failure_records(sweep, now)) }
+            }
+            @if target.grant == GrantType::Password.as_str() {
+                p.notice id={ "password-flow-" (target.mode) } {
+                    b { "The password sign-in ends: " } (PASSWORD_FLOW_ENDS) ". To keep orders flowing, " (PASSWORD_FLOW_WAYS_OUT) "."
+                }
             }
             @if let Some(sweep) = sweep.filter(|s| !s.unknown.is_empty()) {
                 p id="unknown-failures" {

@@ -3,7 +3,7 @@
 
 use super::{CheckLine, Status, line};
 use crate::salesforce::failed_events::{OBJECT, QueryError};
-use crate::salesforce::{ApexClient, AuthError};
+use crate::salesforce::{ApexClient, AuthError, GrantType, PASSWORD_FLOW_ENDS, PASSWORD_FLOW_WAYS_OUT};
 use crate::settings::{SalesforceSettings, Settings};
 
 pub(super) async fn check_salesforce(
@@ -15,6 +15,7 @@ pub(super) async fn check_salesforce(
     let client = match sf.apex_client(
         &settings.delivery,
         Default::default(),
+        Vec::new(),
         &crate::support::clock::Clock::system(),
     ) {
         Ok(client) => client,
@@ -32,12 +33,23 @@ pub(super) async fn check_salesforce(
     let auth = client.tokens().auth();
     let grant = auth.grant_type().as_str();
     let host = auth.token_url().host().to_owned();
+    if auth.grant_type() == GrantType::Password {
+        checks.push(line(
+            "password flow",
+            Status::Warn,
+            format!("{tag}{PASSWORD_FLOW_ENDS}"),
+            Some(PASSWORD_FLOW_WAYS_OUT.to_owned()),
+        ));
+    }
     match client.tokens().get().await {
         Ok(token) => checks.push(line(
             "Salesforce token",
             Status::Pass,
             format!(
-                "{tag}{grant} grant at {host}; instance {}",
+                "{tag}{grant} grant at {host}{}; instance {}",
+                auth.signed_in_key()
+                    .map(|key| format!(" signed with {key}"))
+                    .unwrap_or_default(),
                 token.instance_url.as_deref().unwrap_or("(not given)")
             ),
             None,
