@@ -155,6 +155,26 @@ pub enum Command {
     /// Move the relay's store: every event and attempt, from SQLite to PostgreSQL or back.
     #[command(subcommand, after_help = EXIT_CODES)]
     Store(StoreCommand),
+    /// Salesforce helpers: the JWT bearer flow's key and certificate.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Salesforce(SalesforceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SalesforceCommand {
+    /// Write a new RSA private key (mode 0600) and a self-signed certificate for the connected
+    /// app ("Use digital signatures"), and print the Setup steps. The key is never printed.
+    Keygen {
+        /// The folder to write dr-sf-bridge-salesforce.key and .crt into.
+        #[arg(long, default_value = ".")]
+        out: std::path::PathBuf,
+        /// The key's size in bits (2048 or more).
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// Replace a key and certificate already in the folder.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -355,6 +375,13 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
         }
         Command::Events(sub) => events_cli::run(cli, sub).await,
         Command::Store(StoreCommand::Copy { from, to }) => live::store_copy(cli.output, from, to).await,
+        Command::Salesforce(SalesforceCommand::Keygen { out, bits, force }) => {
+            let (out, bits, force) = (out.clone(), *bits, *force);
+            let report = tokio::task::spawn_blocking(move || crate::ops::keygen::keygen(&out, bits, force))
+                .await
+                .map_err(|e| OpsError::Refused(format!("key generation stopped: {e}")))??;
+            Ok(print_as(cli.output, &report, || render::keygen_report(&report)).into())
+        }
         Command::Webhooks(sub) => {
             let settings = cli.settings(Purpose::DigitalRiverApi)?;
             match sub {

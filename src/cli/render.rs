@@ -247,3 +247,18 @@ pub fn backfill_report(report: &crate::ops::backfill::BackfillReport) -> String 
     }
     out
 }
+
+pub fn keygen_report(report: &crate::ops::keygen::KeygenReport) -> String {
+    let mut out = format!(
+        "Wrote a {}-bit RSA private key to {} (mode 0600: keep it on the relay's machine only)\n\
+         and its certificate to {} (valid until {}).\n\nNext:\n",
+        report.bits,
+        report.key_file.display(),
+        report.certificate_file.display(),
+        report.valid_until
+    );
+    for (n, step) in report.steps.iter().enumerate() {
+        out.push_str(&format!("  {}. {step}\n", n + 1));
+    }
+    out
+}

@@ -9,6 +9,7 @@ pub mod backfill;
 pub mod check;
 pub mod demo;
 pub mod events;
+pub mod keygen;
 pub mod org_standin;
 pub mod register;
 pub mod samples;

@@ -122,7 +122,11 @@ impl SalesforceCredentials {
                 digest.update([0]);
                 digest.update(password.expose_secret().as_bytes());
             }
-            SalesforceGrant::JwtBearer { username, audience, keys } => {
+            SalesforceGrant::JwtBearer {
+                username,
+                audience,
+                keys,
+            } => {
                 for part in [username, audience] {
                     digest.update(part.as_bytes());
                     digest.update([0]);

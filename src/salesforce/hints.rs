@@ -82,7 +82,6 @@ pub fn hint_for(error: &str, description: &str, grant: GrantType) -> String {
     }
 }
 
-
 /// The password grant's end, as `check`, the relay's start-up log and the status page say it.
 pub const PASSWORD_FLOW_ENDS: &str = "Salesforce stops the OAuth username-password flow for connected apps in Winter '27 \
      (enforced at each org's upgrade; one published date is 20 February 2027): this sign-in will then be refused and \

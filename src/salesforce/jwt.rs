@@ -40,7 +40,9 @@ pub enum KeyProblem {
     Encrypted,
     #[error("is a {0} key; the JWT bearer flow signs with RSA (RS256): make one with `dr-sf-bridge salesforce keygen`")]
     NotRsa(String),
-    #[error("is an RSA key of {0} bits; Salesforce needs {MIN_KEY_BITS} or more: make one with `dr-sf-bridge salesforce keygen`")]
+    #[error(
+        "is an RSA key of {0} bits; Salesforce needs {MIN_KEY_BITS} or more: make one with `dr-sf-bridge salesforce keygen`"
+    )]
     TooShort(usize),
     #[error("cannot be read as an RSA private key: {0}")]
     Unreadable(String),
@@ -191,7 +193,10 @@ impl KeyRing {
         if self.keys.is_empty() {
             return Vec::new();
         }
-        let first = self.preferred.load(Ordering::Relaxed).min(self.keys.len().saturating_sub(1));
+        let first = self
+            .preferred
+            .load(Ordering::Relaxed)
+            .min(self.keys.len().saturating_sub(1));
         std::iter::once(first)
             .chain((0..self.keys.len()).filter(|i| *i != first))
             .collect()
@@ -213,13 +218,25 @@ mod tests {
 
     #[test]
     fn keys_that_are_not_unencrypted_rsa_pem_are_named_before_any_request() {
-        assert_eq!(SigningKey::parse("k", &secret("hello")).unwrap_err(), KeyProblem::NotPem);
+        assert_eq!(
+            SigningKey::parse("k", &secret("hello")).unwrap_err(),
+            KeyProblem::NotPem
+        );
         let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----";
-        assert_eq!(SigningKey::parse("k", &secret(encrypted)).unwrap_err(), KeyProblem::Encrypted);
+        assert_eq!(
+            SigningKey::parse("k", &secret(encrypted)).unwrap_err(),
+            KeyProblem::Encrypted
+        );
         let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMIIB\n-----END RSA PRIVATE KEY-----";
-        assert_eq!(SigningKey::parse("k", &secret(legacy)).unwrap_err(), KeyProblem::Encrypted);
+        assert_eq!(
+            SigningKey::parse("k", &secret(legacy)).unwrap_err(),
+            KeyProblem::Encrypted
+        );
         let ec = "-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----";
-        assert!(matches!(SigningKey::parse("k", &secret(ec)).unwrap_err(), KeyProblem::NotRsa(_)));
+        assert!(matches!(
+            SigningKey::parse("k", &secret(ec)).unwrap_err(),
+            KeyProblem::NotRsa(_)
+        ));
         let certificate = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
         let problem = SigningKey::parse("k", &secret(certificate)).unwrap_err().to_string();
         assert!(problem.contains("give the private key"), "{problem}");

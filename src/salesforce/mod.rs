@@ -10,8 +10,8 @@ mod hints;
 pub mod jwt;
 
 pub use auth::{AuthError, SalesforceAuth, TokenCache};
-pub use hints::{PASSWORD_FLOW_ENDS, PASSWORD_FLOW_WAYS_OUT};
 pub use client::{ApexClient, ApiUsage, DeliveryAttempt, DeliveryOutcome};
 pub use credentials::{
     GrantType, LOGIN_HOST, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant, TEST_HOST, TOKEN_PATH,
 };
+pub use hints::{PASSWORD_FLOW_ENDS, PASSWORD_FLOW_WAYS_OUT};

@@ -97,7 +97,8 @@ pub struct ConnectionLimits {
 impl RelaySettings {
     pub(super) fn read(r: &mut Reader) -> Self {
         let public_url = r.parse("relay.public_url", ServiceUrl::parse);
-        let mut grant_type: Option<GrantType> = r.one_of("relay.inbound_grant_type", "`client_credentials`, `password`");
+        let mut grant_type: Option<GrantType> =
+            r.one_of("relay.inbound_grant_type", "`client_credentials`, `password`");
         if grant_type == Some(GrantType::JwtBearer) {
             r.problems.push(
                 "relay.inbound_grant_type",

@@ -12,11 +12,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use super::DeliverySettings;
 use super::problems::{Collector, ConfigProblems, Reader};
 use crate::domain::{Mode, SalesforceUrl, ServiceUrl};
+use crate::salesforce::jwt::{KeyRing, SigningKey};
 use crate::salesforce::{
     ApexClient, GrantType, LOGIN_HOST, SalesforceAuth, SalesforceCredentials, SalesforceEnvironment, SalesforceGrant,
     TEST_HOST, TOKEN_PATH, TokenCache,
 };
-use crate::salesforce::jwt::{KeyRing, SigningKey};
 use crate::support::clock::Clock;
 use crate::support::http::Backoff;
 use secrecy::SecretString;
@@ -158,7 +158,9 @@ impl SalesforceSettings {
                 Some(domain) => {
                     ServiceUrl::parse(&domain.join_path(TOKEN_PATH)).expect("a My Domain URL plus a path is a URL")
                 }
-                None => ServiceUrl::parse(&format!("https://{}{TOKEN_PATH}", env.login_host())).expect("a constant URL"),
+                None => {
+                    ServiceUrl::parse(&format!("https://{}{TOKEN_PATH}", env.login_host())).expect("a constant URL")
+                }
             }),
             _ => None,
         };

@@ -68,11 +68,23 @@ async fn check_passes_when_everything_is_in_place() {
         assert!(out.stdout.contains(&format!("✓ {name}")), "{name}:\n{}", out.stdout);
     }
     assert!(out.stdout.contains("password grant at 127.0.0.1"), "{}", out.stdout);
+    let warning = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("! password flow"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        warning.contains("Winter '27") && warning.contains("client_credentials") && warning.contains("jwt_bearer"),
+        "the password grant's end and both ways out:\n{}",
+        out.stdout
+    );
 
     let json_out = cli(&["check", "--output", "json"]).envs(&env(&dr, &sf)).run().await;
     let report = json_out.json();
     assert_eq!(report["ok"], true);
-    assert_eq!(report["checks"].as_array().unwrap().len(), 7);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 8);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod confirm;
 mod events;
 mod first_run;
 mod helpers;
+mod jwt_bearer;
 mod modes;
 mod pacing;
 mod pg;

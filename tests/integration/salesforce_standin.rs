@@ -159,7 +159,7 @@ impl SalesforceStandIn {
         SalesforceCredentials {
             token_url: ServiceUrl::parse(&format!("{}{TOKEN_PATH}", self.uri())).unwrap(),
             client_id: "3MVG9consumerKey".to_owned(),
-            client_secret: SecretString::from(SF_CLIENT_SECRET),
+            client_secret: Some(SecretString::from(SF_CLIENT_SECRET)),
             grant,
         }
     }

@@ -185,3 +185,108 @@ async fn no_secret_appears_in_any_output_log_answer_metric_or_store() {
     }
     assert!(hits.is_empty(), "secrets found:\n{}", hits.join("\n"));
 }
+
+/// The JWT bearer flow's private key, given inline (`DRSF__SALESFORCE__PRIVATE_KEY`): no line of
+/// it in `check`'s output, the relay's trace log, its answers and metrics, or the store.
+#[tokio::test]
+async fn no_byte_of_the_private_key_appears_anywhere() {
+    use crate::jwt_bearer::{JwtTokenEndpoint, KeyFiles};
+    let keys = KeyFiles::new();
+    let pem = keys.key_pem();
+    let key_lines: Vec<String> = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .map(str::to_owned)
+        .collect();
+    assert!(key_lines.len() > 10);
+    let mut hits = Vec::new();
+    let mut scan_key = |what: &str, text: &str| {
+        for line in &key_lines {
+            if text.contains(line.as_str()) {
+                hits.push(format!("a line of the private key in {what}"));
+                return;
+            }
+        }
+    };
+    let sf = SalesforceStandIn::bare().await;
+    let endpoint = JwtTokenEndpoint::mount(&sf, &keys).await;
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let jwt = [
+        ("salesforce.grant_type", "jwt_bearer"),
+        ("salesforce.private_key", pem.as_str()),
+        ("salesforce.client_id", "3MVG9jwtConsumerKey"),
+        ("salesforce.username", "integration@acme.com.uat"),
+        ("salesforce.client_secret", ""),
+        ("salesforce.password", ""),
+        ("relay.admin_token", ADMIN_TOKEN),
+    ];
+    let dr = DrStandIn::start().await;
+    let mut env: Vec<(&str, String)> = sandbox_password_env(&dr)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("DRSF__SALESFORCE__"))
+        .collect();
+    env.extend([
+        ("DRSF__SALESFORCE__MY_DOMAIN_URL", sf.uri()),
+        ("DRSF__SALESFORCE__TOKEN_URL", format!("{}{TOKEN_PATH}", sf.uri())),
+        ("DRSF__SALESFORCE__GRANT_TYPE", "jwt_bearer".to_owned()),
+        ("DRSF__SALESFORCE__PRIVATE_KEY", pem.clone()),
+        ("DRSF__SALESFORCE__CLIENT_ID", "3MVG9jwtConsumerKey".to_owned()),
+        ("DRSF__SALESFORCE__USERNAME", "integration@acme.com.uat".to_owned()),
+        ("DRSF__REGISTER__TARGET", "relay".to_owned()),
+        ("RUST_LOG", "trace".to_owned()),
+    ]);
+    for args in [
+        &["check"][..],
+        &["check", "--output", "json"],
+        &["register", "--dry-run"],
+    ] {
+        let out = cli(args).envs(&env).run().await;
+        scan_key(&format!("`{}` stdout", args.join(" ")), &out.stdout);
+        scan_key(&format!("`{}` stderr", args.join(" ")), &out.stderr);
+    }
+
+    let mut relay = RelayProcess::start_logging(&sf, dir.path(), port, &jwt, "trace").await;
+    let http = reqwest::Client::new();
+    let body = event("order.accepted", "evt-jwt-audit", "o-jwt-audit");
+    let answer = http
+        .post(format!("{}/webhooks/digitalriver", relay.address))
+        .header("authorization", basic_header())
+        .header("DigitalRiver-Signature", signed(&body))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    wait_until_within("the event delivered", Duration::from_secs(60), || async {
+        sf.delivered_ids().await.iter().any(|d| d == "evt-jwt-audit")
+    })
+    .await;
+    assert!(
+        endpoint.granted.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "signed in with the key"
+    );
+    for path in ["/metrics", "/admin/events", "/admin/events/evt-jwt-audit"] {
+        let answer = http
+            .get(format!("{}{path}", relay.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        scan_key(path, &answer.text().await.unwrap());
+    }
+    let _ = relay.terminate(Duration::from_secs(20)).await;
+    let log = relay.logs();
+    assert!(log.contains("TRACE") || log.contains("trace"));
+    scan_key("the relay's log", &log);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("relay.db") {
+            let bytes = std::fs::read(&path).unwrap();
+            scan_key(&path.display().to_string(), &String::from_utf8_lossy(&bytes));
+        }
+    }
+    assert!(hits.is_empty(), "the private key leaked:\n{}", hits.join("\n"));
+}

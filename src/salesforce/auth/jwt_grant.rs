@@ -6,8 +6,8 @@
 use oauth2::RequestTokenError;
 use oauth2::basic::BasicErrorResponse;
 
-use super::{AuthError, GrantFailure, SalesforceAuth, SalesforceTokenResponse, token_from};
 use super::AccessToken;
+use super::{AuthError, GrantFailure, SalesforceAuth, SalesforceTokenResponse, token_from};
 use crate::salesforce::jwt::{JWT_BEARER_GRANT, KeyRing, assertion};
 use crate::support::clock::unix_secs;
 use crate::support::text::{error_chain, excerpt};
@@ -86,7 +86,10 @@ impl SalesforceAuth {
         }
         let error = match serde_json::from_slice::<BasicErrorResponse>(&body) {
             Ok(parsed) => RequestTokenError::ServerResponse(parsed),
-            Err(_) => RequestTokenError::Other(format!("unreadable answer: {}", excerpt(&String::from_utf8_lossy(&body)))),
+            Err(_) => RequestTokenError::Other(format!(
+                "unreadable answer: {}",
+                excerpt(&String::from_utf8_lossy(&body))
+            )),
         };
         Err(self.classify(error, Some(status)))
     }
