@@ -478,3 +478,41 @@ async fn register_refuses_to_put_the_jwt_bearer_flow_on_drs_webhook() {
     );
     assert!(dr.bodies("POST").await.is_empty(), "no webhook created");
 }
+
+/// The README's way out (b), step 6: from DR posting straight to the org with the password grant
+/// to DR → relay → Salesforce with the JWT bearer flow, with the commands the guide names.
+#[tokio::test]
+async fn the_migration_guide_moves_drs_webhook_from_the_org_to_the_relay() {
+    let dr = DrStandIn::start().await;
+    let before = sandbox_password_env(&dr);
+    assert_eq!(cli(&["register"]).envs(&before).run().await.code, 0);
+    let org_address = dr.webhooks.lock().unwrap()[0]["address"].as_str().unwrap().to_owned();
+
+    let keys = KeyFiles::new();
+    let mut after: Vec<(&str, String)> = before
+        .into_iter()
+        .filter(|(k, _)| *k != "DRSF__SALESFORCE__PASSWORD" && *k != "DRSF__SALESFORCE__CLIENT_SECRET")
+        .collect();
+    after.extend([
+        ("DRSF__SALESFORCE__GRANT_TYPE", "jwt_bearer".to_owned()),
+        ("DRSF__SALESFORCE__PRIVATE_KEY_FILE", keys.key_path()),
+        ("DRSF__REGISTER__TARGET", "relay".to_owned()),
+        ("DRSF__RELAY__PUBLIC_URL", "https://relay.acme.com/".to_owned()),
+        ("DRSF__RELAY__INBOUND_CLIENT_ID", "digitalriver".to_owned()),
+        ("DRSF__RELAY__INBOUND_CLIENT_SECRET", RELAY_SECRET.to_owned()),
+    ]);
+    let plan = cli(&["register", "--target", "relay", "--dry-run"])
+        .envs(&after)
+        .run()
+        .await;
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert_eq!(dr.webhooks.lock().unwrap().len(), 1, "a dry run changes nothing");
+    let removed = cli(&["unregister", "--target", "salesforce"]).envs(&after).run().await;
+    assert_eq!(removed.code, 0, "{}\n{}", removed.stdout, removed.stderr);
+    let moved = cli(&["register", "--target", "relay"]).envs(&after).run().await;
+    assert_eq!(moved.code, 0, "{}\n{}", moved.stdout, moved.stderr);
+    let webhooks = dr.webhooks.lock().unwrap().clone();
+    assert_eq!(webhooks.len(), 1, "{webhooks:?}");
+    assert_eq!(webhooks[0]["address"], "https://relay.acme.com/webhooks/digitalriver");
+    assert_ne!(webhooks[0]["address"], org_address.as_str());
+}
