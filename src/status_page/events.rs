@@ -1,12 +1,11 @@
 //! The events: a list filtered by status, type, order or event id (newest first, paged by key),
-//! an event's page (its body, every attempt, and why it is where it is), and replay — of one
-//! event, or of every dead event since a time — each behind a confirmation.
+//! and an event's page (its body, every attempt, and why it is where it is). Sending them again
+//! is [`super::replay`]'s.
 
 use axum::Extension;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -15,14 +14,11 @@ use super::{SignedIn, paths, store_failed};
 use crate::domain::{EventId, EventType, OrderKey};
 use crate::http::state::AppState;
 use crate::store::confirm;
-use crate::store::replay::{self, ReplayError};
 use crate::store::{AttemptSummary, EventFilter, EventSource, EventStatus, EventSummary};
-use crate::support::clock::{now_ms, parse_time};
+use crate::support::clock::now_ms;
 
 /// Events a page lists.
 const PAGE_SIZE: u32 = 50;
-/// Dead events a bulk replay's confirmation counts exactly; past this it says "more than".
-const COUNT_UP_TO: u32 = 10_000;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ListQuery {
@@ -37,7 +33,7 @@ pub(super) struct ListQuery {
     replayed: Option<u64>,
 }
 
-fn non_empty(raw: &Option<String>) -> Option<&str> {
+pub(super) fn non_empty(raw: &Option<String>) -> Option<&str> {
     raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -336,7 +332,7 @@ fn pretty(body: &[u8]) -> String {
 }
 
 /// The stored event a page's address names, or the page that says why there is none.
-async fn stored(
+pub(super) async fn stored(
     state: &AppState,
     signed_in: &SignedIn,
     raw_id: &str,
@@ -351,7 +347,7 @@ async fn stored(
     }
 }
 
-fn not_found(signed_in: &SignedIn) -> Response {
+pub(super) fn not_found(signed_in: &SignedIn) -> Response {
     let content = html! {
         h1 { "No such event" }
         p { "No stored event has this id (delivered events are pruned after the retention)." }
@@ -362,146 +358,6 @@ fn not_found(signed_in: &SignedIn) -> Response {
         Html(page("Not found", Some(&signed_in.csrf), content).into_string()),
     )
         .into_response()
-}
-
-pub(super) async fn confirm_replay(
-    State(state): State<AppState>,
-    Extension(signed_in): Extension<SignedIn>,
-    Path(id): Path<String>,
-) -> Response {
-    let event = match stored(&state, &signed_in, &id).await {
-        Ok((_, event, _)) => event,
-        Err(page) => return page,
-    };
-    let content = html! {
-        h1 { "Send event " (event.id) " again?" }
-        p { "It is " (badge(event.status.as_str())) ". Salesforce receives it once more, as if Digital River had sent it now; later events of order " (event.order_key.as_deref().unwrap_or("—")) " wait until it is delivered." }
-        @if let Some(note) = replay::note_before(event.status) { p.notice id="replay-note" { (note) } }
-        form #confirm-form method="post" action=(paths::ui_event(event.id.as_str(), "/replay")) {
-            input type="hidden" name="csrf" value=(signed_in.csrf);
-            button.primary type="submit" id="confirm" { "Yes, send it again" }
-            " " a href=(paths::ui_event(event.id.as_str(), "")) { "Cancel" }
-        }
-    };
-    Html(page("Send again?", Some(&signed_in.csrf), content).into_string()).into_response()
-}
-
-#[tracing::instrument(skip_all, fields(event_id = %id))]
-pub(super) async fn replay(
-    State(state): State<AppState>,
-    Extension(signed_in): Extension<SignedIn>,
-    Path(id): Path<String>,
-) -> Response {
-    let Ok(id) = EventId::parse(&id) else {
-        return not_found(&signed_in);
-    };
-    match replay::replay_one(&*state.store, &id, now_ms()).await {
-        Ok(()) => {
-            tracing::info!("event replayed from the status page");
-            state.wake.notify_one();
-            Redirect::to(&paths::ui_event(id.as_str(), "?replayed=true")).into_response()
-        }
-        Err(ReplayError::NotFound) => not_found(&signed_in),
-        Err(ReplayError::Store(e)) => store_failed(&signed_in, &e),
-        Err(refusal) => not_sent_again(&signed_in, &refusal, &paths::ui_event(id.as_str(), "")),
-    }
-}
-
-/// 409: the replay was refused, in the words every door uses.
-fn not_sent_again(signed_in: &SignedIn, refusal: &ReplayError, back: &str) -> Response {
-    let content = html! {
-        h1 { "Not sent again" }
-        p.error role="alert" { "Not sent again: " (refusal) "." }
-        p { a href=(back) { "Back" } }
-    };
-    (
-        StatusCode::CONFLICT,
-        Html(page("Not sent again", Some(&signed_in.csrf), content).into_string()),
-    )
-        .into_response()
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct SinceQuery {
-    since: Option<String>,
-}
-
-pub(super) async fn confirm_replay_dead(
-    State(state): State<AppState>,
-    Extension(signed_in): Extension<SignedIn>,
-    Query(query): Query<SinceQuery>,
-) -> Response {
-    let raw = non_empty(&query.since).unwrap_or("24h").to_owned();
-    let since = parse_time(&raw);
-    let count = match &since {
-        Ok(since) => {
-            let filter = EventFilter {
-                status: Some(EventStatus::Dead),
-                since_ms: Some(*since),
-                limit: COUNT_UP_TO + 1,
-                ..Default::default()
-            };
-            match state.store.list(filter).await {
-                Ok(events) => Some(events.len() as u32),
-                Err(e) => return store_failed(&signed_in, &e),
-            }
-        }
-        Err(_) => None,
-    };
-    let content = html! {
-        h1 { "Send dead events again" }
-        form.filters method="get" action=(paths::UI_REPLAY_DEAD) {
-            label { "Received since (a time such as 2026-11-23T03:00:00Z, or an age such as 6h)"
-                input type="text" name="since" id="since" value=(raw);
-            }
-            button.primary type="submit" { "Count them" }
-        }
-        @match (&since, count) {
-            (Err(problem), _) => p.error role="alert" { (problem) },
-            (Ok(_), Some(0)) => p id="count" { "No dead event was received since then." },
-            (Ok(since), Some(n)) => {
-                p id="count" {
-                    @if n > COUNT_UP_TO { "More than " (COUNT_UP_TO) } @else { (n) }
-                    " dead event" @if n != 1 { "s" } " received since " (time(*since)) " will be sent to Salesforce again, each order's in order."
-                }
-                form #confirm-form method="post" action=(paths::UI_REPLAY_DEAD) {
-                    input type="hidden" name="csrf" value=(signed_in.csrf);
-                    input type="hidden" name="since" value=(since);
-                    button.primary.danger type="submit" id="confirm" { "Yes, send them again" }
-                }
-            }
-            _ => {}
-        }
-    };
-    Html(page("Send dead events again", Some(&signed_in.csrf), content).into_string()).into_response()
-}
-
-/// The confirmation page's form (its CSRF token is checked before any handler runs).
-#[derive(Deserialize)]
-pub(super) struct ReplayDeadForm {
-    /// Milliseconds since the epoch, as the confirmation page wrote it.
-    since: i64,
-}
-
-#[tracing::instrument(skip_all)]
-pub(super) async fn replay_dead(
-    State(state): State<AppState>,
-    Extension(signed_in): Extension<SignedIn>,
-    Form(form): Form<ReplayDeadForm>,
-) -> Response {
-    match replay::replay_all(&*state.store, EventStatus::Dead, Some(form.since), now_ms(), |_| {}).await {
-        Ok(replayed) => {
-            tracing::info!(
-                replayed,
-                since_ms = form.since,
-                "dead events replayed from the status page"
-            );
-            state.wake.notify_one();
-            Redirect::to(&format!("{}?status=pending&replayed={replayed}", paths::UI_EVENTS)).into_response()
-        }
-        Err(ReplayError::Store(e)) => store_failed(&signed_in, &e),
-        Err(refusal) => not_sent_again(&signed_in, &refusal, paths::UI_EVENTS),
-    }
 }
 
 #[cfg(test)]

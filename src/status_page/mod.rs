@@ -11,6 +11,7 @@
 mod events;
 mod layout;
 mod overview;
+mod replay;
 mod session;
 
 use std::sync::Arc;
@@ -51,10 +52,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(paths::UI_HOME, get(overview::show))
         .route(paths::UI_EVENTS, get(events::list))
         .route(paths::UI_EVENT, get(events::show))
-        .route(paths::UI_EVENT_REPLAY, get(events::confirm_replay).post(events::replay))
+        .route(paths::UI_EVENT_REPLAY, get(replay::confirm_replay).post(replay::replay))
         .route(
             paths::UI_REPLAY_DEAD,
-            get(events::confirm_replay_dead).post(events::replay_dead),
+            get(replay::confirm_replay_dead).post(replay::replay_dead),
         )
         .route(paths::UI_SIGN_OUT, post(sign_out))
         .route_layer(middleware::from_fn_with_state(ui.sessions.clone(), require_session));

@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use rusqlite::{Connection, params};
 
+use super::SqliteStore;
+use super::rows::{SUMMARY_COLUMNS, summary};
 use super::writer::Admission;
-use super::{SUMMARY_COLUMNS, SqliteStore, summary};
 use crate::store::{AttemptSummary, StoreError, StoredEvent};
 
 /// An event's attempts, oldest first.

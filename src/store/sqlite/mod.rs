@@ -22,17 +22,19 @@ use rusqlite::{Connection, OptionalExtension, params};
 mod confirm;
 mod copy;
 mod lock;
+mod rows;
 mod writer;
 
 use lock::relay_lock;
+use rows::{SUMMARY_COLUMNS, corrupt, summary};
 
 pub use writer::QUEUE_CAPACITY;
 use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 
 use super::{
-    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
-    FilterValue, InsertOutcome, NewEvent, REPLAYABLE_SQL, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent,
-    Transition, activity_buckets,
+    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
+    InsertOutcome, NewEvent, REPLAYABLE_SQL, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
+    activity_buckets,
 };
 use crate::domain::{EventId, EventType, Mode};
 
@@ -104,32 +106,6 @@ impl SqliteStore {
         }
         Ok(())
     }
-}
-
-fn corrupt(e: impl std::fmt::Display) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(e.to_string().into())
-}
-
-const SUMMARY_COLUMNS: &str = "id, type, status, live_mode, order_key, received_at, attempts, next_attempt_at, last_status, last_error, seq, source";
-
-fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
-    let status: String = row.get(2)?;
-    let status = EventStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?;
-    Ok(EventSummary {
-        id: row.get(0)?,
-        event_type: row.get(1)?,
-        status,
-        live_mode: row.get(3)?,
-        target: Mode::of_event(row.get(3)?),
-        order_key: row.get(4)?,
-        received_at_ms: row.get(5)?,
-        attempts: row.get(6)?,
-        next_attempt_at_ms: (status == EventStatus::Pending).then(|| row.get(7)).transpose()?,
-        last_status: row.get(8)?,
-        last_error: row.get(9)?,
-        seq: row.get(10)?,
-        source: EventSource::parse(&row.get::<_, String>(11)?),
-    })
 }
 
 impl SqliteStore {
