@@ -76,7 +76,7 @@ pub struct Confirmer {
 
 impl Confirmer {
     pub fn new(target: Arc<Target>, store: Arc<dyn Store>, settings: ConfirmSettings, metrics: ConfirmMetrics) -> Self {
-        let holder = format!("relay-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let holder = super::lease_holder();
         Self {
             target,
             store,
@@ -253,7 +253,7 @@ impl Confirmer {
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 || failures.is_multiple_of(10) {
+                    if super::worth_logging(failures) {
                         tracing::error!(
                             target_mode = self.target.mode.as_str(),
                             error = %e,

@@ -128,6 +128,17 @@ pub async fn store_window(
     Ok(count)
 }
 
+/// This relay's name on a sweep's lease in the store.
+pub(crate) fn lease_holder() -> String {
+    format!("relay-{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+/// Whether the `failures`-th failure in a row of a periodic sweep is logged: the first, then every
+/// tenth, so that a lasting outage is one line an hour, not one a sweep.
+pub(crate) fn worth_logging(failures: u32) -> bool {
+    failures == 1 || failures.is_multiple_of(10)
+}
+
 /// Where a mode's sweeps have reached (`createdTime` in ms), in the store's `relay_state`.
 pub fn cursor_key(mode: Mode) -> String {
     format!("reconcile.cursor.{mode}")
@@ -175,7 +186,7 @@ impl Reconciler {
         wake: Arc<Notify>,
         metrics: ReconcileMetrics,
     ) -> Self {
-        let holder = format!("relay-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let holder = lease_holder();
         Self {
             mode,
             client,
@@ -278,7 +289,7 @@ impl Reconciler {
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures += 1;
-                    if failures == 1 || failures.is_multiple_of(10) {
+                    if worth_logging(failures) {
                         tracing::error!(mode = self.mode.as_str(), error = %e, "reconciliation with DR's Events API failed; trying again at the next sweep");
                     }
                 }
