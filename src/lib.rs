@@ -32,6 +32,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod conditions;
 pub mod delivery;
 pub mod digital_river;
 pub mod domain;

@@ -9,8 +9,8 @@ use maud::{Markup, PreEscaped, html};
 
 use super::layout::{age, page, time};
 use super::{SignedIn, layout, paths};
+use crate::conditions::{self, Condition, Inputs};
 use crate::delivery::TargetSnapshot;
-use crate::delivery::pacing::PauseCause;
 use crate::http::state::AppState;
 use crate::salesforce::{GrantType, PASSWORD_FLOW_ENDS, PASSWORD_FLOW_WAYS_OUT};
 use crate::store::facts::{SalesforceSweep, WebhookSeen};
@@ -18,25 +18,8 @@ use crate::store::{ActivityBucket, StoreStats};
 use crate::support::clock::now_ms;
 
 const HOUR_MS: i64 = 3_600_000;
-/// Pending events older than this make the health line a warning.
-const SLOW_PENDING_MS: i64 = 15 * 60_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Good,
-    Warn,
-    Bad,
-}
-
-impl Level {
-    fn class(self) -> &'static str {
-        match self {
-            Self::Good => "good",
-            Self::Warn => "warn",
-            Self::Bad => "bad",
-        }
-    }
-}
+pub use crate::conditions::Level;
 
 /// The one line at the top, and a sentence on what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,162 +29,22 @@ pub struct Health {
     pub detail: String,
 }
 
-/// Which org an admin recognises: the sandbox or production, by the target's mode.
-fn org_name(target: &TargetSnapshot, several: bool) -> String {
-    let org = if target.mode.is_live() {
-        "production org"
-    } else {
-        "sandbox"
-    };
-    if several {
-        format!("the {org}")
-    } else {
-        "Salesforce".to_owned()
-    }
-}
-
-/// The worst that is true now, in the order an admin must act on it.
-pub fn health(store: Result<&StoreStats, String>, targets: &[TargetSnapshot], now_ms: i64) -> Health {
-    let stats = match store {
-        Ok(stats) => stats,
-        Err(e) => {
-            return Health {
-                level: Level::Bad,
-                headline: "Store unavailable: new orders from Digital River are refused until it is back".into(),
-                detail: format!("Digital River keeps retrying them. The store said: {e}"),
-            };
-        }
-    };
-    let several = targets.len() > 1;
-    for target in targets {
-        if let Some(refusal) = &target.sign_in_refused {
-            return Health {
-                level: Level::Bad,
-                headline: format!(
-                    "Sign-in refused by {}: fix the password or the connected app",
-                    org_name(target, several)
-                ),
-                detail: refusal.clone(),
-            };
+impl Health {
+    /// The worst condition that holds (see [`crate::conditions::current`]), or all good.
+    pub fn of(conditions: &[Condition]) -> Self {
+        match conditions.first() {
+            Some(worst) => Self {
+                level: worst.level,
+                headline: worst.headline.clone(),
+                detail: worst.detail.clone(),
+            },
+            None => Self {
+                level: Level::Good,
+                headline: "All good: orders reach Salesforce".into(),
+                detail: "No failures, nothing stuck.".into(),
+            },
         }
     }
-    for target in targets {
-        if let Some(since) = target.observed.failing_since_ms {
-            let name = org_name(target, several);
-            let mut name_upper = name.clone();
-            name_upper[..1].make_ascii_uppercase();
-            return Health {
-                level: Level::Bad,
-                headline: format!(
-                    "{name_upper} failing since {} ({} ago)",
-                    time(since),
-                    age(now_ms - since)
-                ),
-                detail: format!(
-                    "Events wait and are retried; nothing is lost. Last answer: {}",
-                    target.observed.last_failure.as_deref().unwrap_or("none")
-                ),
-            };
-        }
-    }
-    for target in targets {
-        if let Some(cause) = target.paused {
-            let why = match cause {
-                PauseCause::DailyLimit => "the org's daily API allocation is spent",
-                PauseCause::ApiReserve => "the org's API usage reached the reserve kept for its other integrations",
-            };
-            return Health {
-                level: Level::Warn,
-                headline: format!("Deliveries to {} paused: {why}", org_name(target, several)),
-                detail: "They resume by themselves when the org's usage falls; nothing is lost.".into(),
-            };
-        }
-    }
-    if stats.failed_in_salesforce > 0 {
-        let n = stats.failed_in_salesforce;
-        return Health {
-            level: Level::Bad,
-            headline: format!(
-                "Salesforce stored {n} event{} as failures: {} order{} not updated",
-                if n == 1 { "" } else { "s" },
-                if n == 1 { "its" } else { "their" },
-                if n == 1 { " was" } else { "s were" },
-            ),
-            detail: "The DR package answered 2xx but kept them as DR Failed Event records. Open them to see the \
-                     package's reason, fix the cause in the org, then send them again."
-                .into(),
-        };
-    }
-    if stats.dead > 0 {
-        return Health {
-            level: Level::Warn,
-            headline: format!(
-                "Delivering, but {} event{} could not be delivered",
-                stats.dead,
-                if stats.dead == 1 { "" } else { "s" }
-            ),
-            detail: "Open the dead events to see why, fix the cause in Salesforce, then send them again.".into(),
-        };
-    }
-    if let Some(oldest) = stats
-        .oldest_pending_received_at_ms
-        .filter(|t| now_ms - t > SLOW_PENDING_MS)
-    {
-        return Health {
-            level: Level::Warn,
-            headline: format!("Delivering, but an event has waited {}", age(now_ms - oldest)),
-            detail: "Salesforce is slow or an order's earlier event is being retried.".into(),
-        };
-    }
-    Health {
-        level: Level::Good,
-        headline: "All good: orders reach Salesforce".into(),
-        detail: "No failures, nothing stuck.".into(),
-    }
-}
-
-/// The relay's watchdog found DR's webhook not as it should be: before anything else, since no
-/// order arrives meanwhile and nothing else on the page would say so.
-pub fn webhook_health(targets: &[TargetSnapshot], webhooks: &[Option<WebhookSeen>]) -> Option<Health> {
-    let several = targets.len() > 1;
-    targets.iter().zip(webhooks).find_map(|(target, seen)| {
-        let seen = seen.as_ref()?;
-        let state = seen.state.as_deref()?;
-        let account = if several { format!(" ({} events)", target.mode) } else { String::new() };
-        let (level, headline, fix) = match state {
-            "ok" => return None,
-            "disabled" => (
-                Level::Bad,
-                format!("DR disabled the webhook{account} (seen {}): no events arrive", time(seen.checked_at_ms)),
-                "The relay enables it again and fetches what DR created meanwhile (reconcile.reenable_webhook); otherwise enable it in DR's Dashboard.",
-            ),
-            "missing" | "address_changed" => (
-                Level::Bad,
-                format!("DR has no webhook for this relay{account}: no events arrive"),
-                "Run `dr-sf-bridge register --target relay`, then `events backfill` for the gap.",
-            ),
-            "types_missing" => (
-                Level::Bad,
-                format!("DR's webhook{account} lacks event types: those orders never arrive"),
-                "Run `dr-sf-bridge register --target relay` to add them, then `events backfill` for the gap.",
-            ),
-            "silent" => (
-                Level::Bad,
-                format!("DR's events do not reach the relay{account}: none arrived for hours while DR created some"),
-                "Check what stands between DR and the relay (DNS, TLS certificate, load balancer); the relay fetches the missed events meanwhile.",
-            ),
-            _ => (
-                Level::Warn,
-                format!("DR's Webhooks API could not be checked{account}"),
-                "Check the DR API key; events that arrive are delivered as usual.",
-            ),
-        };
-        Some(Health {
-            level,
-            headline,
-            detail: format!("{} {fix}", seen.detail),
-        })
-    })
 }
 
 pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Extension<SignedIn>) -> Response {
@@ -217,8 +60,13 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
         webhooks.push(WebhookSeen::recall(store, target.mode()).await.ok().flatten());
         sweeps.push(SalesforceSweep::recall(store, target.mode()).await.ok().flatten());
     }
-    let health = webhook_health(&snapshots, &webhooks)
-        .unwrap_or_else(|| health(stats.as_ref().map_err(|e| e.to_string()), &snapshots, now));
+    let current = conditions::current(&Inputs {
+        store: stats.as_ref().map_err(|e| e.to_string()),
+        targets: &snapshots,
+        webhooks: &webhooks,
+        now_ms: now,
+    });
+    let health = Health::of(&current);
     let content = html! {
         div class={ "health " (health.level.class()) } id="health" role="status" {
             (health.headline)

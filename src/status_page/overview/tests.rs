@@ -1,8 +1,20 @@
 use super::*;
 use crate::delivery::health::Observed;
+use crate::delivery::pacing::PauseCause;
 use crate::domain::Mode;
 
 const NOW: i64 = 1_795_402_800_000;
+
+/// The health line of the store and targets alone (no webhook facts).
+fn health_of(store: Result<&StoreStats, String>, targets: &[TargetSnapshot], now_ms: i64) -> Health {
+    let webhooks = vec![None; targets.len()];
+    Health::of(&conditions::current(&Inputs {
+        store,
+        targets,
+        webhooks: &webhooks,
+        now_ms,
+    }))
+}
 
 fn target(mode: Mode) -> TargetSnapshot {
     TargetSnapshot {
@@ -27,7 +39,7 @@ fn stats() -> StoreStats {
 
 #[test]
 fn all_good_when_nothing_fails_or_waits() {
-    let health = health(Ok(&stats()), &[target(Mode::Live)], NOW);
+    let health = health_of(Ok(&stats()), &[target(Mode::Live)], NOW);
     assert_eq!(health.level, Level::Good);
     assert!(health.headline.starts_with("All good"));
 }
@@ -36,7 +48,7 @@ fn all_good_when_nothing_fails_or_waits() {
 fn an_unavailable_store_comes_first() {
     let mut refused = target(Mode::Live);
     refused.sign_in_refused = Some("invalid_grant".into());
-    let health = health(Err("disk full".into()), &[refused], NOW);
+    let health = health_of(Err("disk full".into()), &[refused], NOW);
     assert_eq!(health.level, Level::Bad);
     assert!(health.headline.starts_with("Store unavailable"), "{health:?}");
     assert!(health.detail.contains("disk full"));
@@ -47,7 +59,7 @@ fn a_refused_sign_in_says_to_fix_the_password_before_the_failures_it_causes() {
     let mut refused = target(Mode::Live);
     refused.sign_in_refused = Some("Salesforce refused the password grant: invalid_grant".into());
     refused.observed.failing_since_ms = Some(NOW - 60_000);
-    let health = health(Ok(&stats()), &[refused], NOW);
+    let health = health_of(Ok(&stats()), &[refused], NOW);
     assert_eq!(health.level, Level::Bad);
     assert!(health.headline.contains("Sign-in refused") && health.headline.contains("fix the password"));
     assert!(health.detail.contains("invalid_grant"));
@@ -58,14 +70,14 @@ fn a_failing_org_says_since_when_and_which_org_when_there_are_two() {
     let mut failing = target(Mode::Test);
     failing.observed.failing_since_ms = Some(NOW - 12 * 60_000);
     failing.observed.last_failure = Some("Salesforce answered 503".into());
-    let health = health(Ok(&stats()), &[target(Mode::Live), failing.clone()], NOW);
+    let health = health_of(Ok(&stats()), &[target(Mode::Live), failing.clone()], NOW);
     assert_eq!(health.level, Level::Bad);
     assert_eq!(
         health.headline,
         "The sandbox failing since 2026-11-23 02:48:00 UTC (12 min ago)"
     );
     assert!(health.detail.contains("Salesforce answered 503"));
-    let alone = super::health(Ok(&stats()), &[failing], NOW);
+    let alone = health_of(Ok(&stats()), &[failing], NOW);
     assert!(alone.headline.starts_with("Salesforce failing since"), "{alone:?}");
 }
 
@@ -73,12 +85,12 @@ fn a_failing_org_says_since_when_and_which_org_when_there_are_two() {
 fn paused_deliveries_dead_events_and_old_pending_ones_are_warnings() {
     let mut paused = target(Mode::Live);
     paused.paused = Some(PauseCause::DailyLimit);
-    let health = health(Ok(&stats()), &[paused], NOW);
+    let health = health_of(Ok(&stats()), &[paused], NOW);
     assert_eq!(health.level, Level::Warn);
     assert!(health.headline.contains("daily API allocation is spent"), "{health:?}");
 
     let dead = StoreStats { dead: 2, ..stats() };
-    let health = super::health(Ok(&dead), &[target(Mode::Live)], NOW);
+    let health = health_of(Ok(&dead), &[target(Mode::Live)], NOW);
     assert_eq!(health.level, Level::Warn);
     assert!(
         health.headline.contains("2 events could not be delivered"),
@@ -89,17 +101,14 @@ fn paused_deliveries_dead_events_and_old_pending_ones_are_warnings() {
         oldest_pending_received_at_ms: Some(NOW - 20 * 60_000),
         ..stats()
     };
-    let health = super::health(Ok(&waiting), &[target(Mode::Live)], NOW);
+    let health = health_of(Ok(&waiting), &[target(Mode::Live)], NOW);
     assert_eq!(health.level, Level::Warn);
     assert!(health.headline.contains("has waited 20 min"), "{health:?}");
     let recent = StoreStats {
         oldest_pending_received_at_ms: Some(NOW - 60_000),
         ..stats()
     };
-    assert_eq!(
-        super::health(Ok(&recent), &[target(Mode::Live)], NOW).level,
-        Level::Good
-    );
+    assert_eq!(health_of(Ok(&recent), &[target(Mode::Live)], NOW).level, Level::Good);
 }
 
 #[test]
