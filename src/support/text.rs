@@ -71,6 +71,29 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// A time as the page shows it: `2026-11-30 14:02:09 UTC`.
+pub fn time(ms: i64) -> String {
+    let text = crate::support::clock::rfc3339(ms);
+    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
+/// How long ago, in the largest sensible unit: `just now`, `12 min`, `3 h 5 min`, `2 days`.
+pub fn age(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    match secs {
+        0..60 => "under a minute".to_owned(),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => match (secs % 3600) / 60 {
+            0 => format!("{} h", secs / 3600),
+            min => format!("{} h {min} min", secs / 3600),
+        },
+        _ => match secs / 86_400 {
+            1 => "1 day".to_owned(),
+            days => format!("{days} days"),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,28 +134,5 @@ mod tests {
         #[error("top")]
         struct Top(#[source] Outer);
         assert_eq!(error_chain(&Top(Outer(Inner))), "top: outer: inner");
-    }
-}
-
-/// A time as the page shows it: `2026-11-30 14:02:09 UTC`.
-pub fn time(ms: i64) -> String {
-    let text = crate::support::clock::rfc3339(ms);
-    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
-}
-
-/// How long ago, in the largest sensible unit: `just now`, `12 min`, `3 h 5 min`, `2 days`.
-pub fn age(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    match secs {
-        0..60 => "under a minute".to_owned(),
-        60..3600 => format!("{} min", secs / 60),
-        3600..86_400 => match (secs % 3600) / 60 {
-            0 => format!("{} h", secs / 3600),
-            min => format!("{} h {min} min", secs / 3600),
-        },
-        _ => match secs / 86_400 {
-            1 => "1 day".to_owned(),
-            days => format!("{days} days"),
-        },
     }
 }
