@@ -23,6 +23,7 @@ use crate::http::state::AppState;
 use crate::http::throttle::AuthThrottle;
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
+use crate::notify::Notifier;
 use crate::reconcile::confirm::Confirmer;
 use crate::reconcile::silence::LastReceived;
 use crate::reconcile::watchdog::{Expected, Watchdog, WebhookState};
@@ -49,6 +50,8 @@ pub struct Application {
     watchdogs: Vec<Arc<Watchdog>>,
     /// One per Salesforce target, with `confirm.enabled`.
     confirmers: Vec<Confirmer>,
+    /// With at least one `[notify.channels.<name>]`.
+    notifier: Option<Notifier>,
     /// Whether the workers' loops run; off, deliveries happen when [`Application::workers`]'
     /// `deliver_due` is called.
     background_delivery: bool,
@@ -117,6 +120,22 @@ impl Application {
             &reconcilers,
             &last_received,
         )?;
+        let notifier = if settings.notify.channels.is_empty() {
+            None
+        } else {
+            Some(Notifier::new(
+                store.clone(),
+                targets.clone().into(),
+                settings.notify.clone(),
+                settings
+                    .relay
+                    .public_url
+                    .as_ref()
+                    .map(|url| url.join_path(crate::http::paths::UI_HOME)),
+                clock.clone(),
+                metrics.clone(),
+            )?)
+        };
         let state = AppState {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
@@ -152,6 +171,7 @@ impl Application {
             reconcilers,
             watchdogs,
             confirmers,
+            notifier,
             background_delivery: true,
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
@@ -188,6 +208,11 @@ impl Application {
         self.confirmers.clone()
     }
 
+    /// The notifier, when a channel is configured.
+    pub fn notifier(&self) -> Option<Notifier> {
+        self.notifier.clone()
+    }
+
     /// Runs no delivery loop: events are stored, and delivered only when a caller of
     /// [`Application::workers`] asks (`Worker::deliver_due`). For tests that step deliveries.
     pub fn without_background_delivery(mut self) -> Self {
@@ -218,6 +243,7 @@ impl Application {
                         .into_iter()
                         .map(|confirmer| tokio::spawn(confirmer.run(stop.clone()))),
                 )
+                .chain(self.notifier.map(|notifier| tokio::spawn(notifier.run(stop.clone()))))
                 .collect();
             (workers, sweeps)
         } else {

@@ -20,7 +20,7 @@ pub const PASSWORD_FLOW_ENDS_MS: i64 = 1_803_081_600_000; // 2027-02-20T00:00:00
 /// From this long before that day, the password grant is a condition of its own.
 pub const PASSWORD_FLOW_WARNING_MS: i64 = 60 * 86_400_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Good,

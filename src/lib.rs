@@ -38,6 +38,7 @@ pub mod digital_river;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod reconcile;
 pub mod salesforce;

@@ -129,7 +129,15 @@ pub struct Metrics {
     long_running: Family<TargetLabels, Counter>,
     pauses: Family<PauseLabels, Counter>,
     sign_in_key: Family<SignInKeyLabels, Gauge>,
+    notifications: Family<NotificationLabels, Counter>,
     reconcile: ReconcileFamilies,
+}
+
+/// A notification's fate on one channel: `sent`, `failed` (tried again), `rate_limited`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub channel: String,
+    pub outcome: &'static str,
 }
 
 /// Which private key the JWT bearer flow signed in with (label `key`: its settings key).
@@ -294,6 +302,12 @@ impl Metrics {
             "1 for the private key the JWT bearer flow last signed in with (salesforce.private_key or next_private_key), by target",
             sign_in_key.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications by channel and outcome (sent, failed and tried again, rate_limited)",
+            notifications.clone(),
+        );
         let reconcile = ReconcileFamilies::default();
         registry.register(
             "reconcile_recovered_events",
@@ -343,6 +357,7 @@ impl Metrics {
         Self {
             registry,
             sign_in_key,
+            notifications,
             reconcile,
             events_received,
             inbound_rejections,
@@ -406,6 +421,15 @@ impl Metrics {
                 (key.clone(), self.sign_in_key.get_or_create(&labels).clone())
             })
             .collect()
+    }
+
+    pub fn notification(&self, channel: &str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                channel: channel.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn for_confirm(&self, mode: Mode) -> ConfirmMetrics {

@@ -155,9 +155,23 @@ pub enum Command {
     /// Move the relay's store: every event and attempt, from SQLite to PostgreSQL or back.
     #[command(subcommand, after_help = EXIT_CODES)]
     Store(StoreCommand),
+    /// Notifications: send a test message to each channel.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Notify(NotifyCommand),
     /// Salesforce helpers: the JWT bearer flow's key and certificate.
     #[command(subcommand, after_help = EXIT_CODES)]
     Salesforce(SalesforceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a sample message to every `[notify.channels.<name>]` (or one) and say what each
+    /// answered; exits 1 when one failed.
+    Test {
+        /// Only this channel.
+        #[arg(long)]
+        channel: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,6 +389,21 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
         }
         Command::Events(sub) => events_cli::run(cli, sub).await,
         Command::Store(StoreCommand::Copy { from, to }) => live::store_copy(cli.output, from, to).await,
+        Command::Notify(NotifyCommand::Test { channel }) => {
+            let settings = cli.settings(Purpose::Store)?;
+            let answers = crate::notify::test_channels(&settings, channel.as_deref()).await?;
+            let failed = answers.iter().any(|a| !a.ok);
+            let text = print_as(cli.output, &answers, || {
+                answers
+                    .iter()
+                    .map(|a| format!("{} {}: {}\n", if a.ok { "✓" } else { "✗" }, a.channel, a.answer))
+                    .collect()
+            });
+            Ok(Printed {
+                exit: u8::from(failed),
+                ..text.into()
+            })
+        }
         Command::Salesforce(SalesforceCommand::Keygen { out, bits, force }) => {
             let (out, bits, force) = (out.clone(), *bits, *force);
             let report = tokio::task::spawn_blocking(move || crate::ops::keygen::keygen(&out, bits, force))

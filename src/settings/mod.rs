@@ -17,6 +17,7 @@
 //! mounted).
 
 pub mod confirm;
+pub mod notify;
 pub mod delivery;
 pub mod digital_river;
 pub mod problems;
@@ -48,7 +49,7 @@ const SANDBOX_TOML: &str = include_str!("../../config/sandbox.toml");
 const PRODUCTION_TOML: &str = include_str!("../../config/production.toml");
 
 /// Keys whose value is a secret and may be given as `KEY_file` instead.
-const SECRET_KEYS: [&str; 23] = [
+const SECRET_KEYS: [&str; 24] = [
     "digital_river.api_key",
     "digital_river.signing_secrets",
     "digital_river.test.api_key",
@@ -72,6 +73,7 @@ const SECRET_KEYS: [&str; 23] = [
     "relay.inbound_token_key",
     "relay.basic_password",
     "relay.admin_token",
+    "notify.signing_secret",
 ];
 
 /// Where to read configuration from; filled from the command line.
@@ -148,6 +150,8 @@ pub struct Settings {
     pub reconcile: reconcile::ReconcileSettings,
     /// The sweep of the DR package's failure records in each org.
     pub confirm: confirm::ConfirmSettings,
+    /// Who is told of the conditions an admin must act on, and how.
+    pub notify: notify::NotifySettings,
     pub storage: StorageSettings,
     pub register: RegisterSettings,
 }
@@ -181,6 +185,7 @@ impl RawSettings {
             delivery: DeliverySettings::read(&mut r),
             reconcile: reconcile::ReconcileSettings::read(&mut r),
             confirm: confirm::ConfirmSettings::read(&mut r),
+            notify: notify::NotifySettings::read(&mut r),
             storage: StorageSettings::read(&mut r),
             register: RegisterSettings::read(&mut r),
         };

@@ -162,6 +162,19 @@ impl<'a> Reader<'a> {
             .filter(|v| !matches!(v.kind, config::ValueKind::Nil))
     }
 
+    /// The names of a table's entries (`[notify.channels.<name>]`); empty when absent.
+    pub fn table_keys(&mut self, key: &str) -> Vec<String> {
+        match self.value(key).map(|v| v.kind) {
+            Some(config::ValueKind::Table(table)) => table.keys().cloned().collect(),
+            Some(_) => {
+                self.problems
+                    .push(key, "must be a table of named entries, e.g. [notify.channels.ops]");
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// Whether the layers give `key` a value (a table counts).
     pub fn is_set(&mut self, key: &str) -> bool {
         self.value(key).is_some()

@@ -67,19 +67,52 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
         now_ms: now,
     });
     let health = Health::of(&current);
+    let notified = crate::notify::load(store).await.unwrap_or_default();
     let content = html! {
         div class={ "health " (health.level.class()) } id="health" role="status" {
             (health.headline)
             small { (health.detail) }
         }
         (traffic(&activity))
+        @if current.len() > 1 { (conditions_list(&current, now)) }
         @if let Ok(stats) = &stats { (by_status(stats, now)) }
         h2 { "Salesforce" }
         @for ((target, seen), sweep) in snapshots.iter().zip(&webhooks).zip(&sweeps) {
             (target_panel(target, seen.as_ref(), sweep.as_ref(), now))
         }
+        @if !notified.sent.is_empty() { (notifications(&notified.sent)) }
     };
     Html(page("Overview", Some(&signed_in.csrf), content).into_string()).into_response()
+}
+
+/// Every condition that holds (the health line shows the worst).
+fn conditions_list(current: &[Condition], now: i64) -> Markup {
+    html! {
+        h2 { "Conditions now" }
+        ul #conditions {
+            @for condition in current {
+                li class=(condition.level.class()) {
+                    (condition.headline)
+                    @if let Some(since) = condition.since_ms { span.muted { " — since " (age(now - since)) } }
+                }
+            }
+        }
+    }
+}
+
+/// The last notifications sent (or not), newest first.
+fn notifications(sent: &[crate::notify::Sent]) -> Markup {
+    html! {
+        h2 { "Notifications" }
+        div.scroll { table #notifications {
+            thead { tr { th { "When" } th { "Channel" } th { "Message" } th { "Outcome" } } }
+            tbody {
+                @for n in sent.iter().rev() {
+                    tr { td { (time(n.at_ms)) } td { (n.channel) } td { (n.title) } td { (n.outcome.replace('_', " ")) ": " (n.answer) } }
+                }
+            }
+        } }
+    }
 }
 
 fn traffic(activity: &[ActivityBucket]) -> Markup {

@@ -130,6 +130,9 @@ pub async fn check(options: &LoadOptions) -> CheckReport {
             checks.extend(reconciliation(&settings, &**store, target.mode).await);
         }
     }
+    for channel in &settings.notify.channels {
+        checks.push(notify_channel(channel).await);
+    }
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     CheckReport {
         ok,
@@ -371,4 +374,41 @@ async fn check_digital_river(settings: &Settings, mode: Mode, checks: &mut Vec<C
             register_fix,
         )
     });
+}
+
+/// A notification channel: a webhook's address as configured (nothing is sent: `notify test`
+/// does that), an SMTP server answering.
+async fn notify_channel(channel: &crate::settings::notify::ChannelSettings) -> CheckLine {
+    use crate::settings::notify::ChannelKind;
+    match &channel.kind {
+        ChannelKind::Webhook { url, format } => {
+            use secrecy::ExposeSecret;
+            let redacted = crate::support::text::redact_url(url.expose_secret());
+            let origin: String = redacted.split('/').take(3).collect::<Vec<_>>().join("/");
+            line(
+                "notify channel",
+                Status::Pass,
+                format!(
+                    "{}: {} webhook to {origin} (`dr-sf-bridge notify test` sends a sample)",
+                    channel.name,
+                    format!("{format:?}").to_lowercase()
+                ),
+                None,
+            )
+        }
+        ChannelKind::Email(email) => match crate::notify::channels::email_reachable(email).await {
+            Ok(answer) => line("notify channel", Status::Pass, format!("{}: {answer}", channel.name), None),
+            Err(error) => line(
+                "notify channel",
+                Status::Fail,
+                format!("{}: {error}", channel.name),
+                Some(format!(
+                    "check notify.channels.{0}.host, .port and .tls (starttls on 587, tls on 465), and \
+                     notify.channels.{0}.username / DRSF__NOTIFY__CHANNELS__{1}__PASSWORD",
+                    channel.name,
+                    channel.name.to_ascii_uppercase().replace('-', "_")
+                )),
+            ),
+        },
+    }
 }
