@@ -42,11 +42,12 @@ pub async fn send(
             }
             let host = redact_url(url.expose_secret());
             let host = host.split('/').take(3).collect::<Vec<_>>().join("/");
-            let response = request
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| format!("cannot reach {host}: {}", error_chain(&e).replace(url.expose_secret(), &host)))?;
+            let response = request.body(body).send().await.map_err(|e| {
+                format!(
+                    "cannot reach {host}: {}",
+                    error_chain(&e).replace(url.expose_secret(), &host)
+                )
+            })?;
             let status = response.status();
             if status.is_success() {
                 Ok(format!("{host} answered {}", status.as_u16()))
@@ -83,7 +84,12 @@ fn transport(email: &EmailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>
 async fn send_email(email: &EmailSettings, message: &Message) -> Result<String, String> {
     let server = format!("{}:{}", email.host, email.port);
     let mut builder = lettre::Message::builder()
-        .from(email.from.parse().map_err(|e| format!("notify email from `{}`: {e}", email.from))?)
+        .from(
+            email
+                .from
+                .parse()
+                .map_err(|e| format!("notify email from `{}`: {e}", email.from))?,
+        )
         .subject(message.title())
         .header(ContentType::TEXT_PLAIN);
     for to in &email.to {

@@ -69,7 +69,11 @@ impl Message {
             MessageKind::Test => lines.push("Sent by `dr-sf-bridge notify test`; nothing is wrong.".to_owned()),
             _ => {
                 lines.push(self.detail.clone());
-                lines.push(format!("Since {} ({} ago).", time(self.since_ms), age(self.at_ms - self.since_ms)));
+                lines.push(format!(
+                    "Since {} ({} ago).",
+                    time(self.since_ms),
+                    age(self.at_ms - self.since_ms)
+                ));
             }
         }
         if let Some(link) = &self.link {
@@ -91,7 +95,10 @@ impl Message {
     pub fn slack(&self) -> Value {
         let mut body = format!("*{}*\n{}", self.title(), self.body_lines().join("\n"));
         if let Some(link) = &self.link {
-            body = body.replace(&format!("Status page: {link}"), &format!("<{link}|Open the status page>"));
+            body = body.replace(
+                &format!("Status page: {link}"),
+                &format!("<{link}|Open the status page>"),
+            );
         }
         json!({
             "text": self.title(),

@@ -188,11 +188,14 @@ impl Notifier {
         let mut messages = Vec::new();
         let min_duration = self.settings.min_duration.as_millis() as i64;
         for condition in current.iter().filter(|c| c.notify) {
-            let tracked = state.conditions.entry(condition.key.clone()).or_insert_with(|| Tracked {
-                since_ms: condition.since_ms.unwrap_or(now),
-                headline: condition.headline.clone(),
-                told_at_ms: None,
-            });
+            let tracked = state
+                .conditions
+                .entry(condition.key.clone())
+                .or_insert_with(|| Tracked {
+                    since_ms: condition.since_ms.unwrap_or(now),
+                    headline: condition.headline.clone(),
+                    told_at_ms: None,
+                });
             tracked.headline = condition.headline.clone();
             let hold = if condition.immediate {
                 0
@@ -207,7 +210,15 @@ impl Notifier {
                 _ => continue,
             };
             tracked.told_at_ms = Some(now);
-            messages.push(self.message(kind, condition.key.clone(), condition.level, &condition.headline, &condition.detail, tracked.since_ms, now));
+            messages.push(self.message(
+                kind,
+                condition.key.clone(),
+                condition.level,
+                &condition.headline,
+                &condition.detail,
+                tracked.since_ms,
+                now,
+            ));
         }
         let ended: Vec<String> = state
             .conditions
@@ -218,8 +229,15 @@ impl Notifier {
         for key in ended {
             let tracked = state.conditions.remove(&key).expect("listed");
             if tracked.told_at_ms.is_some() {
-                let mut resolved =
-                    self.message(MessageKind::Resolved, key, Level::Good, &tracked.headline, "", tracked.since_ms, now);
+                let mut resolved = self.message(
+                    MessageKind::Resolved,
+                    key,
+                    Level::Good,
+                    &tracked.headline,
+                    "",
+                    tracked.since_ms,
+                    now,
+                );
                 resolved.lasted_ms = Some(now - tracked.since_ms);
                 messages.push(resolved);
             }
@@ -292,7 +310,14 @@ impl Notifier {
             if times.len() >= self.settings.max_per_hour as usize {
                 tracing::warn!(channel = %channel.name, title = %message.title(), "notification not sent: the channel had notify.max_per_hour messages in the last hour");
                 self.count(&channel.name, "rate_limited");
-                record(state, now, &channel.name, &message, "rate_limited", "over notify.max_per_hour");
+                record(
+                    state,
+                    now,
+                    &channel.name,
+                    &message,
+                    "rate_limited",
+                    "over notify.max_per_hour",
+                );
                 continue;
             }
             times.push(now);
@@ -318,7 +343,13 @@ impl Notifier {
                 waiting.push(outgoing);
                 continue;
             }
-            let sent = channels::send(&self.http, channel, self.settings.signing_secret.as_ref(), &outgoing.message).await;
+            let sent = channels::send(
+                &self.http,
+                channel,
+                self.settings.signing_secret.as_ref(),
+                &outgoing.message,
+            )
+            .await;
             match sent {
                 Ok(answer) => {
                     step.sent += 1;

@@ -17,9 +17,9 @@
 //! mounted).
 
 pub mod confirm;
-pub mod notify;
 pub mod delivery;
 pub mod digital_river;
+pub mod notify;
 pub mod problems;
 pub mod reconcile;
 pub mod relay;

@@ -127,8 +127,10 @@ fn read_channel(r: &mut Reader, name: &str) -> Option<ChannelSettings> {
             let url = match url {
                 Some(url) => url,
                 None => {
-                    r.problems
-                        .push(&key("url"), "is required for a webhook channel (the chat tool's incoming webhook URL)");
+                    r.problems.push(
+                        &key("url"),
+                        "is required for a webhook channel (the chat tool's incoming webhook URL)",
+                    );
                     return None;
                 }
             };
@@ -140,10 +142,7 @@ fn read_channel(r: &mut Reader, name: &str) -> Option<ChannelSettings> {
                     return None;
                 }
             }
-            ChannelKind::Webhook {
-                url,
-                format: format?,
-            }
+            ChannelKind::Webhook { url, format: format? }
         }
         "email" => {
             let host = r.optional_text(&key("host"));
@@ -157,7 +156,11 @@ fn read_channel(r: &mut Reader, name: &str) -> Option<ChannelSettings> {
             let password = r.secret(&key("password"));
             let from = r.optional_text(&key("from"));
             let to = r.list(&key("to"));
-            for (field, missing) in [("host", host.is_none()), ("from", from.is_none()), ("to", to.is_empty())] {
+            for (field, missing) in [
+                ("host", host.is_none()),
+                ("from", from.is_none()),
+                ("to", to.is_empty()),
+            ] {
                 if missing {
                     r.problems.push(&key(field), "is required for an email channel");
                 }

@@ -10,6 +10,7 @@ mod first_run;
 mod helpers;
 mod jwt_bearer;
 mod modes;
+mod notify;
 mod pacing;
 mod pg;
 mod pg_proxy;

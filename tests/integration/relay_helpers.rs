@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use dr_sf_bridge::app::Application;
 use dr_sf_bridge::delivery::{Round, Worker};
+use dr_sf_bridge::notify::{Notifier, Step as NotifyStep};
 use dr_sf_bridge::reconcile::confirm::{ConfirmError, ConfirmSweep, Confirmer};
 use dr_sf_bridge::reconcile::watchdog::{Watchdog, WebhookState};
 use dr_sf_bridge::reconcile::{Reconciler, Sweep};
@@ -44,6 +45,8 @@ pub struct TestRelay {
     watchdogs: Vec<Arc<Watchdog>>,
     /// One per Salesforce target, stepped by [`TestRelay::confirm`].
     confirmers: Vec<Confirmer>,
+    /// With a notification channel, stepped by [`TestRelay::notify`].
+    notifier: Option<Notifier>,
     /// The relay's clock: adjustable in a stepped relay ([`TestRelay::advance`]).
     pub clock: Clock,
 }
@@ -183,6 +186,7 @@ pub async fn spawn(
     let reconcilers = app.reconcilers();
     let watchdogs = app.watchdogs();
     let confirmers = app.confirmers();
+    let notifier = app.notifier();
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -205,6 +209,7 @@ pub async fn spawn(
         reconcilers,
         watchdogs,
         confirmers,
+        notifier,
         clock,
     }
 }
@@ -374,6 +379,16 @@ impl TestRelay {
             .expect("the relay confirms in Salesforce (confirm.enabled)")
             .sweep()
             .await
+    }
+
+    /// One look of the notifier at the relay's conditions, now: what it queued and sent.
+    pub async fn notify(&self) -> NotifyStep {
+        self.notifier
+            .as_ref()
+            .expect("the relay notifies (a [notify.channels.<name>])")
+            .step()
+            .await
+            .expect("the notifier's state is kept")
     }
 
     /// Moves a stepped relay's clock forward.

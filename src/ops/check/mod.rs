@@ -397,7 +397,12 @@ async fn notify_channel(channel: &crate::settings::notify::ChannelSettings) -> C
             )
         }
         ChannelKind::Email(email) => match crate::notify::channels::email_reachable(email).await {
-            Ok(answer) => line("notify channel", Status::Pass, format!("{}: {answer}", channel.name), None),
+            Ok(answer) => line(
+                "notify channel",
+                Status::Pass,
+                format!("{}: {answer}", channel.name),
+                None,
+            ),
             Err(error) => line(
                 "notify channel",
                 Status::Fail,
