@@ -112,3 +112,20 @@ pub async fn email_reachable(email: &EmailSettings) -> Result<String, String> {
         Err(e) => Err(format!("SMTP {server}: {}", error_chain(&e))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_an_hmac_of_the_time_and_the_body() {
+        let secret = SecretString::from("secret".to_owned());
+        let signed = signature(&secret, 1_700_000_000, "{}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(b"1700000000.{}");
+        assert_eq!(
+            signed,
+            format!("t=1700000000,v1={}", hex::encode(mac.finalize().into_bytes()))
+        );
+    }
+}

@@ -148,3 +148,58 @@ impl Message {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: MessageKind) -> Message {
+        Message {
+            kind,
+            key: "failing.test".into(),
+            level: Level::Bad,
+            headline: "Salesforce failing since 2026-12-02 04:00:00 UTC (12 min ago)".into(),
+            detail: "Events wait and are retried; nothing is lost.".into(),
+            since_ms: 1_796_184_000_000,
+            lasted_ms: (kind == MessageKind::Resolved).then_some(720_000),
+            link: Some("https://relay.acme.com/ui/".into()),
+            at_ms: 1_796_184_720_000,
+        }
+    }
+
+    #[test]
+    fn every_shape_says_what_happened_what_it_means_and_where_to_look() {
+        let started = message(MessageKind::Started);
+        let slack = started.slack();
+        assert!(slack["text"].as_str().unwrap().contains("Salesforce failing"));
+        let block = slack["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            block.contains("nothing is lost") && block.contains("<https://relay.acme.com/ui/|Open the status page>")
+        );
+        let teams = started.teams();
+        assert_eq!(teams["@type"], "MessageCard");
+        assert_eq!(teams["themeColor"], "C62828");
+        assert_eq!(
+            teams["potentialAction"][0]["targets"][0]["uri"],
+            "https://relay.acme.com/ui/"
+        );
+        let json = started.json();
+        assert_eq!(json["schema"], "drsf.notification.v1");
+        assert_eq!(json["kind"], "started");
+        assert_eq!(json["key"], "failing.test");
+        let text = started.text();
+        assert!(text.starts_with("[dr-sf-bridge] Salesforce failing") && text.contains("Since 2026-12-02"));
+    }
+
+    #[test]
+    fn a_resolved_message_says_how_long_it_lasted() {
+        let resolved = message(MessageKind::Resolved);
+        assert!(
+            resolved.title().starts_with("[dr-sf-bridge] Resolved after 12 min:"),
+            "{}",
+            resolved.title()
+        );
+        assert_eq!(resolved.teams()["themeColor"], "2E7D32");
+        assert!(resolved.text().contains("nothing more to do"));
+    }
+}

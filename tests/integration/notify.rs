@@ -157,9 +157,19 @@ async fn webhook_seen(relay: &TestRelay, state: &str) {
 #[tokio::test]
 async fn drs_webhook_disabled_is_told_at_once_and_resolved_when_enabled_again() {
     let hook = receiver(200).await;
-    let relay = relay_telling(SalesforceStandIn::start().await, &hook.uri(), &[]).await;
+    let admin = [("relay.admin_token", crate::status_page::ADMIN_TOKEN)];
+    let relay = relay_telling(SalesforceStandIn::start().await, &hook.uri(), &admin).await;
     webhook_seen(&relay, "disabled").await;
     assert_eq!(relay.notify().await.sent, 1, "at once: a disabled webhook is no flap");
+    let (_, overview) = crate::status_page::Visitor::sign_in(&relay).await.get("/ui/").await;
+    let listed = overview
+        .split("id=\"notifications\"")
+        .nth(1)
+        .expect("the notifications sent");
+    assert!(
+        listed.contains("DR disabled the webhook") && listed.contains("ops"),
+        "{listed}"
+    );
     webhook_seen(&relay, "ok").await;
     relay.advance(Duration::from_secs(30));
     assert_eq!(relay.notify().await.sent, 1);
@@ -380,4 +390,76 @@ async fn a_refused_sign_in_is_one_email_and_its_end_another_with_200_events_wait
             "{mail}"
         );
     }
+}
+
+#[tokio::test]
+async fn notify_test_sends_a_sample_to_each_channel_and_says_what_each_answered() {
+    let working = receiver(200).await;
+    let broken = receiver(500).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "DRSF__STORAGE__URL",
+            format!("sqlite://{}", dir.path().join("relay.db").display()),
+        ),
+        ("DRSF__NOTIFY__CHANNELS__OPS__KIND", "webhook".to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__OPS__URL", format!("{}/hook", working.uri())),
+        ("DRSF__NOTIFY__CHANNELS__OPS__FORMAT", "teams".to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__BROKEN__KIND", "webhook".to_owned()),
+        (
+            "DRSF__NOTIFY__CHANNELS__BROKEN__URL",
+            format!("{}/hook?token=SECRETTOKEN123", broken.uri()),
+        ),
+    ];
+    let out = cli(&["notify", "test"]).envs(&env).run().await;
+    assert_eq!(out.code, 1, "one channel failed:\n{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("✓ ops:") && out.stdout.contains("answered 200"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("✗ broken:") && out.stdout.contains("answered 500"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !format!("{}{}", out.stdout, out.stderr).contains("SECRETTOKEN123"),
+        "the URL's secret is not shown"
+    );
+    let card = &messages(&working).await[0];
+    assert_eq!(card["@type"], "MessageCard", "format = teams");
+
+    let only = cli(&["notify", "test", "--channel", "ops"]).envs(&env).run().await;
+    assert_eq!(only.code, 0, "{}", only.stderr);
+    assert_eq!(messages(&broken).await.len(), 1, "--channel sends to that channel only");
+    let unknown = cli(&["notify", "test", "--channel", "pager"]).envs(&env).run().await;
+    assert_ne!(unknown.code, 0);
+    assert!(
+        unknown.stderr.contains("no channel `pager`") && unknown.stderr.contains("broken, ops"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_smtp_server_is_checked_for_an_answer() {
+    use dr_sf_bridge::notify::channels::email_reachable;
+    use dr_sf_bridge::settings::notify::{EmailSettings, SmtpTls};
+    let Some(smtp) = SmtpServer::start().await else {
+        return;
+    };
+    let mut email = EmailSettings {
+        host: "127.0.0.1".into(),
+        port: smtp.port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "relay@acme.com".into(),
+        to: vec!["admin@acme.com".into()],
+    };
+    assert!(email_reachable(&email).await.is_ok());
+    email.port = crate::relay_process::free_port();
+    let error = email_reachable(&email).await.unwrap_err();
+    assert!(error.contains(&format!("SMTP 127.0.0.1:{}", email.port)), "{error}");
 }
