@@ -42,12 +42,11 @@ pub async fn send(
             }
             let host = redact_url(url.expose_secret());
             let host = host.split('/').take(3).collect::<Vec<_>>().join("/");
-            let response = request.body(body).send().await.map_err(|e| {
-                format!(
-                    "cannot reach {host}: {}",
-                    error_chain(&e).replace(url.expose_secret(), &host)
-                )
-            })?;
+            let response = request
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach {host}: {}", error_chain(&e.without_url())))?;
             let status = response.status();
             if status.is_success() {
                 Ok(format!("{host} answered {}", status.as_u16()))

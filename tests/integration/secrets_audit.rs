@@ -13,11 +13,22 @@ use crate::relay_process::{RelayProcess, free_port};
 use crate::salesforce_standin::*;
 
 const ADMIN_TOKEN: &str = "AUDITADMINTOKEN-0123456789abcdef";
+const NOTIFY_SIGNING_SECRET: &str = "AUDITNOTIFYSIGNING-0123456789";
+const SMTP_PASSWORD: &str = "AUDITSMTPPASSWORD-0123456789";
+const CHAT_URL_TOKEN: &str = "AUDITCHATTOKEN0123456789";
 
 /// Every secret the configuration holds, and the Salesforce session token.
 fn secrets() -> Vec<&'static str> {
     let mut all = SECRETS.to_vec();
-    all.extend([SIGNING_SECRET, PREVIOUS_SIGNING_SECRET, TOKEN_KEY, ADMIN_TOKEN]);
+    all.extend([
+        SIGNING_SECRET,
+        PREVIOUS_SIGNING_SECRET,
+        TOKEN_KEY,
+        ADMIN_TOKEN,
+        NOTIFY_SIGNING_SECRET,
+        SMTP_PASSWORD,
+        CHAT_URL_TOKEN,
+    ]);
     all
 }
 
@@ -72,8 +83,22 @@ async fn no_secret_appears_in_any_output_log_answer_metric_or_store() {
             format!("sqlite://{}", dir.path().join("relay.db").display()),
         ),
         ("RUST_LOG", "trace".to_owned()),
+        ("DRSF__NOTIFY__SIGNING_SECRET", NOTIFY_SIGNING_SECRET.to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__CHAT__KIND", "webhook".to_owned()),
+        (
+            "DRSF__NOTIFY__CHANNELS__CHAT__URL",
+            format!("http://127.0.0.1:{}/services/{CHAT_URL_TOKEN}", free_port()),
+        ),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__KIND", "email".to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__HOST", "127.0.0.1".to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__PORT", free_port().to_string()),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__TLS", "none".to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__USERNAME", "relay".to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__PASSWORD", SMTP_PASSWORD.to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__FROM", "relay@acme.com".to_owned()),
+        ("DRSF__NOTIFY__CHANNELS__MAIL__TO", "admin@acme.com".to_owned()),
     ]);
-    let commands: [&[&str]; 10] = [
+    let commands: [&[&str]; 12] = [
         &["register", "--dry-run"],
         &["register"],
         &["register", "--target", "relay", "--dry-run"],
@@ -84,6 +109,8 @@ async fn no_secret_appears_in_any_output_log_answer_metric_or_store() {
         &["webhooks", "list", "--output", "json"],
         &["unregister", "--target", "relay", "--dry-run"],
         &["relay", "--help"],
+        &["notify", "test"],
+        &["notify", "test", "--output", "json"],
     ];
     for args in commands {
         let out = cli(args).envs(&env).run().await;
