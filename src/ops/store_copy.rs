@@ -20,7 +20,7 @@ pub struct CopyReport {
     pub read: u64,
     /// Of those, new in the target.
     pub copied: u64,
-    /// Of those, in the target already (an earlier run).
+    /// The source's events the target held before this run (an earlier run copied them).
     #[serde(rename = "alreadyThere")]
     pub already_there: u64,
 }
@@ -67,6 +67,7 @@ pub async fn copy(from: &str, to: &str, mut progress: impl FnMut(CopyProgress, u
         to: shown_to,
         read: done.read,
         copied: done.copied,
-        already_there: done.read - done.copied,
+        // A run that resumes reads only what is new: the rest was copied before.
+        already_there: total.max(done.read).saturating_sub(done.copied),
     })
 }

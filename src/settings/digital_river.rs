@@ -13,6 +13,9 @@ use crate::domain::{EventType, Mode, ServiceUrl};
 use crate::support::http::Backoff;
 use secrecy::{ExposeSecret, SecretString};
 
+/// The smallest signature tolerance that does not refuse DR's own fresh events.
+const MIN_SIGNATURE_TOLERANCE_SECS: u64 = 30;
+
 #[derive(Debug)]
 pub struct DigitalRiverSettings {
     /// Base URL of DR's API (`https://api.digitalriver.com`).
@@ -131,6 +134,15 @@ impl DigitalRiverSettings {
         let retry_base_delay_ms: u64 = r.get("digital_river.retry_base_delay_ms");
         let api_key = r.secret("digital_river.api_key");
         let c = &mut r.problems;
+        if signature_tolerance_secs < MIN_SIGNATURE_TOLERANCE_SECS {
+            c.push(
+                "digital_river.signature_tolerance_secs",
+                format!(
+                    "{signature_tolerance_secs} s would refuse events DR signed moments ago (its clock and retries \
+                     differ from this machine's by seconds): use {MIN_SIGNATURE_TOLERANCE_SECS} or more (default 300)"
+                ),
+            );
+        }
         let mut event_types = Vec::new();
         for raw in raw_types.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
             if !EventType::SUPPORTED.contains(&raw) {

@@ -53,6 +53,41 @@ const REGISTER: Purpose = Purpose::Register(RegisterTarget::Salesforce);
 
 const CASES: &[Case] = &[
     Case {
+        name: "a signature tolerance that refuses DR's own events is refused",
+        set: &[("digital_river.signature_tolerance_secs", "0")],
+        purpose: Purpose::Relay,
+        expect: &[("digital_river.signature_tolerance_secs", "use 30 or more")],
+    },
+    Case {
+        name: "a jwt_bearer grant needs a key and a user, not a secret",
+        set: &[
+            ("salesforce.grant_type", "jwt_bearer"),
+            ("salesforce.client_secret", ""),
+            ("salesforce.password", ""),
+            ("salesforce.username", ""),
+        ],
+        purpose: Purpose::Relay,
+        expect: &[
+            ("salesforce.private_key_file", "salesforce keygen"),
+            ("salesforce.username", "jwt_bearer"),
+        ],
+    },
+    Case {
+        name: "a notification channel names what it lacks",
+        set: &[
+            ("notify.channels.ops.kind", "webhook"),
+            ("notify.channels.mail.kind", "email"),
+            ("notify.channels.pager.kind", "sms"),
+        ],
+        purpose: Purpose::Relay,
+        expect: &[
+            ("notify.channels.ops.url", "required"),
+            ("notify.channels.mail.host", "required"),
+            ("notify.channels.mail.to", "required"),
+            ("notify.channels.pager.kind", "not one of `webhook`, `email`"),
+        ],
+    },
+    Case {
         name: "a Lightning URL is refused, naming the My Domain form",
         set: &[(
             "salesforce.my_domain_url",

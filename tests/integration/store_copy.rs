@@ -180,6 +180,11 @@ async fn store_copy_moves_every_status_and_a_relay_on_the_copy_delivers_the_pend
         Some(0),
         "a second run copies nothing: {report}"
     );
+    assert_eq!(
+        report["alreadyThere"].as_u64(),
+        Some(expected.len() as u64),
+        "and says they were all there already: {report}"
+    );
     assert_eq!(everything(&target).await, expected);
 
     // And back, into a new SQLite file.
