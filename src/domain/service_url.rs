@@ -10,7 +10,14 @@ pub struct ServiceUrl(Url);
 
 impl ServiceUrl {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not an absolute URL ({e})"))?;
+        let trimmed = raw.trim();
+        if !trimmed.contains("://") {
+            return Err(format!(
+                "`{raw}` has no scheme: add https://, as in https://{}",
+                trimmed.trim_start_matches('/')
+            ));
+        }
+        let url = Url::parse(trimmed).map_err(|e| format!("`{raw}` is not an absolute URL ({e})"))?;
         let host = url.host_str().unwrap_or_default();
         if host.is_empty() {
             return Err(format!("`{raw}` has no host"));
@@ -71,6 +78,13 @@ impl fmt::Debug for ServiceUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_without_a_scheme_is_told_to_add_https() {
+        let said = ServiceUrl::parse("acme.my.salesforce.com").unwrap_err();
+        assert!(said.contains("add https://, as in https://acme.my.salesforce.com"), "{said}");
+        assert!(!said.contains("relative URL"), "{said}");
+    }
 
     #[test]
     fn https_and_loopback_http_are_accepted() {

@@ -120,7 +120,13 @@ pub async fn healthcheck(url: &str) -> Result<(), OpsError> {
     let http = client_builder(Duration::from_secs(3))
         .build()
         .map_err(|e| OpsError::Other(e.into()))?;
-    let target = format!("{}{}", url.trim_end_matches('/'), paths::READYZ);
+    // `127.0.0.1:18080` (relay.listen's form) means the relay on this machine, over HTTP.
+    let base = if url.contains("://") {
+        url.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{}", url.trim_end_matches('/'))
+    };
+    let target = format!("{base}{}", paths::READYZ);
     let response = http
         .get(&target)
         .send()

@@ -104,6 +104,9 @@ async fn healthcheck_passes_against_a_ready_relay_and_fails_against_a_stopped_on
     let address = relay.address.clone();
     let ready = cli(&["healthcheck", &address]).run().await;
     assert_eq!(ready.code, 0, "{}", ready.stderr);
+    let host_port = address.trim_start_matches("http://");
+    let bare = cli(&["healthcheck", host_port]).run().await;
+    assert_eq!(bare.code, 0, "host:port, as relay.listen is written: {}", bare.stderr);
     relay.stop().await;
     let stopped = cli(&["healthcheck", &address]).run().await;
     assert_ne!(stopped.code, 0);
