@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn a_host_without_a_scheme_is_told_to_add_https() {
         let said = ServiceUrl::parse("acme.my.salesforce.com").unwrap_err();
-        assert!(said.contains("add https://, as in https://acme.my.salesforce.com"), "{said}");
+        assert!(
+            said.contains("add https://, as in https://acme.my.salesforce.com"),
+            "{said}"
+        );
         assert!(!said.contains("relative URL"), "{said}");
     }
 

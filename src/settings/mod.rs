@@ -264,6 +264,7 @@ fn layers(options: &LoadOptions) -> Result<Config, ConfigProblems> {
         builder = builder.add_source(File::from(file.clone()));
     }
     if !options.ignore_environment {
+        misspelt_variables(std::env::vars().map(|(name, _)| name))?;
         builder = builder.add_source(
             Environment::with_prefix("DRSF")
                 .prefix_separator("__")
@@ -285,6 +286,47 @@ fn layers(options: &LoadOptions) -> Result<Config, ConfigProblems> {
     builder
         .build()
         .map_err(|e| ConfigProblems::single("configuration", e.to_string()))
+}
+
+/// The `DRSF_` variables read as themselves (the others are `DRSF__SECTION__KEY`).
+const OWN_VARIABLES: [&str; 3] = ["DRSF_ENV", "DRSF_CONFIG_DIR", "DRSF_LOG_FORMAT"];
+/// Variables of the project's own tests and benchmarks, never of a deployment.
+const HARNESS_PREFIXES: [&str; 3] = ["DRSF_TEST_", "DRSF_BENCH_", "DRSF_UPDATE_SCREENSHOTS"];
+
+/// A `DRSF_` variable that is none of the relay's — one underscore where two belong
+/// (`DRSF_STORAGE__URL`), a typo of `DRSF_ENV` — would be silently ignored: it is a problem
+/// naming the variable meant.
+fn misspelt_variables(names: impl Iterator<Item = String>) -> Result<(), ConfigProblems> {
+    let mut problems = Collector::default();
+    for name in names {
+        let Some(rest) = name.strip_prefix("DRSF_") else {
+            continue;
+        };
+        if rest.starts_with('_')
+            || OWN_VARIABLES.contains(&name.as_str())
+            || HARNESS_PREFIXES.iter().any(|p| name.starts_with(p))
+        {
+            continue;
+        }
+        let own = OWN_VARIABLES
+            .iter()
+            .find(|own| name.starts_with(*own))
+            .copied()
+            .or_else(|| problems::nearest(&name, &OWN_VARIABLES));
+        let meant = match own {
+            Some(own) if !rest.contains("__") => own.to_owned(),
+            _ => format!("DRSF__{rest}"),
+        };
+        problems.push(
+            &name,
+            format!("is not a variable the relay reads, so it would be ignored; did you mean `{meant}`?"),
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigProblems(problems.0))
+    }
 }
 
 /// Replaces each `KEY_file` by the content of the file it names.

@@ -154,3 +154,25 @@ async fn logs_written_to_a_file_carry_no_colour_codes() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn a_drsf_variable_with_one_underscore_or_a_typo_is_named_with_the_one_meant() {
+    let dr = DrStandIn::start().await;
+    let out = cli(&["register", "--dry-run"])
+        .envs(&sandbox_password_env(&dr))
+        .env("DRSF_STORAGE__URL", "sqlite:///tmp/x.db")
+        .env("DRSF_ENVIROMENT", "production")
+        .run()
+        .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DRSF_STORAGE__URL") && out.stderr.contains("did you mean `DRSF__STORAGE__URL`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("DRSF_ENVIROMENT") && out.stderr.contains("did you mean `DRSF_ENV`?"),
+        "{}",
+        out.stderr
+    );
+}
