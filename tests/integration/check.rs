@@ -260,6 +260,11 @@ async fn check_reports_an_unreachable_dr() {
         out.stdout
     );
     assert!(out.stdout.contains("✓ Salesforce token"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("check the network path") && !out.stdout.contains("set DRSF__DIGITAL_RIVER__API_KEY"),
+        "unreachable is not a wrong key: {}",
+        out.stdout
+    );
 }
 
 #[tokio::test]

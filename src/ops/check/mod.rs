@@ -285,8 +285,28 @@ fn which(settings: &Settings, mode: Mode) -> String {
 async fn check_digital_river(settings: &Settings, mode: Mode, checks: &mut Vec<CheckLine>) {
     let tag = which(settings, mode);
     let listed = match webhooks::client_for(settings, mode) {
-        Ok(client) => client.list_webhooks().await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(client) => client.list_webhooks().await.map_err(|e| {
+            use crate::digital_river::DigitalRiverError as E;
+            let fix = match &e {
+                E::Unauthorized => {
+                    "set DRSF__DIGITAL_RIVER__API_KEY to the secret key of this DR account and mode".to_owned()
+                }
+                E::Transport { url, .. } => format!(
+                    "check the network path to {url} (DNS, proxy, firewall) and digital_river.api_base_url; \
+                     the API key could not be tried"
+                ),
+                E::Server { .. } => "Digital River is failing: try again later (status.digitalriver.com)".to_owned(),
+                E::Redirect { .. } => "check digital_river.api_base_url (https://api.digitalriver.com)".to_owned(),
+                E::Rejected { .. } | E::Unexpected(_) => {
+                    "check digital_river.api_key and digital_river.api_base_url".to_owned()
+                }
+            };
+            (e.to_string(), fix)
+        }),
+        Err(e) => Err((
+            e.to_string(),
+            "set DRSF__DIGITAL_RIVER__API_KEY to the secret key of this DR account and mode".to_owned(),
+        )),
     };
     let webhooks = match listed {
         Ok(webhooks) => {
@@ -298,12 +318,12 @@ async fn check_digital_river(settings: &Settings, mode: Mode, checks: &mut Vec<C
             ));
             webhooks
         }
-        Err(e) => {
+        Err((e, fix)) => {
             checks.push(line(
                 "Digital River API key",
                 Status::Fail,
                 format!("{tag}{e}"),
-                Some("set DRSF__DIGITAL_RIVER__API_KEY to the secret key of this DR account and mode".into()),
+                Some(fix),
             ));
             checks.push(line(
                 "webhook",
