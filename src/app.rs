@@ -58,6 +58,18 @@ pub struct Application {
     shutdown_timeout: Duration,
     retention: Duration,
     limits: ConnectionLimits,
+    /// What the start-up line says: the store, each org, what runs beside the deliveries.
+    summary: Summary,
+}
+
+/// The relay's start-up line, in fields: what an engineer checks first when it misbehaves.
+struct Summary {
+    store: String,
+    orgs: String,
+    status_page: bool,
+    reconciles: String,
+    confirms: bool,
+    notify_channels: usize,
 }
 
 impl Application {
@@ -163,6 +175,34 @@ impl Application {
             .await
             .with_context(|| format!("binding relay.listen = {}", settings.relay.listen))?;
         let port = listener.local_addr()?.port();
+        let summary = Summary {
+            store: crate::support::text::redact_url(&settings.storage.url),
+            orgs: settings
+                .salesforce
+                .iter()
+                .map(|sf| {
+                    format!(
+                        "{} events → {} ({} grant)",
+                        sf.mode,
+                        sf.my_domain_url.as_ref().map_or("?", |url| url.host()),
+                        sf.grant_type.as_str()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            status_page: settings.relay.admin_token.is_some(),
+            reconciles: if reconcilers.is_empty() {
+                "off".to_owned()
+            } else {
+                reconcilers
+                    .iter()
+                    .map(|r| r.mode().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            confirms: !confirmers.is_empty(),
+            notify_channels: settings.notify.channels.len(),
+        };
         Ok(Self {
             listener,
             port,
@@ -176,6 +216,7 @@ impl Application {
             shutdown_timeout: settings.relay.shutdown_timeout,
             retention: Duration::from_secs(u64::from(settings.storage.retention_days) * 86_400),
             limits: settings.relay.limits,
+            summary,
         })
     }
 
@@ -250,7 +291,17 @@ impl Application {
             (Vec::new(), Vec::new())
         };
         let pruner = tokio::spawn(prune_forever(self.state.store.clone(), self.retention, stop.clone()));
-        tracing::info!(port = self.port, "relay listening");
+        let summary = &self.summary;
+        tracing::info!(
+            listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            store = %summary.store,
+            orgs = %summary.orgs,
+            status_page = if summary.status_page { "on" } else { "off" },
+            reconcile = %summary.reconciles,
+            confirm_in_salesforce = summary.confirms,
+            notify_channels = summary.notify_channels,
+            "relay listening"
+        );
         let server_stop = stop.clone();
         serve(self.listener, router(self.state), self.limits, async move {
             tokio::select! {

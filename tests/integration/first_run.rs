@@ -176,3 +176,27 @@ async fn a_drsf_variable_with_one_underscore_or_a_typo_is_named_with_the_one_mea
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn the_start_up_line_names_the_address_the_store_each_org_and_what_runs() {
+    let relay =
+        crate::relay_helpers::spawn_stepped_app_with(crate::salesforce_standin::SalesforceStandIn::start().await, &[])
+            .await;
+    crate::relay_helpers::wait_until("the start-up line", || async {
+        relay.logs.text().contains("relay listening")
+    })
+    .await;
+    let logs = relay.logs.text();
+    let line = logs.lines().find(|l| l.contains("relay listening")).unwrap();
+    for expected in [
+        "listen=127.0.0.1:",
+        "store=sqlite://",
+        "test events → 127.0.0.1 (password grant)",
+        "status_page=off",
+        "reconcile=off",
+        "confirm_in_salesforce=true",
+        "notify_channels=0",
+    ] {
+        assert!(line.contains(expected), "{expected:?} in {line}");
+    }
+}
