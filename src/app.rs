@@ -296,7 +296,7 @@ impl Application {
             listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             store = %summary.store,
             orgs = %summary.orgs,
-            status_page = if summary.status_page { "on" } else { "off" },
+            status_page = %if summary.status_page { "on" } else { "off" },
             reconcile = %summary.reconciles,
             confirm_in_salesforce = summary.confirms,
             notify_channels = summary.notify_channels,
