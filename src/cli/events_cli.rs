@@ -14,6 +14,7 @@ use crate::store::{EventFilter, EventStatus, replay};
 pub enum EventsCommand {
     /// The newest events, filtered.
     List {
+        /// Only events of this status.
         #[arg(long, value_enum)]
         status: Option<EventStatus>,
         /// Only this event type, e.g. order.accepted.
@@ -31,6 +32,7 @@ pub enum EventsCommand {
     },
     /// One event with every delivery attempt.
     Show {
+        /// The event's id (DR's, as `events list` shows it).
         id: String,
         /// Also print the stored body (the order data DR sent).
         #[arg(long)]
@@ -39,6 +41,7 @@ pub enum EventsCommand {
     /// Deliver a dead, delivered or failed_in_salesforce event again, with fresh attempts: one by
     /// id, or all of a status (`--status dead [--since 2h]`).
     Replay {
+        /// The event's id; or give --status instead.
         #[arg(required_unless_present = "status", conflicts_with_all = ["status", "since"])]
         id: Option<String>,
         /// Every event of this status (dead, delivered, failed_in_salesforce or recovered).
@@ -67,6 +70,7 @@ pub enum EventsCommand {
     },
     /// Delete delivered events received before a time (2026-11-01T00:00:00Z) or an age (30days).
     Purge {
+        /// Delete delivered events received before this time or age (`30d`, `2026-11-01T00:00:00Z`).
         #[arg(long, value_parser = events::parse_time)]
         delivered_before: i64,
     },

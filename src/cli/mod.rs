@@ -104,8 +104,10 @@ pub enum Command {
     /// Delete the webhook `register` manages for the target.
     #[command(after_help = EXIT_CODES)]
     Unregister {
+        /// Whose webhook: the one to Salesforce or the one to the relay. Default: register.target.
         #[arg(long, value_enum)]
         target: Option<RegisterTarget>,
+        /// Which DR mode's webhook. Default: every mode a Salesforce target takes.
         #[arg(long, value_enum)]
         mode: Option<ModeChoice>,
         /// Say what would be deleted; delete nothing.
@@ -146,7 +148,7 @@ pub enum Command {
     /// Check the configuration, DR, the webhook, the Salesforce sign-in and the DR package.
     #[command(after_help = EXIT_CODES)]
     Check,
-    /// List, show or replay the events the relay stored.
+    /// List, show, replay, backfill or purge the events the relay stored.
     #[command(subcommand, after_help = EXIT_CODES)]
     Events(events_cli::EventsCommand),
     /// List, show or delete the account's webhooks on Digital River.
@@ -210,9 +212,15 @@ pub enum WebhooksCommand {
     /// Every webhook of the account.
     List,
     /// One webhook, secrets redacted.
-    Show { id: String },
+    Show {
+        /// The webhook's id (`webhooks list` shows them).
+        id: String,
+    },
     /// Delete one webhook.
-    Delete { id: String },
+    Delete {
+        /// The webhook's id (`webhooks list` shows them).
+        id: String,
+    },
 }
 
 impl Cli {
@@ -430,5 +438,38 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every option and argument of every command, without a one-line description.
+    fn undescribed(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                found.push(format!("{path} {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_long_about().is_none() && sub.get_name() != "help" {
+                found.push(format!("{path} {} (the command)", sub.get_name()));
+            }
+            undescribed(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_option_and_argument_has_a_description() {
+        let mut found = Vec::new();
+        undescribed(&Cli::command(), "dr-sf-bridge", &mut found);
+        assert!(found.is_empty(), "without a description:\n{}", found.join("\n"));
     }
 }
