@@ -9,6 +9,7 @@
 //! [`crate::delivery::TargetView`].
 
 pub mod admin;
+pub mod connections;
 pub mod health;
 pub mod inbound_auth;
 pub mod ingress;

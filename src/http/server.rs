@@ -3,8 +3,10 @@
 //! `axum::serve` would hold every connection as long as the client likes. Anyone who can reach
 //! the port could then open slow or idle connections until the file descriptors run out — and
 //! DR's posts, `/healthz` and the relay's own calls to Salesforce would fail with them. So the
-//! relay runs its own loop over hyper: a cap on open connections (past it, a fast 503 and the
-//! socket closed; `GET /healthz` still answers), a deadline for each request head counted from
+//! relay runs its own loop over hyper: a cap on open connections, kept below the process's
+//! descriptor limit ([`super::connections`]); at the cap the connection idle longest is closed to
+//! admit the new one, and only when every connection is busy does a new one get a fast 503
+//! (`GET /healthz` still answers); a deadline for each request head counted from
 //! when the connection opens or its previous answer ends (slow and idle connections are closed),
 //! a size limit on request heads (431), and a time limit on each request (408, in the router).
 
@@ -23,12 +25,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use super::connections;
 use crate::settings::ConnectionLimits;
 
 /// Connections over the cap that are answered at once; past this many, they are just closed.
 const MAX_REFUSING: usize = 256;
 /// How long an over-the-cap connection may take to send its request line.
 const REFUSE_READ_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a new connection waits for the room an evicted idle one leaves.
+const EVICTION_WAIT: Duration = Duration::from_millis(200);
 /// How long open connections may finish their requests after a shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,8 +45,21 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let fd_limit = connections::descriptor_limit();
+    let (cap, max_refusing) = connections::caps(limits.max_connections, fd_limit, MAX_REFUSING);
+    if cap < limits.max_connections {
+        tracing::warn!(
+            cap,
+            max_connections = limits.max_connections,
+            descriptor_limit = fd_limit,
+            "connections capped at {cap}: the process may open {} files (ulimit -n), fewer than relay.max_connections; \
+             at the cap the connection idle longest is closed to admit a new one",
+            fd_limit.unwrap_or_default()
+        );
+    }
+    let open = connections::Registry::default();
+    let permits = Arc::new(Semaphore::new(cap));
+    let refusing = Arc::new(Semaphore::new(max_refusing));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -65,7 +83,16 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            // At the cap: an idle connection makes room (its permit comes back as its task ends).
+            Err(_) if open.evict_idlest() => tokio::time::timeout(EVICTION_WAIT, permits.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        let Some(permit) = permit else {
             if let Ok(refuser) = refusing.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     refuse(stream).await;
@@ -74,21 +101,32 @@ pub async fn serve(
             }
             continue;
         };
+        let id = open.opened();
+        let (on_request, on_response) = (open.clone(), open.clone());
         let service = router
             .clone()
             .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                on_request.busy(id);
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
+            })
+            .map_response(move |response| {
+                on_response.idle(id);
+                response
             });
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        let registry = open.clone();
+        let task = tokio::spawn(async move {
+            // Held by the task: an evicted (aborted) connection gives its permit back too.
+            let _permit = permit;
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-            drop(permit);
+            registry.closed(id);
         });
+        open.serving(id, task.abort_handle());
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {

@@ -92,9 +92,26 @@ async fn past_the_connection_cap_a_request_gets_a_fast_503_and_healthz_still_ans
     let relay = spawn_app_with(accepting_org().await, &[("relay.max_connections", "3")]).await;
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(connect(&relay).await);
+        // A request whose body never finishes: the connection is busy, not idle.
+        let mut busy = connect(&relay).await;
+        let head = format!(
+            "POST /webhooks/digitalriver HTTP/1.1\r\nhost: relay\r\nauthorization: {}\r\n\
+             content-length: 100\r\nexpect: 100-continue\r\n\r\n",
+            basic_header()
+        );
+        busy.write_all(head.as_bytes()).await.unwrap();
+        // `100 Continue` comes when the handler reads the body: the request is in progress.
+        let mut interim = [0u8; 25];
+        busy.read_exact(&mut interim).await.unwrap();
+        assert!(
+            interim.starts_with(b"HTTP/1.1 100 Continue"),
+            "{}",
+            String::from_utf8_lossy(&interim)
+        );
+        busy.write_all(b"{").await.unwrap();
+        held.push(busy);
     }
-    // The three idle connections hold every slot once the relay has accepted them.
+    // The three busy connections hold every slot once the relay has accepted them.
     wait_until("the cap is reached", || async {
         let mut probe = connect(&relay).await;
         probe
@@ -136,6 +153,31 @@ async fn past_the_connection_cap_a_request_gets_a_fast_503_and_healthz_still_ans
             == 202
     })
     .await;
+}
+
+#[tokio::test]
+async fn at_the_cap_the_connection_idle_longest_makes_room_for_a_new_one() {
+    let relay = spawn_app_with(accepting_org().await, &[("relay.max_connections", "3")]).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(connect(&relay).await);
+    }
+    // However many idle sockets are held, DR's POST gets in.
+    for n in 0..3 {
+        let answer = relay
+            .post_event(&event("order.accepted", &format!("evt-idle-{n}"), "o-1"))
+            .await;
+        assert_eq!(answer.status(), 202);
+        idle.push(connect(&relay).await);
+    }
+    let mut closed = 0;
+    for socket in &mut idle {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(100), socket.read(&mut byte)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 3, "idle connections were closed to make room: {closed}");
 }
 
 fn wrong_basic() -> String {
@@ -220,4 +262,43 @@ async fn the_token_endpoint_and_the_admin_api_are_throttled_too() {
         .await
         .unwrap();
     assert_eq!(admin.status(), 429, "one address, one count");
+}
+
+/// A container's `ulimit -n` below `relay.max_connections`: the relay caps its connections under
+/// the limit (and says so), and at the cap closes an idle one for each new one — so 300 idle
+/// sockets under a 256-descriptor limit cannot keep DR's POST out.
+#[tokio::test]
+async fn a_flood_of_idle_connections_under_a_descriptor_limit_cannot_keep_dr_out() {
+    use crate::relay_process::{RelayProcess, free_port};
+    let sf = accepting_org().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let overrides = [("relay.header_timeout_secs", "120")];
+    let relay = RelayProcess::start_with(&sf, dir.path(), port, &overrides, "info", Some(256)).await;
+    let address = format!("127.0.0.1:{port}");
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        if let Ok(socket) = TcpStream::connect(&address).await {
+            flood.push(socket);
+        }
+    }
+    let http = reqwest::Client::new();
+    let body = event("order.accepted", "evt-through-the-flood", "o-flood");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        http.post(format!("{}/webhooks/digitalriver", relay.address))
+            .header("authorization", basic_header())
+            .header("DigitalRiver-Signature", signed(&body))
+            .header("content-type", "application/json")
+            .body(body)
+            .send(),
+    )
+    .await
+    .expect("DR's POST is answered")
+    .unwrap();
+    assert_eq!(answer.status(), 202);
+    let logs = relay.logs();
+    assert!(logs.contains("connections capped at"), "{logs}");
+    assert!(!logs.contains("Too many open files"), "{logs}");
+    drop(flood);
 }

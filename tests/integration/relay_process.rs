@@ -44,6 +44,19 @@ impl RelayProcess {
         overrides: &[(&str, &str)],
         log_level: &str,
     ) -> Self {
+        Self::start_with(sf, dir, port, overrides, log_level, None).await
+    }
+
+    /// [`start_logging`](Self::start_logging), the process allowed `open_files` descriptors
+    /// (`ulimit -n`, as a container sets it) when given.
+    pub async fn start_with(
+        sf: &SalesforceStandIn,
+        dir: &std::path::Path,
+        port: u16,
+        overrides: &[(&str, &str)],
+        log_level: &str,
+        open_files: Option<u32>,
+    ) -> Self {
         let listen = format!("127.0.0.1:{port}");
         let mut all: Vec<(&str, &str)> = vec![("relay.listen", listen.as_str())];
         all.extend_from_slice(overrides);
@@ -54,7 +67,15 @@ impl RelayProcess {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dr-sf-bridge"));
+        let binary = env!("CARGO_BIN_EXE_dr-sf-bridge");
+        let mut command = match open_files {
+            None => Command::new(binary),
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\""), binary]);
+                shell
+            }
+        };
         command
             .arg("relay")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
