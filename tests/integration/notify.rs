@@ -61,7 +61,8 @@ async fn deliveries_failing_past_failing_after_are_told_once_and_resolved_once()
         .mount_as_scoped(&sf.server)
         .await;
     let hook = receiver(200).await;
-    let relay = relay_telling(sf, &hook.uri(), &[]).await;
+    // Retries a minute apart on the relay's clock: wall time on a busy machine never makes one due.
+    let relay = relay_telling(sf, &hook.uri(), &[("delivery.retry_schedule", "0s,1m,1m,1m,1m")]).await;
     for n in 0..20 {
         relay
             .accept(&event("order.accepted", &format!("evt-{n}"), &format!("o-{n}")))
