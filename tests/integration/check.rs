@@ -8,6 +8,16 @@ use crate::helpers::*;
 use crate::salesforce_standin::*;
 
 async fn org_with_package(sf: &SalesforceStandIn) {
+    apex_resource_exists(sf).await;
+    failure_records_answer(
+        sf,
+        ResponseTemplate::new(200).set_body_json(json!({"totalSize": 0, "done": true, "records": []})),
+    )
+    .await;
+}
+
+/// The DR package's Apex resource, answering a GET as it does: 405, it takes only POST.
+async fn apex_resource_exists(sf: &SalesforceStandIn) {
     Mock::given(method("GET"))
         .and(path(APEX_PATH))
         .respond_with(sf_error(
@@ -17,11 +27,6 @@ async fn org_with_package(sf: &SalesforceStandIn) {
         ))
         .mount(&sf.server)
         .await;
-    failure_records_answer(
-        sf,
-        ResponseTemplate::new(200).set_body_json(json!({"totalSize": 0, "done": true, "records": []})),
-    )
-    .await;
 }
 
 /// The org's answer to `check`'s one query of the DR package's failure records.
@@ -91,15 +96,7 @@ async fn check_passes_when_everything_is_in_place() {
 async fn check_names_the_permission_when_the_failure_records_are_not_readable() {
     let dr = DrStandIn::start().await;
     let sf = SalesforceStandIn::start().await;
-    Mock::given(method("GET"))
-        .and(path(APEX_PATH))
-        .respond_with(sf_error(
-            405,
-            "METHOD_NOT_ALLOWED",
-            "HTTP Method 'GET' not allowed. Allowed are POST",
-        ))
-        .mount(&sf.server)
-        .await;
+    apex_resource_exists(&sf).await;
     failure_records_answer(
         &sf,
         sf_error(
