@@ -275,7 +275,14 @@ pub fn why(event: &EventSummary, org: Option<&str>, now: i64) -> String {
             Some(401 | 403) => format!(
                 "Dead: Salesforce refused the relay's access ({said}). Check the integration user's permissions on the DR app, then send it again."
             ),
-            Some(status) => format!("Dead: Salesforce answered {status} at every attempt: {said}."),
+            Some(500) => format!(
+                "Dead: Salesforce answered 500 at every attempt — an unhandled exception in the DR package's Apex code at {org}: {}. Open the Apex exception email or Setup → Debug Logs for the integration user, fix the data or the package's setup, then send it again.",
+                without_status(said, 500)
+            ),
+            Some(status) => format!(
+                "Dead: Salesforce answered {status} at every attempt: {}.",
+                without_status(said, status)
+            ),
             None => format!("Dead: no delivery attempt succeeded: {said}."),
         },
         EventStatus::Ignored => {
@@ -287,6 +294,14 @@ pub fn why(event: &EventSummary, org: Option<&str>, now: i64) -> String {
         ),
         EventStatus::Recovered => format!("Recovered: {said} (the DR Failed Event record is marked processed)."),
     }
+}
+
+/// Salesforce's words without the "Salesforce answered N" the sentence already says.
+fn without_status(said: &str, status: u16) -> &str {
+    said.strip_prefix(&format!("Salesforce answered {status}"))
+        .map(|rest| rest.trim_start_matches([':', ' ']))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(said)
 }
 
 fn attempt_row(attempt: &AttemptSummary) -> Markup {

@@ -41,6 +41,29 @@ fn a_dead_event_says_what_salesforce_answered_and_what_to_do() {
 }
 
 #[test]
+fn a_dead_500_says_it_once_and_names_the_fix() {
+    let said = "Salesforce answered 500 APEX_ERROR: System.NullPointerException: Attempt to de-reference a null object";
+    let dead = why(
+        &event(EventStatus::Dead, Some(500), Some(said)),
+        Some("https://acme.my.salesforce.com"),
+        0,
+    );
+    assert_eq!(dead.matches("answered 500").count(), 1, "{dead}");
+    assert!(dead.contains("APEX_ERROR: System.NullPointerException"), "{dead}");
+    assert!(dead.contains("Debug Logs") && dead.contains("send it again"), "{dead}");
+    let other = why(
+        &event(
+            EventStatus::Dead,
+            Some(502),
+            Some("Salesforce answered 502: bad gateway"),
+        ),
+        None,
+        0,
+    );
+    assert_eq!(other.matches("answered 502").count(), 1, "{other}");
+}
+
+#[test]
 fn a_pending_event_says_when_it_is_tried_next() {
     let waiting = why(
         &event(EventStatus::Pending, Some(503), Some("Salesforce answered 503")),
