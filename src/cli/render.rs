@@ -82,7 +82,8 @@ pub fn events_table(events: &[EventSummary]) -> String {
                 e.status.as_str().to_owned(),
                 e.attempts.to_string(),
                 time(e.received_at_ms),
-                e.last_error.clone().unwrap_or_default(),
+                // The full text is `events show`'s.
+                crate::support::text::one_line(e.last_error.as_deref().unwrap_or_default(), 80),
             ]
         })
         .collect();
@@ -126,7 +127,7 @@ pub fn event_details(details: &EventDetails) -> String {
                 time(a.at_ms),
                 a.outcome,
                 a.excerpt.as_deref().unwrap_or("DR_Failed_Event__c"),
-                a.error.as_deref().unwrap_or("")
+                crate::support::text::one_line(a.error.as_deref().unwrap_or(""), usize::MAX)
             ));
             continue;
         }
@@ -140,7 +141,10 @@ pub fn event_details(details: &EventDetails) -> String {
             a.outcome
         ));
         if let Some(error) = &a.error {
-            out.push_str(&format!("    error: {error}\n"));
+            out.push_str(&format!(
+                "    error: {}\n",
+                crate::support::text::one_line(error, usize::MAX)
+            ));
         }
         if let Some(excerpt) = &a.excerpt {
             out.push_str(&format!("    answer: {excerpt}\n"));
@@ -261,4 +265,40 @@ pub fn keygen_report(report: &crate::ops::keygen::KeygenReport) -> String {
         out.push_str(&format!("  {}. {step}\n", n + 1));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Mode;
+    use crate::store::{EventSource, EventStatus};
+
+    #[test]
+    fn a_multi_line_salesforce_error_stays_on_its_row() {
+        let apex = "Salesforce answered 500 APEX_ERROR: System.DmlException: Insert failed.\n\nClass.digitalriverv3.WebhookHandler.handle: line 42, column 1";
+        let event = EventSummary {
+            id: "evt-1".into(),
+            event_type: "order.accepted".into(),
+            status: EventStatus::Dead,
+            live_mode: false,
+            target: Mode::Test,
+            order_key: None,
+            received_at_ms: 0,
+            attempts: 3,
+            next_attempt_at_ms: None,
+            last_status: Some(500),
+            last_error: Some(apex.into()),
+            source: EventSource::Webhook,
+            seq: 1,
+        };
+        let table = events_table(&[
+            event.clone(),
+            EventSummary {
+                id: "evt-2".into(),
+                ..event
+            },
+        ]);
+        assert_eq!(table.lines().count(), 3, "a header and one line per event:\n{table}");
+        assert!(table.contains("APEX_ERROR") && table.contains('…'), "{table}");
+    }
 }

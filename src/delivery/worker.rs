@@ -264,7 +264,8 @@ impl Worker {
         };
         target.metrics.delivery(outcome);
         target.metrics.delivery_duration.observe(attempt.duration.as_secs_f64());
-        let error = attempt.error.clone().unwrap_or_default();
+        // One line, cut: the full text is the attempt's record.
+        let error = crate::support::text::one_line(attempt.error.as_deref().unwrap_or_default(), 300);
         match &transition {
             Transition::Delivered => tracing::info!(status = attempt.status, "delivered to Salesforce"),
             Transition::Dead => tracing::error!(status = attempt.status, %error, "event is dead: no more attempts"),

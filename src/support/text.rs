@@ -27,6 +27,16 @@ pub fn excerpt(body: &str) -> String {
     truncate(&one_line)
 }
 
+/// `text` on one line (newlines and runs of spaces as one space), cut to `chars` characters with
+/// `…`: Salesforce's multi-line Apex errors in a table row or a log line.
+pub fn one_line(text: &str, chars: usize) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
+}
+
 /// `text` cut to [`EXCERPT_CHARS`] characters, with `…` when cut.
 pub fn truncate(text: &str) -> String {
     match text.char_indices().nth(EXCERPT_CHARS) {
