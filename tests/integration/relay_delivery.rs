@@ -374,3 +374,25 @@ async fn a_pending_event_is_delivered_after_a_restart() {
     let restarted = spawn_app_in(sf, dir, &[("delivery.retry_schedule", "0s,300ms,300ms")]).await;
     restarted.wait_for_status("evt-restart", EventStatus::Delivered).await;
 }
+
+#[tokio::test]
+async fn a_multi_line_apex_error_is_one_log_line() {
+    let sf = SalesforceStandIn::start().await;
+    apex(sf_error(
+        500,
+        "APEX_ERROR",
+        "System.DmlException: Insert failed.\n\nClass.digitalriverv3.WebhookHandler.handle: line 42, column 1",
+    ))
+    .mount(&sf.server)
+    .await;
+    let relay = spawn_stepped_app_with(sf, &[]).await;
+    relay.accept(&event("order.accepted", "evt-apex", "o-apex")).await;
+    relay.deliver_due().await;
+    let logs = relay.logs.text();
+    let failed = logs
+        .lines()
+        .find(|l| l.contains("delivery failed") || l.contains("event is dead"))
+        .expect("the failure is logged");
+    assert!(failed.contains("Insert failed. Class.digitalriverv3"), "{failed}");
+    assert!(!logs.lines().any(|l| l.starts_with("Class.digitalriverv3")), "{logs}");
+}
