@@ -73,6 +73,12 @@ pub enum EventsCommand {
         /// Delete delivered events received before this time or age (`30d`, `2026-11-01T00:00:00Z`).
         #[arg(long, value_parser = events::parse_time)]
         delivered_before: i64,
+        /// Count what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete without asking (scripts); otherwise a terminal is asked, and anything else refused.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -169,7 +175,26 @@ pub(super) async fn run(cli: &Cli, sub: &EventsCommand) -> Result<Printed, OpsEr
             })
             .into())
         }
-        EventsCommand::Purge { delivered_before } => {
+        EventsCommand::Purge {
+            delivered_before,
+            dry_run,
+            yes,
+        } => {
+            let before = crate::support::text::time(*delivered_before);
+            let count = events::count_purgeable(&settings, *delivered_before).await?;
+            if *dry_run || count == 0 {
+                let json = serde_json::json!({"wouldPurge": count, "purged": 0});
+                return Ok(print_as(cli.output, &json, || {
+                    format!("{count} delivered event(s) received before {before} would be deleted; nothing deleted.\n")
+                })
+                .into());
+            }
+            if !*yes && !confirmed(&format!("Delete {count} delivered event(s) received before {before}?")) {
+                return Err(OpsError::Refused(format!(
+                    "{count} delivered event(s) received before {before} would be deleted: run again with --yes to \
+                     delete them (or --dry-run to count only)"
+                )));
+            }
             let purged = events::purge(&settings, *delivered_before).await?;
             let json = serde_json::json!({"purged": purged});
             Ok(print_as(cli.output, &json, || format!("{purged} delivered event(s) deleted.\n")).into())
@@ -192,4 +217,17 @@ pub(super) async fn run(cli: &Cli, sub: &EventsCommand) -> Result<Printed, OpsEr
             .into())
         }
     }
+}
+
+/// Whether the person at the terminal answers yes to `question`; `false` without a terminal.
+fn confirmed(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }

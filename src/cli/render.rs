@@ -83,7 +83,7 @@ pub fn events_table(events: &[EventSummary]) -> String {
                 e.attempts.to_string(),
                 time(e.received_at_ms),
                 // The full text is `events show`'s.
-                crate::support::text::one_line(e.last_error.as_deref().unwrap_or_default(), 80),
+                crate::support::text::one_line(e.last_error.as_deref().unwrap_or_default(), 160),
             ]
         })
         .collect();
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_multi_line_salesforce_error_stays_on_its_row() {
-        let apex = "Salesforce answered 500 APEX_ERROR: System.DmlException: Insert failed.\n\nClass.digitalriverv3.WebhookHandler.handle: line 42, column 1";
+        let apex = "Salesforce answered 500 APEX_ERROR: System.DmlException: Insert failed. FIELD_CUSTOM_VALIDATION_EXCEPTION, the order status cannot change after fulfilment.\n\nClass.digitalriverv3.WebhookHandler.handle: line 42, column 1";
         let event = EventSummary {
             id: "evt-1".into(),
             event_type: "order.accepted".into(),

@@ -54,6 +54,11 @@ pub async fn purge(settings: &Settings, before_ms: i64) -> Result<u64, OpsError>
     Ok(open(settings).await?.purge_delivered(before_ms).await?)
 }
 
+/// How many delivered events a purge with this cut-off would delete.
+pub async fn count_purgeable(settings: &Settings, before_ms: i64) -> Result<u64, OpsError> {
+    Ok(open(settings).await?.count_delivered_before(before_ms).await?)
+}
+
 #[derive(Debug, Serialize)]
 pub struct EventDetails {
     pub event: EventSummary,

@@ -300,6 +300,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes delivered events (only those) received before `before_ms`; answers how many.
     async fn purge_delivered(&self, before_ms: i64) -> Result<u64, StoreError>;
 
+    /// How many delivered events were received before `before_ms` (what a purge would delete).
+    async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError>;
+
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 
     /// Events received, and events delivered, in each slice of `bucket_ms` from `since_ms` on

@@ -181,7 +181,30 @@ async fn purge_removes_only_delivered_events_before_the_cut_off() {
         relay.post_event(&serde_json::to_vec(&ignored).unwrap()).await.status(),
         200
     );
-    let purged = cli(&["events", "purge", "--delivered-before", "2099-01-01T00:00:00Z"])
+    let counted = cli(&[
+        "events",
+        "purge",
+        "--delivered-before",
+        "2099-01-01T00:00:00Z",
+        "--dry-run",
+    ])
+    .env("DRSF__STORAGE__URL", &storage)
+    .run()
+    .await;
+    assert_eq!(counted.code, 0, "{}", counted.stderr);
+    assert!(counted.stdout.contains("1 delivered event(s)") && counted.stdout.contains("nothing deleted"));
+    let unconfirmed = cli(&["events", "purge", "--delivered-before", "2099-01-01T00:00:00Z"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert_ne!(unconfirmed.code, 0, "no terminal, no --yes: nothing deleted");
+    assert!(
+        unconfirmed.stderr.contains("run again with --yes"),
+        "{}",
+        unconfirmed.stderr
+    );
+    assert_eq!(relay.status_of("evt-old").await, Some(EventStatus::Delivered));
+    let purged = cli(&["events", "purge", "--delivered-before", "2099-01-01T00:00:00Z", "--yes"])
         .env("DRSF__STORAGE__URL", &storage)
         .run()
         .await;

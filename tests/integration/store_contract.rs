@@ -419,7 +419,13 @@ pub async fn purge_removes_only_delivered_events_before_the_cut(store: Arc<dyn S
         let seq = claim_one_of(&*store, name).await;
         store.finish_attempt(seq, record(950, 200), transition).await.unwrap();
     }
+    assert_eq!(
+        store.count_delivered_before(500).await.unwrap(),
+        1,
+        "what a purge would delete"
+    );
     assert_eq!(store.purge_delivered(500).await.unwrap(), 1);
+    assert_eq!(store.count_delivered_before(500).await.unwrap(), 0);
     for (name, kept) in [
         ("old-delivered", false),
         ("old-dead", true),

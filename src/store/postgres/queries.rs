@@ -368,6 +368,22 @@ impl Store for PostgresStore {
         self.delete_before(&["delivered"], before_ms).await
     }
 
+    async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let rows = self
+            .query(
+                "SELECT COUNT(*) FROM events WHERE status = 'delivered' AND received_at < $1",
+                &[&before_ms],
+            )
+            .await?;
+        let count: i64 = rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(classify)?
+            .unwrap_or(0);
+        Ok(count as u64)
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         let mut stats = StoreStats::default();
         for row in self

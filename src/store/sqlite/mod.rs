@@ -376,6 +376,19 @@ impl Store for SqliteStore {
         self.delete_before("'delivered'", before_ms).await
     }
 
+    async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                conn.query_row(
+                    "SELECT COUNT(*) FROM events WHERE status = 'delivered' AND received_at < ?1",
+                    [before_ms],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n as u64)
+            })
+            .await
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         self.writer
             .run(Admission::WaitForRoom, |conn| {
