@@ -68,6 +68,16 @@ pub enum EventsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Deliver pending events now instead of at their next scheduled attempt, once the cause is
+    /// fixed: one by id, or all with --status pending. Their attempts stay counted.
+    RetryNow {
+        /// The pending event's id; or give --status pending instead.
+        #[arg(required_unless_present = "status", conflicts_with = "status")]
+        id: Option<String>,
+        /// Every pending event (only `pending` is accepted).
+        #[arg(long, value_enum)]
+        status: Option<EventStatus>,
+    },
     /// Delete delivered events received before a time (2026-11-01T00:00:00Z) or an age (30days).
     Purge {
         /// Delete delivered events received before this time or age (`30d`, `2026-11-01T00:00:00Z`).
@@ -172,6 +182,20 @@ pub(super) async fn run(cli: &Cli, sub: &EventsCommand) -> Result<Printed, OpsEr
                     text.push_str(&format!("Note: {note}\n"));
                 }
                 text
+            })
+            .into())
+        }
+        EventsCommand::RetryNow { id, status } => {
+            if status.is_some_and(|s| s != EventStatus::Pending) {
+                return Err(OpsError::Refused(
+                    "retry-now takes pending events only (`--status pending`); `events replay` sends finished ones again"
+                        .into(),
+                ));
+            }
+            let due = events::retry_now(&settings, id.as_deref()).await?;
+            let json = serde_json::json!({"dueNow": due});
+            Ok(print_as(cli.output, &json, || {
+                format!("{due} pending event(s) are due now; the relay delivers them at its next poll.\n")
             })
             .into())
         }

@@ -54,6 +54,27 @@ pub async fn purge(settings: &Settings, before_ms: i64) -> Result<u64, OpsError>
     Ok(open(settings).await?.purge_delivered(before_ms).await?)
 }
 
+/// Makes the pending event `id` (or every pending one) due now; answers how many.
+pub async fn retry_now(settings: &Settings, id: Option<&str>) -> Result<u64, OpsError> {
+    let id = id.map(parse_id).transpose()?;
+    let store = open(settings).await?;
+    let changed = store.retry_now(id.as_ref(), now_ms()).await?;
+    if let Some(id) = &id
+        && changed == 0
+    {
+        let status = store.get(id).await?.map(|(event, _)| event.status);
+        return Err(OpsError::Refused(match status {
+            None => format!("no stored event has the id {id}"),
+            Some(EventStatus::Pending) => format!("{id} is already due: the relay takes it at its next poll"),
+            Some(status) => format!(
+                "{id} is {}, not pending: `events replay {id}` sends a finished event again",
+                status.as_str()
+            ),
+        }));
+    }
+    Ok(changed)
+}
+
 /// How many delivered events a purge with this cut-off would delete.
 pub async fn count_purgeable(settings: &Settings, before_ms: i64) -> Result<u64, OpsError> {
     Ok(open(settings).await?.count_delivered_before(before_ms).await?)

@@ -287,6 +287,10 @@ pub trait Store: Send + Sync + 'static {
     /// Makes a dead (or delivered) event pending again with fresh attempts.
     async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError>;
 
+    /// Makes pending events due now instead of at their next scheduled attempt (the cause was
+    /// fixed): the one `id`, or every pending one; answers how many. Attempts stay counted.
+    async fn retry_now(&self, id: Option<&EventId>, now_ms: i64) -> Result<u64, StoreError>;
+
     /// Replays up to `limit` of the oldest events of `status` (dead or delivered) received at or
     /// after `since_ms`, in one transaction; answers how many. Called again until it answers 0.
     async fn replay_batch(

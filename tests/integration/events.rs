@@ -221,3 +221,41 @@ async fn purge_removes_only_delivered_events_before_the_cut_off() {
         "only delivered events go"
     );
 }
+
+#[tokio::test]
+async fn retry_now_makes_a_waiting_event_due_at_once_after_the_cause_is_fixed() {
+    let sf = SalesforceStandIn::start().await;
+    let outage = apex(sf_error(503, "SERVER_UNAVAILABLE", "down"))
+        .mount_as_scoped(&sf.server)
+        .await;
+    let relay = spawn_stepped_app_with(sf, &[("delivery.retry_schedule", "0s,2h,2h")]).await;
+    relay.accept(&event("order.accepted", "evt-waiting", "o-w")).await;
+    relay.deliver_due().await;
+    drop(outage);
+    apex(ResponseTemplate::new(200)).mount(&relay.sf.server).await;
+    assert_eq!(relay.deliver_due().await, 0, "its next attempt is two hours away");
+    let storage = format!("sqlite://{}", relay.dir.path().join("relay.db").display());
+    let out = cli(&["events", "retry-now", "evt-waiting"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("1 pending event(s) are due now"), "{}", out.stdout);
+    assert_eq!(relay.deliver_due().await, 1);
+    assert_eq!(relay.status_of("evt-waiting").await, Some(EventStatus::Delivered));
+    let finished = cli(&["events", "retry-now", "evt-waiting"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert_ne!(finished.code, 0);
+    assert!(
+        finished.stderr.contains("not pending") && finished.stderr.contains("events replay"),
+        "{}",
+        finished.stderr
+    );
+    let all = cli(&["events", "retry-now", "--status", "pending"])
+        .env("DRSF__STORAGE__URL", &storage)
+        .run()
+        .await;
+    assert_eq!(all.code, 0, "{}", all.stderr);
+}

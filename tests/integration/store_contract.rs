@@ -631,6 +631,29 @@ async fn activity_counts_received_and_delivered_per_slice(store: Arc<dyn Store>)
     assert_eq!(slices, [(1_000, 2, 0), (2_000, 1, 2), (3_000, 0, 0)]);
 }
 
+async fn retry_now_makes_a_waiting_event_due_and_leaves_finished_ones_alone(store: Arc<dyn Store>) {
+    store.insert(event("w1", "o1", 1)).await.unwrap();
+    store.insert(event("d1", "o2", 1)).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, 10, 10, LEASE).await.unwrap();
+    for e in &claimed {
+        let transition = if e.id.as_str() == "w1" {
+            retry_at(1_000_000)
+        } else {
+            Transition::Delivered
+        };
+        store.finish_attempt(e.seq, record(10, 503), transition).await.unwrap();
+    }
+    assert!(claimed_ids(&*store, 20).await.is_empty(), "w1 waits for its retry");
+    assert_eq!(store.retry_now(Some(&id("d1")), 20).await.unwrap(), 0, "not pending");
+    assert_eq!(store.retry_now(None, 20).await.unwrap(), 1);
+    assert_eq!(claimed_ids(&*store, 20).await, ["w1"]);
+    assert_eq!(
+        store.get(&id("w1")).await.unwrap().unwrap().0.attempts,
+        1,
+        "attempts stay counted"
+    );
+}
+
 /// One test per contract case for an engine: `store_contract!(module, factory)`, where
 /// `factory(test_name).await` opens a fresh, empty store (with a guard that keeps it), or answers
 /// `None` when the engine's server is not there (the test is skipped, saying so).
@@ -662,7 +685,8 @@ macro_rules! store_contract {
                 the_finish_time_is_kept_for_finished_events_only,
                 each_mode_claims_only_its_own_events,
                 lists_page_by_key_and_find_one_event_by_id,
-                activity_counts_received_and_delivered_per_slice
+                activity_counts_received_and_delivered_per_slice,
+                retry_now_makes_a_waiting_event_due_and_leaves_finished_ones_alone
             );
         }
     };

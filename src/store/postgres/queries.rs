@@ -368,6 +368,21 @@ impl Store for PostgresStore {
         self.delete_before(&["delivered"], before_ms).await
     }
 
+    async fn retry_now(&self, id: Option<&EventId>, now_ms: i64) -> Result<u64, StoreError> {
+        let id = id.map(|id| id.as_str().to_owned());
+        let changed = self
+            .execute(
+                "UPDATE events SET next_attempt_at = $1
+                 WHERE status = 'pending' AND next_attempt_at > $1 AND ($2::TEXT IS NULL OR id = $2)",
+                &[&now_ms, &id],
+            )
+            .await?;
+        if changed > 0 {
+            self.announcer.stored();
+        }
+        Ok(changed)
+    }
+
     async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let rows = self
             .query(

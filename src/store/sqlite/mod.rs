@@ -376,6 +376,20 @@ impl Store for SqliteStore {
         self.delete_before("'delivered'", before_ms).await
     }
 
+    async fn retry_now(&self, id: Option<&EventId>, now_ms: i64) -> Result<u64, StoreError> {
+        let id = id.map(|id| id.as_str().to_owned());
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let changed = conn.execute(
+                    "UPDATE events SET next_attempt_at = ?1
+                     WHERE status = 'pending' AND next_attempt_at > ?1 AND (?2 IS NULL OR id = ?2)",
+                    params![now_ms, id],
+                )?;
+                Ok(changed as u64)
+            })
+            .await
+    }
+
     async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
