@@ -29,11 +29,13 @@ pub(super) async fn demo(output: OutputFormat, keep_running: bool) -> Result<Pri
             "\nThe relay and the stand-in org keep running until ctrl-c. In another terminal, with this demo's\n\
              throwaway credentials:\n\n  export DRSF__RELAY__INBOUND_CLIENT_ID={}\n  export DRSF__RELAY__INBOUND_CLIENT_SECRET={}\n  \
              export DRSF__DIGITAL_RIVER__SIGNING_SECRETS={}\n  export DRSF__STORAGE__URL={}\n\n  \
-             dr-sf-bridge trigger order.complete --count 100 --url {url}\n  curl {url}/metrics\n  dr-sf-bridge events list",
+             dr-sf-bridge trigger order.complete --count 100 --url {url}\n  curl {url}/metrics\n  dr-sf-bridge events list\n\n\
+             The status page: {url}/ui/ — sign in with the admin token {}",
             c.client_id,
             c.client_secret.expose_secret(),
             c.signing_secret.expose_secret(),
             running.storage_url,
+            c.admin_token.expose_secret(),
             url = report.relay_url,
         );
         shutdown_signal().await;

@@ -44,6 +44,8 @@ pub struct DemoCredentials {
     pub client_id: String,
     pub client_secret: SecretString,
     pub signing_secret: SecretString,
+    /// Signs in to the demo relay's status page.
+    pub admin_token: SecretString,
 }
 
 fn throwaway(prefix: &str) -> String {
@@ -82,6 +84,7 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
         client_id: "digitalriver-demo".to_owned(),
         client_secret: SecretString::from(throwaway("demo-client-secret")),
         signing_secret: SecretString::from(throwaway("whsec_demo")),
+        admin_token: SecretString::from(throwaway("demo-admin-token")),
     };
     let token_key = throwaway("demo-token-key-0123456789");
     use secrecy::ExposeSecret;
@@ -94,6 +97,7 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
             credentials.client_secret.expose_secret().to_owned(),
         ),
         ("relay.inbound_token_key", token_key),
+        ("relay.admin_token", credentials.admin_token.expose_secret().to_owned()),
         (
             "digital_river.signing_secrets",
             credentials.signing_secret.expose_secret().to_owned(),
@@ -236,7 +240,7 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
     })
 }
 
+/// One line of the live account, with the event's full id (what `events show` takes).
 fn line(event_type: &EventType, id: &EventId, what: &str) -> String {
-    let short: String = id.as_str().chars().take(8).collect();
-    format!("{:<26} {short}…  {what}", event_type.as_str())
+    format!("{:<26} {}  {what}", event_type.as_str(), id.as_str())
 }

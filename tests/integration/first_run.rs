@@ -200,3 +200,31 @@ async fn the_start_up_line_names_the_address_the_store_each_org_and_what_runs() 
         assert!(line.contains(expected), "{expected:?} in {line}");
     }
 }
+
+#[tokio::test]
+async fn the_demo_turns_the_status_page_on_and_shows_full_event_ids() {
+    use secrecy::ExposeSecret;
+    let mut lines = Vec::new();
+    let demo = dr_sf_bridge::ops::demo::run(|line| lines.push(line)).await.unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = http
+        .post(format!("{}/ui/sign-in", demo.report.relay_url))
+        .form(&[
+            ("token", demo.credentials.admin_token.expose_secret()),
+            ("next", "/ui/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "the demo's status page takes its admin token");
+    let listed = lines
+        .iter()
+        .find(|l| l.starts_with("order.accepted"))
+        .expect("a line per event");
+    let id = listed.split_whitespace().nth(1).unwrap();
+    assert!(!id.ends_with('…') && id.len() > 8, "a full id: {listed}");
+    demo.stop().await.unwrap();
+}
