@@ -312,3 +312,36 @@ async fn check_notes_what_it_saw_of_the_webhook_for_the_status_page() {
     );
     assert!(registered.checked_at_ms >= missing.checked_at_ms);
 }
+
+#[tokio::test]
+async fn check_finds_the_relays_webhook_and_never_advises_a_second_one() {
+    let dr = DrStandIn::start().await;
+    let sf = SalesforceStandIn::start().await;
+    org_with_package(&sf).await;
+    let mut relay_env = env(&dr, &sf);
+    relay_env.extend([
+        ("DRSF__RELAY__PUBLIC_URL", "https://relay.acme.com/".to_owned()),
+        ("DRSF__RELAY__INBOUND_CLIENT_ID", "digitalriver".to_owned()),
+        ("DRSF__RELAY__INBOUND_CLIENT_SECRET", RELAY_SECRET.to_owned()),
+    ]);
+    let registered = cli(&["register", "--target", "relay"]).envs(&relay_env).run().await;
+    assert_eq!(registered.code, 0, "{}", registered.stderr);
+    // register.target left at its default (salesforce): check looks for the org's address.
+    let out = cli(&["check"]).envs(&relay_env).run().await;
+    let webhook = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains(" webhook:"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        webhook.contains("https://relay.acme.com/webhooks/digitalriver") && webhook.contains("register.target"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !webhook.contains("run `dr-sf-bridge register"),
+        "no second webhook advised:\n{webhook}"
+    );
+}

@@ -11,7 +11,7 @@ mod salesforce;
 use super::register::managed_address;
 use super::webhooks;
 use crate::domain::Mode;
-use crate::settings::{self, LoadOptions, Purpose, Settings};
+use crate::settings::{self, LoadOptions, Purpose, RegisterTarget, Settings};
 use crate::store::facts::WebhookSeen;
 use crate::store::{self, Store};
 use salesforce::check_salesforce;
@@ -347,6 +347,33 @@ async fn check_digital_river(settings: &Settings, mode: Mode, checks: &mut Vec<C
         target.as_str()
     ));
     let Some(webhook) = webhooks.iter().find(|w| w.address == address) else {
+        // The webhook `register` made for the other target: advising `register` here would make
+        // a second one, and DR would post every event twice.
+        let other = match target {
+            RegisterTarget::Salesforce => RegisterTarget::Relay,
+            RegisterTarget::Relay => RegisterTarget::Salesforce,
+        };
+        let other_address = managed_address(settings, other, mode).ok();
+        if let Some(found) = webhooks.iter().find(|w| Some(&w.address) == other_address.as_ref()) {
+            checks.push(line(
+                "webhook",
+                Status::Fail,
+                format!(
+                    "{tag}DR posts to {} (the webhook `register --target {}` manages, {}), but register.target = \"{}\"",
+                    found.address,
+                    other.as_str(),
+                    found.id,
+                    target.as_str()
+                ),
+                Some(format!(
+                    "set register.target = \"{0}\" (DRSF__REGISTER__TARGET={0}) so that check and the relay know where \
+                     DR posts; to move the webhook instead, `unregister --target {0}` first (README, \"Leaving the \
+                     password flow\"), never a second `register`",
+                    other.as_str()
+                )),
+            ));
+            return;
+        }
         checks.push(line(
             "webhook",
             Status::Fail,
