@@ -29,6 +29,7 @@ mod confirm;
 mod connect;
 mod copy;
 mod lease;
+mod operations;
 mod queries;
 mod vacuum;
 mod wakeups;

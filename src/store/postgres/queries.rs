@@ -101,7 +101,7 @@ pub(super) async fn attempts_of(
 
 impl PostgresStore {
     /// Runs one statement and answers how many rows it changed.
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -111,7 +111,7 @@ impl PostgresStore {
         client.execute(&statement, params).await.map_err(classify)
     }
 
-    async fn query(
+    pub(super) async fn query(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -119,18 +119,6 @@ impl PostgresStore {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(classify)?;
         client.query(&statement, params).await.map_err(classify)
-    }
-
-    async fn delete_before(&self, statuses: &[&str], before_ms: i64) -> Result<u64, StoreError> {
-        let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
-        let deleted = self
-            .execute(
-                "DELETE FROM events WHERE status = ANY($1) AND received_at < $2",
-                &[&statuses, &before_ms],
-            )
-            .await?;
-        self.vacuum.rewrote(deleted);
-        Ok(deleted)
     }
 }
 
@@ -369,34 +357,11 @@ impl Store for PostgresStore {
     }
 
     async fn retry_now(&self, id: Option<&EventId>, now_ms: i64) -> Result<u64, StoreError> {
-        let id = id.map(|id| id.as_str().to_owned());
-        let changed = self
-            .execute(
-                "UPDATE events SET next_attempt_at = $1
-                 WHERE status = 'pending' AND next_attempt_at > $1 AND ($2::TEXT IS NULL OR id = $2)",
-                &[&now_ms, &id],
-            )
-            .await?;
-        if changed > 0 {
-            self.announcer.stored();
-        }
-        Ok(changed)
+        self.make_due(id, now_ms).await
     }
 
     async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let rows = self
-            .query(
-                "SELECT COUNT(*) FROM events WHERE status = 'delivered' AND received_at < $1",
-                &[&before_ms],
-            )
-            .await?;
-        let count: i64 = rows
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(classify)?
-            .unwrap_or(0);
-        Ok(count as u64)
+        self.count_delivered(before_ms).await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

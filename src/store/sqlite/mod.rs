@@ -22,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 mod confirm;
 mod copy;
 mod lock;
+mod operations;
 mod rows;
 mod writer;
 
@@ -105,18 +106,6 @@ impl SqliteStore {
             tracing::warn!(released, "took over events left in flight by a previous run");
         }
         Ok(())
-    }
-}
-
-impl SqliteStore {
-    /// Deletes the events of `statuses` (an SQL list of literals) received before `before_ms`.
-    async fn delete_before(&self, statuses: &'static str, before_ms: i64) -> Result<u64, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let sql = format!("DELETE FROM events WHERE status IN ({statuses}) AND received_at < ?1");
-                Ok(conn.execute(&sql, [before_ms])? as u64)
-            })
-            .await
     }
 }
 
@@ -377,30 +366,11 @@ impl Store for SqliteStore {
     }
 
     async fn retry_now(&self, id: Option<&EventId>, now_ms: i64) -> Result<u64, StoreError> {
-        let id = id.map(|id| id.as_str().to_owned());
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let changed = conn.execute(
-                    "UPDATE events SET next_attempt_at = ?1
-                     WHERE status = 'pending' AND next_attempt_at > ?1 AND (?2 IS NULL OR id = ?2)",
-                    params![now_ms, id],
-                )?;
-                Ok(changed as u64)
-            })
-            .await
+        self.make_due(id, now_ms).await
     }
 
     async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                conn.query_row(
-                    "SELECT COUNT(*) FROM events WHERE status = 'delivered' AND received_at < ?1",
-                    [before_ms],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(|n| n as u64)
-            })
-            .await
+        self.count_delivered(before_ms).await
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
