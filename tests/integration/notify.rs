@@ -61,8 +61,9 @@ async fn deliveries_failing_past_failing_after_are_told_once_and_resolved_once()
         .mount_as_scoped(&sf.server)
         .await;
     let hook = receiver(200).await;
-    // Retries a minute apart on the relay's clock: wall time on a busy machine never makes one due.
-    let relay = relay_telling(sf, &hook.uri(), &[("delivery.retry_schedule", "0s,1m,1m,1m,1m")]).await;
+    // Retries far apart on the relay's clock (a busy machine's wall time never makes one due); the
+    // third, 30 s ± 10% after the second, is due once the clock moves a minute.
+    let relay = relay_telling(sf, &hook.uri(), &[("delivery.retry_schedule", "0s,1m,30s,1m")]).await;
     for n in 0..20 {
         relay
             .accept(&event("order.accepted", &format!("evt-{n}"), &format!("o-{n}")))
@@ -186,7 +187,12 @@ async fn a_flapping_org_sends_nothing() {
     let relay = relay_telling(
         sf,
         &hook.uri(),
-        &[("notify.failing_after_secs", "0"), ("notify.min_duration_secs", "120")],
+        &[
+            ("notify.failing_after_secs", "0"),
+            ("notify.min_duration_secs", "120"),
+            // The retry 20 s ± 10% later: due once the clock moves 30 s, never by wall time alone.
+            ("delivery.retry_schedule", "0s,20s,20s,20s"),
+        ],
     )
     .await;
     for n in 0..5 {
