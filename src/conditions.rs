@@ -78,6 +78,31 @@ fn condition(key: String, level: Level, headline: String, detail: String) -> Con
     }
 }
 
+impl Condition {
+    /// Of one target's org.
+    fn of(mut self, mode: Mode) -> Self {
+        self.target = Some(mode);
+        self
+    }
+
+    /// Told at once (it cannot be a flap).
+    fn at_once(mut self) -> Self {
+        self.immediate = true;
+        self
+    }
+
+    /// Shown on the page, never notified.
+    fn shown_only(mut self) -> Self {
+        self.notify = false;
+        self
+    }
+
+    fn since(mut self, since_ms: i64) -> Self {
+        self.since_ms = Some(since_ms);
+        self
+    }
+}
+
 /// Which org an admin recognises: the sandbox or production, by the target's mode.
 fn org_name(target: &TargetSnapshot, several: bool) -> String {
     let org = if target.mode.is_live() {
@@ -99,14 +124,15 @@ pub fn current(inputs: &Inputs) -> Vec<Condition> {
     let stats = match &inputs.store {
         Ok(stats) => stats,
         Err(e) => {
-            let mut unavailable = condition(
-                "store_unavailable".into(),
-                Level::Bad,
-                "Store unavailable: new orders from Digital River are refused until it is back".into(),
-                format!("Digital River keeps retrying them. The store said: {e}"),
+            all.push(
+                condition(
+                    "store_unavailable".into(),
+                    Level::Bad,
+                    "Store unavailable: new orders from Digital River are refused until it is back".into(),
+                    format!("Digital River keeps retrying them. The store said: {e}"),
+                )
+                .at_once(),
             );
-            unavailable.immediate = true;
-            all.push(unavailable);
             return all;
         }
     };
@@ -114,36 +140,38 @@ pub fn current(inputs: &Inputs) -> Vec<Condition> {
     let several = targets.len() > 1;
     for target in targets {
         if let Some(refusal) = &target.sign_in_refused {
-            let mut refused = condition(
-                format!("sign_in_refused.{}", target.mode),
-                Level::Bad,
-                format!(
-                    "Sign-in refused by {}: fix the password or the connected app",
-                    org_name(target, several)
-                ),
-                format!("Events wait and are delivered once the sign-in works; nothing is lost. {refusal}"),
+            all.push(
+                condition(
+                    format!("sign_in_refused.{}", target.mode),
+                    Level::Bad,
+                    format!(
+                        "Sign-in refused by {}: fix the password or the connected app",
+                        org_name(target, several)
+                    ),
+                    format!("Events wait and are delivered once the sign-in works; nothing is lost. {refusal}"),
+                )
+                .at_once()
+                .of(target.mode),
             );
-            refused.immediate = true;
-            refused.target = Some(target.mode);
-            all.push(refused);
         }
     }
     for target in targets {
         if let Some(since) = target.observed.failing_since_ms {
             let mut name = org_name(target, several);
             name[..1].make_ascii_uppercase();
-            let mut failing = condition(
-                format!("failing.{}", target.mode),
-                Level::Bad,
-                format!("{name} failing since {} ({} ago)", time(since), age(now_ms - since)),
-                format!(
-                    "Events wait and are retried; nothing is lost. Last answer: {}",
-                    target.observed.last_failure.as_deref().unwrap_or("none")
-                ),
+            all.push(
+                condition(
+                    format!("failing.{}", target.mode),
+                    Level::Bad,
+                    format!("{name} failing since {} ({} ago)", time(since), age(now_ms - since)),
+                    format!(
+                        "Events wait and are retried; nothing is lost. Last answer: {}",
+                        target.observed.last_failure.as_deref().unwrap_or("none")
+                    ),
+                )
+                .since(since)
+                .of(target.mode),
             );
-            failing.since_ms = Some(since);
-            failing.target = Some(target.mode);
-            all.push(failing);
         }
     }
     for target in targets {
@@ -152,14 +180,15 @@ pub fn current(inputs: &Inputs) -> Vec<Condition> {
                 PauseCause::DailyLimit => "the org's daily API allocation is spent",
                 PauseCause::ApiReserve => "the org's API usage reached the reserve kept for its other integrations",
             };
-            let mut paused = condition(
-                format!("paused.{}.{}", cause.as_str(), target.mode),
-                Level::Warn,
-                format!("Deliveries to {} paused: {why}", org_name(target, several)),
-                "They resume by themselves when the org's usage falls; nothing is lost.".into(),
+            all.push(
+                condition(
+                    format!("paused.{}.{}", cause.as_str(), target.mode),
+                    Level::Warn,
+                    format!("Deliveries to {} paused: {why}", org_name(target, several)),
+                    "They resume by themselves when the org's usage falls; nothing is lost.".into(),
+                )
+                .of(target.mode),
             );
-            paused.target = Some(target.mode);
-            all.push(paused);
         }
     }
     if stats.failed_in_salesforce > 0 {
@@ -179,49 +208,52 @@ pub fn current(inputs: &Inputs) -> Vec<Condition> {
         ));
     }
     if stats.dead > 0 {
-        let mut dead = condition(
-            "dead".into(),
-            Level::Warn,
-            format!(
-                "Delivering, but {} event{} could not be delivered",
-                stats.dead,
-                if stats.dead == 1 { "" } else { "s" }
-            ),
-            "Open the dead events to see why, fix the cause in Salesforce, then send them again.".into(),
+        all.push(
+            condition(
+                "dead".into(),
+                Level::Warn,
+                format!(
+                    "Delivering, but {} event{} could not be delivered",
+                    stats.dead,
+                    if stats.dead == 1 { "" } else { "s" }
+                ),
+                "Open the dead events to see why, fix the cause in Salesforce, then send them again.".into(),
+            )
+            .shown_only(),
         );
-        dead.notify = false;
-        all.push(dead);
     }
     if let Some(oldest) = stats
         .oldest_pending_received_at_ms
         .filter(|t| now_ms - t > SLOW_PENDING_MS)
     {
-        let mut slow = condition(
-            "slow_pending".into(),
-            Level::Warn,
-            format!("Delivering, but an event has waited {}", age(now_ms - oldest)),
-            "Salesforce is slow or an order's earlier event is being retried.".into(),
+        all.push(
+            condition(
+                "slow_pending".into(),
+                Level::Warn,
+                format!("Delivering, but an event has waited {}", age(now_ms - oldest)),
+                "Salesforce is slow or an order's earlier event is being retried.".into(),
+            )
+            .shown_only(),
         );
-        slow.notify = false;
-        all.push(slow);
     }
     for target in targets.iter().filter(|t| t.grant == "password") {
         if now_ms >= PASSWORD_FLOW_ENDS_MS - PASSWORD_FLOW_WARNING_MS {
-            let mut ending = condition(
-                format!("password_flow.{}", target.mode),
-                Level::Warn,
-                format!(
-                    "{} signs in with the password flow, which Salesforce stops in Winter '27",
-                    org_name(target, several)
-                ),
-                format!(
-                    "{}; {}.",
-                    crate::salesforce::PASSWORD_FLOW_ENDS,
-                    crate::salesforce::PASSWORD_FLOW_WAYS_OUT
-                ),
+            all.push(
+                condition(
+                    format!("password_flow.{}", target.mode),
+                    Level::Warn,
+                    format!(
+                        "{} signs in with the password flow, which Salesforce stops in Winter '27",
+                        org_name(target, several)
+                    ),
+                    format!(
+                        "{}; {}.",
+                        crate::salesforce::PASSWORD_FLOW_ENDS,
+                        crate::salesforce::PASSWORD_FLOW_WAYS_OUT
+                    ),
+                )
+                .of(target.mode),
             );
-            ending.target = Some(target.mode);
-            all.push(ending);
         }
     }
     all
@@ -270,15 +302,13 @@ fn webhook_conditions(targets: &[TargetSnapshot], webhooks: &[Option<WebhookSeen
                     "Check the DR API key; events that arrive are delivered as usual.",
                 ),
             };
-            let mut found = condition(
+            let found = condition(
                 format!("webhook.{state}.{}", target.mode),
                 level,
                 headline,
                 format!("{} {fix}", seen.detail),
-            );
-            found.immediate = state == "disabled";
-            found.target = Some(target.mode);
-            Some(found)
+            ).of(target.mode);
+            Some(if state == "disabled" { found.at_once() } else { found })
         })
         .collect()
 }

@@ -8,7 +8,8 @@
 //! is closed to admit the new one: an idle socket holds nothing, and DR's POST gets in.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio::task::AbortHandle;
@@ -35,77 +36,81 @@ pub fn descriptor_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-struct Entry {
-    /// Since when no request is in progress; `None` while one is.
-    idle_since: Option<Instant>,
-    task: Option<AbortHandle>,
+/// One connection's state, shared by its requests (which mark it busy and idle without taking the
+/// registry's lock: that is the request path) and the registry (which reads it only at the cap).
+#[derive(Default)]
+pub struct Connection {
+    /// Since when no request is in progress, in ms since the registry began; 0 while one is.
+    idle_since: AtomicU64,
+    task: OnceLock<AbortHandle>,
+}
+
+impl Connection {
+    pub fn busy(&self) {
+        self.idle_since.store(0, Ordering::Relaxed);
+    }
+
+    pub fn idle(&self, registry: &Registry) {
+        self.idle_since.store(registry.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// The task serving it, to close it when it is evicted.
+    pub fn serving(&self, task: AbortHandle) {
+        let _ = self.task.set(task);
+    }
 }
 
 /// Every open connection, with whether it is serving a request.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
-    inner: Arc<Mutex<Inner>>,
+    began: Instant,
+    open: Arc<Mutex<HashMap<u64, Arc<Connection>>>>,
+    next: Arc<AtomicU64>,
 }
 
-#[derive(Default)]
-struct Inner {
-    next: u64,
-    open: HashMap<u64, Entry>,
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            began: Instant::now(),
+            open: Arc::default(),
+            next: Arc::default(),
+        }
+    }
 }
 
 impl Registry {
-    /// A new connection, idle until its first request; answers its number.
-    pub fn opened(&self) -> u64 {
-        let mut inner = self.inner.lock().expect("not poisoned");
-        inner.next += 1;
-        let id = inner.next;
-        inner.open.insert(
-            id,
-            Entry {
-                idle_since: Some(Instant::now()),
-                task: None,
-            },
-        );
-        id
+    /// Idle times are counted from 1, so that 0 can mean busy.
+    fn elapsed_ms(&self) -> u64 {
+        self.began.elapsed().as_millis() as u64 + 1
     }
 
-    /// The task serving `id`, to close it when it is evicted.
-    pub fn serving(&self, id: u64, task: AbortHandle) {
-        if let Some(entry) = self.inner.lock().expect("not poisoned").open.get_mut(&id) {
-            entry.task = Some(task);
-        }
-    }
-
-    pub fn busy(&self, id: u64) {
-        if let Some(entry) = self.inner.lock().expect("not poisoned").open.get_mut(&id) {
-            entry.idle_since = None;
-        }
-    }
-
-    pub fn idle(&self, id: u64) {
-        if let Some(entry) = self.inner.lock().expect("not poisoned").open.get_mut(&id) {
-            entry.idle_since = Some(Instant::now());
-        }
+    /// A new connection, idle until its first request; answers its number and its state.
+    pub fn opened(&self) -> (u64, Arc<Connection>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let connection = Arc::new(Connection::default());
+        connection.idle(self);
+        self.open.lock().expect("not poisoned").insert(id, connection.clone());
+        (id, connection)
     }
 
     pub fn closed(&self, id: u64) {
-        self.inner.lock().expect("not poisoned").open.remove(&id);
+        self.open.lock().expect("not poisoned").remove(&id);
     }
 
     /// Closes the connection idle longest, if one is idle; answers whether it did.
     pub fn evict_idlest(&self) -> bool {
-        let mut inner = self.inner.lock().expect("not poisoned");
-        let Some((&id, _)) = inner
-            .open
+        let mut open = self.open.lock().expect("not poisoned");
+        let idlest = open
             .iter()
-            .filter(|(_, e)| e.task.is_some())
-            .filter_map(|(id, e)| e.idle_since.map(|since| (id, since)))
-            .min_by_key(|(_, since)| *since)
-        else {
+            .filter(|(_, c)| c.task.get().is_some())
+            .map(|(id, c)| (*id, c.idle_since.load(Ordering::Relaxed)))
+            .filter(|(_, since)| *since != 0)
+            .min_by_key(|(_, since)| *since);
+        let Some((id, _)) = idlest else {
             return false;
         };
-        if let Some(entry) = inner.open.remove(&id)
-            && let Some(task) = entry.task
+        if let Some(connection) = open.remove(&id)
+            && let Some(task) = connection.task.get()
         {
             task.abort();
         }
@@ -128,17 +133,17 @@ mod tests {
     #[tokio::test]
     async fn the_connection_idle_longest_is_the_one_closed_and_a_busy_one_never() {
         let registry = Registry::default();
-        let older = registry.opened();
-        let newer = registry.opened();
+        let (_, older) = registry.opened();
+        let (_, newer) = registry.opened();
         let older_task = tokio::spawn(std::future::pending::<()>());
         let newer_task = tokio::spawn(std::future::pending::<()>());
-        registry.serving(older, older_task.abort_handle());
-        registry.serving(newer, newer_task.abort_handle());
-        registry.busy(older);
+        older.serving(older_task.abort_handle());
+        newer.serving(newer_task.abort_handle());
+        older.busy();
         assert!(registry.evict_idlest());
         assert!(newer_task.await.unwrap_err().is_cancelled(), "the idle one is closed");
         assert!(!registry.evict_idlest(), "the busy one is not");
-        registry.idle(older);
+        older.idle(&registry);
         assert!(registry.evict_idlest());
         assert!(older_task.await.unwrap_err().is_cancelled());
     }

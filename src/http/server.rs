@@ -101,18 +101,18 @@ pub async fn serve(
             }
             continue;
         };
-        let id = open.opened();
-        let (on_request, on_response) = (open.clone(), open.clone());
+        let (id, state) = open.opened();
+        let (on_request, on_response, registry) = (state.clone(), state.clone(), open.clone());
         let service = router
             .clone()
             .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                on_request.busy(id);
+                on_request.busy();
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             })
             .map_response(move |response| {
-                on_response.idle(id);
+                on_response.idle(&registry);
                 response
             });
         let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
@@ -126,7 +126,7 @@ pub async fn serve(
             }
             registry.closed(id);
         });
-        open.serving(id, task.abort_handle());
+        state.serving(task.abort_handle());
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {

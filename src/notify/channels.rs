@@ -40,8 +40,7 @@ pub async fn send(
             if let Some(secret) = signing_secret {
                 request = request.header("X-DRSF-Signature", signature(secret, unix_secs(), &body));
             }
-            let host = redact_url(url.expose_secret());
-            let host = host.split('/').take(3).collect::<Vec<_>>().join("/");
+            let host = origin(url);
             let response = request
                 .body(body)
                 .send()
@@ -57,6 +56,15 @@ pub async fn send(
         }
         ChannelKind::Email(email) => send_email(email, message).await,
     }
+}
+
+/// A webhook URL as messages may name it: scheme and host only (its path often holds a token).
+pub fn origin(url: &SecretString) -> String {
+    redact_url(url.expose_secret())
+        .split('/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`, as the README documents.

@@ -147,11 +147,6 @@ impl Notifier {
         })
     }
 
-    /// The conditions that hold now, as the status page shows them.
-    pub async fn conditions(&self) -> Vec<Condition> {
-        current_conditions(&*self.store, &self.targets, self.clock.now_ms()).await
-    }
-
     /// One look: tells what changed, and sends what is due.
     #[tracing::instrument(skip_all)]
     pub async fn step(&self) -> Result<Step, crate::store::StoreError> {
@@ -166,11 +161,11 @@ impl Notifier {
         let mut state = load(&*self.store).await?;
         let before = state.clone();
         let mut step = Step::default();
-        let current = self.conditions().await;
+        let (current, stats) = look(&*self.store, &self.targets, now).await;
         for message in self.decide(&mut state, &current, now) {
             step.queued += self.queue(&mut state, message, now);
         }
-        if let Ok(stats) = self.store.stats().await
+        if let Some(stats) = stats
             && let Some(message) = self.dead_events(&mut state, stats.dead, now)
         {
             step.queued += self.queue(&mut state, message, now);
@@ -424,8 +419,13 @@ pub async fn load(store: &dyn Store) -> Result<NotifierState, crate::store::Stor
         .unwrap_or_default())
 }
 
-/// The conditions of the relay with `targets` beside `store`, now.
-pub async fn current_conditions(store: &dyn Store, targets: &[TargetView], now_ms: i64) -> Vec<Condition> {
+/// The conditions of the relay with `targets` beside `store`, now, and the store's counts they
+/// were computed from (`None` when the store could not answer).
+async fn look(
+    store: &dyn Store,
+    targets: &[TargetView],
+    now_ms: i64,
+) -> (Vec<Condition>, Option<crate::store::StoreStats>) {
     let stats = store.stats().await;
     let mut snapshots = Vec::with_capacity(targets.len());
     let mut webhooks = Vec::with_capacity(targets.len());
@@ -433,12 +433,13 @@ pub async fn current_conditions(store: &dyn Store, targets: &[TargetView], now_m
         snapshots.push(target.snapshot().await);
         webhooks.push(WebhookSeen::recall(store, target.mode()).await.ok().flatten());
     }
-    conditions::current(&Inputs {
+    let current = conditions::current(&Inputs {
         store: stats.as_ref().map_err(|e| e.to_string()),
         targets: &snapshots,
         webhooks: &webhooks,
         now_ms,
-    })
+    });
+    (current, stats.ok())
 }
 
 /// One channel's answer to `notify test`.

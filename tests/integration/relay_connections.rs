@@ -286,12 +286,7 @@ async fn a_flood_of_idle_connections_under_a_descriptor_limit_cannot_keep_dr_out
     let body = event("order.accepted", "evt-through-the-flood", "o-flood");
     let answer = tokio::time::timeout(
         Duration::from_secs(20),
-        http.post(format!("{}/webhooks/digitalriver", relay.address))
-            .header("authorization", basic_header())
-            .header("DigitalRiver-Signature", signed(&body))
-            .header("content-type", "application/json")
-            .body(body)
-            .send(),
+        crate::relay_process::post_like_dr(&http, &relay.address, body),
     )
     .await
     .expect("DR's POST is answered")

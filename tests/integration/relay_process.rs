@@ -127,6 +127,17 @@ impl RelayProcess {
     }
 }
 
+/// Posts an event once as DR would: signed, with the relay's Basic credentials.
+pub async fn post_like_dr(http: &reqwest::Client, address: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{address}/webhooks/digitalriver"))
+        .header("authorization", basic_header())
+        .header("DigitalRiver-Signature", signed(&body))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+}
+
 /// Posts an event as DR would, retrying until the relay acknowledges it; answers how many posts
 /// that took.
 pub async fn deliver_like_dr(http: &reqwest::Client, address: &str, body: Vec<u8>) -> usize {

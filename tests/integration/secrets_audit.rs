@@ -277,13 +277,7 @@ async fn no_byte_of_the_private_key_appears_anywhere() {
     let mut relay = RelayProcess::start_logging(&sf, dir.path(), port, &jwt, "trace").await;
     let http = reqwest::Client::new();
     let body = event("order.accepted", "evt-jwt-audit", "o-jwt-audit");
-    let answer = http
-        .post(format!("{}/webhooks/digitalriver", relay.address))
-        .header("authorization", basic_header())
-        .header("DigitalRiver-Signature", signed(&body))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
+    let answer = crate::relay_process::post_like_dr(&http, &relay.address, body)
         .await
         .unwrap();
     assert_eq!(answer.status(), 202);

@@ -429,9 +429,7 @@ async fn notify_channel(channel: &crate::settings::notify::ChannelSettings) -> C
     use crate::settings::notify::ChannelKind;
     match &channel.kind {
         ChannelKind::Webhook { url, format } => {
-            use secrecy::ExposeSecret;
-            let redacted = crate::support::text::redact_url(url.expose_secret());
-            let origin: String = redacted.split('/').take(3).collect::<Vec<_>>().join("/");
+            let origin = crate::notify::channels::origin(url);
             line(
                 "notify channel",
                 Status::Pass,

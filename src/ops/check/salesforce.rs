@@ -135,7 +135,7 @@ async fn failure_records(client: &ApexClient, tag: &str) -> CheckLine {
             Status::Fail,
             format!(
                 "{tag}the integration user cannot read {OBJECT}: Salesforce answered INVALID_TYPE ({})",
-                one_line(&message)
+                crate::support::text::one_line(&message, usize::MAX)
             ),
             Some(
                 "in Setup, give the integration user read access to the DR Failed Event object with a permission set \
@@ -150,9 +150,4 @@ async fn failure_records(client: &ApexClient, tag: &str) -> CheckLine {
             Some("the relay tries again at every sweep; deliveries do not wait for it".into()),
         ),
     }
-}
-
-/// Salesforce's multi-line SOQL errors as one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
