@@ -9,6 +9,7 @@ use crate::delivery::TargetSnapshot;
 use crate::delivery::pacing::PauseCause;
 use crate::domain::Mode;
 use crate::store::StoreStats;
+use crate::store::disk::DiskSpace;
 use crate::store::facts::WebhookSeen;
 use crate::support::text::{age, time};
 
@@ -62,6 +63,8 @@ pub struct Inputs<'a> {
     pub store: Result<&'a StoreStats, String>,
     pub targets: &'a [TargetSnapshot],
     pub webhooks: &'a [Option<WebhookSeen>],
+    /// Room on the store's disk, when the relay can see it.
+    pub disk: Option<DiskSpace>,
     pub now_ms: i64,
 }
 
@@ -136,6 +139,21 @@ pub fn current(inputs: &Inputs) -> Vec<Condition> {
             return all;
         }
     };
+    if let Some(disk) = inputs.disk.filter(DiskSpace::nearly_full) {
+        all.push(condition(
+            "disk_nearly_full".into(),
+            Level::Bad,
+            format!(
+                "The store's disk is {}% full ({} free): when it is full, new orders from Digital River are refused",
+                disk.used_percent(),
+                mebibytes(disk.free_bytes)
+            ),
+            "Digital River retries refused events and nothing acknowledged is lost, but orders wait. Free space on \
+             the volume or grow it; `dr-sf-bridge events purge --delivered-before 7d` removes delivered events now, \
+             and a shorter storage.retention_days keeps fewer."
+                .into(),
+        ));
+    }
     let targets = inputs.targets;
     let several = targets.len() > 1;
     for target in targets {
@@ -257,6 +275,10 @@ pub fn current(inputs: &Inputs) -> Vec<Condition> {
         }
     }
     all
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// The watchdog found DR's webhook not as it should be: before anything else, since no order

@@ -6,6 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -75,12 +76,22 @@ pub fn signature(secret: &SecretString, at_secs: u64, body: &str) -> String {
 }
 
 fn transport(email: &EmailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let server = || format!("SMTP {}:{}", email.host, email.port);
+    let tls = || -> Result<TlsParameters, String> {
+        let mut parameters = TlsParameters::builder(email.host.clone());
+        if let Some(pem) = &email.ca_pem {
+            let ca = Certificate::from_pem(pem).map_err(|e| format!("{}: ca_file: {e}", server()))?;
+            parameters = parameters.add_root_certificate(ca);
+        }
+        parameters.build_rustls().map_err(|e| format!("{}: {e}", server()))
+    };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.host);
     let builder = match email.tls {
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&email.host),
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&email.host),
-        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.host)),
-    }
-    .map_err(|e| format!("SMTP {}: {e}", email.host))?;
+        // STARTTLS required: no credentials or mail go over a connection that did not upgrade.
+        SmtpTls::Starttls => builder.tls(Tls::Required(tls()?)),
+        SmtpTls::Tls => builder.tls(Tls::Wrapper(tls()?)),
+        SmtpTls::None => builder,
+    };
     let mut builder = builder.port(email.port).timeout(Some(SEND_TIMEOUT));
     if let (Some(user), Some(password)) = (&email.username, &email.password) {
         builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_owned()));

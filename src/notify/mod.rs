@@ -437,6 +437,7 @@ async fn look(
         store: stats.as_ref().map_err(|e| e.to_string()),
         targets: &snapshots,
         webhooks: &webhooks,
+        disk: store.disk_space(),
         now_ms,
     });
     (current, stats.ok())

@@ -2,8 +2,9 @@
 //! (chat webhooks, email), with the rules that keep it quiet.
 //!
 //! Channels are named tables, `[notify.channels.<name>]`, so that each key has an environment
-//! variable too (`DRSF__NOTIFY__CHANNELS__OPS__URL`): a chat webhook's URL and an SMTP password
-//! are secrets, and secrets are given in the environment, never in files under `config/`.
+//! variable too (`DRSF__NOTIFY__CHANNELS__OPS__URL`), or an array of tables, `[[notify.channels]]`
+//! named by `name`. A chat webhook's URL and an SMTP password are secrets: given in the
+//! environment or as a file (`url_file`, `password_file`), never in files under `config/`.
 
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ pub struct EmailSettings {
     pub password: Option<SecretString>,
     pub from: String,
     pub to: Vec<String>,
+    /// The certificate (PEM) of a private CA the mail server's certificate is signed by, besides
+    /// the public ones (`ca_file`).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -93,9 +97,16 @@ impl NotifySettings {
         let max_per_hour: u32 = r.get("notify.max_per_hour");
         r.problems.positive("notify.max_per_hour", u64::from(max_per_hour));
         let signing_secret = r.secret("notify.signing_secret");
-        let mut channels = Vec::new();
-        for name in r.table_keys("notify.channels") {
-            if let Some(channel) = read_channel(r, &name) {
+        let mut channels: Vec<ChannelSettings> = Vec::new();
+        for (name, prefix) in r.entries("notify.channels") {
+            if channels.iter().any(|c| c.name == name) {
+                r.problems.push(
+                    &format!("{prefix}.name"),
+                    format!("`{name}` names two channels; give each its own name"),
+                );
+                continue;
+            }
+            if let Some(channel) = read_channel(r, &name, &prefix) {
                 channels.push(channel);
             }
         }
@@ -113,12 +124,37 @@ impl NotifySettings {
     }
 }
 
-fn read_channel(r: &mut Reader, name: &str) -> Option<ChannelSettings> {
-    let key = |field: &str| format!("notify.channels.{name}.{field}");
+/// A channel's secret: its value (from the environment), or the content of `<key>_file`.
+fn channel_secret(r: &mut Reader, key: &str) -> Option<SecretString> {
+    let file_key = format!("{key}_file");
+    let inline = r.secret(key);
+    let Some(path) = r.optional_text(&file_key) else {
+        return inline;
+    };
+    if inline.is_some() {
+        r.problems
+            .push(key, format!("is given both inline and as {file_key}; keep one"));
+        return None;
+    }
+    match super::read_secret_file(std::path::Path::new(&path)) {
+        Ok(content) if !content.is_empty() => Some(SecretString::from(content)),
+        Ok(_) => {
+            r.problems.push(&file_key, format!("{path} is empty"));
+            None
+        }
+        Err(e) => {
+            r.problems.push(&file_key, e);
+            None
+        }
+    }
+}
+
+fn read_channel(r: &mut Reader, name: &str, prefix: &str) -> Option<ChannelSettings> {
+    let key = |field: &str| format!("{prefix}.{field}");
     let kind = r.text(&key("kind"));
     let kind = match kind.trim() {
         "webhook" => {
-            let url = r.secret(&key("url"));
+            let url = channel_secret(r, &key("url"));
             let format = if r.is_set(&key("format")) {
                 r.one_of(&key("format"), "`slack`, `teams`, `json`")
             } else {
@@ -153,9 +189,24 @@ fn read_channel(r: &mut Reader, name: &str) -> Option<ChannelSettings> {
             };
             let port: Option<u16> = r.get(&key("port"));
             let username = r.optional_text(&key("username"));
-            let password = r.secret(&key("password"));
+            let password = channel_secret(r, &key("password"));
             let from = r.optional_text(&key("from"));
             let to = r.list(&key("to"));
+            let ca_pem = match r.optional_text(&key("ca_file")) {
+                None => None,
+                Some(path) => match std::fs::read(&path) {
+                    Ok(pem) if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_ok() => Some(pem),
+                    Ok(_) => {
+                        r.problems
+                            .push(&key("ca_file"), format!("{path} holds no PEM certificate"));
+                        None
+                    }
+                    Err(e) => {
+                        r.problems.push(&key("ca_file"), format!("cannot read {path}: {e}"));
+                        None
+                    }
+                },
+            };
             for (field, missing) in [
                 ("host", host.is_none()),
                 ("from", from.is_none()),
@@ -179,6 +230,7 @@ fn read_channel(r: &mut Reader, name: &str) -> Option<ChannelSettings> {
                 password,
                 from: from?,
                 to,
+                ca_pem,
             })
         }
         other => {
@@ -193,4 +245,65 @@ fn read_channel(r: &mut Reader, name: &str) -> Option<ChannelSettings> {
         name: name.to_owned(),
         kind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::{LoadOptions, Purpose, load};
+    use secrecy::ExposeSecret;
+
+    /// The settings a relay would read from `toml` as its `--config` file.
+    fn from_file(toml: &str) -> Result<crate::settings::Settings, Vec<(String, String)>> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relay.toml");
+        std::fs::write(&file, toml).unwrap();
+        let options = LoadOptions {
+            config_dir: Some(dir.path().to_owned()),
+            config_file: Some(file),
+            ignore_environment: true,
+            ..Default::default()
+        };
+        let loaded = load(&options, Purpose::Store);
+        drop(dir);
+        loaded.map_err(|p| p.0.into_iter().map(|p| (p.key, p.message)).collect())
+    }
+
+    #[test]
+    fn channels_may_be_an_array_of_tables_named_by_name_with_secrets_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let url_file = dir.path().join("url");
+        std::fs::write(&url_file, "https://hooks.example.com/services/T0/B0/x\n").unwrap();
+        let toml = format!(
+            "[[notify.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl_file = \"{}\"\nformat = \"teams\"\n\n\
+             [[notify.channels]]\nkind = \"email\"\nhost = \"smtp.example.com\"\nfrom = \"relay@example.com\"\nto = [\"admin@example.com\"]\n",
+            url_file.display()
+        );
+        let settings = from_file(&toml).expect("valid");
+        let names: Vec<&str> = settings.notify.channels.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["2", "ops"], "the unnamed one by its place");
+        let super::ChannelKind::Webhook { url, format } = &settings.notify.channels[1].kind else {
+            panic!("ops is a webhook");
+        };
+        assert_eq!(url.expose_secret(), "https://hooks.example.com/services/T0/B0/x");
+        assert_eq!(*format, super::WebhookFormat::Teams);
+    }
+
+    #[test]
+    fn an_array_entrys_typo_and_a_name_used_twice_are_named() {
+        let toml = "[[notify.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"https://hooks.example.com/a\"\nformt = \"json\"\n\n\
+                    [[notify.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"https://hooks.example.com/b\"\n";
+        let problems = from_file(toml).expect_err("two problems");
+        assert!(
+            problems.iter().any(
+                |(key, message)| key == "notify.channels[0].formt" && message.contains("notify.channels[0].format")
+            ),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|(key, message)| key == "notify.channels[1].name" && message.contains("two channels")),
+            "{problems:?}"
+        );
+    }
 }

@@ -162,13 +162,30 @@ impl<'a> Reader<'a> {
             .filter(|v| !matches!(v.kind, config::ValueKind::Nil))
     }
 
-    /// The names of a table's entries (`[notify.channels.<name>]`); empty when absent.
-    pub fn table_keys(&mut self, key: &str) -> Vec<String> {
+    /// The entries of `key`, each with its name and the prefix of its keys: named tables
+    /// (`[notify.channels.ops]`, keys `notify.channels.ops.*`) or an array of tables
+    /// (`[[notify.channels]]`, keys `notify.channels[0].*`, named by their `name`, else by their
+    /// place from 1). Empty when absent.
+    pub fn entries(&mut self, key: &str) -> Vec<(String, String)> {
         match self.value(key).map(|v| v.kind) {
-            Some(config::ValueKind::Table(table)) => table.keys().cloned().collect(),
+            Some(config::ValueKind::Table(table)) => table
+                .keys()
+                .map(|name| (name.clone(), format!("{key}.{name}")))
+                .collect(),
+            Some(config::ValueKind::Array(items)) => (0..items.len())
+                .map(|i| {
+                    let prefix = format!("{key}[{i}]");
+                    let name = self
+                        .optional_text(&format!("{prefix}.name"))
+                        .unwrap_or_else(|| (i + 1).to_string());
+                    (name, prefix)
+                })
+                .collect(),
             Some(_) => {
-                self.problems
-                    .push(key, "must be a table of named entries, e.g. [notify.channels.ops]");
+                self.problems.push(
+                    key,
+                    "must be named tables ([notify.channels.ops]) or an array of tables ([[notify.channels]])",
+                );
                 Vec::new()
             }
             None => Vec::new(),
@@ -261,6 +278,15 @@ fn collect_keys(prefix: &str, table: config::Map<String, config::Value>, keys: &
         };
         match value.kind {
             config::ValueKind::Table(inner) => collect_keys(&key, inner, keys),
+            config::ValueKind::Array(items)
+                if !items.is_empty() && items.iter().all(|i| matches!(i.kind, config::ValueKind::Table(_))) =>
+            {
+                for (i, item) in items.into_iter().enumerate() {
+                    if let config::ValueKind::Table(inner) = item.kind {
+                        collect_keys(&format!("{key}[{i}]"), inner, keys);
+                    }
+                }
+            }
             _ => keys.push(key),
         }
     }

@@ -64,6 +64,7 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
         store: stats.as_ref().map_err(|e| e.to_string()),
         targets: &snapshots,
         webhooks: &webhooks,
+        disk: store.disk_space(),
         now_ms: now,
     });
     let health = Health::of(&current);

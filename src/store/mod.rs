@@ -10,6 +10,7 @@
 
 pub mod confirm;
 mod copy;
+pub mod disk;
 pub mod facts;
 mod filter;
 pub mod migrations;
@@ -370,6 +371,11 @@ pub trait Store: Send + Sync + 'static {
     /// pending; answers whether the engine does (then the worker can poll rarely).
     fn forward_wakeups(&self, _wake: std::sync::Arc<tokio::sync::Notify>) -> bool {
         false
+    }
+
+    /// Room left on the disk holding the store, when the relay can see it (SQLite's file).
+    fn disk_space(&self) -> Option<disk::DiskSpace> {
+        None
     }
 }
 

@@ -11,6 +11,7 @@ mod helpers;
 mod jwt_bearer;
 mod modes;
 mod notify;
+mod notify_email;
 mod pacing;
 mod pg;
 mod pg_proxy;

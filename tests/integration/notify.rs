@@ -12,6 +12,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
+use crate::notify_email::SmtpServer;
 use crate::relay_helpers::*;
 use crate::salesforce_standin::*;
 
@@ -258,82 +259,6 @@ async fn two_relays_on_one_postgresql_store_send_each_message_once() {
     assert_eq!(messages(&hook).await.len(), 1);
 }
 
-/// Python's SMTP server, keeping each message in a maildir; `None` (the test skipped) when the
-/// module is not installed outside CI.
-struct SmtpServer {
-    child: tokio::process::Child,
-    port: u16,
-    maildir: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SmtpServer {
-    async fn start() -> Option<Self> {
-        let installed = std::process::Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run the SMTP test: pip install aiosmtpd (.ci/run does)"
-            );
-            eprintln!("SKIPPED: python3 -m pip install aiosmtpd to run the email test");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = dir.path().join("mail");
-        let port = crate::relay_process::free_port();
-        let child = tokio::process::Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&maildir)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        wait_until("the SMTP server to listen", || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-        })
-        .await;
-        Some(Self {
-            child,
-            port,
-            maildir,
-            _dir: dir,
-        })
-    }
-
-    fn mails(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
-            return Vec::new();
-        };
-        let mut mails: Vec<(std::time::SystemTime, String)> = entries
-            .map(|e| {
-                let path = e.unwrap().path();
-                (
-                    std::fs::metadata(&path).unwrap().modified().unwrap(),
-                    std::fs::read_to_string(&path).unwrap(),
-                )
-            })
-            .collect();
-        mails.sort();
-        mails.into_iter().map(|(_, m)| m).collect()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
 #[tokio::test]
 async fn a_refused_sign_in_is_one_email_and_its_end_another_with_200_events_waiting() {
     let Some(smtp) = SmtpServer::start().await else {
@@ -447,26 +372,4 @@ async fn notify_test_sends_a_sample_to_each_channel_and_says_what_each_answered(
         "{}",
         unknown.stderr
     );
-}
-
-#[tokio::test]
-async fn an_smtp_server_is_checked_for_an_answer() {
-    use dr_sf_bridge::notify::channels::email_reachable;
-    use dr_sf_bridge::settings::notify::{EmailSettings, SmtpTls};
-    let Some(smtp) = SmtpServer::start().await else {
-        return;
-    };
-    let mut email = EmailSettings {
-        host: "127.0.0.1".into(),
-        port: smtp.port,
-        tls: SmtpTls::None,
-        username: None,
-        password: None,
-        from: "relay@acme.com".into(),
-        to: vec!["admin@acme.com".into()],
-    };
-    assert!(email_reachable(&email).await.is_ok());
-    email.port = crate::relay_process::free_port();
-    let error = email_reachable(&email).await.unwrap_err();
-    assert!(error.contains(&format!("SMTP 127.0.0.1:{}", email.port)), "{error}");
 }

@@ -104,3 +104,65 @@ async fn a_full_disk_answers_503_never_2xx_and_readiness_follows() {
     let _ = tokio::time::timeout(Duration::from_secs(30), relay.stop()).await;
     drop(disk);
 }
+
+#[tokio::test]
+async fn a_nearly_full_disk_is_told_before_it_is_full_and_resolved_when_space_is_freed() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must be able to mount a tmpfs for the disk test"
+        );
+        eprintln!("SKIPPED a_nearly_full_disk_is_told_before_it_is_full: cannot mount a tmpfs here");
+        return;
+    };
+    let hook = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let store_url = format!("sqlite://{}", disk.path.join("relay.db").display());
+    let hook_url = format!("{}/hook", hook.uri());
+    let relay = spawn_stepped_app_with(
+        SalesforceStandIn::start().await,
+        &[
+            ("storage.url", &store_url),
+            ("notify.channels.ops.kind", "webhook"),
+            ("notify.channels.ops.url", &hook_url),
+            ("notify.min_duration_secs", "120"),
+        ],
+    )
+    .await;
+    relay.accept(&event("order.accepted", "evt-1", "o-1")).await;
+    assert_eq!(relay.notify().await.sent, 0, "a disk with room is no condition");
+
+    // Full, then a twentieth of it freed again: nearly full, still taking events.
+    let filler = fill(&disk.path);
+    let full = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(full - 400 * 1024)
+        .unwrap();
+    relay.accept(&event("order.accepted", "evt-2", "o-2")).await;
+    assert_eq!(relay.notify().await.sent, 0, "held for notify.min_duration first");
+    relay.advance(Duration::from_secs(150));
+    assert_eq!(relay.notify().await.sent, 1);
+    let told: Vec<serde_json::Value> = hook
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let text = told[0]["text"].as_str().unwrap();
+    assert!(text.contains("The store's disk is") && text.contains("full"), "{text}");
+
+    std::fs::remove_file(filler).unwrap();
+    relay.advance(Duration::from_secs(30));
+    assert_eq!(relay.notify().await.sent, 1, "the resolved message");
+    let told = hook.received_requests().await.unwrap();
+    let resolved: serde_json::Value = serde_json::from_slice(&told[1].body).unwrap();
+    assert!(resolved["text"].as_str().unwrap().contains("Resolved"), "{resolved}");
+    drop(disk);
+}

@@ -12,8 +12,36 @@ fn health_of(store: Result<&StoreStats, String>, targets: &[TargetSnapshot], now
         store,
         targets,
         webhooks: &webhooks,
+        disk: None,
         now_ms,
     }))
+}
+
+#[test]
+fn a_nearly_full_disk_is_a_red_line_that_says_what_happens_when_it_fills() {
+    let targets = [target(Mode::Test)];
+    let webhooks = vec![None];
+    let on_disk = |free_bytes| {
+        conditions::current(&Inputs {
+            store: Ok(&stats()),
+            targets: &targets,
+            webhooks: &webhooks,
+            disk: Some(crate::store::disk::DiskSpace {
+                free_bytes,
+                total_bytes: 1000 << 20,
+            }),
+            now_ms: NOW,
+        })
+    };
+    let nearly_full = Health::of(&on_disk(50 << 20));
+    assert_eq!(nearly_full.level, Level::Bad);
+    assert!(
+        nearly_full.headline.contains("95% full (50.0 MiB free)") && nearly_full.headline.contains("refused"),
+        "{}",
+        nearly_full.headline
+    );
+    assert!(nearly_full.detail.contains("events purge"), "{}", nearly_full.detail);
+    assert!(on_disk(200 << 20).is_empty(), "a disk 80% full is no condition");
 }
 
 fn target(mode: Mode) -> TargetSnapshot {

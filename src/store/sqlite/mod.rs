@@ -46,6 +46,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// Held while a relay uses the file: a second relay on the same file is refused.
     _relay_lock: Option<std::fs::File>,
+    /// The directory of the database file, whose disk the store fills.
+    dir: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -89,6 +91,10 @@ impl SqliteStore {
         Ok(Self {
             writer: Writer::start(conn, capacity)?,
             _relay_lock: None,
+            dir: match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) => dir.to_owned(),
+                None => ".".into(),
+            },
         })
     }
 
@@ -478,6 +484,10 @@ impl Store for SqliteStore {
                 .map(|_| ())
             })
             .await
+    }
+
+    fn disk_space(&self) -> Option<crate::store::disk::DiskSpace> {
+        crate::store::disk::DiskSpace::of(&self.dir)
     }
 }
 

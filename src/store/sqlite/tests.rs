@@ -52,6 +52,7 @@ async fn a_full_write_queue_refuses_new_events_at_once() {
     let store = std::sync::Arc::new(SqliteStore {
         writer: Writer::from_sender(jobs),
         _relay_lock: None,
+        dir: ".".into(),
     });
     for n in 0..2 {
         let store = store.clone();
