@@ -12,6 +12,7 @@
 mod backfill;
 mod child;
 mod load;
+mod notify;
 mod standin;
 mod status_page;
 
@@ -30,8 +31,8 @@ const NOOP_PORT_VAR: &str = "DRSF_BENCH_NOOP_PORT";
 /// How many events each scenario sends.
 struct Scale {
     smoke: bool,
-    /// `DRSF_BENCH_ONLY`: the groups to run (ceiling, sqlite, pacing, backlog, status, backfill,
-    /// postgres); all
+    /// `DRSF_BENCH_ONLY`: the groups to run (ceiling, sqlite, pacing, notify, backlog, status,
+    /// backfill, postgres); all
     /// when unset.
     only: Option<Vec<String>>,
 }
@@ -192,6 +193,9 @@ async fn main() {
     }
     if scale.runs("pacing") {
         pacing_scenarios(&mut report, &scale, &sqlite("pacing"), dir.path()).await;
+    }
+    if scale.runs("notify") {
+        notify::scenarios(&mut report, &scale, &sqlite("notify"), dir.path()).await;
     }
     if scale.runs("backlog") {
         backlog(

@@ -72,7 +72,7 @@ async fn require_admin_token(
         _ => {
             guard.metrics.rejected("admin_unauthorized");
             let blocked = guard.throttle.failed(client);
-            tracing::warn!(client = ?client, blocked, "refused an admin request without the admin token");
+            tracing::warn!(client = %crate::support::text::client_address(client), blocked, "refused an admin request without the admin token");
             AdminError::Unauthorized.into_response()
         }
     }

@@ -141,7 +141,7 @@ pub async fn receive_event(
     if let Err(failure) = state.inbound.authenticate(&headers) {
         state.metrics.rejected(failure.reason());
         let blocked = state.throttle.failed(client);
-        tracing::warn!(reason = failure.reason(), client = ?client, blocked, "refused an unauthenticated request");
+        tracing::warn!(reason = failure.reason(), client = %crate::support::text::client_address(client), blocked, "refused an unauthenticated request");
         return Err(IngressError::Unauthorized);
     }
     state.throttle.succeeded(client);

@@ -93,7 +93,7 @@ pub async fn issue_token(
                 "invalid_grant" => "token_invalid_grant",
                 _ => "token_bad_request",
             });
-            tracing::warn!(error = e.error, client = ?client, blocked, "refused a token request");
+            tracing::warn!(error = e.error, client = %crate::support::text::client_address(client), blocked, "refused a token request");
             oauth_error(e.status, e.error, e.description)
         }
     }

@@ -203,7 +203,7 @@ async fn sign_in(
     }
     if same_secret(form.token.expose_secret(), ui.token.expose_secret()) {
         state.throttle.succeeded(client);
-        tracing::info!(client = ?client, "signed in to the status page");
+        tracing::info!(client = %crate::support::text::client_address(client), "signed in to the status page");
         let cookie = ui.sessions.start(now_ms());
         let mut response = Redirect::to(&next).into_response();
         response.headers_mut().insert(
@@ -214,7 +214,7 @@ async fn sign_in(
     }
     state.metrics.rejected("ui_wrong_token");
     let blocked = state.throttle.failed(client);
-    tracing::warn!(client = ?client, blocked, "refused a status page sign-in: not the admin token");
+    tracing::warn!(client = %crate::support::text::client_address(client), blocked, "refused a status page sign-in: not the admin token");
     tokio::time::sleep(WRONG_TOKEN_DELAY).await;
     let page = sign_in_page(&next, Some("That is not the admin token."));
     (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response()

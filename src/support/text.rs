@@ -27,6 +27,11 @@ pub fn excerpt(body: &str) -> String {
     truncate(&one_line)
 }
 
+/// A client's address as log lines show it: `127.0.0.1`, or `unknown` when the socket gave none.
+pub fn client_address(client: Option<std::net::IpAddr>) -> String {
+    client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
 /// `text` on one line (newlines and runs of spaces as one space), cut to `chars` characters with
 /// `…`: Salesforce's multi-line Apex errors in a table row or a log line.
 pub fn one_line(text: &str, chars: usize) -> String {

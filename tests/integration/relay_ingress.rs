@@ -50,6 +50,15 @@ async fn requests_without_valid_credentials_get_401() {
             .await
             .contains("drsf_inbound_rejections_total{reason=\"auth_missing\"} 1")
     );
+    let logs = relay.logs.text();
+    let refused = logs
+        .lines()
+        .find(|l| l.contains("refused an unauthenticated request"))
+        .unwrap_or_else(|| panic!("the refusal is logged:\n{logs}"));
+    assert!(
+        refused.contains("client=127.0.0.1") && !refused.contains("Some("),
+        "the client's address as an address: {refused}"
+    );
 }
 
 #[tokio::test]
