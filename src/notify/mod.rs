@@ -28,6 +28,7 @@ use crate::delivery::TargetView;
 use crate::metrics::Metrics;
 use crate::settings::notify::NotifySettings;
 use crate::store::Store;
+use crate::store::StoreStats;
 use crate::store::facts::WebhookSeen;
 use crate::support::clock::Clock;
 use message::{Message, MessageKind};
@@ -421,11 +422,7 @@ pub async fn load(store: &dyn Store) -> Result<NotifierState, crate::store::Stor
 
 /// The conditions of the relay with `targets` beside `store`, now, and the store's counts they
 /// were computed from (`None` when the store could not answer).
-async fn look(
-    store: &dyn Store,
-    targets: &[TargetView],
-    now_ms: i64,
-) -> (Vec<Condition>, Option<crate::store::StoreStats>) {
+async fn look(store: &dyn Store, targets: &[TargetView], now_ms: i64) -> (Vec<Condition>, Option<StoreStats>) {
     let stats = store.stats().await;
     let mut snapshots = Vec::with_capacity(targets.len());
     let mut webhooks = Vec::with_capacity(targets.len());
