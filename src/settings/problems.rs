@@ -146,9 +146,18 @@ impl<'a> Reader<'a> {
             if known.contains(&key.as_str()) {
                 continue;
             }
-            let message = match nearest(&key, &known) {
-                Some(near) => format!("is not a setting; did you mean `{near}`?"),
-                None => "is not a setting (config/default.toml lists every key)".to_owned(),
+            let variable = |key: &str| format!("DRSF__{}", key.replace('.', "__").to_uppercase());
+            let typed = std::env::var_os(variable(&key)).map(|_| variable(&key));
+            let message = match (nearest(&key, &known), typed) {
+                (Some(near), Some(typed)) => format!(
+                    "is not a setting (the variable {typed}); did you mean `{near}` ({})?",
+                    variable(near)
+                ),
+                (Some(near), None) => format!("is not a setting; did you mean `{near}`?"),
+                (None, Some(typed)) => {
+                    format!("is not a setting (the variable {typed}; config/default.toml lists every key)")
+                }
+                (None, None) => "is not a setting (config/default.toml lists every key)".to_owned(),
             };
             self.problems.push(&key, message);
         }

@@ -124,7 +124,10 @@ async fn a_misspelt_variable_fails_validation_naming_the_nearest_key() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains("salesforce.client_secrte")
-            && out.stderr.contains("did you mean `salesforce.client_secret`?"),
+            && out.stderr.contains("the variable DRSF__SALESFORCE__CLIENT_SECRTE")
+            && out
+                .stderr
+                .contains("did you mean `salesforce.client_secret` (DRSF__SALESFORCE__CLIENT_SECRET)?"),
         "{}",
         out.stderr
     );
