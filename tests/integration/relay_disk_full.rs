@@ -28,6 +28,19 @@ impl SmallDisk {
             .is_ok_and(|s| s.success());
         mounted.then_some(Self { path, _parent: parent })
     }
+
+    /// [`Self::mount`] for the test `name`: CI must be able to; elsewhere the test says it is skipped.
+    fn for_test(size: &str, name: &str) -> Option<Self> {
+        let disk = Self::mount(size);
+        if disk.is_none() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must be able to mount a tmpfs for the disk tests"
+            );
+            eprintln!("SKIPPED {name}: cannot mount a tmpfs here");
+        }
+        disk
+    }
 }
 
 impl Drop for SmallDisk {
@@ -48,12 +61,7 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[tokio::test]
 async fn a_full_disk_answers_503_never_2xx_and_readiness_follows() {
-    let Some(disk) = SmallDisk::mount("8m") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must be able to mount a tmpfs for the disk-full test"
-        );
-        eprintln!("SKIPPED a_full_disk_answers_503_never_2xx_and_readiness_follows: cannot mount a tmpfs here");
+    let Some(disk) = SmallDisk::for_test("8m", "a_full_disk_answers_503_never_2xx_and_readiness_follows") else {
         return;
     };
     let url = format!("sqlite://{}", disk.path.join("relay.db").display());
@@ -107,12 +115,7 @@ async fn a_full_disk_answers_503_never_2xx_and_readiness_follows() {
 
 #[tokio::test]
 async fn a_nearly_full_disk_is_told_before_it_is_full_and_resolved_when_space_is_freed() {
-    let Some(disk) = SmallDisk::mount("8m") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must be able to mount a tmpfs for the disk test"
-        );
-        eprintln!("SKIPPED a_nearly_full_disk_is_told_before_it_is_full: cannot mount a tmpfs here");
+    let Some(disk) = SmallDisk::for_test("8m", "a_nearly_full_disk_is_told_before_it_is_full") else {
         return;
     };
     let hook = wiremock::MockServer::start().await;
