@@ -28,8 +28,8 @@ pub(super) fn attempts_of(conn: &Connection, seq: i64) -> rusqlite::Result<Vec<A
 
 impl SqliteStore {
     pub(super) async fn export_events(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 let sql = format!(
                     "SELECT {SUMMARY_COLUMNS}, attempts_400, next_attempt_at, finished_at, body
                      FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"

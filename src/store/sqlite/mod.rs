@@ -23,10 +23,12 @@ mod confirm;
 mod copy;
 mod lock;
 mod operations;
+mod reader;
 mod rows;
 mod writer;
 
 use lock::relay_lock;
+use reader::Reader;
 use rows::{SUMMARY_COLUMNS, corrupt, summary};
 
 pub use writer::QUEUE_CAPACITY;
@@ -44,6 +46,7 @@ const READINESS_PROBE_BYTES: i64 = 64 * 1024;
 
 pub struct SqliteStore {
     writer: Writer,
+    reader: Reader,
     /// Held while a relay uses the file: a second relay on the same file is refused.
     _relay_lock: Option<std::fs::File>,
     /// The directory of the database file, whose disk the store fills.
@@ -89,6 +92,7 @@ impl SqliteStore {
         migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
 
         Ok(Self {
+            reader: Reader::open(path).with_context(|| format!("opening {} for reading", path.display()))?,
             writer: Writer::start(conn, capacity)?,
             _relay_lock: None,
             dir: match path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -253,8 +257,8 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self, mode: Mode) -> Result<Option<i64>, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 // Only events that could be claimed then: not in flight, first of their order. A successor
                 // waiting behind a predecessor's retry must not make the worker spin.
                 conn.query_row(
@@ -271,8 +275,8 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 // Only the conditions asked for, so that each can use its index.
                 let (conditions, values) = filter.conditions(|n| format!("?{n}"));
                 let sql = format!(
@@ -292,8 +296,8 @@ impl Store for SqliteStore {
 
     async fn get(&self, id: &EventId) -> Result<Option<(EventSummary, Vec<AttemptSummary>)>, StoreError> {
         let id = id.as_str().to_owned();
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 let sql = format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE id = ?1");
                 let Some((event, seq)) = conn
                     .query_row(&sql, [&id], |row| Ok((summary(row)?, row.get::<_, i64>(10)?)))
@@ -309,8 +313,8 @@ impl Store for SqliteStore {
 
     async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError> {
         let id = id.as_str().to_owned();
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 conn.query_row("SELECT body FROM events WHERE id = ?1", [&id], |r| {
                     r.get::<_, Vec<u8>>(0)
                 })
@@ -380,8 +384,8 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, |conn| {
+        self.reader
+            .run(|conn| {
                 let mut stats = StoreStats::default();
                 let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM events GROUP BY status")?;
                 let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
@@ -401,8 +405,8 @@ impl Store for SqliteStore {
 
     async fn activity(&self, since_ms: i64, bucket_ms: i64, buckets: usize) -> Result<Vec<ActivityBucket>, StoreError> {
         let from = since_ms;
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 let counts = |sql: &str| -> rusqlite::Result<Vec<(i64, u64)>> {
                     let mut stmt = conn.prepare_cached(sql)?;
                     let rows = stmt.query_map(params![from, bucket_ms], |r| {
@@ -438,8 +442,8 @@ impl Store for SqliteStore {
 
     async fn state(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 conn.query_row("SELECT value FROM relay_state WHERE key = ?1", [&key], |r| r.get(0))
                     .optional()
             })

@@ -34,8 +34,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn count_delivered(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
+        self.reader
+            .run(move |conn| {
                 conn.query_row(
                     "SELECT COUNT(*) FROM events WHERE status = 'delivered' AND received_at < ?1",
                     [before_ms],

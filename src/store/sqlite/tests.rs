@@ -48,12 +48,8 @@ async fn a_file_locked_by_another_process_is_busy_not_broken() {
 #[tokio::test]
 async fn a_full_write_queue_refuses_new_events_at_once() {
     // A store whose writer never takes a job: the queue fills and stays full.
-    let (jobs, _writer_that_never_reads) = tokio::sync::mpsc::channel(2);
-    let store = std::sync::Arc::new(SqliteStore {
-        writer: Writer::from_sender(jobs),
-        _relay_lock: None,
-        dir: ".".into(),
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(store_with_a_stuck_writer(&dir.path().join("s.db"), 2));
     for n in 0..2 {
         let store = store.clone();
         tokio::spawn(async move { store.insert(event(&format!("queued{n}"))).await });
@@ -68,6 +64,50 @@ async fn a_full_write_queue_refuses_new_events_at_once() {
         matches!(&error, StoreError::Busy(reason) if reason.contains("queue is full")),
         "{error:?}"
     );
+}
+
+/// A store on a real file whose writer thread never takes a job from its queue of `capacity`.
+fn store_with_a_stuck_writer(path: &std::path::Path, capacity: usize) -> SqliteStore {
+    drop(SqliteStore::open(path).unwrap());
+    let (jobs, receiver) = tokio::sync::mpsc::channel(capacity);
+    std::mem::forget(receiver);
+    SqliteStore {
+        writer: Writer::from_sender(jobs),
+        reader: super::reader::Reader::open(path).unwrap(),
+        _relay_lock: None,
+        dir: path.parent().unwrap().to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn reads_are_answered_while_the_writer_is_busy() {
+    // The notifier's counts and the status page must not wait in the queue of writes (nor make
+    // the events behind them wait): with the writer stuck and its queue full, reads still answer.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert(event("stored-before")).await.unwrap();
+    }
+    let store = std::sync::Arc::new(store_with_a_stuck_writer(&path, 1));
+    let queued = tokio::spawn({
+        let store = store.clone();
+        async move { store.insert(event("never-written")).await }
+    });
+    tokio::task::yield_now().await;
+    let reads = async {
+        let stats = store.stats().await.unwrap();
+        let listed = store.list(crate::store::EventFilter::default()).await.unwrap();
+        let found = store.get(&EventId::parse("stored-before").unwrap()).await.unwrap();
+        (stats, listed, found)
+    };
+    let (stats, listed, found) = tokio::time::timeout(Duration::from_secs(30), reads)
+        .await
+        .expect("reads answered beside a stuck writer");
+    assert_eq!(stats.pending, 1);
+    assert_eq!(listed.len(), 1);
+    assert!(found.is_some());
+    assert!(!queued.is_finished(), "the write is still waiting for the writer");
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub(super) enum Admission {
 }
 
 /// What SQLite said, as the variant callers decide on.
-fn classify(e: rusqlite::Error) -> StoreError {
+pub(super) fn classify(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     let text = e.to_string();
     match &e {
