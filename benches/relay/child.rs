@@ -1,13 +1,46 @@
 //! The relay (or the no-op server) as a child process of its own, as it runs in production: its
 //! CPU and memory are its own, and `VmHWM` is its peak resident memory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const BASIC_USER: &str = "dr";
 pub const BASIC_PASSWORD: &str = "bench-basic-password";
 pub const SIGNING_SECRET: &str = "whsec_bench";
+
+/// Which relay binary the scenarios start: this commit's, or `DRSF_BENCH_BASELINE`'s.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    New,
+    Old,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::New => "new",
+            Side::Old => "old",
+        }
+    }
+}
+
+/// The binary the next relay starts from; the old one only while an A/B run measures it.
+static RELAY_BINARY: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Starts the relays of the scenarios that follow from `binary` (`None`: this commit's).
+pub fn use_relay_binary(binary: Option<PathBuf>) {
+    *RELAY_BINARY.lock().unwrap() = binary;
+}
+
+fn relay_binary() -> PathBuf {
+    RELAY_BINARY
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_dr-sf-bridge").into())
+}
 
 pub struct Process {
     child: Child,
@@ -41,7 +74,7 @@ impl Process {
     /// The relay binary with its store at `storage_url`, delivering to the org at `org_url`.
     pub async fn relay(dir: &Path, storage_url: &str, org_url: &str, extra: &[(&str, String)]) -> Self {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dr-sf-bridge"));
+        let mut command = Command::new(relay_binary());
         command
             .args(["--log-format", "json", "relay"])
             .current_dir(dir)

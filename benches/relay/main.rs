@@ -8,11 +8,15 @@
 //! JSON line (`{"scenario": ...}`) to compare commits. `DRSF_BENCH_SMOKE=1` runs every scenario
 //! with tiny counts (CI's check that the benchmark still runs); `DRSF_TEST_DATABASE_URL` names the
 //! PostgreSQL server (default the local one; its scenarios are skipped, saying so, without one).
+//! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` runs each group four times, this commit's relay
+//! and the old one alternating, and ends with every figure as new/old (see `ab.rs`).
 
+mod ab;
 mod backfill;
 mod child;
 mod load;
 mod notify;
+mod postgres;
 mod standin;
 mod status_page;
 
@@ -20,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use child::Process;
+use child::{Process, Side};
 use load::{Load, Run};
 use serde_json::json;
 use standin::{Org, serve_org};
@@ -28,12 +32,15 @@ use standin::{Org, serve_org};
 /// Set in the no-op server's process: the port it serves.
 const NOOP_PORT_VAR: &str = "DRSF_BENCH_NOOP_PORT";
 
+/// The groups of scenarios that start relays, in the order they run.
+const GROUPS: [&str; 7] = [
+    "sqlite", "pacing", "notify", "backlog", "status", "backfill", "postgres",
+];
+
 /// How many events each scenario sends.
 struct Scale {
     smoke: bool,
-    /// `DRSF_BENCH_ONLY`: the groups to run (ceiling, sqlite, pacing, notify, backlog, status,
-    /// backfill, postgres); all
-    /// when unset.
+    /// `DRSF_BENCH_ONLY`: the groups to run ("ceiling" and [`GROUPS`]); all when unset.
     only: Option<Vec<String>>,
 }
 
@@ -55,6 +62,10 @@ impl Scale {
 struct Report {
     rows: Vec<[String; 4]>,
     all_met: bool,
+    /// The binary measured now, in an A/B run.
+    side: Option<Side>,
+    /// Each figure of an A/B run, for the new/old table.
+    measured: Vec<(Side, String, String, serde_json::Value)>,
 }
 
 impl Report {
@@ -71,42 +82,20 @@ impl Report {
         });
         self.all_met &= met;
         let mut line = json!({"scenario": scenario, "engine": engine, "targetMet": met});
+        if let Some(side) = self.side {
+            line["binary"] = side.label().into();
+            self.measured
+                .push((side, scenario.to_owned(), engine.to_owned(), data.clone()));
+        }
+        let scenario = match self.side {
+            Some(side) => format!("{scenario} ({})", side.label()),
+            None => scenario.to_owned(),
+        };
         if let (Some(line), Some(data)) = (line.as_object_mut(), data.as_object()) {
             line.extend(data.clone());
         }
         println!("{line}");
-        self.rows
-            .push([scenario.to_owned(), engine.to_owned(), figure, target_text]);
-    }
-
-    fn print(&self) {
-        let widths: Vec<usize> = (0..4)
-            .map(|c| self.rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).max(8))
-            .collect();
-        println!();
-        for (i, row) in std::iter::once(&["scenario", "engine", "result", "target"].map(String::from))
-            .chain(&self.rows)
-            .enumerate()
-        {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, w)| format!("{cell:<w$}", w = w))
-                .collect();
-            println!("| {} |", cells.join(" | "));
-            if i == 0 {
-                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-                println!("|-{}-|", rule.join("-|-"));
-            }
-        }
-        println!(
-            "\ntargets: {}",
-            if self.all_met {
-                "all met"
-            } else {
-                "some missed (see ✗; BENCHMARKS.md says why)"
-            }
-        );
+        self.rows.push([scenario, engine.to_owned(), figure, target_text]);
     }
 }
 
@@ -150,6 +139,8 @@ async fn main() {
     let mut report = Report {
         rows: Vec::new(),
         all_met: true,
+        side: None,
+        measured: Vec::new(),
     };
 
     // 1. The machine's ceiling: the same generator against a handler that does nothing.
@@ -182,89 +173,78 @@ async fn main() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = |name: &str| format!("sqlite://{}", dir.path().join(format!("{name}.db")).display());
-    if scale.runs("sqlite") {
-        engine_scenarios(&mut report, &scale, "sqlite", &sqlite("main"), ceiling_rate, dir.path()).await;
-        if std::path::Path::new("/dev/shm").is_dir() {
-            let shm = tempfile::tempdir_in("/dev/shm").unwrap();
-            let url = format!("sqlite://{}", shm.path().join("bench.db").display());
-            ingest_without_disk(&mut report, &scale, &url, ceiling_rate, dir.path()).await;
+    let baseline = std::env::var_os("DRSF_BENCH_BASELINE").map(std::path::PathBuf::from);
+    if let Some(path) = &baseline {
+        assert!(path.is_file(), "DRSF_BENCH_BASELINE: no binary at {}", path.display());
+    }
+    // A, B, A, B for each group in turn when a baseline is given: each figure new/old from one run.
+    let sides: Vec<Side> = if baseline.is_some() {
+        vec![Side::New, Side::Old, Side::New, Side::Old]
+    } else {
+        vec![Side::New]
+    };
+    for group in GROUPS {
+        if !scale.runs(group) {
+            continue;
+        }
+        for (round, side) in sides.iter().enumerate() {
+            child::use_relay_binary(if *side == Side::Old { baseline.clone() } else { None });
+            report.side = baseline.as_ref().map(|_| *side);
+            let run_dir = dir.path().join(format!("{group}-{round}"));
+            std::fs::create_dir_all(&run_dir).unwrap();
+            run_group(&mut report, &scale, group, &run_dir, ceiling_rate).await;
         }
     }
-    if scale.runs("pacing") {
-        pacing_scenarios(&mut report, &scale, &sqlite("pacing"), dir.path()).await;
-    }
-    if scale.runs("notify") {
-        notify::scenarios(&mut report, &scale, &sqlite("notify"), dir.path()).await;
-    }
-    if scale.runs("backlog") {
-        backlog(
-            &mut report,
-            &scale,
-            "sqlite",
-            &sqlite("backlog-100k"),
-            scale.n(100_000, 2_000),
-            dir.path(),
-        )
-        .await;
-        backlog(
-            &mut report,
-            &scale,
-            "sqlite",
-            &sqlite("backlog-1m"),
-            scale.n(1_000_000, 4_000),
-            dir.path(),
-        )
-        .await;
-    }
-
-    if scale.runs("status") {
-        status_page::scenarios(&mut report, &scale, "sqlite", &sqlite("status"), dir.path()).await;
-    }
-    if scale.runs("backfill") {
-        backfill::scenarios(&mut report, &scale, dir.path()).await;
-    }
-
-    let server = std::env::var("DRSF_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    match tokio_postgres::connect(&server, tokio_postgres::NoTls).await {
-        _ if !scale.runs("postgres") && !scale.runs("status") => {}
-        Ok((client, connection)) => {
-            tokio::spawn(connection);
-            for (n, name) in ["main", "backlog", "status"].iter().enumerate() {
-                if !scale.runs(if *name == "status" { "status" } else { "postgres" }) {
-                    continue;
-                }
-                let schema = format!("bench_{}_{n}", std::process::id());
-                client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-                let separator = if server.contains('?') { '&' } else { '?' };
-                let url = format!("{server}{separator}options=-csearch_path%3D{schema}");
-                if *name == "main" {
-                    engine_scenarios(&mut report, &scale, "postgres", &url, ceiling_rate, dir.path()).await;
-                } else if *name == "status" {
-                    status_page::scenarios(&mut report, &scale, "postgres", &url, dir.path()).await;
-                } else {
-                    backlog(
-                        &mut report,
-                        &scale,
-                        "postgres",
-                        &url,
-                        scale.n(100_000, 2_000),
-                        dir.path(),
-                    )
-                    .await;
-                }
-                client
-                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                    .await
-                    .unwrap();
-            }
-        }
-        Err(e) => println!("PostgreSQL scenarios skipped: no server at {server} ({e})"),
-    }
+    child::use_relay_binary(None);
+    report.side = None;
 
     report.print();
+    report.print_ab();
     println!("every scenario ran in {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// One group of scenarios (`DRSF_BENCH_ONLY`'s names), its stores under `dir`.
+async fn run_group(report: &mut Report, scale: &Scale, group: &str, dir: &std::path::Path, ceiling_rate: f64) {
+    let sqlite = |name: &str| format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+    match group {
+        "sqlite" => {
+            engine_scenarios(report, scale, "sqlite", &sqlite("main"), ceiling_rate, dir).await;
+            if std::path::Path::new("/dev/shm").is_dir() {
+                let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+                let url = format!("sqlite://{}", shm.path().join("bench.db").display());
+                ingest_without_disk(report, scale, &url, ceiling_rate, dir).await;
+            }
+        }
+        "pacing" => pacing_scenarios(report, scale, &sqlite("pacing"), dir).await,
+        "notify" => notify::scenarios(report, scale, &sqlite("notify"), dir).await,
+        "backlog" => {
+            backlog(
+                report,
+                scale,
+                "sqlite",
+                &sqlite("backlog-100k"),
+                scale.n(100_000, 2_000),
+                dir,
+            )
+            .await;
+            backlog(
+                report,
+                scale,
+                "sqlite",
+                &sqlite("backlog-1m"),
+                scale.n(1_000_000, 4_000),
+                dir,
+            )
+            .await;
+        }
+        "status" => {
+            status_page::scenarios(report, scale, "sqlite", &sqlite("status"), dir).await;
+            postgres::scenarios(report, scale, &["status"], ceiling_rate, dir).await;
+        }
+        "backfill" => backfill::scenarios(report, scale, dir).await,
+        "postgres" => postgres::scenarios(report, scale, &["main", "backlog"], ceiling_rate, dir).await,
+        other => panic!("no scenario group {other}"),
+    }
 }
 
 /// Scenarios 2–4 on one engine: ingest burst, open-loop latency (SQLite), end to end.
