@@ -218,24 +218,9 @@ async fn run_group(report: &mut Report, scale: &Scale, group: &str, dir: &std::p
         "pacing" => pacing_scenarios(report, scale, &sqlite("pacing"), dir).await,
         "notify" => notify::scenarios(report, scale, &sqlite("notify"), dir).await,
         "backlog" => {
-            backlog(
-                report,
-                scale,
-                "sqlite",
-                &sqlite("backlog-100k"),
-                scale.n(100_000, 2_000),
-                dir,
-            )
-            .await;
-            backlog(
-                report,
-                scale,
-                "sqlite",
-                &sqlite("backlog-1m"),
-                scale.n(1_000_000, 4_000),
-                dir,
-            )
-            .await;
+            for (name, full, smoke) in [("backlog-100k", 100_000, 2_000), ("backlog-1m", 1_000_000, 4_000)] {
+                backlog(report, scale, "sqlite", &sqlite(name), scale.n(full, smoke), dir).await;
+            }
         }
         "status" => {
             status_page::scenarios(report, scale, "sqlite", &sqlite("status"), dir).await;
