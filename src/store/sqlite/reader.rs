@@ -21,8 +21,13 @@ use crate::store::StoreError;
 const IDLE_CONNECTIONS: usize = 2;
 
 pub(super) struct Reader {
+    pool: Arc<Pool>,
+}
+
+/// Shared with the blocking thread that runs a read: the file, and the connections not in use.
+struct Pool {
     path: PathBuf,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    idle: Mutex<Vec<Connection>>,
 }
 
 impl Reader {
@@ -31,8 +36,10 @@ impl Reader {
     pub(super) fn open(path: &Path) -> rusqlite::Result<Self> {
         let first = connect(path)?;
         Ok(Self {
-            path: path.to_owned(),
-            idle: Arc::new(Mutex::new(vec![first])),
+            pool: Arc::new(Pool {
+                path: path.to_owned(),
+                idle: Mutex::new(vec![first]),
+            }),
         })
     }
 
@@ -42,16 +49,15 @@ impl Reader {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let idle = Arc::clone(&self.idle);
-        let path = self.path.clone();
+        let pool = Arc::clone(&self.pool);
         tokio::task::spawn_blocking(move || {
-            let taken = idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+            let taken = pool.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
             let conn = match taken {
                 Some(conn) => conn,
-                None => connect(&path).map_err(classify)?,
+                None => connect(&pool.path).map_err(classify)?,
             };
             let result = in_read_transaction(&conn, f).map_err(classify);
-            let mut idle = idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut idle = pool.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if idle.len() < IDLE_CONNECTIONS {
                 idle.push(conn);
             }
