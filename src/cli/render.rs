@@ -9,6 +9,7 @@ use crate::ops::events::EventDetails;
 use crate::ops::register::{Action, RegisterReport};
 use crate::ops::trigger::TriggerReport;
 use crate::store::EventSummary;
+use crate::store::attempt_log::{self, Kind};
 use crate::support::clock::rfc3339 as time;
 
 /// A table: ID, ENABLED, TRANSPORT, TYPES, ADDRESS.
@@ -114,37 +115,40 @@ pub fn event_details(details: &EventDetails) -> String {
         e.target,
         time(e.received_at_ms),
         e.source.as_str(),
-        e.attempts
+        attempt_log::counted(e.attempts, &details.attempts),
     );
     if let Some(next) = e.next_attempt_at_ms {
         out.push_str(&format!("next attempt: {}\n", time(next)));
     }
-    let mut number = 0;
-    for a in &details.attempts {
-        if crate::store::confirm::is_record_line(&a.outcome) {
-            out.push_str(&format!(
-                "in Salesforce: {} {} ({})\n    {}\n",
-                time(a.at_ms),
-                a.outcome,
-                a.excerpt.as_deref().unwrap_or("DR_Failed_Event__c"),
-                crate::support::text::one_line(a.error.as_deref().unwrap_or(""), usize::MAX)
-            ));
-            continue;
-        }
-        number += 1;
+    for (kind, a) in attempt_log::lines(&details.attempts) {
+        let said = |text: &Option<String>| crate::support::text::one_line(text.as_deref().unwrap_or(""), usize::MAX);
+        let label = match kind {
+            Kind::Replayed => {
+                out.push_str(&format!("replayed {} {}\n", time(a.at_ms), attempt_log::replayed_by(a)));
+                continue;
+            }
+            Kind::InSalesforce => {
+                out.push_str(&format!(
+                    "in Salesforce: {} {} ({})\n    {}\n",
+                    time(a.at_ms),
+                    a.outcome,
+                    a.excerpt.as_deref().unwrap_or("DR_Failed_Event__c"),
+                    said(&a.error)
+                ));
+                continue;
+            }
+            Kind::Counted(number) => format!("attempt {number}:"),
+            Kind::NotCounted => "not counted:".to_owned(),
+        };
         out.push_str(&format!(
-            "attempt {}: {} {} {} ms {}\n",
-            number,
+            "{label} {} {} {} ms {}\n",
             time(a.at_ms),
             a.status_code.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             a.duration_ms,
             a.outcome
         ));
-        if let Some(error) = &a.error {
-            out.push_str(&format!(
-                "    error: {}\n",
-                crate::support::text::one_line(error, usize::MAX)
-            ));
+        if a.error.is_some() {
+            out.push_str(&format!("    error: {}\n", said(&a.error)));
         }
         if let Some(excerpt) = &a.excerpt {
             out.push_str(&format!("    answer: {excerpt}\n"));
@@ -300,5 +304,61 @@ mod tests {
         ]);
         assert_eq!(table.lines().count(), 3, "a header and one line per event:\n{table}");
         assert!(table.contains("APEX_ERROR") && table.contains('…'), "{table}");
+    }
+
+    #[test]
+    fn event_details_number_counted_attempts_since_the_last_replay_and_mark_the_rest() {
+        let line = |at_ms, status_code, outcome: &str, error: &str| crate::store::AttemptSummary {
+            at_ms,
+            status_code,
+            duration_ms: 12,
+            outcome: outcome.into(),
+            error: Some(error.into()),
+            excerpt: None,
+        };
+        let details = EventDetails {
+            event: EventSummary {
+                id: "evt-1".into(),
+                event_type: "order.accepted".into(),
+                status: EventStatus::Pending,
+                live_mode: false,
+                target: Mode::Test,
+                order_key: None,
+                received_at_ms: 0,
+                attempts: 1,
+                next_attempt_at_ms: None,
+                last_status: Some(503),
+                last_error: None,
+                source: EventSource::Webhook,
+                seq: 1,
+            },
+            attempts: vec![
+                line(1_000, Some(503), "retry", "Salesforce answered 503"),
+                line(2_000, Some(401), "auth_rejected", "INVALID_SESSION_ID"),
+                line(3_000, Some(503), "dead", "Salesforce answered 503"),
+                line(9_000, None, "replayed", crate::store::ReplayedBy::CommandLine.words()),
+                line(10_000, Some(503), "retry", "Salesforce answered 503"),
+            ],
+            body: None,
+        };
+        let text = event_details(&details);
+        assert!(
+            text.contains("attempts: 1 counted since the replay at 1970-01-01 00:00:09 UTC\n"),
+            "{text}"
+        );
+        let labels: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(' '))
+            .skip_while(|l| !l.starts_with("source:"))
+            .skip(2)
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(labels, ["attempt", "not", "attempt", "replayed", "attempt"], "{text}");
+        assert!(
+            text.contains("attempt 2: 1970-01-01T00:00:03"),
+            "the refused sign-in is not counted: {text}"
+        );
+        assert!(text.contains("by `events replay` on the command line"), "{text}");
+        assert!(!text.contains("attempt 3:"), "{text}");
     }
 }

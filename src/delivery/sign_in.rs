@@ -50,6 +50,10 @@ pub struct SignInMemory {
     fingerprint: String,
     /// Whether the store holds a refusal (so a success clears it once, not on every delivery).
     recorded: AtomicBool,
+    /// Set at start when the store holds a refusal that no longer stands (the credentials changed
+    /// or the cool-down passed): the worker signs in before its first claim and, if Salesforce
+    /// accepts, makes the events the refusal held back due at once ([`Self::sign_in_again`]).
+    recheck: AtomicBool,
     clock: Clock,
 }
 
@@ -63,6 +67,7 @@ impl SignInMemory {
             key: state_key(mode),
             fingerprint,
             recorded: AtomicBool::new(false),
+            recheck: AtomicBool::new(false),
             clock,
         }
     }
@@ -82,11 +87,13 @@ impl SignInMemory {
         };
         if refusal.fingerprint != self.fingerprint {
             tracing::info!("the Salesforce credentials changed since the last refused sign-in: signing in again");
+            self.recheck.store(true, Ordering::Relaxed);
             return;
         }
         let age = Duration::from_millis((self.clock.now_ms() - refusal.refused_at_ms).max(0) as u64);
         let cooldown = self.tokens.rejection_cooldown();
         if age >= cooldown {
+            self.recheck.store(true, Ordering::Relaxed);
             return;
         }
         let grant = if refusal.grant == "client_credentials" {
@@ -108,6 +115,34 @@ impl SignInMemory {
         );
         self.refused.set(1);
         self.tokens.remember_rejection(error, age).await;
+    }
+
+    /// Whether the worker must [`Self::sign_in_again`] before it claims (once after a start).
+    pub fn take_recheck(&self) -> bool {
+        self.recheck.swap(false, Ordering::Relaxed)
+    }
+
+    /// Signs in with the credentials a remembered refusal no longer holds back; if Salesforce
+    /// accepts, forgets the refusal and makes the waiting events due now: they were scheduled for
+    /// the end of the cool-down, which the fix made pointless. A refusal again is remembered as
+    /// any other.
+    pub async fn sign_in_again(&self) {
+        if let Err(error) = self.tokens.get().await {
+            tracing::warn!(%error, "Salesforce still refuses the sign-in after the restart");
+            self.after_attempt(&DeliveryOutcome::AuthRejected {
+                min_delay: self.tokens.rejection_cooldown(),
+            })
+            .await;
+            return;
+        }
+        self.after_attempt(&DeliveryOutcome::Delivered).await;
+        match self.store.retry_now(None, self.clock.now_ms()).await {
+            Ok(due) => tracing::info!(
+                due,
+                "Salesforce accepted the sign-in it refused before the restart: the waiting events are due now"
+            ),
+            Err(e) => tracing::warn!(error = %e, "signed in again, but could not make the waiting events due now"),
+        }
     }
 
     /// After each attempt: remember a refusal, forget it after a success.

@@ -158,6 +158,10 @@ impl Worker {
     /// pacer allow) and starts their deliveries in `tasks`; each records its own attempt.
     pub async fn claim_round(&self, tasks: &mut JoinSet<()>) -> Round {
         let target = &self.target;
+        if target.sign_in.take_recheck() {
+            target.sign_in.sign_in_again().await;
+            return Round::Probed;
+        }
         let allowed = match target.breaker.permits() {
             Err(pause) => return Round::Wait(Some(pause)),
             Ok(allowed) => allowed,

@@ -21,7 +21,7 @@ use super::paths;
 use super::state::AppState;
 use super::throttle::{AuthThrottle, ClientIp, retry_after};
 use crate::domain::{EventId, EventType, OrderKey};
-use crate::store::replay::{self, ReplayError};
+use crate::store::replay::{self, ReplayError, ReplayedBy};
 use crate::store::{EventFilter, EventStatus, StoreError};
 use crate::support::clock::{now_ms, parse_time};
 
@@ -174,12 +174,19 @@ async fn replay_all(
     let status = status(query.status.as_deref())?.ok_or_else(|| {
         AdminError::BadRequest("invalid_status", "status=dead or status=delivered is required".into())
     })?;
-    let replayed = replay::replay_all(&*state.store, status, since(query.since.as_deref())?, now_ms(), |_| {})
-        .await
-        .map_err(|e| match e {
-            ReplayError::NotReplayable(_) => AdminError::BadRequest("not_replayable", e.to_string()),
-            e => e.into(),
-        })?;
+    let replayed = replay::replay_all(
+        &*state.store,
+        status,
+        since(query.since.as_deref())?,
+        ReplayedBy::AdminApi,
+        now_ms(),
+        |_| {},
+    )
+    .await
+    .map_err(|e| match e {
+        ReplayError::NotReplayable(_) => AdminError::BadRequest("not_replayable", e.to_string()),
+        e => e.into(),
+    })?;
     tracing::info!(
         replayed,
         status = status.as_str(),
@@ -197,7 +204,7 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
 #[tracing::instrument(skip_all, fields(event_id = %id))]
 async fn replay(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, AdminError> {
     let id = event_id(&id)?;
-    replay::replay_one(&*state.store, &id, now_ms()).await?;
+    replay::replay_one(&*state.store, &id, ReplayedBy::AdminApi, now_ms()).await?;
     tracing::info!("event replayed through the admin API");
     state.wake.notify_one();
     Ok(Json(json!({"replayed": id.as_str()})))

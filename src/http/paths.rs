@@ -30,6 +30,8 @@ pub const UI_EVENTS: &str = "/ui/events";
 pub const UI_EVENT: &str = "/ui/events/{id}";
 /// Replaying one event: GET asks for confirmation, POST replays.
 pub const UI_EVENT_REPLAY: &str = "/ui/events/{id}/replay";
+/// Delivering one pending event now instead of at its next scheduled attempt (POST).
+pub const UI_EVENT_RETRY_NOW: &str = "/ui/events/{id}/retry-now";
 /// Replaying every dead event since a time: GET asks for confirmation, POST replays.
 pub const UI_REPLAY_DEAD: &str = "/ui/replay";
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::OpsError;
 use crate::domain::EventId;
 use crate::settings::Settings;
-use crate::store::replay::{self, ReplayError};
+use crate::store::replay::{self, ReplayError, ReplayedBy};
 use crate::store::{self, AttemptSummary, EventFilter, EventStatus, EventSummary, Role, Store};
 use crate::support::clock::now_ms;
 pub use crate::support::clock::parse_time;
@@ -36,7 +36,7 @@ pub async fn replay_all(
     progress: impl FnMut(u64),
 ) -> Result<u64, OpsError> {
     let store = open(settings).await?;
-    replay::replay_all(&*store, status, since_ms, now_ms(), progress)
+    replay::replay_all(&*store, status, since_ms, ReplayedBy::CommandLine, now_ms(), progress)
         .await
         .map_err(|e| refused("cannot replay", e))
 }
@@ -109,7 +109,7 @@ pub async fn replay(settings: &Settings, id: &str) -> Result<Option<&'static str
     let id = parse_id(id)?;
     let store = open(settings).await?;
     let was = store.get(&id).await?.map(|(event, _)| event.status);
-    replay::replay_one(&*store, &id, now_ms())
+    replay::replay_one(&*store, &id, ReplayedBy::CommandLine, now_ms())
         .await
         .map_err(|e| refused(&format!("cannot replay {id}"), e))?;
     Ok(was.and_then(replay::note_before))

@@ -13,7 +13,7 @@ use super::layout::{age, badge, page, time};
 use super::{SignedIn, paths, store_failed};
 use crate::domain::{EventId, EventType, OrderKey};
 use crate::http::state::AppState;
-use crate::store::confirm;
+use crate::store::attempt_log::{self, Kind};
 use crate::store::{AttemptSummary, EventFilter, EventSource, EventStatus, EventSummary};
 use crate::support::clock::now_ms;
 
@@ -175,6 +175,7 @@ fn row(event: &EventSummary) -> Markup {
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ShowQuery {
     replayed: Option<bool>,
+    due_now: Option<bool>,
 }
 
 pub(super) async fn show(
@@ -203,7 +204,12 @@ pub(super) async fn show(
         @if query.replayed == Some(true) {
             p.notice role="status" id="notice" { "Sent again: the event is pending and will be delivered shortly. Reload to see the outcome." }
         }
-        div class={ "health " (level_of(event.status)) } id="why" { (why(&event, org.as_deref(), now)) }
+        @match query.due_now {
+            Some(true) => p.notice role="status" id="notice" { "Due now: the event is delivered shortly instead of at its next scheduled attempt. Reload to see the outcome." },
+            Some(false) => p.notice role="status" id="notice" { "Not waiting any more: the event was delivered or tried meanwhile." },
+            None => {},
+        }
+        div class={ "health " (level_of(event.status)) } id="why" { (explained(&event, &attempts, org.as_deref(), now)) }
         div.panel {
             dl {
                 dt { "Status" } dd #status { (badge(event.status.as_str())) }
@@ -217,10 +223,17 @@ pub(super) async fn show(
                         EventSource::Backfill => "Digital River's Events API (backfilled: the webhook never brought it)",
                     }
                 }
-                dt { "Attempts" } dd { (event.attempts) }
+                dt { "Attempts" } dd #attempt-count { (attempt_log::counted(event.attempts, &attempts)) }
             }
             @if event.status.is_replayable() {
                 p { a.button href=(paths::ui_event(&event.id, "/replay")) id="replay" { "Send again…" } }
+            }
+            @if event.status == EventStatus::Pending && event.next_attempt_at_ms.is_some_and(|next| next > now) {
+                form #retry-now-form method="post" action=(paths::ui_event(&event.id, "/retry-now")) {
+                    input type="hidden" name="csrf" value=(signed_in.csrf);
+                    button type="submit" id="retry-now" { "Deliver now" }
+                    " " span.muted { "instead of at its next attempt — once the cause is fixed" }
+                }
             }
         }
         h2 { "Attempts" }
@@ -228,8 +241,8 @@ pub(super) async fn show(
             p.muted { "None yet." }
         } @else {
             div.scroll { table id="attempts" {
-                thead { tr { th { "When" } th { "Answer" } th.num { "Took" } th { "Outcome" } th { "Salesforce said" } } }
-                tbody { @for attempt in &attempts { (attempt_row(attempt)) } }
+                thead { tr { th { "#" } th { "When" } th { "Answer" } th.num { "Took" } th { "Outcome" } th { "Salesforce said" } } }
+                tbody { @for (kind, attempt) in attempt_log::lines(&attempts) { (attempt_row(kind, attempt)) } }
             } }
         }
         h2 { "Body" }
@@ -244,6 +257,18 @@ fn level_of(status: EventStatus) -> &'static str {
         EventStatus::Dead | EventStatus::FailedInSalesforce => "bad",
         EventStatus::Recovered => "good",
         _ => "warn",
+    }
+}
+
+/// [`why`], and for an event sent again that has not been tried since, when and by whom.
+fn explained(event: &EventSummary, log: &[AttemptSummary], org: Option<&str>, now: i64) -> String {
+    match attempt_log::last_replay(log) {
+        Some(replay) if event.status == EventStatus::Pending && event.attempts == 0 => format!(
+            "Pending: sent again {} ago {}; waiting for its first delivery since (or for an earlier event of the same order).",
+            age(now - replay.at_ms),
+            attempt_log::replayed_by(replay)
+        ),
+        _ => why(event, org, now),
     }
 }
 
@@ -304,9 +329,17 @@ fn without_status(said: &str, status: u16) -> &str {
         .unwrap_or(said)
 }
 
-fn attempt_row(attempt: &AttemptSummary) -> Markup {
-    let from_salesforce_record =
-        [confirm::OUTCOME_FAILED, confirm::OUTCOME_RECOVERED].contains(&attempt.outcome.as_str());
+fn attempt_row(kind: Kind, attempt: &AttemptSummary) -> Markup {
+    let from_salesforce_record = kind == Kind::InSalesforce;
+    if kind == Kind::Replayed {
+        return html! {
+            tr.replayed {
+                td { "↻" }
+                td { (time(attempt.at_ms)) }
+                td colspan="4" { "Sent again " (attempt_log::replayed_by(attempt)) "; attempts are counted from here." }
+            }
+        };
+    }
     let said = if from_salesforce_record {
         format!(
             "{} ({})",
@@ -323,6 +356,13 @@ fn attempt_row(attempt: &AttemptSummary) -> Markup {
     };
     html! {
         tr {
+            td {
+                @match kind {
+                    Kind::Counted(number) => (number),
+                    _ if from_salesforce_record => "—",
+                    _ => span.muted title="the org's limits turned it away: not counted against the retry schedule" { "not counted" },
+                }
+            }
             td { (time(attempt.at_ms)) }
             td {
                 @match attempt.status_code {

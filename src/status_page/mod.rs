@@ -53,6 +53,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(paths::UI_EVENTS, get(events::list))
         .route(paths::UI_EVENT, get(events::show))
         .route(paths::UI_EVENT_REPLAY, get(replay::confirm_replay).post(replay::replay))
+        .route(paths::UI_EVENT_RETRY_NOW, post(replay::retry_now))
         .route(
             paths::UI_REPLAY_DEAD,
             get(replay::confirm_replay_dead).post(replay::replay_dead),

@@ -15,7 +15,7 @@ use super::layout::{badge, page, time};
 use super::{SignedIn, paths, store_failed};
 use crate::domain::EventId;
 use crate::http::state::AppState;
-use crate::store::replay::{self, ReplayError};
+use crate::store::replay::{self, ReplayError, ReplayedBy};
 use crate::store::{EventFilter, EventStatus};
 use crate::support::clock::{now_ms, parse_time};
 
@@ -53,7 +53,7 @@ pub(super) async fn replay(
     let Ok(id) = EventId::parse(&id) else {
         return not_found(&signed_in);
     };
-    match replay::replay_one(&*state.store, &id, now_ms()).await {
+    match replay::replay_one(&*state.store, &id, ReplayedBy::StatusPage, now_ms()).await {
         Ok(()) => {
             tracing::info!("event replayed from the status page");
             state.wake.notify_one();
@@ -62,6 +62,29 @@ pub(super) async fn replay(
         Err(ReplayError::NotFound) => not_found(&signed_in),
         Err(ReplayError::Store(e)) => store_failed(&signed_in, &e),
         Err(refusal) => not_sent_again(&signed_in, &refusal, &paths::ui_event(id.as_str(), "")),
+    }
+}
+
+/// Makes a pending event due now (its cause was fixed) and wakes the workers; attempts stay
+/// counted. An event no longer waiting (delivered meanwhile, or due already) is left alone.
+#[tracing::instrument(skip_all, fields(event_id = %id))]
+pub(super) async fn retry_now(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = EventId::parse(&id) else {
+        return not_found(&signed_in);
+    };
+    match state.store.retry_now(Some(&id), now_ms()).await {
+        Ok(due) => {
+            if due > 0 {
+                tracing::info!("event made due now from the status page");
+                state.wake.notify_one();
+            }
+            Redirect::to(&paths::ui_event(id.as_str(), &format!("?due_now={}", due > 0))).into_response()
+        }
+        Err(e) => store_failed(&signed_in, &e),
     }
 }
 
@@ -147,7 +170,16 @@ pub(super) async fn replay_dead(
     Extension(signed_in): Extension<SignedIn>,
     Form(form): Form<ReplayDeadForm>,
 ) -> Response {
-    match replay::replay_all(&*state.store, EventStatus::Dead, Some(form.since), now_ms(), |_| {}).await {
+    match replay::replay_all(
+        &*state.store,
+        EventStatus::Dead,
+        Some(form.since),
+        ReplayedBy::StatusPage,
+        now_ms(),
+        |_| {},
+    )
+    .await
+    {
         Ok(replayed) => {
             tracing::info!(
                 replayed,

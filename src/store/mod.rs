@@ -8,6 +8,7 @@
 //! SQLite ([`sqlite::SqliteStore`]) is the embedded default, for one relay process;
 //! PostgreSQL ([`postgres::PostgresStore`]) lets several relays share one store and one queue.
 
+pub mod attempt_log;
 pub mod confirm;
 mod copy;
 pub mod disk;
@@ -21,6 +22,7 @@ mod status;
 
 pub use copy::{CopyProgress, copy_all};
 pub use filter::{ActivityBucket, EventFilter, FilterValue, activity_buckets};
+pub use replay::ReplayedBy;
 pub(crate) use status::REPLAYABLE_SQL;
 pub use status::{EventSource, EventStatus};
 
@@ -285,20 +287,23 @@ pub trait Store: Send + Sync + 'static {
     /// The stored body of an event.
     async fn body(&self, id: &EventId) -> Result<Option<Bytes>, StoreError>;
 
-    /// Makes a dead (or delivered) event pending again with fresh attempts.
-    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError>;
+    /// Makes a dead (or delivered) event pending again with fresh attempts, and writes a
+    /// [`attempt_log::OUTCOME_REPLAYED`] line naming `by` in its attempt log.
+    async fn replay(&self, id: &EventId, by: ReplayedBy, now_ms: i64) -> Result<ReplayOutcome, StoreError>;
 
     /// Makes pending events due now instead of at their next scheduled attempt (the cause was
     /// fixed): the one `id`, or every pending one; answers how many. Attempts stay counted.
     async fn retry_now(&self, id: Option<&EventId>, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Replays up to `limit` of the oldest events of `status` (dead or delivered) received at or
-    /// after `since_ms`, in one transaction; answers how many. Called again until it answers 0.
+    /// after `since_ms`, in one transaction, each with its replay line; answers how many. Called
+    /// again until it answers 0.
     async fn replay_batch(
         &self,
         status: EventStatus,
         since_ms: Option<i64>,
         limit: u32,
+        by: ReplayedBy,
         now_ms: i64,
     ) -> Result<u64, StoreError>;
 

@@ -9,6 +9,25 @@ use crate::domain::EventId;
 /// How many events a bulk replay makes pending in one transaction.
 const REPLAY_BATCH: u32 = 500;
 
+/// Who sends events again: the attempt log's replay line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayedBy {
+    CommandLine,
+    AdminApi,
+    StatusPage,
+}
+
+impl ReplayedBy {
+    /// The replay line's words: "replayed … by the status page".
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::CommandLine => "by `events replay` on the command line",
+            Self::AdminApi => "by the admin API",
+            Self::StatusPage => "by the status page",
+        }
+    }
+}
+
 /// Why nothing was replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -40,8 +59,8 @@ pub fn note_before(status: EventStatus) -> Option<&'static str> {
 }
 
 /// Makes one dead or delivered event pending again, with fresh attempts.
-pub async fn replay_one(store: &dyn Store, id: &EventId, now_ms: i64) -> Result<(), ReplayError> {
-    match store.replay(id, now_ms).await? {
+pub async fn replay_one(store: &dyn Store, id: &EventId, by: ReplayedBy, now_ms: i64) -> Result<(), ReplayError> {
+    match store.replay(id, by, now_ms).await? {
         ReplayOutcome::Replayed => Ok(()),
         ReplayOutcome::NotFound => Err(ReplayError::NotFound),
         ReplayOutcome::NotReplayable(status) => Err(ReplayError::NotReplayable(status)),
@@ -54,6 +73,7 @@ pub async fn replay_all(
     store: &dyn Store,
     status: EventStatus,
     since_ms: Option<i64>,
+    by: ReplayedBy,
     now_ms: i64,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, ReplayError> {
@@ -62,7 +82,7 @@ pub async fn replay_all(
     }
     let mut replayed = 0;
     loop {
-        let batch = store.replay_batch(status, since_ms, REPLAY_BATCH, now_ms).await?;
+        let batch = store.replay_batch(status, since_ms, REPLAY_BATCH, by, now_ms).await?;
         if batch == 0 {
             return Ok(replayed);
         }

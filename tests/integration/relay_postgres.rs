@@ -438,6 +438,7 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
             dr_sf_bridge::store::EventStatus::Delivered,
             None,
             10,
+            dr_sf_bridge::store::ReplayedBy::CommandLine,
             dr_sf_bridge::support::clock::now_ms(),
         )
         .await

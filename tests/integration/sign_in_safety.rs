@@ -111,3 +111,36 @@ async fn fixed_credentials_are_tried_at_once_after_a_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn events_held_by_a_refused_sign_in_are_delivered_at_once_when_fixed_credentials_sign_in_after_a_restart() {
+    let sf = SalesforceStandIn::start().await;
+    apex(wiremock::ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    let old_password = [("salesforce.password", "AnOldPassw0rd-SECTOKENabc")];
+    let relay = spawn_stepped_app_with(sf, &old_password).await;
+    relay.accept(&event("order.accepted", "evt-held", "o-1")).await;
+    assert_eq!(relay.deliver_due().await, 1, "refused, then held for the cool-down");
+    let (summary, attempts) = relay.stored("evt-held").await;
+    assert_eq!(attempts[0].outcome, "auth_rejected");
+    assert!(summary.next_attempt_at_ms.unwrap() - attempts[0].at_ms >= 250_000);
+    let (sf, dir) = relay.stop().await;
+
+    let relay = spawn_stepped_app_in(sf, dir, &[]).await;
+    assert_eq!(
+        relay.deliver_due().await,
+        1,
+        "delivered now, not at the end of the old password's cool-down"
+    );
+    assert_eq!(
+        relay.status_of("evt-held").await,
+        Some(dr_sf_bridge::store::EventStatus::Delivered)
+    );
+    assert!(
+        relay.logs.text().contains("the waiting events are due now"),
+        "{}",
+        relay.logs.text()
+    );
+}

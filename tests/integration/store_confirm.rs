@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use dr_sf_bridge::store::confirm::{Confirmation, DELIVERY_SLACK_MS, SalesforceFailure};
-use dr_sf_bridge::store::{EventFilter, EventStatus, ReplayOutcome, Store, Transition};
+use dr_sf_bridge::store::{EventFilter, EventStatus, ReplayOutcome, ReplayedBy, Store, Transition};
 
 use crate::store_contract::{claim_one, event, id, open_postgres, open_sqlite, record, status};
 
@@ -74,7 +74,10 @@ async fn a_replayed_event_is_not_failed_again_by_the_old_record(store: Arc<dyn S
     let old = failure("a0X1", "e1", DELIVERED_AT, false);
     store.confirm(&old, DELIVERED_AT + 10).await.unwrap();
     assert_eq!(
-        store.replay(&id("e1"), DELIVERED_AT + 20).await.unwrap(),
+        store
+            .replay(&id("e1"), ReplayedBy::CommandLine, DELIVERED_AT + 20)
+            .await
+            .unwrap(),
         ReplayOutcome::Replayed,
         "failed_in_salesforce is replayable"
     );
@@ -136,7 +139,13 @@ async fn pruning_keeps_failed_events_and_bulk_replay_takes_them(store: Arc<dyn S
     assert_eq!(status(&*store, "e1").await, EventStatus::FailedInSalesforce);
     assert_eq!(
         store
-            .replay_batch(EventStatus::FailedInSalesforce, None, 100, DELIVERED_AT + 1)
+            .replay_batch(
+                EventStatus::FailedInSalesforce,
+                None,
+                100,
+                ReplayedBy::CommandLine,
+                DELIVERED_AT + 1
+            )
             .await
             .unwrap(),
         1

@@ -8,7 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
 use dr_sf_bridge::store::{
-    AttemptRecord, EventFilter, EventSource, EventStatus, InsertOutcome, NewEvent, ReplayOutcome, Store, Transition,
+    AttemptRecord, EventFilter, EventSource, EventStatus, InsertOutcome, NewEvent, ReplayOutcome, ReplayedBy, Store,
+    Transition,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -275,19 +276,34 @@ async fn claim_one_of(store: &dyn Store, wanted: &str) -> i64 {
 pub async fn only_dead_or_delivered_events_are_replayed(store: Arc<dyn Store>) {
     store.insert(event("e1", "o1", 1)).await.unwrap();
     assert_eq!(
-        store.replay(&id("e1"), 5).await.unwrap(),
+        store.replay(&id("e1"), ReplayedBy::CommandLine, 5).await.unwrap(),
         ReplayOutcome::NotReplayable(EventStatus::Pending)
     );
-    assert_eq!(store.replay(&id("nope"), 5).await.unwrap(), ReplayOutcome::NotFound);
+    assert_eq!(
+        store.replay(&id("nope"), ReplayedBy::CommandLine, 5).await.unwrap(),
+        ReplayOutcome::NotFound
+    );
     let seq = claim_one(&*store, 10).await;
     store
         .finish_attempt(seq, record(10, 404), Transition::Dead)
         .await
         .unwrap();
-    assert_eq!(store.replay(&id("e1"), 20).await.unwrap(), ReplayOutcome::Replayed);
+    assert_eq!(
+        store.replay(&id("e1"), ReplayedBy::CommandLine, 20).await.unwrap(),
+        ReplayOutcome::Replayed
+    );
     let claimed = store.claim_due(Mode::Test, 20, 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempts, 0, "a replay starts with fresh attempts");
+    let (_, log) = store.get(&id("e1")).await.unwrap().unwrap();
+    let outcomes: Vec<&str> = log.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["retry", "replayed"],
+        "the log keeps the attempt and says who replayed it"
+    );
+    assert_eq!(log[1].at_ms, 20);
+    assert_eq!(log[1].error.as_deref(), Some(ReplayedBy::CommandLine.words()));
 }
 
 pub async fn stats_count_by_status_and_know_the_oldest_pending(store: Arc<dyn Store>) {
@@ -379,7 +395,7 @@ pub async fn bulk_replay_takes_dead_events_since_a_time_in_batches(store: Arc<dy
     }
     assert_eq!(
         store
-            .replay_batch(EventStatus::Pending, None, 10, 20_000)
+            .replay_batch(EventStatus::Pending, None, 10, ReplayedBy::CommandLine, 20_000)
             .await
             .unwrap(),
         0,
@@ -387,20 +403,35 @@ pub async fn bulk_replay_takes_dead_events_since_a_time_in_batches(store: Arc<dy
     );
     assert_eq!(
         store
-            .replay_batch(EventStatus::Dead, Some(200), 2, 20_000)
+            .replay_batch(EventStatus::Dead, Some(200), 2, ReplayedBy::CommandLine, 20_000)
             .await
             .unwrap(),
         2,
         "a batch"
     );
-    let rest = dr_sf_bridge::store::replay::replay_all(&*store, EventStatus::Dead, Some(200), 20_000, |_| {})
-        .await
-        .unwrap();
+    let rest = dr_sf_bridge::store::replay::replay_all(
+        &*store,
+        EventStatus::Dead,
+        Some(200),
+        ReplayedBy::CommandLine,
+        20_000,
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(rest, 1, "d2, d3, d4 received since 200");
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.dead, stats.pending), (2, 3));
     let replayed = store.claim_due(Mode::Test, 20_000, 10, LEASE).await.unwrap();
     assert!(replayed.iter().all(|e| e.attempts == 0));
+    for (name, replays) in [("d1", 0), ("d2", 1), ("d4", 1)] {
+        let (_, log) = store.get(&id(name)).await.unwrap().unwrap();
+        let lines = log.iter().filter(|a| a.outcome == "replayed").count();
+        assert_eq!(
+            lines, replays,
+            "{name}: one replay line for each event a batch replayed"
+        );
+    }
 }
 
 pub async fn purge_removes_only_delivered_events_before_the_cut(store: Arc<dyn Store>) {
@@ -496,7 +527,10 @@ pub async fn the_finish_time_is_kept_for_finished_events_only(store: Arc<dyn Sto
             .await
             .unwrap();
     }
-    store.replay(&id("replayed"), 300).await.unwrap();
+    store
+        .replay(&id("replayed"), ReplayedBy::CommandLine, 300)
+        .await
+        .unwrap();
     let finished: Vec<(String, Option<i64>)> = store
         .export(0, 10)
         .await

@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::Mode;
+use crate::store::ReplayedBy;
 
 fn event(status: EventStatus, last_status: Option<u16>, last_error: Option<&str>) -> EventSummary {
     EventSummary {
@@ -87,4 +88,60 @@ fn a_pending_event_says_when_it_is_tried_next() {
 fn a_body_is_shown_indented_or_as_it_came() {
     assert_eq!(pretty(br#"{"a":{"b":1}}"#), "{\n  \"a\": {\n    \"b\": 1\n  }\n}");
     assert_eq!(pretty(b"not json"), "not json");
+}
+
+fn line(at_ms: i64, status_code: Option<u16>, outcome: &str, error: Option<&str>) -> AttemptSummary {
+    AttemptSummary {
+        at_ms,
+        status_code,
+        duration_ms: 12,
+        outcome: outcome.into(),
+        error: error.map(str::to_owned),
+        excerpt: None,
+    }
+}
+
+/// A dead event's log (two counted failures around a refused sign-in), its replay, and nothing since.
+fn replayed_log() -> Vec<AttemptSummary> {
+    vec![
+        line(1_000, Some(503), "retry", Some("Salesforce answered 503")),
+        line(2_000, Some(401), "auth_rejected", Some("INVALID_SESSION_ID")),
+        line(3_000, Some(503), "dead", Some("Salesforce answered 503")),
+        line(9_000, None, "replayed", Some(ReplayedBy::StatusPage.words())),
+    ]
+}
+
+#[test]
+fn a_replayed_event_says_when_and_by_whom_and_counts_from_there() {
+    let mut pending = event(EventStatus::Pending, Some(503), Some("Salesforce answered 503"));
+    pending.attempts = 0;
+    let log = replayed_log();
+    let said = explained(&pending, &log, None, 69_000);
+    assert!(said.contains("sent again 1 min ago by the status page"), "{said}");
+    assert!(!said.contains("first delivery (or"), "not a new event: {said}");
+    assert!(
+        attempt_log::counted(0, &log).starts_with("0 counted since the replay at 1970-01-01 00:00:09"),
+        "{}",
+        attempt_log::counted(0, &log)
+    );
+}
+
+#[test]
+fn attempt_rows_number_the_counted_attempts_and_mark_the_rest() {
+    let rows: Vec<String> = attempt_log::lines(&replayed_log())
+        .into_iter()
+        .map(|(kind, line)| attempt_row(kind, line).into_string())
+        .collect();
+    assert!(rows[0].starts_with("<tr><td>1</td>"), "{}", rows[0]);
+    assert!(rows[1].contains("not counted"), "{}", rows[1]);
+    assert!(
+        rows[2].starts_with("<tr><td>2</td>"),
+        "the refused sign-in is not attempt 2: {}",
+        rows[2]
+    );
+    assert!(
+        rows[3].contains("Sent again by the status page; attempts are counted from here."),
+        "{}",
+        rows[3]
+    );
 }

@@ -1,12 +1,76 @@
-//! What the operations commands ask beyond the relays' own work: deleting by age, counting what a
-//! purge would delete, making waiting events due now (and waking the relays for them).
+//! What the operations commands ask beyond the relays' own work: sending events again (each with
+//! its replay line in the attempt log), deleting by age, counting what a purge would delete,
+//! making waiting events due now (and waking the relays for them).
 
 use super::PostgresStore;
 use super::connect::classify;
 use crate::domain::EventId;
-use crate::store::StoreError;
+use crate::store::attempt_log::OUTCOME_REPLAYED;
+use crate::store::{EventStatus, REPLAYABLE_SQL, ReplayOutcome, ReplayedBy, StoreError};
+
+/// Makes the events `$1…` select pending with fresh attempts and writes each one's replay line,
+/// in one statement: `$replayed_at` and `$by` are the statement's last two parameters.
+fn replay_statement(select: &str, replayed_at: &str, by: &str) -> String {
+    format!(
+        "WITH replayed AS (
+             UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = {replayed_at},
+                 lease_until = NULL, finished_at = NULL
+             WHERE seq IN ({select}) RETURNING seq)
+         INSERT INTO attempts (event_seq, at, status_code, duration_ms, outcome, error, excerpt)
+         SELECT seq, {replayed_at}::BIGINT, NULL, 0, '{OUTCOME_REPLAYED}', {by}::TEXT, NULL FROM replayed"
+    )
+}
 
 impl PostgresStore {
+    pub(super) async fn replay_one(
+        &self,
+        id: &EventId,
+        by: ReplayedBy,
+        now_ms: i64,
+    ) -> Result<ReplayOutcome, StoreError> {
+        let select = format!("SELECT seq FROM events WHERE id = $1 AND status IN ({REPLAYABLE_SQL}) FOR UPDATE");
+        let changed = self
+            .execute(
+                &replay_statement(&select, "$2", "$3"),
+                &[&id.as_str(), &now_ms, &by.words()],
+            )
+            .await?;
+        if changed == 1 {
+            self.announcer.stored();
+            return Ok(ReplayOutcome::Replayed);
+        }
+        let rows = self
+            .query("SELECT status FROM events WHERE id = $1", &[&id.as_str()])
+            .await?;
+        let status: Option<String> = rows.first().map(|r| r.try_get(0)).transpose().map_err(classify)?;
+        Ok(ReplayOutcome::refused(status.as_deref()))
+    }
+
+    pub(super) async fn replay_oldest(
+        &self,
+        status: EventStatus,
+        since_ms: Option<i64>,
+        limit: u32,
+        by: ReplayedBy,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if !status.is_replayable() {
+            return Ok(0);
+        }
+        let select = "SELECT seq FROM events WHERE status = $1 AND ($2::BIGINT IS NULL OR received_at >= $2)
+                      ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED";
+        let replayed = self
+            .execute(
+                &replay_statement(select, "$4", "$5"),
+                &[&status.as_str(), &since_ms, &i64::from(limit), &now_ms, &by.words()],
+            )
+            .await?;
+        if replayed > 0 {
+            self.announcer.stored();
+        }
+        Ok(replayed)
+    }
+
     pub(super) async fn delete_before(&self, statuses: &[&str], before_ms: i64) -> Result<u64, StoreError> {
         let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
         let deleted = self

@@ -12,7 +12,7 @@ use super::connect::classify;
 use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
-    FilterValue, InsertOutcome, NewEvent, REPLAYABLE_SQL, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent,
+    FilterValue, InsertOutcome, NewEvent, ReplayOutcome, ReplayedBy, Store, StoreError, StoreStats, StoredEvent,
     Transition, activity_buckets,
 };
 
@@ -305,26 +305,8 @@ impl Store for PostgresStore {
             .transpose()
     }
 
-    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
-        let changed = self
-            .execute(
-                &format!(
-                    "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = $2,
-                     lease_until = NULL, finished_at = NULL
-                 WHERE id = $1 AND status IN ({REPLAYABLE_SQL})"
-                ),
-                &[&id.as_str(), &now_ms],
-            )
-            .await?;
-        if changed == 1 {
-            self.announcer.stored();
-            return Ok(ReplayOutcome::Replayed);
-        }
-        let rows = self
-            .query("SELECT status FROM events WHERE id = $1", &[&id.as_str()])
-            .await?;
-        let status: Option<String> = rows.first().map(|r| r.try_get(0)).transpose().map_err(classify)?;
-        Ok(ReplayOutcome::refused(status.as_deref()))
+    async fn replay(&self, id: &EventId, by: ReplayedBy, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
+        self.replay_one(id, by, now_ms).await
     }
 
     async fn replay_batch(
@@ -332,24 +314,10 @@ impl Store for PostgresStore {
         status: EventStatus,
         since_ms: Option<i64>,
         limit: u32,
+        by: ReplayedBy,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        if !status.is_replayable() {
-            return Ok(0);
-        }
-        let replayed = self
-            .execute(
-                "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = $4,
-                     lease_until = NULL, finished_at = NULL
-                 WHERE seq IN (SELECT seq FROM events WHERE status = $1 AND ($2::BIGINT IS NULL OR received_at >= $2)
-                               ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)",
-                &[&status.as_str(), &since_ms, &i64::from(limit), &now_ms],
-            )
-            .await?;
-        if replayed > 0 {
-            self.announcer.stored();
-        }
-        Ok(replayed)
+        self.replay_oldest(status, since_ms, limit, by, now_ms).await
     }
 
     async fn purge_delivered(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -36,7 +36,7 @@ use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
 
 use super::{
     ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventStatus, EventSummary, FilterValue,
-    InsertOutcome, NewEvent, REPLAYABLE_SQL, ReplayOutcome, Store, StoreError, StoreStats, StoredEvent, Transition,
+    InsertOutcome, NewEvent, ReplayOutcome, ReplayedBy, Store, StoreError, StoreStats, StoredEvent, Transition,
     activity_buckets,
 };
 use crate::domain::{EventId, EventType, Mode};
@@ -324,27 +324,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn replay(&self, id: &EventId, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
-        let id = id.as_str().to_owned();
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let changed = conn.execute(
-                    &format!(
-                        "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?2,
-                     lease_until = NULL, finished_at = NULL
-                 WHERE id = ?1 AND status IN ({REPLAYABLE_SQL})"
-                    ),
-                    params![id, now_ms],
-                )?;
-                if changed == 1 {
-                    return Ok(ReplayOutcome::Replayed);
-                }
-                let status: Option<String> = conn
-                    .query_row("SELECT status FROM events WHERE id = ?1", [&id], |r| r.get(0))
-                    .optional()?;
-                Ok(ReplayOutcome::refused(status.as_deref()))
-            })
-            .await
+    async fn replay(&self, id: &EventId, by: ReplayedBy, now_ms: i64) -> Result<ReplayOutcome, StoreError> {
+        self.replay_one(id, by, now_ms).await
     }
 
     async fn replay_batch(
@@ -352,23 +333,10 @@ impl Store for SqliteStore {
         status: EventStatus,
         since_ms: Option<i64>,
         limit: u32,
+        by: ReplayedBy,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        if !status.is_replayable() {
-            return Ok(0);
-        }
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let replayed = conn.execute(
-                    "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?4,
-                         lease_until = NULL, finished_at = NULL
-                     WHERE seq IN (SELECT seq FROM events WHERE status = ?1 AND (?2 IS NULL OR received_at >= ?2)
-                                   ORDER BY seq LIMIT ?3)",
-                    params![status.as_str(), since_ms, limit, now_ms],
-                )?;
-                Ok(replayed as u64)
-            })
-            .await
+        self.replay_oldest(status, since_ms, limit, by, now_ms).await
     }
 
     async fn purge_delivered(&self, before_ms: i64) -> Result<u64, StoreError> {
