@@ -55,6 +55,8 @@ pub fn exit_code(error: &OpsError) -> u8 {
         OpsError::Refused(_) => 1,
         OpsError::Unreachable(_) => 4,
         OpsError::Store(_) => 5,
+        // The relay's start-up: a store it cannot open (locked, unreachable) is the store's code.
+        OpsError::Other(e) if e.chain().any(|cause| cause.is::<crate::store::StoreError>()) => 5,
         OpsError::Other(_) => 4,
     }
 }

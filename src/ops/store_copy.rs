@@ -38,12 +38,18 @@ async fn open_source(url: &str) -> Result<std::sync::Arc<dyn Store>, OpsError> {
         return Ok(store::open(&storage(url), Role::Operations).await?);
     };
     if !std::path::Path::new(path).is_file() {
-        return Err(OpsError::Refused(format!("no store at {path}: nothing to copy")));
+        return Err(
+            store::StoreError::Unavailable(format!("no store at {path}: nothing to copy (check --from)")).into(),
+        );
     }
     // Taking the file as a relay would: refused while a relay uses it.
-    store::open(&storage(url), Role::Relay)
-        .await
-        .map_err(|e| OpsError::Refused(format!("{e}: stop the relay that uses the source before copying it")))
+    store::open(&storage(url), Role::Relay).await.map_err(|e| match e {
+        store::StoreError::Unavailable(why) => {
+            store::StoreError::Unavailable(format!("{why}: stop the relay that uses the source before copying it"))
+                .into()
+        }
+        other => other.into(),
+    })
 }
 
 /// Copies every event and attempt of `from` into `to`; `progress(done, total)` after each batch.

@@ -234,8 +234,9 @@ pub enum StoreError {
     /// Locked by another process or overloaded: the same request succeeds soon.
     #[error("the store is busy: {0}")]
     Busy(String),
-    /// Cannot commit (disk full, read-only, I/O error, connection lost) until someone acts.
-    #[error("the store could not commit: {0}")]
+    /// Cannot be reached, read or written (no such database, connection refused, locked by
+    /// another relay, disk full, read-only, I/O error) until someone acts.
+    #[error("the store is unavailable: {0}")]
     Unavailable(String),
     /// The change contradicts what is stored.
     #[error("the change conflicts with the stored data: {0}")]
@@ -395,7 +396,7 @@ pub enum Role {
 /// over); for an operations command, only a store that already exists.
 pub async fn open(storage: &StorageSettings, role: Role) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     let url = storage.url.as_str();
-    let unavailable = |e: anyhow::Error| StoreError::Unavailable(format!("{e:#}"));
+    let unavailable = |e: anyhow::Error| StoreError::Unavailable(format!("storage.url `{url}`: {e:#}"));
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = std::path::Path::new(path);
         let store = match role {
@@ -436,5 +437,47 @@ mod tests {
         assert!(matches!(error, StoreError::Unavailable(_)), "{text}");
         assert!(text.contains("127.0.0.1:1") && text.contains("***"), "{text}");
         assert!(!text.contains("Sup3rSecretPw"), "{text}");
+        assert!(
+            text.starts_with("the store is unavailable: storage.url `postgres://relay:***@127.0.0.1:1/relay`: cannot connect to 127.0.0.1:1 (connection refused)"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_database_is_named_with_the_fix() {
+        let storage = StorageSettings {
+            url: "postgres://postgres@127.0.0.1:5432/drsf_no_such_database".into(),
+            retention_days: 30,
+            pool_size: 2,
+        };
+        let text = open(&storage, Role::Operations)
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            text.contains("storage.url `postgres://postgres@127.0.0.1:5432/drsf_no_such_database`: database `drsf_no_such_database` does not exist on 127.0.0.1:5432: create it (createdb drsf_no_such_database)"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_another_relay_holds_names_the_key_and_the_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageSettings {
+            url: format!("sqlite://{}", dir.path().join("relay.db").display()),
+            retention_days: 30,
+            pool_size: 2,
+        };
+        let _first = open(&storage, Role::Relay).await.expect("the first relay opens it");
+        let text = open(&storage, Role::Relay).await.err().expect("refused").to_string();
+        let pid = std::process::id();
+        assert!(
+            text.starts_with(&format!(
+                "the store is unavailable: storage.url `{}`: another relay (pid {pid})",
+                storage.url
+            )),
+            "{text}"
+        );
     }
 }

@@ -228,12 +228,12 @@ async fn store_copy_moves_every_status_and_a_relay_on_the_copy_delivers_the_pend
 }
 
 #[tokio::test]
-async fn store_copy_refuses_a_missing_source_and_a_store_a_relay_uses() {
+async fn store_copy_refuses_a_missing_source_and_a_store_a_relay_uses_with_the_stores_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let to = format!("sqlite://{}", dir.path().join("to.db").display());
     let missing = format!("sqlite://{}", dir.path().join("typo.db").display());
     let out = cli(&["store", "copy", "--from", &missing, "--to", &to]).run().await;
-    assert_ne!(out.code, 0);
+    assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(out.stderr.contains("no store at"), "{}", out.stderr);
     assert!(!dir.path().join("typo.db").exists(), "a mistyped source is not created");
 
@@ -241,6 +241,35 @@ async fn store_copy_refuses_a_missing_source_and_a_store_a_relay_uses() {
     let _relay_holds_it = SqliteStore::open_for_relay(&busy_path).unwrap();
     let busy = format!("sqlite://{}", busy_path.display());
     let out = cli(&["store", "copy", "--from", &busy, "--to", &to]).run().await;
-    assert_ne!(out.code, 0);
-    assert!(out.stderr.contains("stop the relay"), "{}", out.stderr);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    let pid = std::process::id();
+    assert!(
+        out.stderr.contains(&format!("another relay (pid {pid})")) && out.stderr.contains("stop the relay"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_relay_on_a_sqlite_file_another_relay_holds_exits_with_the_stores_code_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy_path = dir.path().join("relay.db");
+    let _relay_holds_it = SqliteStore::open_for_relay(&busy_path).unwrap();
+    let sf = SalesforceStandIn::start().await;
+    let env: Vec<(String, String)> =
+        crate::relay_helpers::relay_overrides(&sf, &busy_path, &[("relay.listen", "127.0.0.1:0")])
+            .into_iter()
+            .map(|(key, value)| (format!("DRSF__{}", key.to_ascii_uppercase().replace('.', "__")), value))
+            .collect();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let out = cli(&["relay"]).envs(&env).run().await;
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("storage.url `sqlite://")
+            && out
+                .stderr
+                .contains(&format!("another relay (pid {})", std::process::id())),
+        "{}",
+        out.stderr
+    );
 }

@@ -232,6 +232,40 @@ pub(super) fn classify(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// What a failure to open the database at `url` means, from the driver's words `why`: the
+/// usual first-day mistakes said plainly, anything else as the driver said it.
+pub(super) fn explained(url: &str, why: &str) -> String {
+    let parsed = url::Url::parse(url).ok();
+    let host = parsed
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .unwrap_or("localhost")
+        .to_owned();
+    let port = parsed.as_ref().and_then(|u| u.port()).unwrap_or(5432);
+    let database = parsed
+        .as_ref()
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "(none)".into());
+    let user = parsed.as_ref().map(|u| u.username().to_owned()).unwrap_or_default();
+    let lower = why.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        format!("cannot connect to {host}:{port} (connection refused): is PostgreSQL running and listening there?")
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        format!("cannot connect to {host}:{port} (no answer in time): check the host, the port and any firewall")
+    } else if lower.contains("failed to lookup address") || lower.contains("name or service not known") {
+        format!("cannot connect to {host}:{port}: no such host name")
+    } else if lower.contains("does not exist") && lower.contains("database") {
+        format!(
+            "database `{database}` does not exist on {host}:{port}: create it (createdb {database}) or fix the URL's path"
+        )
+    } else if lower.contains("password authentication failed") || lower.contains("no password supplied") {
+        format!("{host}:{port} refused user `{user}`'s password")
+    } else {
+        why.to_owned()
+    }
+}
+
 /// A connection could not be had from the pool.
 pub(super) fn pool_error(e: PoolError) -> StoreError {
     match e {

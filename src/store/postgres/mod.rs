@@ -116,11 +116,13 @@ impl PostgresStore {
     }
 }
 
-/// Names the database (without its password) in a failure to reach it.
+/// Names the key and the database (without its password) in a failure to reach it, and says
+/// what failed in words an operator acts on.
 fn described(url: &str, e: StoreError) -> StoreError {
+    let named = |why: &str| format!("storage.url `{}`: {}", redact_url(url), connect::explained(url, why));
     match e {
-        StoreError::Unavailable(why) => StoreError::Unavailable(format!("{}: {why}", redact_url(url))),
-        StoreError::Busy(why) => StoreError::Busy(format!("{}: {why}", redact_url(url))),
+        StoreError::Unavailable(why) => StoreError::Unavailable(named(&why)),
+        StoreError::Busy(why) => StoreError::Busy(named(&why)),
         other => other,
     }
 }
