@@ -141,9 +141,11 @@ impl CircuitBreaker {
         !matches!(*self.state.lock().expect("not poisoned"), BreakerState::Closed { .. })
     }
 
-    /// Feeds an outcome; answers `true` when this outcome opened the breaker.
+    /// Feeds an outcome; answers `true` when this outcome opened a closed breaker — once per
+    /// outage, not for each in-flight delivery that fails after it, nor for a failed trial.
     pub fn record(&self, outcome: &DeliveryOutcome) -> bool {
         let mut state = self.state.lock().expect("not poisoned");
+        let was_closed = matches!(*state, BreakerState::Closed { .. });
         let (failure, pause) = match outcome {
             DeliveryOutcome::Delivered => (false, None),
             // The org answered about this event, or about its limits (the pacer's business): it is up.
@@ -163,7 +165,7 @@ impl CircuitBreaker {
                     until: self.clock.now() + *min_delay,
                     cooldown: *min_delay,
                 };
-                return true;
+                return was_closed;
             }
         };
         if !failure {
@@ -189,7 +191,7 @@ impl CircuitBreaker {
                     until: self.clock.now() + cooldown,
                     cooldown,
                 };
-                true
+                false
             }
             BreakerState::Open { .. } => false,
         }
@@ -369,6 +371,10 @@ mod tests {
             min_delay: Duration::from_secs(300),
         };
         assert!(breaker.record(&refused), "opens at once, whatever the threshold");
+        assert!(
+            !breaker.record(&refused),
+            "the next in-flight delivery refused alike opens nothing new"
+        );
         let (until, cooldown) = open_state(&breaker);
         assert_eq!(cooldown, Duration::from_secs(300));
         assert!(until > Instant::now() + Duration::from_secs(200));
@@ -382,7 +388,10 @@ mod tests {
             trial_running: true,
             cooldown: Duration::from_secs(40),
         };
-        assert!(breaker.record(&retry()));
+        assert!(
+            !breaker.record(&retry()),
+            "a failed trial keeps the outage's breaker open: not a new opening to announce"
+        );
         let (until, cooldown) = open_state(&breaker);
         assert_eq!(cooldown, Duration::from_secs(80));
         assert!(until > Instant::now() + Duration::from_secs(70));

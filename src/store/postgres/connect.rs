@@ -144,6 +144,10 @@ pub(super) fn pool(target: Target, size: usize) -> Result<Pool, StoreError> {
 /// Brings the schema to this build's version; refuses a schema a newer build has migrated.
 pub(super) async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(classify)?;
+    // "relation … already exists, skipping" at every start is no news to log.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(classify)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('dr-sf-bridge migrations ' || coalesce(current_schema(), '')))",
         &[],
