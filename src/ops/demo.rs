@@ -2,8 +2,11 @@
 //!
 //! A relay on a temporary SQLite file with OAuth and signatures on, an in-process Salesforce org
 //! ([`super::org_standin`]) that fails some first attempts, and Digital River's eight order events
-//! sent the way DR sends them. Each event's way is reported as it happens — received, stored,
-//! each attempt, delivered — then a summary. Nothing here touches a real org or a real DR account.
+//! sent the way DR sends them — plus a ninth the org refuses as invalid until it dies, so that the
+//! status page (`--keep-running`) shows a dead event, why, and its replay (the stand-in accepts it
+//! when it is sent again). Each event's way is reported as it happens — received, stored, each
+//! attempt, delivered or dead — then a summary. Nothing here touches a real org or a real DR
+//! account.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,8 +23,12 @@ use crate::domain::{EventId, EventType};
 use crate::settings::{LoadOptions, Purpose};
 use crate::store::EventStatus;
 
-/// The longest the demo waits for the eight deliveries.
+/// The longest the demo waits for every event to be delivered or dead.
 const DEADLINE: Duration = Duration::from_secs(60);
+/// The order of the event the stand-in org refuses as invalid (400) at each of its attempts.
+const REFUSED_ORDER: &str = "demo-refused-order";
+/// Attempts on a 400 before an event is dead, in the demo (and how often the org refuses it).
+const ATTEMPTS_ON_400: usize = 2;
 
 /// What the demo did.
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +36,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 pub struct DemoReport {
     pub events: usize,
     pub delivered: usize,
+    /// Events dead: the one the stand-in org refuses, on purpose.
+    pub dead: usize,
     pub attempts: usize,
     pub retried: usize,
     pub token_grants: u64,
@@ -78,6 +87,11 @@ impl Demo {
 pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
     let started = Instant::now();
     let org = OrgStandIn::demo().await.map_err(|e| OpsError::Other(e.into()))?;
+    org.org
+        .refuse_orders
+        .lock()
+        .expect("not poisoned")
+        .insert(REFUSED_ORDER.to_owned(), ATTEMPTS_ON_400);
     let dir = tempfile::tempdir().map_err(|e| OpsError::Other(e.into()))?;
     let storage_url = format!("sqlite://{}", dir.path().join("demo.db").display());
     let credentials = DemoCredentials {
@@ -116,6 +130,7 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
         ("delivery.retry_schedule", "0s,300ms,1s,2s,5s".to_owned()),
         ("delivery.poll_interval_ms", "50".to_owned()),
         ("delivery.breaker_threshold", "100".to_owned()),
+        ("delivery.max_attempts_on_400", ATTEMPTS_ON_400.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -138,7 +153,7 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
         "relay       {relay_url}   (OAuth transport and signatures on; store {storage_url})"
     ));
     say(format!(
-        "Salesforce  {}   (a local stand-in org that fails some first attempts)",
+        "Salesforce  {}   (a local stand-in org that fails some first attempts and refuses order {REFUSED_ORDER})",
         org.url
     ));
     say(String::new());
@@ -153,8 +168,13 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
         Some(credentials.signing_secret.clone()),
     )?;
     let mut sent: Vec<(EventId, EventType)> = Vec::new();
-    for event_type in EventType::supported() {
-        let body = samples::fresh(&event_type, None)?;
+    let refused = EventType::parse("order.accepted").expect("a supported type");
+    let all = EventType::supported()
+        .into_iter()
+        .map(|t| (t, None))
+        .chain([(refused, Some(REFUSED_ORDER))]);
+    for (event_type, order) in all {
+        let body = samples::fresh(&event_type, order)?;
         let envelope = crate::digital_river::Envelope::parse(&body).expect("samples parse");
         let answer = sender.send(&body).await?;
         if answer.status != 202 {
@@ -172,10 +192,10 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
     }
 
     let mut seen_attempts: HashMap<String, usize> = HashMap::new();
-    let mut delivered = 0;
+    let (mut delivered, mut dead) = (0, 0);
     let (mut attempts, mut retried) = (0, 0);
     let deadline = Instant::now() + DEADLINE;
-    while delivered < sent.len() {
+    while delivered + dead < sent.len() {
         if Instant::now() > deadline {
             return Err(OpsError::Other(anyhow::anyhow!(
                 "{delivered} of {} events delivered within {} s",
@@ -184,7 +204,7 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
             )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        delivered = 0;
+        (delivered, dead) = (0, 0);
         for (id, event_type) in &sent {
             let Some((summary, recorded)) = store.get(id).await? else {
                 continue;
@@ -193,6 +213,12 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
             for (n, attempt) in recorded.iter().enumerate().skip(*shown) {
                 let what = match (attempt.outcome.as_str(), attempt.status_code) {
                     ("delivered", status) => format!("attempt {}: delivered ({})", n + 1, status.unwrap_or(200)),
+                    ("dead", status) => format!(
+                        "attempt {}: refused ({}) → dead. See why on the status page or with `events show {id}`; \
+                         `events replay {id}` sends it again (the stand-in accepts it then)",
+                        n + 1,
+                        status.unwrap_or(400)
+                    ),
                     (_, status) => {
                         retried += 1;
                         let said = attempt.error.as_deref().unwrap_or("failed");
@@ -209,14 +235,17 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
                 say(line(event_type, id, &what));
             }
             *shown = recorded.len();
-            if summary.status == EventStatus::Delivered {
-                delivered += 1;
+            match summary.status {
+                EventStatus::Delivered => delivered += 1,
+                EventStatus::Dead => dead += 1,
+                _ => {}
             }
         }
     }
     let report = DemoReport {
         events: sent.len(),
         delivered,
+        dead,
         attempts,
         retried,
         token_grants: org.grants() as u64,
@@ -226,8 +255,15 @@ pub async fn run(mut say: impl FnMut(String)) -> Result<Demo, OpsError> {
     };
     say(String::new());
     say(format!(
-        "All {} of {} events delivered in {:.1} s: {} attempts ({} retried), {} Salesforce token grants.",
-        report.delivered, report.events, report.seconds, report.attempts, report.retried, report.token_grants
+        "{} of {} events delivered in {:.1} s: {} attempts ({} retried), {} Salesforce token grants; \
+         {} dead, as planned: the stand-in org refused it as invalid data (400), as a real org would.",
+        report.delivered,
+        report.events,
+        report.seconds,
+        report.attempts,
+        report.retried,
+        report.token_grants,
+        report.dead
     ));
     Ok(Demo {
         report,

@@ -63,6 +63,9 @@ pub struct Org {
     pub limits_asked: AtomicUsize,
     /// Tokens numbered up to this one no longer work.
     expired_through: AtomicUsize,
+    /// Orders whose events the org refuses as invalid (400), with how many more times: the demo's
+    /// dead event, accepted once it is sent again.
+    pub refuse_orders: Mutex<HashMap<String, usize>>,
     /// Orders whose events the DR package answers 200 for and keeps as a failure record, with
     /// the record's reason.
     pub fail_in_package: Mutex<HashMap<String, String>>,
@@ -132,6 +135,22 @@ impl Org {
 
     /// The package's catch-all: keeps the event as a failure record when its order is one it
     /// fails; answers whether it did.
+    /// Whether the org refuses this event as invalid now (and counts the refusal down).
+    fn refuses(&self, body: &[u8]) -> bool {
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return false;
+        };
+        let order = event["data"]["object"]["id"].as_str().unwrap_or_default();
+        let mut refused = self.refuse_orders.lock().expect("not poisoned");
+        match refused.get_mut(order) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn kept_as_failure(&self, body: &[u8]) -> bool {
         let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
             return false;
@@ -254,6 +273,13 @@ async fn apex(State(org): State<Arc<Org>>, headers: HeaderMap, body: axum::body:
     }
     if org.spent.load(Ordering::SeqCst) {
         return org.limit_error("TotalRequests Limit exceeded.");
+    }
+    if org.refuses(&body) {
+        let said = json!([{
+            "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "message": "Insert failed: the order's currency is not enabled in this org (a stand-in refusal: the order is accepted when sent again)"
+        }]);
+        return (StatusCode::BAD_REQUEST, Json(said)).into_response();
     }
     let now = org.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     let capacity = org.capacity.load(Ordering::SeqCst);

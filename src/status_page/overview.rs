@@ -131,6 +131,7 @@ fn traffic(activity: &[ActivityBucket]) -> Markup {
         div.panel.chart {
             (chart(activity))
             div.legend { i style="background:#8fb3d1" {} "received" i style="background:#1e8a4c" {} "delivered" " · one bar pair an hour, the newest on the right" }
+            p.muted #counted-from { "Counted from the events stored now: events deleted by " code { "events purge" } " or after " code { "storage.retention_days" } " are no longer counted." }
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use crate::relay_helpers::*;
 
 #[tokio::test]
-async fn demo_delivers_the_eight_events_and_shows_a_retry() {
+async fn demo_delivers_the_eight_events_shows_a_retry_and_one_event_the_org_refuses() {
     // Nothing configured: no DRSF__ variables at all (cli() starts from an empty environment).
     let out = cli(&["demo"]).run().await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -15,12 +15,18 @@ async fn demo_delivers_the_eight_events_and_shows_a_retry() {
     }
     assert!(out.stdout.contains("acknowledged (202)"), "{}", out.stdout);
     assert!(out.stdout.contains("will retry"), "a retry is shown:\n{}", out.stdout);
-    assert!(out.stdout.contains("All 8 of 8 events delivered"), "{}", out.stdout);
+    assert!(out.stdout.contains("8 of 9 events delivered"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("refused (400) → dead") && out.stdout.contains("1 dead, as planned"),
+        "the refused event is shown dying, with what to do:\n{}",
+        out.stdout
+    );
 
     let json = cli(&["demo", "--output", "json"]).run().await;
     assert_eq!(json.code, 0, "{}", json.stderr);
     let report = json.json();
     assert_eq!(report["delivered"], 8);
+    assert_eq!(report["dead"], 1);
     assert!(report["retried"].as_u64().unwrap() >= 1, "{report}");
     assert!(
         report["tokenGrants"].as_u64().unwrap() >= 2,

@@ -165,3 +165,18 @@ fn the_chart_scales_bars_to_the_busiest_hour() {
     assert!(svg.contains("busiest hour: 10"));
     assert_eq!(svg.matches("<rect").count(), 4);
 }
+
+#[test]
+fn the_traffic_counts_say_they_are_counted_from_what_is_stored() {
+    let page = traffic(&[ActivityBucket {
+        start_ms: 0,
+        received: 3,
+        delivered: 3,
+    }])
+    .into_string();
+    assert!(page.contains(r#"<b id="received-day">3</b>"#), "{page}");
+    assert!(
+        page.contains("Counted from the events stored now: events deleted by <code>events purge</code>"),
+        "a purge lowers these counts, and the page says so: {page}"
+    );
+}
