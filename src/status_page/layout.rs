@@ -48,7 +48,8 @@ button.danger{background:#c62828}
 .error{background:#fde4e4;border-radius:6px;padding:.6rem .9rem;margin-bottom:1rem}
 pre{background:#0f1b26;color:#e6edf3;padding:.8rem;border-radius:6px;overflow-x:auto;font-size:.82rem}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:0}
-dt{color:#5a6876}dd{margin:0;word-break:break-all}
+dt{color:#5a6876}dd{margin:0;min-width:0}
+td,dd,.health,.notice,.error,p{overflow-wrap:break-word}
 .chart svg{width:100%;height:auto;display:block}
 .legend{font-size:.8rem;color:#5a6876}.legend i{display:inline-block;width:.7rem;height:.7rem;margin:0 .25rem 0 .8rem}
 .muted{color:#5a6876}

@@ -224,9 +224,34 @@ async fn an_admin_signs_in_finds_the_dead_event_replays_it_and_sees_it_delivered
     let page = browser.source().await.unwrap();
     assert!(!page.contains(ADMIN_TOKEN), "the token is not in the page");
 
+    // An unhandled Apex exception as the DR package answers it: lines apart, and a stack frame
+    // with no place to break — on a phone it must wrap, not widen the page.
+    let frame = "Class.digitalriverv3.WebhookHandler.handle:".repeat(3);
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::body_string_contains("evt-browser-apex"))
+        .respond_with(sf_error(
+            500,
+            "APEX_ERROR",
+            &format!("System.NullPointerException: Attempt to de-reference a null object\n\n{frame} line 42, column 1"),
+        ))
+        .with_priority(1)
+        .mount(&relay.sf.server)
+        .await;
+    relay
+        .accept(&event("order.accepted", "evt-browser-apex", "240010330999"))
+        .await;
+    wait_until("the Apex error is recorded", || async {
+        !relay.stored("evt-browser-apex").await.1.is_empty()
+    })
+    .await;
     // On a phone: nothing wider than the screen but the tables, which scroll in their own box.
     browser.set_window_size(390, 844).await.unwrap();
-    for path in ["/ui/", "/ui/events", "/ui/events/evt-browser-404"] {
+    for path in [
+        "/ui/",
+        "/ui/events",
+        "/ui/events/evt-browser-404",
+        "/ui/events/evt-browser-apex",
+    ] {
         browser.goto(&ui(path)).await.unwrap();
         appears(&browser, "main").await;
         let fits = browser
