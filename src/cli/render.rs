@@ -358,7 +358,7 @@ mod tests {
             text.contains("attempt 2: 1970-01-01T00:00:03"),
             "the refused sign-in is not counted: {text}"
         );
-        assert!(text.contains("by `events replay` on the command line"), "{text}");
+        assert!(text.contains("by the command line (events replay)"), "{text}");
         assert!(!text.contains("attempt 3:"), "{text}");
     }
 }

@@ -21,7 +21,7 @@ impl ReplayedBy {
     /// The replay line's words: "replayed … by the status page".
     pub fn words(self) -> &'static str {
         match self {
-            Self::CommandLine => "by `events replay` on the command line",
+            Self::CommandLine => "by the command line (events replay)",
             Self::AdminApi => "by the admin API",
             Self::StatusPage => "by the status page",
         }
