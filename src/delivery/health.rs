@@ -73,6 +73,8 @@ pub struct TargetSnapshot {
     pub paused: Option<PauseCause>,
     /// Deliveries the pacer lets run at once now.
     pub concurrency: usize,
+    /// The most it ever lets run at once (`salesforce.max_in_flight`).
+    pub max_in_flight: usize,
     pub observed: Observed,
 }
 

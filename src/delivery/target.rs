@@ -129,6 +129,7 @@ impl TargetView {
             breaker_open: target.breaker.is_open(),
             paused: target.pacer.paused(),
             concurrency: target.pacer.limit(),
+            max_in_flight: target.max_in_flight,
             observed: target.health.observed(),
         }
     }

@@ -194,6 +194,13 @@ fn by_status(stats: &StoreStats, now: i64) -> Markup {
     }
 }
 
+/// The org an Apex REST address belongs to: `https://acme.my.salesforce.com`.
+fn org_of(webhook_url: &str) -> String {
+    url::Url::parse(webhook_url)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_else(|_| webhook_url.to_owned())
+}
+
 fn target_panel(
     target: &TargetSnapshot,
     seen: Option<&WebhookSeen>,
@@ -204,7 +211,7 @@ fn target_panel(
     html! {
         div.panel id={ "target-" (target.mode) } {
             dl {
-                dt { "Org" } dd { (target.webhook_url) " (" (target.mode) " mode)" }
+                dt { "Org" } dd { (org_of(&target.webhook_url)) " (" (target.mode) " mode)" }
                 dt { "Sign-in" } dd {
                     @if let Some(refusal) = &target.sign_in_refused { "refused: " (refusal) }
                     @else if target.grants == 0 { (target.grant) " grant, not signed in yet (signs in at the first delivery)" }
@@ -213,7 +220,10 @@ fn target_panel(
                 dt { "Deliveries" } dd {
                     @if target.breaker_open { "paused after repeated failures (circuit breaker open); a trial delivery decides when to resume" }
                     @else if let Some(cause) = target.paused { "paused: " (cause.as_str().replace('_', " ")) }
-                    @else { "flowing, up to " (target.concurrency) " at once" }
+                    @else {
+                        "flowing, up to " (target.concurrency) " at once now"
+                        @if target.concurrency < target.max_in_flight { " (at most " (target.max_in_flight) ", salesforce.max_in_flight)" }
+                    }
                     @if let Some(last) = observed.last_delivered_ms { " · last delivered " (age(now - last)) " ago" }
                 }
                 dt { "API usage" } dd {

@@ -54,6 +54,7 @@ fn target(mode: Mode) -> TargetSnapshot {
         breaker_open: false,
         paused: None,
         concurrency: 8,
+        max_in_flight: 32,
         observed: Observed::default(),
     }
 }
@@ -178,5 +179,18 @@ fn the_traffic_counts_say_they_are_counted_from_what_is_stored() {
     assert!(
         page.contains("Counted from the events stored now: events deleted by <code>events purge</code>"),
         "a purge lowers these counts, and the page says so: {page}"
+    );
+}
+
+#[test]
+fn an_org_panel_names_the_org_and_the_limit_in_force_beside_the_ceiling() {
+    let panel = target_panel(&target(Mode::Test), None, None, NOW).into_string();
+    assert!(
+        panel.contains("<dd>https://acme.my.salesforce.com (test mode)</dd>"),
+        "the org, not its Apex resource: {panel}"
+    );
+    assert!(
+        panel.contains("flowing, up to 8 at once now (at most 32, salesforce.max_in_flight)"),
+        "{panel}"
     );
 }
