@@ -129,13 +129,10 @@ impl SignInMemory {
     pub async fn sign_in_again(&self) {
         if let Err(error) = self.tokens.get().await {
             tracing::warn!(%error, "Salesforce still refuses the sign-in after the restart");
-            self.after_attempt(&DeliveryOutcome::AuthRejected {
-                min_delay: self.tokens.rejection_cooldown(),
-            })
-            .await;
+            self.remember_refusal().await;
             return;
         }
-        self.after_attempt(&DeliveryOutcome::Delivered).await;
+        self.forget_refusal().await;
         match self.store.retry_now(None, self.clock.now_ms()).await {
             Ok(due) => tracing::info!(
                 due,
@@ -148,50 +145,56 @@ impl SignInMemory {
     /// After each attempt: remember a refusal, forget it after a success.
     pub async fn after_attempt(&self, outcome: &DeliveryOutcome) {
         match outcome {
-            DeliveryOutcome::AuthRejected { .. } => {
-                let Some((
-                    AuthError::Rejected {
-                        grant,
-                        token_url,
-                        error,
-                        description,
-                        hint,
-                    },
-                    age,
-                )) = self.tokens.current_rejection().await
-                else {
-                    return;
-                };
-                self.refused.set(1);
-                let refusal = Refusal {
-                    fingerprint: self.fingerprint.clone(),
-                    refused_at_ms: self.clock.now_ms() - age.as_millis() as i64,
-                    grant: grant.to_owned(),
-                    token_url,
-                    error,
-                    description,
-                    hint,
-                };
-                let value = serde_json::to_string(&refusal).expect("plain fields serialize");
-                match self.store.set_state(&self.key, Some(value), self.clock.now_ms()).await {
-                    Ok(()) => self.recorded.store(true, Ordering::Relaxed),
-                    Err(e) => tracing::warn!(error = %e, "could not remember the refused sign-in"),
-                }
-            }
+            DeliveryOutcome::AuthRejected { .. } => self.remember_refusal().await,
             DeliveryOutcome::Delivered
             | DeliveryOutcome::RetryLimited
             | DeliveryOutcome::Dead
             | DeliveryOutcome::Congested
-            | DeliveryOutcome::DailyLimitReached { .. } => {
-                self.refused.set(0);
-                if self.recorded.swap(false, Ordering::Relaxed)
-                    && let Err(e) = self.store.set_state(&self.key, None, self.clock.now_ms()).await
-                {
-                    tracing::warn!(error = %e, "could not forget the refused sign-in");
-                    self.recorded.store(true, Ordering::Relaxed);
-                }
-            }
+            | DeliveryOutcome::DailyLimitReached { .. } => self.forget_refusal().await,
             DeliveryOutcome::Retry { .. } => {}
+        }
+    }
+
+    /// Writes the token cache's current refusal to the store, with these credentials' fingerprint.
+    async fn remember_refusal(&self) {
+        let Some((
+            AuthError::Rejected {
+                grant,
+                token_url,
+                error,
+                description,
+                hint,
+            },
+            age,
+        )) = self.tokens.current_rejection().await
+        else {
+            return;
+        };
+        self.refused.set(1);
+        let refusal = Refusal {
+            fingerprint: self.fingerprint.clone(),
+            refused_at_ms: self.clock.now_ms() - age.as_millis() as i64,
+            grant: grant.to_owned(),
+            token_url,
+            error,
+            description,
+            hint,
+        };
+        let value = serde_json::to_string(&refusal).expect("plain fields serialize");
+        match self.store.set_state(&self.key, Some(value), self.clock.now_ms()).await {
+            Ok(()) => self.recorded.store(true, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "could not remember the refused sign-in"),
+        }
+    }
+
+    /// Salesforce accepted the sign-in: clears the remembered refusal (once, not per delivery).
+    async fn forget_refusal(&self) {
+        self.refused.set(0);
+        if self.recorded.swap(false, Ordering::Relaxed)
+            && let Err(e) = self.store.set_state(&self.key, None, self.clock.now_ms()).await
+        {
+            tracing::warn!(error = %e, "could not forget the refused sign-in");
+            self.recorded.store(true, Ordering::Relaxed);
         }
     }
 }
