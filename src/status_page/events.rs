@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{age, badge, page, time};
+use super::layout::{age, badge, page, prose, when, wrapped};
 use super::{SignedIn, paths, store_failed};
 use crate::domain::{EventId, EventType, OrderKey};
 use crate::http::state::AppState;
@@ -103,8 +103,8 @@ pub(super) async fn list(
         @if events.is_empty() {
             p.muted id="no-events" { "No stored event matches." }
         } @else {
-            div.scroll { table id="events" {
-                thead { tr { th { "Received" } th { "Event" } th { "Type" } th { "Order" } th { "Status" } th.num { "Attempts" } th { "Last answer" } } }
+            div.scroll { table.rows id="events" {
+                thead { tr { th { "Received" } th { "Event and type" } th { "Order" } th { "Status" } th.num { "Attempts" } th { "Last answer" } } }
                 tbody { @for event in &events { (row(event)) } }
             } }
         }
@@ -149,8 +149,12 @@ fn filters(query: &ListQuery) -> Markup {
     }
 }
 
+/// How much of the last answer a row of the list shows (the event's page has all of it).
+const LAST_ANSWER_CHARS: usize = 140;
+
 fn row(event: &EventSummary) -> Markup {
     let last = match (event.last_status, &event.last_error) {
+        (Some(status), Some(error)) if error.contains(&status.to_string()) => error.clone(),
         (Some(status), Some(error)) => format!("{status}: {error}"),
         (Some(status), None) => status.to_string(),
         (None, Some(error)) => error.clone(),
@@ -158,16 +162,16 @@ fn row(event: &EventSummary) -> Markup {
     };
     html! {
         tr {
-            td { (time(event.received_at_ms)) }
-            td {
-                a href=(paths::ui_event(&event.id, "")) { (event.id) }
+            td data-label="Received" { (when(event.received_at_ms)) }
+            td.event {
+                a.id href=(paths::ui_event(&event.id, "")) { (event.id) }
                 @if event.source == EventSource::Backfill { " " span.tag title="Fetched from DR's Events API: the webhook never brought it" { "backfilled" } }
+                span.type { (event.event_type) }
             }
-            td { (event.event_type) }
-            td { (event.order_key.as_deref().unwrap_or("—")) }
-            td { (badge(event.status.as_str())) }
-            td.num { (event.attempts) }
-            td { (crate::support::text::truncate(&last)) }
+            td.nowrap data-label="Order" { (event.order_key.as_deref().unwrap_or("—")) }
+            td data-label="Status" { (badge(event.status.as_str())) }
+            td.num data-label="Attempts" { (event.attempts) }
+            td.said data-label="Last answer" { (wrapped(&crate::support::text::one_line(&last, LAST_ANSWER_CHARS))) }
         }
     }
 }
@@ -209,14 +213,14 @@ pub(super) async fn show(
             Some(false) => p.notice role="status" id="notice" { "Not waiting any more: the event was delivered or tried meanwhile." },
             None => {},
         }
-        div class={ "health " (level_of(event.status)) } id="why" { (explained(&event, &attempts, org.as_deref(), now)) }
+        div class={ "health " (level_of(event.status)) } id="why" { (prose(&explained(&event, &attempts, org.as_deref(), now))) }
         div.panel {
             dl {
                 dt { "Status" } dd #status { (badge(event.status.as_str())) }
                 dt { "Type" } dd { (event.event_type) }
                 dt { "Order" } dd { (event.order_key.as_deref().unwrap_or("—")) }
                 dt { "Mode" } dd { (event.target) }
-                dt { "Received" } dd { (time(event.received_at_ms)) " (" (age(now - event.received_at_ms)) " ago)" }
+                dt { "Received" } dd { (when(event.received_at_ms)) " (" (age(now - event.received_at_ms)) " ago)" }
                 dt { "Came from" } dd #source {
                     @match event.source {
                         EventSource::Webhook => "Digital River's webhook",
@@ -240,7 +244,7 @@ pub(super) async fn show(
         @if attempts.is_empty() {
             p.muted { "None yet." }
         } @else {
-            div.scroll { table id="attempts" {
+            div.scroll { table.rows id="attempts" {
                 thead { tr { th { "#" } th { "When" } th { "Answer" } th.num { "Took" } th { "Outcome" } th { "Salesforce said" } } }
                 tbody { @for (kind, attempt) in attempt_log::lines(&attempts) { (attempt_row(kind, attempt)) } }
             } }
@@ -334,8 +338,8 @@ fn attempt_row(kind: Kind, attempt: &AttemptSummary) -> Markup {
     if kind == Kind::Replayed {
         return html! {
             tr.replayed {
-                td { "↻" }
-                td { (time(attempt.at_ms)) }
+                td data-label="#" { "↻" }
+                td data-label="When" { (when(attempt.at_ms)) }
                 td colspan="4" { "Sent again " (attempt_log::replayed_by(attempt)) "; attempts are counted from here." }
             }
         };
@@ -356,24 +360,24 @@ fn attempt_row(kind: Kind, attempt: &AttemptSummary) -> Markup {
     };
     html! {
         tr {
-            td {
+            td data-label="#" {
                 @match kind {
                     Kind::Counted(number) => (number),
                     _ if from_salesforce_record => "—",
                     _ => span.muted title="the org's limits turned it away: not counted against the retry schedule" { "not counted" },
                 }
             }
-            td { (time(attempt.at_ms)) }
-            td {
+            td data-label="When" { (when(attempt.at_ms)) }
+            td data-label="Answer" {
                 @match attempt.status_code {
                     Some(code) => (code),
                     None if from_salesforce_record => "read in Salesforce",
                     None => "no answer",
                 }
             }
-            td.num { (attempt.duration_ms) " ms" }
-            td { (attempt.outcome.replace('_', " ")) }
-            td { (said) }
+            td.num.nowrap data-label="Took" { (attempt.duration_ms) " ms" }
+            td data-label="Outcome" { (attempt.outcome.replace('_', " ")) }
+            td.said data-label="Salesforce said" { (wrapped(&said)) }
         }
     }
 }

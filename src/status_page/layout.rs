@@ -7,7 +7,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::http::paths;
 
-/// A few kilobytes: readable on a phone (one column, tables scroll sideways), calm colours.
+/// A few kilobytes: readable on a phone (one column; a table's rows become blocks with each cell
+/// labelled, so no column is off-screen), calm colours. Ids, types, times and badges never wrap;
+/// outside text wraps between its parts (see [`wrapped`]).
 const CSS: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2733;background:#f4f6f9}
@@ -16,7 +18,7 @@ header a{color:#fff;text-decoration:none;font-weight:600}
 header .brand{font-size:1.05rem;margin-right:auto}
 header form{margin:0}
 header button{background:none;border:1px solid #8fb3d1;color:#fff;border-radius:4px;padding:.15rem .6rem;cursor:pointer}
-main{max-width:1100px;margin:0 auto;padding:1rem}
+main{max-width:1240px;margin:0 auto;padding:1rem}
 h1{font-size:1.35rem;margin:.2rem 0 1rem}
 h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
 a{color:#0a5ea8}
@@ -31,7 +33,7 @@ a{color:#0a5ea8}
 .card span{color:#5a6876;font-size:.85rem}
 .panel{background:#fff;border-radius:6px;padding:.8rem 1rem;box-shadow:0 1px 2px #0002;margin-bottom:1rem}
 .scroll{overflow-x:auto}
-table{border-collapse:collapse;width:100%;background:#fff}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.92rem}
 th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e8ee;vertical-align:top}
 th{font-size:.8rem;text-transform:uppercase;color:#5a6876;letter-spacing:.03em}
 td.num{text-align:right}
@@ -50,12 +52,20 @@ pre{background:#0f1b26;color:#e6edf3;padding:.8rem;border-radius:6px;overflow-x:
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:0}
 dt{color:#5a6876}dd{margin:0;min-width:0}
 td,dd,.health,.notice,.error,p{overflow-wrap:break-word}
+time,th,.badge,.id,.type,.nowrap{white-space:nowrap}
 .chart svg{width:100%;height:auto;display:block}
 .legend{font-size:.8rem;color:#5a6876}.legend i{display:inline-block;width:.7rem;height:.7rem;margin:0 .25rem 0 .8rem}
 .muted{color:#5a6876}
 .signin{max-width:380px;margin:3rem auto}
 .signin input{width:100%}
-@media(max-width:600px){main{padding:.6rem}th,td{padding:.35rem}}
+@media(max-width:600px){main{padding:.6rem}
+table.rows thead{display:none}
+table.rows,table.rows tbody,table.rows tr,table.rows td{display:block}
+table.rows tr{border-bottom:1px solid #c9d3dd;padding:.4rem 0}
+table.rows td{border:0;padding:.1rem .4rem;text-align:left}
+table.rows td[data-label]::before{content:attr(data-label);display:inline-block;min-width:6.2rem;color:#5a6876;font-size:.8rem}
+table.rows td.event .id{font-weight:600}}
+td.event .type{display:block;color:#5a6876;font-size:.85rem}
 "#;
 
 /// A whole page: head, the header with the navigation (when signed in), and `content`.
@@ -90,6 +100,63 @@ pub fn page(title: &str, signed_in: Option<&str>, content: Markup) -> Markup {
 
 pub use crate::support::text::{age, time};
 
+/// A time as the page shows it: one `<time>`, never broken across lines.
+pub fn when(ms: i64) -> Markup {
+    html! { time { (time(ms)) } }
+}
+
+/// Where text from outside (Salesforce's answers, URLs) may wrap besides its spaces.
+const BREAK_AFTER: [char; 7] = ['.', '/', ':', ',', '=', '&', '?'];
+
+/// Text from outside with a line-break opportunity after each `.`, `/`, `:`…, so that a stack
+/// frame like `Class.digitalriverv3.WebhookHandler.handle:` or a URL wraps between its parts
+/// instead of widening the page or breaking mid-word.
+/// A time written as [`time`] writes it (`2026-11-23 03:00:00 UTC`) is kept whole.
+pub fn wrapped(text: &str) -> Markup {
+    let mut rest = text;
+    let mut pieces = Vec::new();
+    while let Some(start) = next_time(rest) {
+        let (before, from) = rest.split_at(start);
+        let (written, after) = from.split_at(TIME_CHARS);
+        pieces.push((before, Some(written)));
+        rest = after;
+    }
+    pieces.push((rest, None));
+    html! {
+        @for (plain, written) in pieces {
+            @for (n, part) in plain.split_inclusive(BREAK_AFTER).enumerate() {
+                @if n > 0 { wbr; }
+                (part)
+            }
+            @if let Some(written) = written { time { (written) } }
+        }
+    }
+}
+
+/// `2026-11-23 03:00:00 UTC`
+const TIME_CHARS: usize = 23;
+
+/// Where the first time written as [`time`] writes it starts in `text`.
+fn next_time(text: &str) -> Option<usize> {
+    const SHAPE: &[u8; TIME_CHARS] = b"0000-00-00 00:00:00 UTC";
+    text.as_bytes().windows(TIME_CHARS).position(|window| {
+        window
+            .iter()
+            .zip(SHAPE)
+            .all(|(c, shape)| if *shape == b'0' { c.is_ascii_digit() } else { c == shape })
+    })
+}
+
+/// One of our own sentences: a command or setting quoted in backticks is shown as code (not
+/// as literal backticks), and quoted outside text wraps as [`wrapped`] does.
+pub fn prose(text: &str) -> Markup {
+    html! {
+        @for (n, part) in text.split('`').enumerate() {
+            @if n % 2 == 1 { code { (wrapped(part)) } } @else { (wrapped(part)) }
+        }
+    }
+}
+
 /// A status as a coloured badge.
 pub fn badge(status: &str) -> Markup {
     html! { span class={ "badge s-" (status) } { (status.replace('_', " ")) } }
@@ -98,6 +165,23 @@ pub fn badge(status: &str) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_text_may_wrap_between_its_parts_and_backticks_become_code() {
+        assert_eq!(
+            wrapped("Class.digitalriverv3.Handler: <b>").into_string(),
+            "Class.<wbr>digitalriverv3.<wbr>Handler:<wbr> &lt;b&gt;"
+        );
+        assert_eq!(
+            prose("run `dr-sf-bridge check` now").into_string(),
+            "run <code>dr-sf-bridge check</code> now"
+        );
+        assert_eq!(prose("no quotes").into_string(), "no quotes");
+        assert_eq!(
+            wrapped("failing since 2026-12-03 11:56:23 UTC (now)").into_string(),
+            "failing since <time>2026-12-03 11:56:23 UTC</time> (now)"
+        );
+    }
 
     #[test]
     fn times_and_ages_read_naturally() {

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
 
-use super::layout::{age, page, time};
+use super::layout::{age, page, prose, when, wrapped};
 use super::{SignedIn, layout, paths};
 use crate::conditions::{self, Condition, Inputs};
 use crate::delivery::TargetSnapshot;
@@ -71,8 +71,8 @@ pub(super) async fn show(State(state): State<AppState>, Extension(signed_in): Ex
     let notified = crate::notify::load(store).await.unwrap_or_default();
     let content = html! {
         div class={ "health " (health.level.class()) } id="health" role="status" {
-            (health.headline)
-            small { (health.detail) }
+            (prose(&health.headline))
+            small { (prose(&health.detail)) }
         }
         (traffic(&activity))
         @if current.len() > 1 { (conditions_list(&current, now)) }
@@ -93,8 +93,8 @@ fn conditions_list(current: &[Condition], now: i64) -> Markup {
         ul #conditions {
             @for condition in current {
                 li class=(condition.level.class()) {
-                    (condition.headline)
-                    @if let Some(since) = condition.since_ms { span.muted { " — since " (age(now - since)) } }
+                    (prose(&condition.headline))
+                    @if let Some(since) = condition.since_ms.filter(|_| !condition.headline.contains(" since ")) { span.muted { " — since " (age(now - since)) } }
                 }
             }
         }
@@ -105,11 +105,16 @@ fn conditions_list(current: &[Condition], now: i64) -> Markup {
 fn notifications(sent: &[crate::notify::Sent]) -> Markup {
     html! {
         h2 { "Notifications" }
-        div.scroll { table #notifications {
+        div.scroll { table.rows #notifications {
             thead { tr { th { "When" } th { "Channel" } th { "Message" } th { "Outcome" } } }
             tbody {
                 @for n in sent.iter().rev() {
-                    tr { td { (time(n.at_ms)) } td { (n.channel) } td { (n.title) } td { (n.outcome.replace('_', " ")) ": " (n.answer) } }
+                    tr {
+                        td data-label="When" { (when(n.at_ms)) }
+                        td data-label="Channel" { (n.channel) }
+                        td data-label="Message" { (prose(&n.title)) }
+                        td.said data-label="Outcome" { (n.outcome.replace('_', " ")) ": " (wrapped(&n.answer)) }
+                    }
                 }
             }
         } }
@@ -231,7 +236,7 @@ fn target_panel(
                         Some((usage, at)) => {
                             (usage.used) " of " (usage.max) " daily requests"
                             @if usage.max > 0 { " (" (usage.used * 100 / usage.max) "%)" }
-                            " · as of " (time(at))
+                            " · as of " (when(at))
                         }
                         None => "not seen yet (Salesforce reports it with each delivery)",
                     }
@@ -240,7 +245,7 @@ fn target_panel(
                     @match seen {
                         Some(seen) => {
                             @if seen.ok { "✓ " } @else { "✗ " }
-                            (seen.detail) span.muted { " — as `check` saw it " (age(now - seen.checked_at_ms)) " ago" }
+                            (prose(&seen.detail)) span.muted { " — as " code { "check" } " saw it " (age(now - seen.checked_at_ms)) " ago" }
                         }
                         None => span.muted { "not checked yet: run " code { "dr-sf-bridge check" } " on the server" },
                     }
@@ -249,7 +254,7 @@ fn target_panel(
             }
             @if target.grant == GrantType::Password.as_str() {
                 p.notice id={ "password-flow-" (target.mode) } {
-                    b { "The password sign-in ends: " } (PASSWORD_FLOW_ENDS) ". To keep orders flowing, " (PASSWORD_FLOW_WAYS_OUT) "."
+                    b { "The password sign-in ends: " } (prose(PASSWORD_FLOW_ENDS)) ". To keep orders flowing, " (prose(PASSWORD_FLOW_WAYS_OUT)) "."
                 }
             }
             @if let Some(sweep) = sweep.filter(|s| !s.unknown.is_empty()) {
@@ -257,15 +262,15 @@ fn target_panel(
                     (sweep.unknown.len()) " DR Failed Event record" @if sweep.unknown.len() != 1 { "s" }
                     " in the org name events this relay never received (DR posted them straight to the org, or before the relay existed). Look them up in Salesforce:"
                 }
-                div.scroll { table {
+                div.scroll { table.rows {
                     thead { tr { th { "Record" } th { "Event" } th { "Created" } th { "Reason" } } }
                     tbody {
                         @for unknown in sweep.unknown.iter().rev() {
                             tr {
-                                td { (unknown.record_id) @if unknown.processed { " (processed)" } }
-                                td { (unknown.event_id.as_deref().unwrap_or("—")) " " (unknown.event_type.as_deref().unwrap_or("")) }
-                                td { (time(unknown.created_ms)) }
-                                td { (unknown.reason) }
+                                td.nowrap data-label="Record" { (unknown.record_id) @if unknown.processed { " (processed)" } }
+                                td data-label="Event" { (unknown.event_id.as_deref().unwrap_or("—")) " " (unknown.event_type.as_deref().unwrap_or("")) }
+                                td data-label="Created" { (when(unknown.created_ms)) }
+                                td.said data-label="Reason" { (wrapped(&unknown.reason)) }
                             }
                         }
                     }
@@ -281,7 +286,7 @@ fn failure_records(sweep: Option<&SalesforceSweep>, now: i64) -> Markup {
         @match sweep {
             None => span.muted { "not read yet (the relay reads them every confirm.interval_secs)" },
             Some(SalesforceSweep { error: Some(error), swept_at_ms, .. }) => {
-                "✗ " (error) span.muted { " — " (age(now - swept_at_ms)) " ago; deliveries go on" }
+                "✗ " (wrapped(error)) span.muted { " — " (age(now - swept_at_ms)) " ago; deliveries go on" }
             }
             Some(sweep) => {
                 "✓ read " (age(now - sweep.swept_at_ms)) " ago"

@@ -11,7 +11,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::events::{non_empty, not_found, stored};
-use super::layout::{badge, page, time};
+use super::layout::{badge, page, when};
 use super::{SignedIn, paths, store_failed};
 use crate::domain::EventId;
 use crate::http::state::AppState;
@@ -143,7 +143,7 @@ pub(super) async fn confirm_replay_dead(
             (Ok(since), Some(n)) => {
                 p id="count" {
                     @if n > COUNT_UP_TO { "More than " (COUNT_UP_TO) } @else { (n) }
-                    " dead event" @if n != 1 { "s" } " received since " (time(*since)) " will be sent to Salesforce again, each order's in order."
+                    " dead event" @if n != 1 { "s" } " received since " (when(*since)) " will be sent to Salesforce again, each order's in order."
                 }
                 form #confirm-form method="post" action=(paths::UI_REPLAY_DEAD) {
                     input type="hidden" name="csrf" value=(signed_in.csrf);

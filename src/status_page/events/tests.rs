@@ -132,10 +132,10 @@ fn attempt_rows_number_the_counted_attempts_and_mark_the_rest() {
         .into_iter()
         .map(|(kind, line)| attempt_row(kind, line).into_string())
         .collect();
-    assert!(rows[0].starts_with("<tr><td>1</td>"), "{}", rows[0]);
+    assert!(rows[0].starts_with("<tr><td data-label=\"#\">1</td>"), "{}", rows[0]);
     assert!(rows[1].contains("not counted"), "{}", rows[1]);
     assert!(
-        rows[2].starts_with("<tr><td>2</td>"),
+        rows[2].starts_with("<tr><td data-label=\"#\">2</td>"),
         "the refused sign-in is not attempt 2: {}",
         rows[2]
     );

@@ -194,3 +194,37 @@ fn an_org_panel_names_the_org_and_the_limit_in_force_beside_the_ceiling() {
         "{panel}"
     );
 }
+
+#[test]
+fn a_disabled_or_incomplete_webhook_is_the_red_headline_even_beside_dead_events() {
+    let dead = StoreStats { dead: 3, ..stats() };
+    let targets = [target(Mode::Live)];
+    for (state, says) in [
+        ("disabled", "DR disabled the webhook"),
+        ("missing", "DR has no webhook for this relay"),
+        ("types_missing", "lacks event types"),
+    ] {
+        let webhooks = vec![Some(WebhookSeen {
+            ok: false,
+            detail: "as DR's Webhooks API lists it.".into(),
+            checked_at_ms: NOW - 60_000,
+            state: Some(state.into()),
+        })];
+        let current = conditions::current(&Inputs {
+            store: Ok(&dead),
+            targets: &targets,
+            webhooks: &webhooks,
+            disk: None,
+            now_ms: NOW,
+        });
+        let health = Health::of(&current);
+        assert_eq!(health.level, Level::Bad, "{state}: {health:?}");
+        assert!(health.headline.contains(says), "{state}: {health:?}");
+        assert!(
+            current
+                .iter()
+                .any(|c| c.headline.contains("3 events could not be delivered")),
+            "the dead events are still listed below it"
+        );
+    }
+}

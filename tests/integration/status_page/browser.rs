@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use dr_sf_bridge::domain::Mode;
 use dr_sf_bridge::store::EventStatus;
+use dr_sf_bridge::store::facts::WebhookSeen;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use wiremock::ResponseTemplate;
@@ -126,6 +128,69 @@ async fn screenshot(browser: &Client, name: &str) -> PathBuf {
     path
 }
 
+/// What is wrong with the page's layout as the browser lays it out now, in words: a heading,
+/// label, badge or time broken mid-word, backticks shown literally, a cell whose text spills out
+/// of it, a table that must be scrolled sideways (which hides its last columns), and, on a
+/// phone, a page wider than the screen.
+async fn layout_problems(browser: &Client) -> Vec<String> {
+    const CHECK: &str = r#"
+const problems = [];
+const words = /[\p{L}\p{N}_:]+/gu;
+const lines = (range) => new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top))).size;
+const unbroken = 'h1, h2, th, dt, label, button, .card span, .badge, time, .health, .id, .type, .said';
+for (const el of document.querySelectorAll(unbroken)) {
+  for (const node of el.childNodes) {
+    if (node.nodeType !== Node.TEXT_NODE) continue;
+    for (const m of node.textContent.matchAll(words)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      if (lines(range) > 1) problems.push(`"${m[0]}" breaks mid-word in <${el.tagName.toLowerCase()}>`);
+    }
+  }
+}
+for (const el of document.querySelectorAll('time, .id, .type')) {
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  if (lines(range) > 1) problems.push(`"${el.textContent.trim()}" wraps over ${lines(range)} lines`);
+}
+// A time anywhere, even split over text nodes (line-break opportunities between its parts).
+for (const el of document.querySelectorAll('body *')) {
+  const nodes = [...el.childNodes].filter(n => n.nodeType === Node.TEXT_NODE);
+  const text = nodes.map(n => n.textContent).join('');
+  const at = (offset) => {
+    for (const node of nodes) {
+      if (offset <= node.textContent.length) return [node, offset];
+      offset -= node.textContent.length;
+    }
+  };
+  for (const m of text.matchAll(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d( UTC)?/g)) {
+    const range = document.createRange();
+    range.setStart(...at(m.index));
+    range.setEnd(...at(m.index + m[0].length));
+    if (lines(range) > 1) problems.push(`the time "${m[0]}" is broken across lines in <${el.tagName.toLowerCase()}>`);
+  }
+}
+if (document.body.innerText.includes('`')) problems.push('a backtick shows literally');
+for (const cell of document.querySelectorAll('td, th, dd')) {
+  if (cell.scrollWidth > cell.clientWidth + 1) problems.push(`"${cell.textContent.slice(0, 40)}" spills out of its cell`);
+}
+for (const box of document.querySelectorAll('.scroll')) {
+  if (box.scrollWidth > box.clientWidth + 1) problems.push(`a table needs scrolling sideways (${box.scrollWidth} px in ${box.clientWidth})`);
+}
+for (const status of document.querySelectorAll('td .badge')) {
+  const r = status.getBoundingClientRect();
+  if (r.right > window.innerWidth || r.left < 0) problems.push(`a status is off-screen (${Math.round(r.left)}..${Math.round(r.right)} px)`);
+}
+if (document.documentElement.scrollWidth > window.innerWidth) {
+  problems.push(`the page is ${document.documentElement.scrollWidth} px wide on a ${window.innerWidth} px screen`);
+}
+return problems;
+"#;
+    let found = browser.execute(CHECK, vec![]).await.unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
 #[tokio::test]
 async fn an_admin_signs_in_finds_the_dead_event_replays_it_and_sees_it_delivered() {
     if !browser_installed() {
@@ -138,11 +203,12 @@ async fn an_admin_signs_in_finds_the_dead_event_replays_it_and_sees_it_delivered
     relay.wait_for_status("evt-browser-404", EventStatus::Dead).await;
     drop(missing);
     apex(ResponseTemplate::new(200)).mount(&relay.sf.server).await;
-    for (n, kind) in ["order.accepted", "order.invoice.created", "order.complete"]
+    // Ids as DR makes them (36 characters) and the longest type: they must fit on one line each.
+    for (n, kind) in ["order.accepted", "order.credit_memo.created", "order.complete"]
         .iter()
         .enumerate()
     {
-        let id = format!("evt-browser-ok-{n}");
+        let id = format!("9531985d-5d9d-c9f8-1818-e811892f90{n:02}");
         relay.accept(&event(kind, &id, &format!("24001033{n:04}"))).await;
         relay.wait_for_status(&id, EventStatus::Delivered).await;
     }
@@ -244,30 +310,64 @@ async fn an_admin_signs_in_finds_the_dead_event_replays_it_and_sees_it_delivered
         !relay.stored("evt-browser-apex").await.1.is_empty()
     })
     .await;
-    // On a phone: nothing wider than the screen but the tables, which scroll in their own box.
-    browser.set_window_size(390, 844).await.unwrap();
-    for path in [
-        "/ui/",
-        "/ui/events",
-        "/ui/events/evt-browser-404",
-        "/ui/events/evt-browser-apex",
-    ] {
-        browser.goto(&ui(path)).await.unwrap();
-        appears(&browser, "main").await;
-        let fits = browser
-            .execute(
-                "return [document.documentElement.scrollWidth, window.innerWidth]",
-                vec![],
-            )
-            .await
-            .unwrap();
-        let (page_width, screen) = (fits[0].as_u64().unwrap(), fits[1].as_u64().unwrap());
-        assert!(screen <= 500, "a phone-sized window: {screen}");
-        assert!(
-            page_width <= screen,
-            "{path} is {page_width} px wide on a {screen} px screen"
-        );
+    // DR disables the webhook: no event arrives any more, so the overview says that first, in
+    // red, above the failing org and the dead event.
+    browser.set_window_size(1280, 900).await.unwrap();
+    WebhookSeen {
+        ok: false,
+        detail: "Disabled in DR's Dashboard.".into(),
+        checked_at_ms: relay.clock.now_ms(),
+        state: Some("disabled".into()),
     }
+    .remember(&*relay.store, Mode::Test)
+    .await
+    .unwrap();
+    browser.goto(&ui("/ui/")).await.unwrap();
+    appears(&browser, "#health").await;
+    let first = browser
+        .execute(
+            "const first = document.querySelector('main').firstElementChild;
+             return [first.id, first.innerText, getComputedStyle(first).borderLeftColor]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0], "health", "the health line comes first");
+    assert!(
+        first[1].as_str().unwrap().starts_with("DR disabled the webhook"),
+        "{first:?}"
+    );
+    assert_eq!(first[2], "rgb(198, 40, 40)", "red");
+    let conditions = text_of(&browser, "#conditions").await;
+    assert!(conditions.contains("Salesforce failing"), "{conditions}");
+    screenshot(&browser, "overview-webhook-disabled").await;
+
+    // On a 1280 px desktop and on a phone, every page lays out cleanly.
+    let mut problems = Vec::new();
+    for (width, height) in [(1280, 900), (390, 844)] {
+        browser.set_window_size(width, height).await.unwrap();
+        for path in [
+            "/ui/",
+            "/ui/events",
+            "/ui/events/evt-browser-404",
+            "/ui/events/evt-browser-apex",
+        ] {
+            browser.goto(&ui(path)).await.unwrap();
+            appears(&browser, "main").await;
+            let screen = browser.execute("return window.innerWidth", vec![]).await.unwrap();
+            assert!(
+                screen.as_u64().unwrap().abs_diff(u64::from(width)) < 100,
+                "the window is {screen} px wide"
+            );
+            for problem in layout_problems(&browser).await {
+                problems.push(format!("{path} at {width} px: {problem}"));
+            }
+        }
+        browser.goto(&ui("/ui/events")).await.unwrap();
+        appears(&browser, "#events").await;
+        screenshot(&browser, if width == 1280 { "events" } else { "events-phone" }).await;
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
     browser.goto(&ui("/ui/")).await.unwrap();
     appears(&browser, "#health").await;
     screenshot(&browser, "overview-phone").await;
