@@ -42,6 +42,9 @@ async fn failing_channel() -> (String, Arc<AtomicUsize>) {
 
 /// Runs of each arm (A without a channel, B with the failing one), alternating.
 const ROUNDS: usize = 3;
+/// The closed-loop burst: about six seconds here, so that one look of the notifier (every 5 s)
+/// or one checkpoint is not a third of the burst.
+const BURST_EVENTS: usize = 60_000;
 /// The open loop's length: 15,000 samples, so that its p99 is the 150th-worst, not one stall.
 const OPEN_LOOP_SECONDS: f64 = 15.0;
 
@@ -69,7 +72,7 @@ async fn arm(scale: &Scale, dir: &std::path::Path, storage: &str, channel: Optio
     let relay = Process::relay(dir, storage, &org_url, &extra).await;
     let generator = Load::new(relay.webhook_url());
     generator.closed_loop("warm", scale.n(2_000, 100), 64, 500).await;
-    let burst = generator.closed_loop("burst", scale.n(20_000, 500), 64, 2_000).await;
+    let burst = generator.closed_loop("burst", scale.n(BURST_EVENTS, 500), 64, 2_000).await;
     let open = generator
         .open_loop("open1000", 1_000, scale.seconds(OPEN_LOOP_SECONDS))
         .await;

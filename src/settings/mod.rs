@@ -49,7 +49,7 @@ const SANDBOX_TOML: &str = include_str!("../../config/sandbox.toml");
 const PRODUCTION_TOML: &str = include_str!("../../config/production.toml");
 
 /// Keys whose value is a secret and may be given as `KEY_file` instead.
-const SECRET_KEYS: [&str; 24] = [
+const SECRET_KEYS: [&str; 25] = [
     "digital_river.api_key",
     "digital_river.signing_secrets",
     "digital_river.test.api_key",
@@ -74,6 +74,7 @@ const SECRET_KEYS: [&str; 24] = [
     "relay.basic_password",
     "relay.admin_token",
     "notify.signing_secret",
+    "storage.password",
 ];
 
 /// Where to read configuration from; filled from the command line.

@@ -44,11 +44,18 @@ impl std::fmt::Debug for StorageSettings {
 
 impl StorageSettings {
     pub(super) fn read(r: &mut Reader) -> Self {
-        let url = r.text("storage.url").trim().to_owned();
+        let mut url = r.text("storage.url").trim().to_owned();
+        let password = r.secret("storage.password");
         let retention_days = r.get("storage.retention_days");
         let pool_size: usize = r.get("storage.pool_size");
         let c = &mut r.problems;
         let shown = redact_url(&url);
+        if let Some(password) = password {
+            match with_password(&url, &password) {
+                Ok(joined) => url = joined,
+                Err(why) => c.push("storage.password", why),
+            }
+        }
         if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(why) = not_durable(path) {
                 c.push("storage.url", format!("`{shown}` {why}: acknowledged events would be lost on restart; give a file path such as sqlite:///var/lib/dr-sf-bridge/relay.db"));
@@ -66,6 +73,23 @@ impl StorageSettings {
             pool_size,
         }
     }
+}
+
+/// A PostgreSQL URL with `storage.password` (or `storage.password_file`, a mounted secret) as
+/// its password, so that the URL itself can sit in a manifest or a compose file.
+fn with_password(url: &str, password: &secrecy::SecretString) -> Result<String, String> {
+    use secrecy::ExposeSecret;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("is for a PostgreSQL store only: storage.url is not postgres://".into());
+    }
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("storage.url cannot take it: {e}"))?;
+    if parsed.password().is_some() {
+        return Err("storage.url has a password already; keep one of the two".into());
+    }
+    parsed
+        .set_password(Some(password.expose_secret()))
+        .map_err(|()| "storage.url has no user name to give the password to (postgres://user@host/db)".to_owned())?;
+    Ok(parsed.into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]

@@ -4,6 +4,7 @@
 mod backfill;
 mod bad_input;
 mod check;
+mod deploy;
 mod confirm;
 mod events;
 mod first_run;
