@@ -354,6 +354,11 @@ impl Metrics {
             "Query requests the sweep of failure records made (each one API request), by target",
             reconcile.confirm_requests.clone(),
         );
+        registry.register(
+            "trace_export_failures",
+            "Batches of spans the OpenTelemetry collector did not take (telemetry.otlp_endpoint unreachable, refusing or slow); the spans are dropped",
+            crate::telemetry::export_failures(),
+        );
         Self {
             registry,
             sign_in_key,

@@ -1,15 +1,47 @@
-//! Logging setup: human-readable lines for a terminal (coloured only when stderr is one), JSON
-//! lines for production (`--log-format json`). Logs go to stderr so that stdout carries only a
-//! command's output.
+//! Logging and tracing setup: human-readable lines for a terminal (coloured only when stderr is
+//! one), JSON lines for production (`--log-format json`), and — with `telemetry.otlp_endpoint` —
+//! spans over OpenTelemetry. Logs go to stderr so that stdout carries only a command's output.
+//!
+//! One trace per event: the span that received DR's POST (continuing a proxy's `traceparent`),
+//! its commit, and every delivery attempt. Attempts happen minutes or days later, on any relay, so
+//! the receiving span's W3C `traceparent` is stored with the event ([`trace_parent`]) and each
+//! attempt's span is made its child ([`join_trace`]). Spans leave in batches from a thread of the
+//! exporter's own: a slow or absent collector drops spans (counted), it never holds a request.
 
 use std::fmt;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::settings::telemetry::TelemetrySettings;
+
+/// Whether spans are exported (set once, at start): when not, no trace context is made or stored.
+static TRACING: AtomicBool = AtomicBool::new(false);
+/// Batches of spans the collector did not take (unreachable, refused, timed out).
+static EXPORT_FAILURES: LazyLock<prometheus_client::metrics::counter::Counter> = LazyLock::new(Default::default);
+
+/// Whether this process exports traces.
+pub fn traces_enabled() -> bool {
+    TRACING.load(Ordering::Relaxed)
+}
+
+/// Batches of spans lost because the collector did not take them, since start: the process's one
+/// counter, for every metrics registry to show.
+pub fn export_failures() -> prometheus_client::metrics::counter::Counter {
+    EXPORT_FAILURES.clone()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -19,26 +51,188 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber once; `default_level` applies unless `RUST_LOG` says otherwise.
-pub fn init(format: LogFormat, default_level: &str) {
+/// With `traces`, spans are exported too: keep the returned guard until the process ends (its
+/// drop sends what is still queued).
+pub fn init(format: LogFormat, default_level: &str, traces: Option<&TelemetrySettings>) -> Option<TraceExport> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
         // Colour only for a person at a terminal: escape codes in a file or the journal are noise.
-        LogFormat::Text => builder
+        LogFormat::Text => lines
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .event_format(Line)
-            .try_init(),
-        LogFormat::Json => builder
+            .boxed(),
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    let export = traces.and_then(|settings| match TraceExport::start(settings) {
+        Ok(export) => Some(export),
+        Err(e) => {
+            eprintln!("warning: traces are not exported: {e:#}");
+            None
+        }
+    });
+    // Only the relay's own spans, at info: library spans would cost every request.
+    let spans = export.as_ref().map(|export| {
+        tracing_opentelemetry::layer()
+            .with_tracer(export.provider.tracer("dr-sf-bridge"))
+            .with_filter(tracing_subscriber::filter::Targets::new().with_target("dr_sf_bridge", tracing::Level::INFO))
+    });
+    let installed = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(spans)
+        .try_init();
     // A second call (tests) keeps the first subscriber.
-    let _ = result;
+    if installed.is_ok() && export.is_some() {
+        TRACING.store(true, Ordering::Relaxed);
+    }
+    export
+}
+
+/// The span exporter: OTLP/HTTP (protobuf) to `telemetry.otlp_endpoint`, batched.
+pub struct TraceExport {
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+impl TraceExport {
+    fn start(settings: &TelemetrySettings) -> anyhow::Result<Self> {
+        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};
+        let endpoint = settings
+            .otlp_endpoint
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("telemetry.otlp_endpoint is not set"))?;
+        let traces_url = endpoint.join("v1/traces")?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(traces_url.as_str())
+            .with_timeout(std::time::Duration::from_secs(5))
+            .with_headers(Default::default())
+            .build()?;
+        let instance = settings
+            .instance
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("pid-{}", std::process::id()));
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name(settings.service_name.clone())
+            .with_attributes([
+                opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+                opentelemetry::KeyValue::new("service.instance.id", instance),
+            ])
+            .build();
+        let sampler = opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+            opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(settings.sample_ratio),
+        ));
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(Counted(exporter))
+            .with_sampler(sampler)
+            .with_resource(resource)
+            .build();
+        Ok(Self { provider })
+    }
+}
+
+/// Sends what is still queued, within the exporter's timeout.
+impl Drop for TraceExport {
+    fn drop(&mut self) {
+        if let Err(e) = self.provider.shutdown() {
+            eprintln!("warning: the last spans were not all exported: {e}");
+        }
+    }
+}
+
+/// The OTLP exporter, counting the batches the collector does not take and saying so in the log
+/// (the first failure, then every 100th: an absent collector is not a flood of lines).
+#[derive(Debug)]
+struct Counted(opentelemetry_otlp::SpanExporter);
+
+impl opentelemetry_sdk::trace::SpanExporter for Counted {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        let spans = batch.len();
+        let result = self.0.export(batch).await;
+        if let Err(e) = &result {
+            let failures = EXPORT_FAILURES.inc() + 1;
+            if failures == 1 || failures.is_multiple_of(100) {
+                // Not through `tracing`: a line about exporting must not become a span to export.
+                eprintln!(
+                    "warning: the trace collector did not take {spans} span(s) ({failures} batch(es) lost so far): {e}"
+                );
+            }
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: std::time::Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&mut self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
+/// HTTP headers as the propagator reads them.
+struct Headers<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` (not yet entered) continue the trace of a W3C `traceparent` header, as a proxy or
+/// a load balancer in front of the relay sends it.
+pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if traces_enabled() && headers.contains_key("traceparent") {
+        let _ = span.set_parent(TraceContextPropagator::new().extract(&Headers(headers)));
+    }
+}
+
+/// The W3C `traceparent` of `span`, to store with the event it received; `None` when traces are
+/// off or the span is not sampled.
+pub fn trace_parent(span: &tracing::Span) -> Option<String> {
+    if !traces_enabled() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` (not yet entered) a child of the stored `traceparent`.
+pub fn join_trace(span: &tracing::Span, trace_parent: Option<&str>) {
+    if let Some(trace_parent) = trace_parent.filter(|_| traces_enabled()) {
+        let carrier = std::collections::HashMap::from([("traceparent".to_owned(), trace_parent.to_owned())]);
+        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
+    }
+}
+
+/// A trace of its own for an event fetched from DR's Events API (no POST began one): a root span
+/// marked `drsf.source = "backfill"`, and its `traceparent` to store.
+pub fn backfilled_trace(id: &crate::domain::EventId, event_type: &crate::domain::EventType) -> Option<String> {
+    if !traces_enabled() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        parent: None,
+        "backfill_event",
+        event_id = id.as_str(),
+        event_type = event_type.as_str(),
+        drsf.source = "backfill"
+    );
+    trace_parent(&span)
 }
 
 /// One text line: time, level, the message and its fields, then the fields of the spans it

@@ -72,7 +72,9 @@ async fn arm(scale: &Scale, dir: &std::path::Path, storage: &str, channel: Optio
     let relay = Process::relay(dir, storage, &org_url, &extra).await;
     let generator = Load::new(relay.webhook_url());
     generator.closed_loop("warm", scale.n(2_000, 100), 64, 500).await;
-    let burst = generator.closed_loop("burst", scale.n(BURST_EVENTS, 500), 64, 2_000).await;
+    let burst = generator
+        .closed_loop("burst", scale.n(BURST_EVENTS, 500), 64, 2_000)
+        .await;
     let open = generator
         .open_loop("open1000", 1_000, scale.seconds(OPEN_LOOP_SECONDS))
         .await;

@@ -68,6 +68,7 @@ fn stored_event(n: usize, count: usize, now_ms: i64, body: &Bytes) -> StoredEven
         } else {
             vec![attempt]
         },
+        trace_parent: None,
     }
 }
 

@@ -287,7 +287,12 @@ pub fn run() -> ExitCode {
     } else {
         "warn"
     };
-    telemetry::init(cli.log_format, level);
+    let traces = matches!(cli.command, Command::Relay)
+        .then(|| cli.settings(Purpose::Relay).ok())
+        .flatten()
+        .map(|settings| settings.telemetry)
+        .filter(|telemetry| telemetry.otlp_endpoint.is_some());
+    let _exporting = telemetry::init(cli.log_format, level, traces.as_ref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

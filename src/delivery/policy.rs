@@ -212,6 +212,7 @@ mod tests {
             attempts,
             attempts_400,
             received_at_ms: 0,
+            trace_parent: None,
         }
     }
 

@@ -211,11 +211,16 @@ impl Worker {
             let worker = self.clone();
             let span = tracing::info_span!(
                 "deliver",
+                otel.kind = "client",
                 mode = target.mode.as_str(),
                 event_id = %event.id,
                 event_type = %event.event_type,
-                attempt = event.attempts + 1
+                attempt = event.attempts + 1,
+                http.response.status_code = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                counted = tracing::field::Empty,
             );
+            crate::telemetry::join_trace(&span, event.trace_parent.as_deref());
             tasks.spawn(
                 async move {
                     worker.deliver_one(event).await;
@@ -268,6 +273,15 @@ impl Worker {
         };
         target.metrics.delivery(outcome);
         target.metrics.delivery_duration.observe(attempt.duration.as_secs_f64());
+        let span = tracing::Span::current();
+        if let Some(status) = attempt.status {
+            span.record("http.response.status_code", status);
+        }
+        span.record("outcome", outcome);
+        span.record(
+            "counted",
+            !matches!(transition, Transition::RetryAt { counted: false, .. }),
+        );
         // One line, cut: the full text is the attempt's record.
         let error = crate::support::text::one_line(attempt.error.as_deref().unwrap_or_default(), 300);
         match &transition {
@@ -290,6 +304,11 @@ impl Worker {
         };
         // The delivery happened; if recording it fails the lease runs out and the event is
         // delivered again (at least once, never lost).
+        let finished = match &transition {
+            Transition::Delivered => "delivered",
+            Transition::Dead => "dead",
+            Transition::RetryAt { .. } => "retry",
+        };
         let recorded = retry(RECORD_RETRIES, "recording the attempt", |_| {
             let (record, transition) = (record.clone(), transition.clone());
             async move {
@@ -305,6 +324,7 @@ impl Worker {
                     })
             }
         })
+        .instrument(tracing::info_span!("record_outcome", outcome = finished))
         .await;
         if let Err(e) = recorded {
             tracing::error!(error = %e, "could not record the attempt; it will be delivered again");

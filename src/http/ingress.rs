@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::paths;
 use super::state::AppState;
@@ -127,10 +128,33 @@ fn check_representation(headers: &HeaderMap) -> Result<(), IngressError> {
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(event_id, event_type))]
+/// DR's POST, in a span of its own that continues a proxy's `traceparent` (set before the span is
+/// entered: a started span's parent cannot change).
 pub async fn receive_event(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let span = tracing::info_span!(
+        "receive_event",
+        otel.kind = "server",
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, &headers);
+    let answer = receive(state, client, headers, body)
+        .instrument(span.clone())
+        .await
+        .into_response();
+    span.record("http.response.status_code", answer.status().as_u16());
+    answer
+}
+
+async fn receive(
+    state: AppState,
+    client: Option<std::net::IpAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngressError> {
@@ -242,8 +266,10 @@ pub async fn receive_event(
         reason: reason.clone(),
         received_at_ms: now_ms(),
         source: EventSource::Webhook,
+        trace_parent: crate::telemetry::trace_parent(&span),
     };
-    let outcome = state.store.insert(new_event).await.map_err(|e| {
+    let commit = tracing::info_span!("store_commit", event_id = tracing::field::Empty);
+    let outcome = state.store.insert(new_event).instrument(commit).await.map_err(|e| {
         state.metrics.received(&type_label, "store_error");
         match &e {
             StoreError::Busy(_) => tracing::warn!(error = %e, "the store is busy; answering 503 so that DR retries"),

@@ -101,6 +101,7 @@ pub async fn store_window(
             continue;
         }
         let new = if store_them {
+            let trace_parent = crate::telemetry::backfilled_trace(&envelope.id, &envelope.event_type);
             let outcome = store
                 .insert(NewEvent {
                     id: envelope.id,
@@ -112,6 +113,7 @@ pub async fn store_window(
                     reason: None,
                     received_at_ms: now_ms,
                     source: EventSource::Backfill,
+                    trace_parent,
                 })
                 .await?;
             outcome == InsertOutcome::Inserted

@@ -26,6 +26,7 @@ pub mod relay;
 pub mod salesforce;
 pub mod storage;
 pub mod targets;
+pub mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -155,6 +156,8 @@ pub struct Settings {
     pub notify: notify::NotifySettings,
     pub storage: StorageSettings,
     pub register: RegisterSettings,
+    /// Traces over OpenTelemetry.
+    pub telemetry: telemetry::TelemetrySettings,
 }
 
 impl Settings {
@@ -189,6 +192,7 @@ impl RawSettings {
             notify: notify::NotifySettings::read(&mut r),
             storage: StorageSettings::read(&mut r),
             register: RegisterSettings::read(&mut r),
+            telemetry: telemetry::TelemetrySettings::read(&mut r),
         };
         let secret_files: Vec<String> = SECRET_KEYS.iter().map(|k| format!("{k}_file")).collect();
         r.report_unknown_keys(&secret_files);

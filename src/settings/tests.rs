@@ -469,7 +469,9 @@ fn a_database_password_may_come_from_a_file_and_joins_the_url() {
     ] {
         let found = load(&options(url), Purpose::Store).unwrap_err().0;
         assert!(
-            found.iter().any(|p| p.key == "storage.password" && p.message.contains(says)),
+            found
+                .iter()
+                .any(|p| p.key == "storage.password" && p.message.contains(says)),
             "{url}: {found:?}"
         );
         assert!(!format!("{found:?}").contains("S3cret"), "{found:?}");

@@ -51,6 +51,9 @@ pub struct NewEvent {
     pub reason: Option<String>,
     pub received_at_ms: i64,
     pub source: EventSource,
+    /// The W3C `traceparent` of the span that received it, so that its delivery attempts —
+    /// minutes or days later, on any relay — join its trace; `None` when traces are off.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +75,8 @@ pub struct ClaimedEvent {
     /// Of those, answered 400.
     pub attempts_400: u32,
     pub received_at_ms: i64,
+    /// See [`NewEvent::trace_parent`].
+    pub trace_parent: Option<String>,
 }
 
 /// One delivery attempt, for the audit trail.
@@ -176,6 +181,8 @@ pub struct StoredEvent {
     pub finished_at_ms: Option<i64>,
     pub body: Bytes,
     pub attempt_log: Vec<AttemptSummary>,
+    /// See [`NewEvent::trace_parent`]: a copied event's later attempts join its trace.
+    pub trace_parent: Option<String>,
 }
 
 impl StoreStats {

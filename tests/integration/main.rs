@@ -4,8 +4,8 @@
 mod backfill;
 mod bad_input;
 mod check;
-mod deploy;
 mod confirm;
+mod deploy;
 mod events;
 mod first_run;
 mod helpers;
@@ -40,6 +40,7 @@ mod store_contract;
 mod store_copy;
 mod store_postgres;
 mod store_upgrade;
+mod traces;
 mod validation;
 mod watchdog;
 mod webhooks;

@@ -409,6 +409,7 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
     other
         .insert(dr_sf_bridge::store::NewEvent {
             source: Default::default(),
+            trace_parent: None,
             id: dr_sf_bridge::domain::EventId::parse("woken").unwrap(),
             event_type: dr_sf_bridge::domain::EventType::parse("order.accepted").unwrap(),
             live_mode: false,

@@ -17,6 +17,7 @@ const LEASE: Duration = Duration::from_secs(60);
 pub(crate) fn event(id: &str, order: &str, at: i64) -> NewEvent {
     NewEvent {
         source: Default::default(),
+        trace_parent: None,
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,

@@ -20,6 +20,7 @@ use crate::salesforce_standin::*;
 fn new_event(id: &str, order: &str, status: EventStatus, at: i64) -> NewEvent {
     NewEvent {
         source: Default::default(),
+        trace_parent: None,
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,

@@ -17,6 +17,7 @@ use crate::relay_helpers::wait_until;
 fn pending(id: &str, order: &str) -> NewEvent {
     NewEvent {
         source: Default::default(),
+        trace_parent: None,
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,

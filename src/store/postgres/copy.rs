@@ -11,7 +11,7 @@ impl PostgresStore {
     pub(super) async fn export_events(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}, attempts_400, next_attempt_at, finished_at, body
+            "SELECT {SUMMARY_COLUMNS}, attempts_400, next_attempt_at, finished_at, body, trace_parent
              FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
         );
         let rows = client
@@ -30,6 +30,7 @@ impl PostgresStore {
                 finished_at_ms: row.try_get(14).map_err(classify)?,
                 body: Bytes::from(row.try_get::<_, Vec<u8>>(15).map_err(classify)?),
                 attempt_log: attempts_of(&client, seq).await?,
+                trace_parent: row.try_get(16).map_err(classify)?,
             });
         }
         Ok(events)
@@ -41,8 +42,9 @@ impl PostgresStore {
         let insert = tx
             .prepare(
                 "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, attempts,
-                                     attempts_400, next_attempt_at, last_status, last_error, finished_at, source)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                     attempts_400, next_attempt_at, last_status, last_error, finished_at, source,
+                                             trace_parent)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  ON CONFLICT (id) DO NOTHING RETURNING seq",
             )
             .await
@@ -76,6 +78,7 @@ impl PostgresStore {
                         &e.last_error,
                         &event.finished_at_ms,
                         &e.source.as_str(),
+                        &event.trace_parent,
                     ],
                 )
                 .await

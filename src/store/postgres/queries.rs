@@ -67,6 +67,7 @@ fn claimed(row: &Row) -> Result<(i64, ClaimedEvent), StoreError> {
             attempts: attempts as u32,
             attempts_400: attempts_400 as u32,
             received_at_ms: row.try_get(6).map_err(classify)?,
+            trace_parent: row.try_get(8).map_err(classify)?,
         },
     ))
 }
@@ -129,8 +130,8 @@ impl Store for PostgresStore {
         let inserted = self
             .execute(
                 "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at,
-                                     finished_at, last_error, source)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8, $9, $10)
+                                     finished_at, last_error, source, trace_parent)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8, $9, $10, $11)
                  ON CONFLICT (id) DO NOTHING",
                 &[
                     &event.id.as_str(),
@@ -143,6 +144,7 @@ impl Store for PostgresStore {
                     &finished,
                     &event.reason,
                     &event.source.as_str(),
+                    &event.trace_parent,
                 ],
             )
             .await?;
@@ -179,7 +181,7 @@ impl Store for PostgresStore {
                      FOR UPDATE OF e SKIP LOCKED)
                  UPDATE events SET lease_until = $3 FROM due WHERE events.seq = due.seq
                  RETURNING events.seq, events.id, events.type, events.body, events.attempts, events.attempts_400,
-                           events.received_at, events.next_attempt_at",
+                           events.received_at, events.next_attempt_at, events.trace_parent",
             )
             .await
             .map_err(classify)?;

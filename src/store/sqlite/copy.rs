@@ -31,7 +31,7 @@ impl SqliteStore {
         self.reader
             .run(move |conn| {
                 let sql = format!(
-                    "SELECT {SUMMARY_COLUMNS}, attempts_400, next_attempt_at, finished_at, body
+                    "SELECT {SUMMARY_COLUMNS}, attempts_400, next_attempt_at, finished_at, body, trace_parent
                      FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
                 );
                 let mut stmt = conn.prepare_cached(&sql)?;
@@ -45,6 +45,7 @@ impl SqliteStore {
                             finished_at_ms: row.get(14)?,
                             body: Bytes::from(row.get::<_, Vec<u8>>(15)?),
                             attempt_log: Vec::new(),
+                            trace_parent: row.get(16)?,
                         })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -68,8 +69,9 @@ impl SqliteStore {
                     let inserted = conn
                         .prepare_cached(
                             "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, attempts,
-                                             attempts_400, next_attempt_at, last_status, last_error, finished_at, source)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                             attempts_400, next_attempt_at, last_status, last_error, finished_at, source,
+                                             trace_parent)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                          ON CONFLICT (id) DO NOTHING",
                         )?
                         .execute(params![
@@ -87,6 +89,7 @@ impl SqliteStore {
                             e.last_error,
                             event.finished_at_ms,
                             e.source.as_str(),
+                            event.trace_parent,
                         ])?;
                     if inserted == 0 {
                         continue;

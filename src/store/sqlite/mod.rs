@@ -127,8 +127,8 @@ impl Store for SqliteStore {
             let inserted = conn
                 .prepare_cached(
                     "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, finished_at,
-                                     last_error, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10)
+                                     last_error, source, trace_parent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10, ?11)
                  ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![
@@ -142,6 +142,7 @@ impl Store for SqliteStore {
                     finished,
                     event.reason,
                     event.source.as_str(),
+                    event.trace_parent,
                 ])?;
             Ok(if inserted == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
         })
@@ -159,7 +160,7 @@ impl Store for SqliteStore {
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
                 let mut select = conn.prepare_cached(
-                    "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at
+                    "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at, e.trace_parent
                  FROM events e
                  WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1
                    AND (e.lease_until IS NULL OR e.lease_until <= ?1)
@@ -180,6 +181,7 @@ impl Store for SqliteStore {
                         attempts: row.get(4)?,
                         attempts_400: row.get(5)?,
                         received_at_ms: row.get(6)?,
+                        trace_parent: row.get(7)?,
                     })
                 })?;
                 let claimed: Vec<ClaimedEvent> = rows.collect::<rusqlite::Result<_>>()?;

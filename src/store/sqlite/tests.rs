@@ -7,6 +7,7 @@ use crate::domain::OrderKey;
 fn event(id: &str) -> NewEvent {
     NewEvent {
         source: Default::default(),
+        trace_parent: None,
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,
