@@ -47,7 +47,7 @@ pub struct Process {
     pub port: u16,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -127,6 +127,15 @@ impl Process {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Self { child, port }
+    }
+
+    /// The relay's metrics, as a scrape gets them (empty when it does not answer).
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        match reqwest::get(url).await {
+            Ok(answer) => answer.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     pub fn webhook_url(&self) -> String {

@@ -16,6 +16,8 @@ mod backfill;
 mod child;
 mod load;
 mod notify;
+mod side_by_side;
+mod traces;
 mod postgres;
 mod standin;
 mod status_page;
@@ -33,8 +35,8 @@ use standin::{Org, serve_org};
 const NOOP_PORT_VAR: &str = "DRSF_BENCH_NOOP_PORT";
 
 /// The groups of scenarios that start relays, in the order they run.
-const GROUPS: [&str; 7] = [
-    "sqlite", "pacing", "notify", "backlog", "status", "backfill", "postgres",
+const GROUPS: [&str; 8] = [
+    "sqlite", "pacing", "notify", "traces", "backlog", "status", "backfill", "postgres",
 ];
 
 /// How many events each scenario sends.
@@ -217,6 +219,7 @@ async fn run_group(report: &mut Report, scale: &Scale, group: &str, dir: &std::p
         }
         "pacing" => pacing_scenarios(report, scale, &sqlite("pacing"), dir).await,
         "notify" => notify::scenarios(report, scale, &sqlite("notify"), dir).await,
+        "traces" => traces::scenarios(report, scale, &sqlite("traces"), dir).await,
         "backlog" => {
             for (name, full, smoke) in [("backlog-100k", 100_000, 2_000), ("backlog-1m", 1_000_000, 4_000)] {
                 backlog(report, scale, "sqlite", &sqlite(name), scale.n(full, smoke), dir).await;

@@ -335,6 +335,18 @@ const CASES: &[Case] = &[
         expect: &[("delivery.retry_schedule", "soon")],
     },
     Case {
+        name: "a collector address without a scheme",
+        set: &[("telemetry.otlp_endpoint", "otel-collector:4318")],
+        purpose: Purpose::Relay,
+        expect: &[("telemetry.otlp_endpoint", "add http://")],
+    },
+    Case {
+        name: "a sampling share over one",
+        set: &[("telemetry.sample_ratio", "1.5")],
+        purpose: Purpose::Relay,
+        expect: &[("telemetry.sample_ratio", "0.0 (none) to 1.0")],
+    },
+    Case {
         name: "a storage URL of an unknown engine",
         set: &[("storage.url", "mysql://db/relay")],
         purpose: Purpose::Store,

@@ -259,3 +259,51 @@ async fn an_unreachable_collector_costs_no_event_and_is_counted() {
         relay.logs()
     );
 }
+
+#[tokio::test]
+async fn an_event_fetched_from_drs_events_api_starts_a_trace_of_its_own_marked_backfilled() {
+    let collector = Collector::start().await;
+    let dr = crate::backfill::Dr::start().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    dr.create("order.accepted", "evt-never-posted", "240010339999", now - 120_000);
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).mount(&sf.server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dr.api.uri();
+    let mut relay = RelayProcess::start(
+        &sf,
+        dir.path(),
+        free_port(),
+        &[
+            ("telemetry.otlp_endpoint", collector.url.as_str()),
+            ("digital_river.api_base_url", uri.as_str()),
+            ("digital_river.api_key", API_KEY),
+            ("reconcile.settle_secs", "0"),
+            // The first sweep of a store only sets its cursor; the next looks an overlap back.
+            ("reconcile.interval_secs", "1"),
+            ("register.target", "relay"),
+            ("relay.public_url", "https://relay.acme.test"),
+        ],
+    )
+    .await;
+    wait_until("the backfilled event delivered", || async {
+        sf.delivered_ids().await.contains(&"evt-never-posted".to_owned())
+    })
+    .await;
+    assert!(relay.terminate(Duration::from_secs(30)).await.success(), "{}", relay.logs());
+
+    let roots = collector.named("backfill_event");
+    assert_eq!(roots.len(), 1, "{roots:#?}");
+    let root = &roots[0];
+    assert_eq!(root.parent_span_id, "", "a trace of its own");
+    assert_eq!(root.attributes["drsf.source"], "backfill");
+    assert_eq!(root.attributes["event_id"], "evt-never-posted");
+    let attempts = collector.named("deliver");
+    assert_eq!(attempts.len(), 1, "{attempts:#?}");
+    assert_eq!(attempts[0].trace_id, root.trace_id);
+    assert_eq!(attempts[0].parent_span_id, root.span_id);
+    assert_eq!(attempts[0].attributes["outcome"], "delivered");
+}
