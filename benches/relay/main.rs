@@ -16,11 +16,11 @@ mod backfill;
 mod child;
 mod load;
 mod notify;
-mod side_by_side;
-mod traces;
 mod postgres;
+mod side_by_side;
 mod standin;
 mod status_page;
+mod traces;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

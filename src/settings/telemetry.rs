@@ -48,7 +48,9 @@ fn parse_endpoint(raw: &str) -> Result<url::Url, String> {
         e => format!("`{raw}` is not a URL: {e}"),
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{raw}` must start with http:// or https:// (OTLP over HTTP): add http://"));
+        return Err(format!(
+            "`{raw}` must start with http:// or https:// (OTLP over HTTP): add http://"
+        ));
     }
     if url.password().is_some() || url.username() != "" {
         return Err("must not carry credentials in the URL".into());

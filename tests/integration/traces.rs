@@ -26,6 +26,8 @@ struct Received {
     span_id: String,
     parent_span_id: String,
     name: String,
+    start_ns: u64,
+    end_ns: u64,
     attributes: HashMap<String, String>,
     resource: HashMap<String, String>,
 }
@@ -75,6 +77,8 @@ impl Collector {
                                     span_id: hex::encode(&span.span_id),
                                     parent_span_id: hex::encode(&span.parent_span_id),
                                     name: span.name.clone(),
+                                    start_ns: span.start_time_unix_nano,
+                                    end_ns: span.end_time_unix_nano,
                                     attributes: text_of(&span.attributes),
                                     resource: resource.clone(),
                                 });
@@ -89,6 +93,62 @@ impl Collector {
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { url, spans, everything }
+    }
+
+    /// The trace `trace_id` as a tree, a line per span: when it started after the first, how long
+    /// it took, its name, the process that made it and its attributes (the README's example).
+    fn render(&self, trace_id: &str) -> String {
+        let mut spans: Vec<Received> = self
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.trace_id == trace_id)
+            .cloned()
+            .collect();
+        spans.sort_by_key(|s| s.start_ns);
+        let first = spans.first().map_or(0, |s| s.start_ns);
+        fn lines(spans: &[Received], parent: &str, depth: usize, first: u64, out: &mut String) {
+            for span in spans.iter().filter(|s| s.parent_span_id == parent) {
+                let mut attributes: Vec<String> = span
+                    .attributes
+                    .iter()
+                    .filter(|(k, _)| {
+                        !k.starts_with("code.")
+                            && !k.starts_with("thread.")
+                            && *k != "target"
+                            && *k != "busy_ns"
+                            && *k != "idle_ns"
+                    })
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                attributes.sort();
+                out.push_str(
+                    &format!(
+                        "{:>9.3} s {:>9.2} ms  {}{} [{}] {}",
+                        (span.start_ns - first) as f64 / 1e9,
+                        (span.end_ns - span.start_ns) as f64 / 1e6,
+                        "  ".repeat(depth),
+                        span.name,
+                        span.resource["service.instance.id"],
+                        attributes.join(" ")
+                    )
+                    .trim_end(),
+                );
+                out.push('\n');
+                lines(spans, &span.span_id, depth + 1, first, out);
+            }
+        }
+        let mut out = String::new();
+        let roots: Vec<String> = spans
+            .iter()
+            .filter(|s| !spans.iter().any(|p| p.span_id == s.parent_span_id))
+            .map(|s| s.parent_span_id.clone())
+            .collect();
+        for root in roots.iter().take(1) {
+            lines(&spans, root, 0, first, &mut out);
+        }
+        out
     }
 
     fn named(&self, name: &str) -> Vec<Received> {
@@ -201,6 +261,17 @@ async fn one_event_is_one_trace_from_drs_post_to_salesforces_answer_across_a_res
     assert_eq!(final_outcome.attributes["outcome"], "delivered");
     assert!(outcomes.iter().all(|o| o.trace_id == PROXY_TRACE));
 
+    // The README's example of a trace, written when asked (as the screenshots are).
+    let rendered = collector.render(PROXY_TRACE);
+    assert!(
+        rendered.contains("receive_event [relay-a]") && rendered.contains("deliver [relay-b]"),
+        "{rendered}"
+    );
+    if std::env::var("DRSF_UPDATE_SCREENSHOTS").is_ok() {
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/trace-example.txt");
+        std::fs::write(example, &rendered).unwrap();
+    }
+
     // Nothing secret and no part of the body in any exported attribute, event or resource.
     let everything = collector.everything.lock().unwrap().clone();
     for secret in SECRETS.iter().chain(&[SIGNING_SECRET, TOKEN_KEY]) {
@@ -293,7 +364,11 @@ async fn an_event_fetched_from_drs_events_api_starts_a_trace_of_its_own_marked_b
         sf.delivered_ids().await.contains(&"evt-never-posted".to_owned())
     })
     .await;
-    assert!(relay.terminate(Duration::from_secs(30)).await.success(), "{}", relay.logs());
+    assert!(
+        relay.terminate(Duration::from_secs(30)).await.success(),
+        "{}",
+        relay.logs()
+    );
 
     let roots = collector.named("backfill_event");
     assert_eq!(roots.len(), 1, "{roots:#?}");
