@@ -123,18 +123,16 @@ impl Collector {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 attributes.sort();
-                out.push_str(
-                    &format!(
-                        "{:>9.3} s {:>9.2} ms  {}{} [{}] {}",
-                        (span.start_ns - first) as f64 / 1e9,
-                        (span.end_ns - span.start_ns) as f64 / 1e6,
-                        "  ".repeat(depth),
-                        span.name,
-                        span.resource["service.instance.id"],
-                        attributes.join(" ")
-                    )
-                    .trim_end(),
+                let line = format!(
+                    "{:>9.3} s {:>9.2} ms  {}{} [{}] {}",
+                    (span.start_ns - first) as f64 / 1e9,
+                    (span.end_ns - span.start_ns) as f64 / 1e6,
+                    "  ".repeat(depth),
+                    span.name,
+                    span.resource["service.instance.id"],
+                    attributes.join(" ")
                 );
+                out.push_str(line.trim_end());
                 out.push('\n');
                 lines(spans, &span.span_id, depth + 1, first, out);
             }
