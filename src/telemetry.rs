@@ -123,6 +123,10 @@ impl TraceExport {
             .with_attributes([
                 opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
                 opentelemetry::KeyValue::new("service.instance.id", instance),
+                opentelemetry::KeyValue::new(
+                    "drsf.modes",
+                    settings.modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","),
+                ),
             ])
             .build();
         let sampler = opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(

@@ -194,6 +194,8 @@ impl RawSettings {
             register: RegisterSettings::read(&mut r),
             telemetry: telemetry::TelemetrySettings::read(&mut r),
         };
+        let mut settings = settings;
+        settings.telemetry.modes = settings.salesforce.modes();
         let secret_files: Vec<String> = SECRET_KEYS.iter().map(|k| format!("{k}_file")).collect();
         r.report_unknown_keys(&secret_files);
         let mut c = r.problems;

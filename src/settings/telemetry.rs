@@ -15,6 +15,8 @@ pub struct TelemetrySettings {
     pub service_name: String,
     /// `service.instance.id`: which relay process made a span; the host name when empty.
     pub instance: Option<String>,
+    /// `drsf.modes`: the DR modes the relay delivers (`test`, `live`), from `[salesforce]`.
+    pub modes: Vec<crate::domain::Mode>,
 }
 
 impl TelemetrySettings {
@@ -36,6 +38,7 @@ impl TelemetrySettings {
             sample_ratio: sample_ratio.clamp(0.0, 1.0),
             service_name,
             instance,
+            modes: Vec::new(),
         }
     }
 }

@@ -689,6 +689,30 @@ async fn retry_now_makes_a_waiting_event_due_and_leaves_finished_ones_alone(stor
     );
 }
 
+/// The W3C trace context an event was received in comes back with every claim (so that each
+/// attempt joins its trace) and moves with it between stores.
+async fn the_trace_context_comes_back_with_each_claim_and_with_a_copy(store: Arc<dyn Store>) {
+    const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut traced = event("evt-traced", "o-1", 1_000);
+    traced.trace_parent = Some(TRACE.into());
+    store.insert(traced).await.unwrap();
+    store.insert(event("evt-untraced", "o-2", 1_001)).await.unwrap();
+    let claimed = store.claim_due(Mode::Test, 2_000, 10, LEASE).await.unwrap();
+    let trace_of = |id: &str| {
+        claimed
+            .iter()
+            .find(|e| e.id.as_str() == id)
+            .unwrap()
+            .trace_parent
+            .clone()
+    };
+    assert_eq!(trace_of("evt-traced").as_deref(), Some(TRACE));
+    assert_eq!(trace_of("evt-untraced"), None);
+    let exported = store.export(0, 10).await.unwrap();
+    assert_eq!(exported[0].trace_parent.as_deref(), Some(TRACE));
+    assert_eq!(exported[1].trace_parent, None);
+}
+
 /// One test per contract case for an engine: `store_contract!(module, factory)`, where
 /// `factory(test_name).await` opens a fresh, empty store (with a guard that keeps it), or answers
 /// `None` when the engine's server is not there (the test is skipped, saying so).
@@ -721,7 +745,8 @@ macro_rules! store_contract {
                 each_mode_claims_only_its_own_events,
                 lists_page_by_key_and_find_one_event_by_id,
                 activity_counts_received_and_delivered_per_slice,
-                retry_now_makes_a_waiting_event_due_and_leaves_finished_ones_alone
+                retry_now_makes_a_waiting_event_due_and_leaves_finished_ones_alone,
+                the_trace_context_comes_back_with_each_claim_and_with_a_copy
             );
         }
     };

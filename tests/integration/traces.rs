@@ -225,6 +225,8 @@ async fn one_event_is_one_trace_from_drs_post_to_salesforces_answer_across_a_res
     assert_eq!(ingress.attributes["http.response.status_code"], "202");
     assert_eq!(ingress.resource["service.instance.id"], "relay-a");
     assert_eq!(ingress.resource["service.name"], "dr-sf-bridge");
+    assert_eq!(ingress.resource["drsf.modes"], "test");
+    assert_eq!(ingress.resource["service.version"], env!("CARGO_PKG_VERSION"));
     let commits = collector.named("store_commit");
     assert_eq!(commits.len(), 1);
     assert_eq!(commits[0].parent_span_id, ingress.span_id);
