@@ -100,7 +100,9 @@ pub struct TraceExport {
 
 impl TraceExport {
     fn start(settings: &TelemetrySettings) -> anyhow::Result<Self> {
-        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};
+        // A collector that wants a key (a vendor's) reads it from OTEL_EXPORTER_OTLP_HEADERS, as
+        // every OpenTelemetry exporter does: a secret, so never a setting of ours in a file.
+        use opentelemetry_otlp::WithExportConfig;
         let endpoint = settings
             .otlp_endpoint
             .as_ref()
@@ -111,7 +113,6 @@ impl TraceExport {
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(traces_url.as_str())
             .with_timeout(std::time::Duration::from_secs(5))
-            .with_headers(Default::default())
             .build()?;
         let instance = settings
             .instance
