@@ -2,7 +2,8 @@
 //! [`super::side_by_side`]) against relays exporting traces to a collector that takes every batch
 //! at once (A) and to an address where nothing listens (B). Every event is traced (sample ratio
 //! 1.0); the spans leave in batches from the exporter's own thread, so a collector that refuses
-//! them can only drop them, counted in `drsf_trace_export_failures_total`.
+//! them can only drop them, counted in `drsf_trace_export_failures_total`. Relays without traces
+//! (C) run alongside, for what tracing itself costs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,11 +47,25 @@ pub async fn scenarios(report: &mut Report, scale: &Scale, storage_base: &str, d
     let fresh = |name: &str| storage_base.replace(".db", &format!("-{name}.db"));
     let rounds = scale.n(ROUNDS, 1);
     let traced = |endpoint: &str| vec![("DRSF__TELEMETRY__OTLP_ENDPOINT", endpoint.to_owned())];
-    let (mut taken, mut refused) = (Vec::new(), Vec::new());
+    let (mut taken, mut refused, mut untraced) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         taken.push(arm(scale, dir, &fresh(&format!("a{round}")), &traced(&up)).await);
         refused.push(arm(scale, dir, &fresh(&format!("b{round}")), &traced(&down)).await);
+        untraced.push(arm(scale, dir, &fresh(&format!("c{round}")), &[]).await);
     }
+    // What tracing every event costs at all, beside no tracing, in the same run: no target (traces
+    // are off unless asked for), a figure for whoever turns them on.
+    let (cost, cost_data, _) = super::side_by_side::compare(&untraced, &taken);
+    report.add(
+        "traces_cost",
+        "sqlite",
+        format!(
+            "every event traced, collector up / no traces (medians of {rounds} runs each): {}",
+            cost.join(", ")
+        ),
+        None,
+        serde_json::Value::Object(cost_data),
+    );
     let (rows, mut data, all_within) = super::side_by_side::compare(&taken, &refused);
     let errors: usize = taken.iter().chain(&refused).map(|a| a.errors).sum();
     let lost: u64 = refused.iter().map(|a| lost_batches(&a.metrics)).sum();
