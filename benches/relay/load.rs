@@ -101,7 +101,11 @@ fn unix_now() -> i64 {
 impl Load {
     pub fn new(url: String) -> Arc<Self> {
         let parsed = url::Url::parse(&url).expect("a URL");
-        let host = format!("{}:{}", parsed.host_str().unwrap(), parsed.port_or_known_default().unwrap());
+        let host = format!(
+            "{}:{}",
+            parsed.host_str().unwrap(),
+            parsed.port_or_known_default().unwrap()
+        );
         let target = Target {
             address: host.clone(),
             host,

@@ -478,11 +478,13 @@ async fn backlog(report: &mut Report, scale: &Scale, engine: &str, storage: &str
 /// judged. `None` (said) without wrk (`apt-get install wrk`).
 fn wrk_against(url: &str, seconds: f64) -> Option<f64> {
     let script = std::env::temp_dir().join("drsf-bench-post.lua");
-    let body = serde_json::to_string(&std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/events/order.accepted.json"
-    ))
-    .unwrap_or_else(|_| "{}".into()))
+    let body = serde_json::to_string(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/events/order.accepted.json"
+        ))
+        .unwrap_or_else(|_| "{}".into()),
+    )
     .unwrap();
     std::fs::write(
         &script,
