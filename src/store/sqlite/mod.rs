@@ -19,7 +19,6 @@ use anyhow::Context;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
-mod checkpointer;
 mod confirm;
 mod copy;
 mod lock;
@@ -47,7 +46,6 @@ const READINESS_PROBE_BYTES: i64 = 64 * 1024;
 
 pub struct SqliteStore {
     writer: Writer,
-    _checkpointer: checkpointer::Checkpointer,
     reader: Reader,
     /// Held while a relay uses the file: a second relay on the same file is refused.
     _relay_lock: Option<std::fs::File>,
@@ -92,10 +90,8 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("setting up SQLite durability")?;
         migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
-        let checkpointer = checkpointer::Checkpointer::start(&conn, path).context("starting the WAL checkpoints")?;
 
         Ok(Self {
-            _checkpointer: checkpointer,
             reader: Reader::open(path).with_context(|| format!("opening {} for reading", path.display()))?,
             writer: Writer::start(conn, capacity)?,
             _relay_lock: None,

@@ -73,7 +73,6 @@ fn store_with_a_stuck_writer(path: &std::path::Path, capacity: usize) -> SqliteS
     let (jobs, receiver) = tokio::sync::mpsc::channel(capacity);
     std::mem::forget(receiver);
     SqliteStore {
-        _checkpointer: checkpointer::Checkpointer::start(&Connection::open(path).unwrap(), path).unwrap(),
         writer: Writer::from_sender(jobs),
         reader: super::reader::Reader::open(path).unwrap(),
         _relay_lock: None,
@@ -195,40 +194,4 @@ async fn a_relay_starting_on_the_file_takes_over_the_leases_a_dead_one_left() {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1, "claimable at once, not after the hour-long lease");
-}
-
-#[tokio::test]
-async fn the_wal_is_copied_into_the_database_file_off_the_writer_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let before = std::fs::metadata(&path).unwrap().len();
-    // About 4 MiB of events: past SQLite's automatic threshold (1,000 pages), which the writer's
-    // connection no longer applies itself.
-    let body = Bytes::from(vec![b'x'; 4096]);
-    let inserts = (0..1000).map(|n| {
-        let mut e = event(&format!("e{n}"));
-        e.body = body.clone();
-        e.order_key = None;
-        store.insert(e)
-    });
-    for inserted in futures_util::future::join_all(inserts).await {
-        inserted.unwrap();
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(&path).unwrap().len() < before + 4_000_000 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the events never left the WAL for the database file"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let autocheckpoint: i64 = store
-        .writer
-        .run(Admission::WaitForRoom, |conn| {
-            conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-        })
-        .await
-        .unwrap();
-    assert_eq!(autocheckpoint, 0, "the writer's commits never checkpoint themselves");
 }
