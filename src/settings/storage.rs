@@ -128,3 +128,43 @@ impl RegisterSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::{LoadOptions, Purpose, load};
+
+    #[test]
+    fn a_database_password_may_come_from_a_file_and_joins_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pg_password");
+        std::fs::write(&file, "S3cret/with@signs\n").unwrap();
+        let options = |url: &str| LoadOptions {
+            config_dir: Some(dir.path().to_owned()),
+            overrides: vec![
+                ("storage.url".into(), url.into()),
+                ("storage.password_file".into(), file.to_str().unwrap().into()),
+            ],
+            ignore_environment: true,
+            ..Default::default()
+        };
+        let settings = load(&options("postgres://relay@db:5432/relay"), Purpose::Store).unwrap();
+        let config: tokio_postgres::Config = settings.storage.url.parse().unwrap();
+        assert_eq!(config.get_password(), Some(&b"S3cret/with@signs"[..]));
+        assert_eq!(config.get_hosts().len(), 1);
+        assert!(!format!("{:?}", settings.storage).contains("S3cret"), "Debug hides it");
+
+        for (url, says) in [
+            ("postgres://relay:inline@db/relay", "has a password already"),
+            ("sqlite:///var/lib/relay.db", "PostgreSQL store only"),
+        ] {
+            let found = load(&options(url), Purpose::Store).unwrap_err().0;
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.key == "storage.password" && p.message.contains(says)),
+                "{url}: {found:?}"
+            );
+            assert!(!format!("{found:?}").contains("S3cret"), "{found:?}");
+        }
+    }
+}
