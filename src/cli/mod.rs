@@ -287,12 +287,16 @@ pub fn run() -> ExitCode {
     } else {
         "warn"
     };
-    let traces = matches!(cli.command, Command::Relay)
+    // The relay's settings are read before logging starts (they say whether spans are exported)
+    // and then used to run it; a configuration with problems is read again, to report them.
+    let relay_settings = matches!(cli.command, Command::Relay)
         .then(|| cli.settings(Purpose::Relay).ok())
-        .flatten()
-        .map(|settings| settings.telemetry)
+        .flatten();
+    let traces = relay_settings
+        .as_ref()
+        .map(|settings| &settings.telemetry)
         .filter(|telemetry| telemetry.otlp_endpoint.is_some());
-    let _exporting = telemetry::init(cli.log_format, level, traces.as_ref());
+    let _exporting = telemetry::init(cli.log_format, level, traces);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -300,7 +304,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(4);
         }
     };
-    match runtime.block_on(execute(&cli)) {
+    match runtime.block_on(execute_with(&cli, relay_settings)) {
         Ok(printed) => {
             print!("{}", printed.stdout);
             ExitCode::from(printed.exit)
@@ -341,6 +345,11 @@ impl From<String> for Printed {
 
 /// Runs the parsed command and answers what to print on stdout.
 pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
+    execute_with(cli, None).await
+}
+
+/// [`execute`], with the relay's settings when they were read already.
+async fn execute_with(cli: &Cli, relay_settings: Option<Settings>) -> Result<Printed, OpsError> {
     match &cli.command {
         Command::Register {
             target,
@@ -350,7 +359,10 @@ pub async fn execute(cli: &Cli) -> Result<Printed, OpsError> {
         } => cli.register(*target, *mode, *dry_run, *force, false).await,
         Command::Unregister { target, mode, dry_run } => cli.register(*target, *mode, *dry_run, false, true).await,
         Command::Relay => {
-            let settings = cli.settings(Purpose::Relay)?;
+            let settings = match relay_settings {
+                Some(settings) => settings,
+                None => cli.settings(Purpose::Relay)?,
+            };
             let app = Application::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(String::new().into())

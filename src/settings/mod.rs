@@ -296,7 +296,7 @@ fn layers(options: &LoadOptions) -> Result<Config, ConfigProblems> {
 }
 
 /// The `DRSF_` variables read as themselves (the others are `DRSF__SECTION__KEY`).
-const OWN_VARIABLES: [&str; 3] = ["DRSF_ENV", "DRSF_CONFIG_DIR", "DRSF_LOG_FORMAT"];
+pub const OWN_VARIABLES: [&str; 3] = ["DRSF_ENV", "DRSF_CONFIG_DIR", "DRSF_LOG_FORMAT"];
 /// Variables of the project's own tests and benchmarks, never of a deployment.
 const HARNESS_PREFIXES: [&str; 3] = ["DRSF_TEST_", "DRSF_BENCH_", "DRSF_UPDATE_SCREENSHOTS"];
 

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dr_sf_bridge::settings::{LoadOptions, Purpose, load};
-
-const OWN_VARIABLES: [&str; 3] = ["DRSF_ENV", "DRSF_CONFIG_DIR", "DRSF_LOG_FORMAT"];
+use dr_sf_bridge::settings::{LoadOptions, OWN_VARIABLES, Purpose, load};
 
 fn deploy_file(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(relative);

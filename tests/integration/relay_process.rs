@@ -122,6 +122,16 @@ impl RelayProcess {
             .unwrap()
     }
 
+    /// What `/metrics` answers now.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.address))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -171,14 +171,12 @@ async fn one_event_is_one_trace_from_drs_post_to_salesforces_answer_across_a_res
     let port = free_port();
     let traced = |instance: &'static str| {
         [
-            ("telemetry.otlp_endpoint", collector.url.clone()),
-            ("telemetry.instance", instance.to_owned()),
-            ("delivery.retry_schedule", "0s,2s,2s,2s".to_owned()),
+            ("telemetry.otlp_endpoint", collector.url.as_str()),
+            ("telemetry.instance", instance),
+            ("delivery.retry_schedule", "0s,2s,2s,2s"),
         ]
     };
-    let overrides = traced("relay-a");
-    let overrides: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut first = RelayProcess::start(&sf, dir.path(), port, &overrides).await;
+    let mut first = RelayProcess::start(&sf, dir.path(), port, &traced("relay-a")).await;
 
     let body = event("order.accepted", "evt-traced", "240010330336");
     let answer = reqwest::Client::new()
@@ -201,9 +199,7 @@ async fn one_event_is_one_trace_from_drs_post_to_salesforces_answer_across_a_res
     drop(refusing);
     apex(ResponseTemplate::new(200)).mount(&sf.server).await;
 
-    let overrides = traced("relay-b");
-    let overrides: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut second = RelayProcess::start(&sf, dir.path(), port, &overrides).await;
+    let mut second = RelayProcess::start(&sf, dir.path(), port, &traced("relay-b")).await;
     wait_until("the restarted relay delivered it", || async {
         sf.apex_requests().await.len() > refused
     })
@@ -309,15 +305,9 @@ async fn an_unreachable_collector_costs_no_event_and_is_counted() {
     })
     .await;
     wait_until("the lost batches counted", || async {
-        let metrics = http
-            .get(format!("{}/metrics", relay.address))
-            .send()
+        relay
+            .metrics()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
             .lines()
             .find_map(|l| l.strip_prefix("drsf_trace_export_failures_total "))
             .is_some_and(|n| n.parse::<u64>().unwrap() >= 1)
