@@ -67,6 +67,7 @@ pub fn init(format: LogFormat, default_level: &str, traces: Option<&TelemetrySet
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(SpanFieldsJson)
             .boxed(),
     };
     let export = traces.and_then(|settings| match TraceExport::start(settings) {
@@ -265,6 +266,43 @@ where
     }
 }
 
+/// A span's fields for the JSON lines, as one JSON object, with fields recorded later appended to
+/// it. tracing-subscriber's own `JsonFields` parses the object and writes it again at every
+/// `record`, which the ingest profile showed as 6% of the relay's time (three records per request,
+/// three per delivery). A field recorded twice appears twice; the line's writer keeps the last.
+struct SpanFieldsJson;
+
+impl<'w> FormatFields<'w> for SpanFieldsJson {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        use tracing_subscriber::field::VisitOutput;
+        let mut visitor = tracing_subscriber::fmt::format::JsonVisitor::new(&mut writer);
+        fields.record(&mut visitor);
+        visitor.finish()
+    }
+
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
+        let mut more = String::new();
+        self.format_fields(Writer::new(&mut more), fields)?;
+        let more = more.trim();
+        if more.len() <= 2 {
+            return Ok(());
+        }
+        let existing = current.fields.trim_end();
+        if existing.len() <= 2 {
+            current.fields = more.to_owned();
+            return Ok(());
+        }
+        current.fields.truncate(existing.len() - 1);
+        current.fields.push(',');
+        current.fields.push_str(&more[1..]);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +318,50 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_json_line_carries_its_spans_fields_recorded_at_its_start_and_later() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .fmt_fields(SpanFieldsJson)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "deliver",
+                mode = "test",
+                event_id = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                status = tracing::field::Empty,
+            );
+            let _entered = span.enter();
+            span.record("event_id", "evt-\"1\"");
+            span.record("outcome", "delivered");
+            span.record("status", 200);
+            span.record("outcome", "dead");
+            tracing::info!(attempt = 2, "delivered to Salesforce");
+            let empty = tracing::info_span!("receive_event", event_id = tracing::field::Empty);
+            let _inner = empty.enter();
+            empty.record("event_id", "evt-2");
+            tracing::info!("stored");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let span = &lines[0]["span"];
+        assert_eq!(span["name"], "deliver", "{text}");
+        assert_eq!(span["mode"], "test");
+        assert_eq!(span["event_id"], "evt-\"1\"");
+        assert_eq!(span["status"], 200);
+        assert_eq!(span["outcome"], "dead", "the last value recorded wins");
+        assert_eq!(lines[0]["attempt"], 2);
+        assert_eq!(lines[1]["span"]["event_id"], "evt-2", "{text}");
     }
 
     #[test]

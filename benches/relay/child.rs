@@ -99,6 +99,13 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // An experiment's own settings for every relay (`DRSF_BENCH_RELAY__SALESFORCE__MAX_IN_FLIGHT=128`
+        // sets `DRSF__SALESFORCE__MAX_IN_FLIGHT`); a scenario's own settings still win.
+        for (key, value) in std::env::vars() {
+            if let Some(setting) = key.strip_prefix("DRSF_BENCH_RELAY__") {
+                command.env(format!("DRSF__{setting}"), value);
+            }
+        }
         for (key, value) in extra {
             command.env(key, value);
         }

@@ -4,9 +4,11 @@
 //! are read, so fields DR adds or renames (`digitalriverVersion` / `digitalRiverVersion`,
 //! `webhookIds`, ...) pass through untouched.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use serde::Deserialize;
-use serde::de::IgnoredAny;
-use serde_json::Value;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::domain::{EventId, EventType, OrderKey};
 
@@ -37,95 +39,214 @@ fn invalid(field: &'static str, message: impl Into<String>) -> EnvelopeError {
 /// The longest order id the relay orders deliveries by.
 const MAX_ORDER_ID_LEN: usize = 255;
 
-/// The keys the relay reads, each allowed once: serde refuses a repeated field of a struct.
-/// (A JSON object with `id` twice is read by many parsers as the last one and by others as the
-/// first: the relay would store one event and Salesforce could see another.)
+/// The keys the relay reads, read in one pass over the bytes, strings borrowed where they hold no
+/// escape. Each key is allowed once: serde refuses a repeated field of a struct. (A JSON object
+/// with `id` twice is read by many parsers as the last one and by others as the first: the relay
+/// would store one event and Salesforce could see another.) Every other key is skipped unread.
 #[derive(Deserialize)]
-#[allow(dead_code)]
-struct ReadKeys {
-    id: Option<IgnoredAny>,
-    #[serde(rename = "type")]
-    event_type: Option<IgnoredAny>,
-    #[serde(rename = "liveMode")]
-    live_mode: Option<IgnoredAny>,
-    data: Option<DataKeys>,
+struct ReadKeys<'a> {
+    #[serde(default, borrow)]
+    id: Scalar<'a>,
+    #[serde(rename = "type", default, borrow)]
+    event_type: Scalar<'a>,
+    #[serde(rename = "liveMode", default, borrow)]
+    live_mode: Scalar<'a>,
+    #[serde(default, borrow)]
+    data: Node<DataKeys<'a>>,
 }
 
 #[derive(Deserialize)]
-#[allow(dead_code)]
-struct DataKeys {
-    object: Option<ObjectKeys>,
+struct DataKeys<'a> {
+    #[serde(default, borrow)]
+    object: Node<ObjectKeys<'a>>,
 }
 
 #[derive(Deserialize)]
-#[allow(dead_code)]
-struct ObjectKeys {
-    id: Option<IgnoredAny>,
-    #[serde(rename = "orderId")]
-    order_id: Option<IgnoredAny>,
+struct ObjectKeys<'a> {
+    #[serde(default, borrow)]
+    id: Scalar<'a>,
+    #[serde(rename = "orderId", default, borrow)]
+    order_id: Scalar<'a>,
 }
 
-fn reject_repeated_keys(body: &[u8]) -> Result<(), EnvelopeError> {
-    serde_json::from_slice::<ReadKeys>(body).map(|_| ()).map_err(|e| {
+/// A JSON value where the envelope wants a string, a number or a boolean: anything else is only
+/// noted as such (and skipped), so that the error can name the field.
+#[derive(Default)]
+enum Scalar<'a> {
+    #[default]
+    Missing,
+    Text(Cow<'a, str>),
+    Number(serde_json::Number),
+    Bool(bool),
+    Other,
+}
+
+/// A JSON value where the envelope wants an object.
+#[derive(Default)]
+enum Node<T> {
+    #[default]
+    Missing,
+    Object(T),
+    NotObject,
+}
+
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(Scalar::Other, Scalar::Number))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                skip_seq(seq).map(|()| Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                skip_map(map).map(|()| Scalar::Other)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Node<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NodeVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for NodeVisitor<T> {
+            type Value = Node<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Node::Object)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                skip_seq(seq).map(|()| Node::NotObject)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Node::NotObject)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Node::NotObject)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Node::NotObject)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Node::NotObject)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Node::NotObject)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Node::NotObject)
+            }
+        }
+        deserializer.deserialize_any(NodeVisitor(std::marker::PhantomData))
+    }
+}
+
+/// The text of a field that must be a string.
+fn text<'s>(value: &'s Scalar, field: &'static str) -> Result<&'s str, EnvelopeError> {
+    match value {
+        Scalar::Text(s) => Ok(s),
+        Scalar::Missing => Err(invalid(field, "is missing")),
+        _ => Err(invalid(field, "must be a string")),
+    }
+}
+
+/// What `serde_json` refused: a key the relay reads given twice, or bytes that are not JSON.
+fn unreadable(e: serde_json::Error) -> EnvelopeError {
+    if e.classify() == serde_json::error::Category::Data {
         let text = e.to_string();
         let key = text.split('`').nth(1).unwrap_or("a key");
-        invalid(
+        return invalid(
             "body",
             format!("`{key}` appears more than once; an event must be unambiguous"),
-        )
-    })
+        );
+    }
+    invalid("body", format!("not valid JSON ({e})"))
 }
 
 impl Envelope {
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| invalid("body", format!("not valid JSON ({e})")))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| invalid("body", "must be a JSON object"))?;
-        let id = match object.get("id") {
-            Some(Value::String(s)) => EventId::parse(s).map_err(|m| invalid("id", m))?,
-            Some(_) => return Err(invalid("id", "must be a string")),
-            None => return Err(invalid("id", "is missing")),
+        let keys = match serde_json::from_slice::<Node<ReadKeys>>(body).map_err(unreadable)? {
+            Node::Object(keys) => keys,
+            Node::Missing | Node::NotObject => return Err(invalid("body", "must be a JSON object")),
         };
-        let event_type = match object.get("type") {
-            Some(Value::String(s)) => EventType::parse(s).map_err(|m| invalid("type", m))?,
-            Some(_) => return Err(invalid("type", "must be a string")),
-            None => return Err(invalid("type", "is missing")),
+        let id = EventId::parse(text(&keys.id, "id")?).map_err(|m| invalid("id", m))?;
+        let event_type = EventType::parse(text(&keys.event_type, "type")?).map_err(|m| invalid("type", m))?;
+        let data = match keys.data {
+            Node::Object(data) => data,
+            Node::NotObject => return Err(invalid("data", "must be an object")),
+            Node::Missing => return Err(invalid("data", "is missing")),
         };
-        let data = match object.get("data") {
-            Some(Value::Object(data)) => data,
-            Some(_) => return Err(invalid("data", "must be an object")),
-            None => return Err(invalid("data", "is missing")),
+        let object = match data.object {
+            Node::Object(object) => object,
+            Node::NotObject => return Err(invalid("data.object", "must be an object")),
+            Node::Missing => return Err(invalid("data.object", "is missing")),
         };
-        let data_object = match data.get("object") {
-            Some(o @ Value::Object(_)) => o,
-            Some(_) => return Err(invalid("data.object", "must be an object")),
-            None => return Err(invalid("data.object", "is missing")),
+        let live_mode = match keys.live_mode {
+            Scalar::Bool(b) => b,
+            Scalar::Missing => return Err(invalid("liveMode", "is missing")),
+            _ => return Err(invalid("liveMode", "must be true or false")),
         };
-        let live_mode = match object.get("liveMode") {
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(invalid("liveMode", "must be true or false")),
-            None => return Err(invalid("liveMode", "is missing")),
-        };
-        for field in ["orderId", "id"] {
-            if let Some(Value::String(s)) = data_object.get(field)
+        for (value, name) in [
+            (&object.order_id, "data.object.orderId"),
+            (&object.id, "data.object.id"),
+        ] {
+            if let Scalar::Text(s) = value
                 && s.len() > MAX_ORDER_ID_LEN
             {
-                let name = if field == "id" {
-                    "data.object.id"
-                } else {
-                    "data.object.orderId"
-                };
                 return Err(invalid(name, format!("is longer than {MAX_ORDER_ID_LEN} characters")));
             }
         }
-        reject_repeated_keys(body)?;
+        let order_key = [&object.order_id, &object.id]
+            .into_iter()
+            .find_map(|value| match value {
+                Scalar::Text(s) => OrderKey::from_text(s),
+                Scalar::Number(n) => OrderKey::from_text(&n.to_string()),
+                _ => None,
+            });
         Ok(Self {
             id,
             event_type,
             live_mode,
-            order_key: OrderKey::from_data_object(data_object),
+            order_key,
         })
     }
 }
@@ -166,6 +287,60 @@ mod tests {
         assert!(
             Envelope::parse(other_keys_repeat.as_bytes()).is_ok(),
             "keys the relay does not read pass through"
+        );
+    }
+
+    #[test]
+    fn a_wrong_kind_of_value_is_named_with_its_field() {
+        let cases = [
+            (
+                r#"{"id":null,"type":"order.accepted","data":{"object":{}},"liveMode":false}"#,
+                "id",
+            ),
+            (
+                r#"{"id":7,"type":"order.accepted","data":{"object":{}},"liveMode":false}"#,
+                "id",
+            ),
+            (
+                r#"{"id":"e1","type":["order.accepted"],"data":{"object":{}},"liveMode":false}"#,
+                "type",
+            ),
+            (
+                r#"{"id":"e1","type":"order.accepted","data":"x","liveMode":false}"#,
+                "data",
+            ),
+            (
+                r#"{"id":"e1","type":"order.accepted","data":{"object":[1]},"liveMode":false}"#,
+                "data.object",
+            ),
+            (
+                r#"{"id":"e1","type":"order.accepted","data":{"object":{}},"liveMode":"no"}"#,
+                "liveMode",
+            ),
+            (r#"["e1","order.accepted",{"object":{}},false]"#, "body"),
+            (r#""e1""#, "body"),
+        ];
+        for (body, field) in cases {
+            let error = Envelope::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(error.field, field, "{body}: {error}");
+            assert!(!error.message.contains("more than once"), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn escaped_strings_and_numeric_order_ids_are_read_as_json_means_them() {
+        let body = r#"{"id":"e\u0031","type":"order.\u0061ccepted","data":{"object":{"id":240001,"x":{"y":[1,2]}}},"liveMode":true}"#;
+        let envelope = Envelope::parse(body.as_bytes()).unwrap();
+        assert_eq!(envelope.id.as_str(), "e1");
+        assert_eq!(envelope.event_type.as_str(), "order.accepted");
+        assert!(envelope.live_mode);
+        assert_eq!(envelope.order_key.unwrap().as_str(), "240001");
+        let invoice = r#"{"id":"e1","type":"order.invoice.created","data":{"object":{"id":"file_1","orderId":"  "}},"liveMode":false}"#;
+        let envelope = Envelope::parse(invoice.as_bytes()).unwrap();
+        assert_eq!(
+            envelope.order_key.unwrap().as_str(),
+            "file_1",
+            "a blank orderId falls back to the id"
         );
     }
 

@@ -9,10 +9,16 @@ impl OrderKey {
     /// or number.
     pub fn from_data_object(object: &serde_json::Value) -> Option<Self> {
         ["orderId", "id"].iter().find_map(|field| match object.get(field) {
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => Some(Self(s.clone())),
-            Some(serde_json::Value::Number(n)) => Some(Self(n.to_string())),
+            Some(serde_json::Value::String(s)) => Self::from_text(s),
+            Some(serde_json::Value::Number(n)) => Self::from_text(&n.to_string()),
             _ => None,
         })
+    }
+
+    /// A key from the text of `orderId` or `id` (a number's as JSON writes it); `None` when it is
+    /// blank or longer than 255 bytes.
+    pub fn from_text(text: &str) -> Option<Self> {
+        (!text.trim().is_empty() && text.len() <= 255).then(|| Self(text.to_owned()))
     }
 
     /// Restores a key read back from the store.

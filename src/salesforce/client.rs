@@ -84,6 +84,8 @@ pub struct DeliveryAttempt {
 pub struct ApexClient {
     pub(super) http: reqwest::Client,
     webhook_url: String,
+    /// `webhook_url` parsed once: every delivery posts to it.
+    webhook: reqwest::Url,
     pub(super) tokens: Arc<TokenCache>,
     rate_limit_min_delay: Duration,
 }
@@ -103,8 +105,11 @@ impl ApexClient {
         rate_limit_min_delay: Duration,
     ) -> anyhow::Result<Self> {
         let http = client_builder(request_timeout).build()?;
+        let webhook = reqwest::Url::parse(&webhook_url)
+            .map_err(|e| anyhow::anyhow!("the Apex REST resource's URL `{webhook_url}`: {e}"))?;
         Ok(Self {
             http,
+            webhook,
             webhook_url,
             tokens,
             rate_limit_min_delay,
@@ -167,7 +172,7 @@ impl ApexClient {
     async fn post(&self, token: &AccessToken, body: Bytes) -> Result<Answer, reqwest::Error> {
         let response = self
             .http
-            .post(&self.webhook_url)
+            .post(self.webhook.clone())
             .bearer_auth(token.secret.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
@@ -178,7 +183,12 @@ impl ApexClient {
 
     fn classify(&self, answer: Answer, reauthenticated: bool) -> DeliveryAttempt {
         let status = answer.status;
-        let (error_code, message) = error_fields(&answer.body);
+        // A success's body is not read: nothing in it changes the outcome.
+        let (error_code, message) = if status.is_success() {
+            (None, None)
+        } else {
+            error_fields(&answer.body)
+        };
         let excerpt = (!answer.body.trim().is_empty()).then(|| excerpt(&answer.body));
         let said = || {
             let mut text = format!("Salesforce answered {}", status.as_u16());

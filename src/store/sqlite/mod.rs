@@ -122,7 +122,7 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError> {
-        self.writer.run(Admission::RefuseWhenFull, move |conn| {
+        self.writer.run_statement(Admission::RefuseWhenFull, move |conn| {
             let finished = (event.status != EventStatus::Pending).then_some(event.received_at_ms);
             let inserted = conn
                 .prepare_cached(
