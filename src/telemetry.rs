@@ -217,6 +217,17 @@ pub fn trace_parent(span: &tracing::Span) -> Option<String> {
     carrier.remove("traceparent")
 }
 
+/// A span that only a trace shows (a step inside a request or a delivery, with nothing for the
+/// log lines that the enclosing span does not say): built only when traces are exported, since a
+/// span costs every event its allocation and its formatted fields.
+pub fn trace_only(span: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if traces_enabled() {
+        span()
+    } else {
+        tracing::Span::none()
+    }
+}
+
 /// Makes `span` (not yet entered) a child of the stored `traceparent`.
 pub fn join_trace(span: &tracing::Span, trace_parent: Option<&str>) {
     if let Some(trace_parent) = trace_parent.filter(|_| traces_enabled()) {

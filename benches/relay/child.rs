@@ -106,6 +106,11 @@ impl Process {
                 command.env(format!("DRSF__{setting}"), value);
             }
         }
+        // The relay's log level for an experiment (`DRSF_BENCH_RELAY_LOG=warn`: what the line per
+        // delivery costs); info, as in production, unless set.
+        if let Ok(level) = std::env::var("DRSF_BENCH_RELAY_LOG") {
+            command.env("RUST_LOG", level);
+        }
         for (key, value) in extra {
             command.env(key, value);
         }

@@ -324,7 +324,9 @@ impl Worker {
                     })
             }
         })
-        .instrument(tracing::info_span!("record_outcome", outcome = finished))
+        .instrument(crate::telemetry::trace_only(|| {
+            tracing::info_span!("record_outcome", outcome = finished)
+        }))
         .await;
         if let Err(e) = recorded {
             tracing::error!(error = %e, "could not record the attempt; it will be delivered again");

@@ -268,7 +268,7 @@ async fn receive(
         source: EventSource::Webhook,
         trace_parent: crate::telemetry::trace_parent(&span),
     };
-    let commit = tracing::info_span!("store_commit", event_id = envelope.id.as_str());
+    let commit = crate::telemetry::trace_only(|| tracing::info_span!("store_commit", event_id = envelope.id.as_str()));
     let outcome = state.store.insert(new_event).instrument(commit).await.map_err(|e| {
         state.metrics.received(&type_label, "store_error");
         match &e {
