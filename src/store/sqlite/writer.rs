@@ -83,21 +83,13 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.submit(admission, move |conn| in_savepoint(conn, f)).await
+        self.run_statement(admission, move |conn| in_savepoint(conn, f)).await
     }
 
     /// [`run`](Self::run) for a job that is one statement: SQLite undoes a failed statement by
     /// itself and the transaction goes on, so it needs no savepoint — whose `SAVEPOINT`, `RELEASE`
     /// and journal of the pages it touches showed as a sixth of the writer's time per stored event.
     pub(super) async fn run_statement<T, F>(&self, admission: Admission, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        self.submit(admission, f).await
-    }
-
-    async fn submit<T, F>(&self, admission: Admission, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
