@@ -328,6 +328,30 @@ mod tests {
     }
 
     #[test]
+    fn the_order_key_is_the_order_id_when_there_is_one_else_the_object_id() {
+        let parse = |object: &str| {
+            let body = format!(
+                r#"{{"id":"e1","type":"order.invoice.created","data":{{"object":{object}}},"liveMode":false}}"#
+            );
+            Envelope::parse(body.as_bytes())
+                .unwrap()
+                .order_key
+                .map(|k| k.as_str().to_owned())
+        };
+        assert_eq!(
+            parse(r#"{"id":"file_1","orderId":"240001"}"#).as_deref(),
+            Some("240001")
+        );
+        assert_eq!(
+            parse(r#"{"orderId":"240001","id":"file_1"}"#).as_deref(),
+            Some("240001")
+        );
+        assert_eq!(parse(r#"{"id":"240001"}"#).as_deref(), Some("240001"));
+        assert_eq!(parse(r#"{"id":""}"#), None);
+        assert_eq!(parse(r#"{"id":true,"orderId":null}"#), None);
+    }
+
+    #[test]
     fn escaped_strings_and_numeric_order_ids_are_read_as_json_means_them() {
         let body = r#"{"id":"e\u0031","type":"order.\u0061ccepted","data":{"object":{"id":240001,"x":{"y":[1,2]}}},"liveMode":true}"#;
         let envelope = Envelope::parse(body.as_bytes()).unwrap();

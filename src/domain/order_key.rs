@@ -5,16 +5,6 @@
 pub struct OrderKey(String);
 
 impl OrderKey {
-    /// Reads the key from an event's `data.object`; `None` when neither field is a usable string
-    /// or number.
-    pub fn from_data_object(object: &serde_json::Value) -> Option<Self> {
-        ["orderId", "id"].iter().find_map(|field| match object.get(field) {
-            Some(serde_json::Value::String(s)) => Self::from_text(s),
-            Some(serde_json::Value::Number(n)) => Self::from_text(&n.to_string()),
-            _ => None,
-        })
-    }
-
     /// A key from the text of `orderId` or `id` (a number's as JSON writes it); `None` when it is
     /// blank or longer than 255 bytes.
     pub fn from_text(text: &str) -> Option<Self> {
@@ -32,18 +22,3 @@ impl OrderKey {
 }
 
 super::text_newtype_fmt!(OrderKey);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn order_id_wins_over_the_object_id() {
-        let invoice = json!({"id": "file_1", "orderId": "240001"});
-        assert_eq!(OrderKey::from_data_object(&invoice).unwrap().as_str(), "240001");
-        let order = json!({"id": "240001"});
-        assert_eq!(OrderKey::from_data_object(&order).unwrap().as_str(), "240001");
-        assert!(OrderKey::from_data_object(&json!({"id": ""})).is_none());
-    }
-}

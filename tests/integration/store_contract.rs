@@ -21,7 +21,7 @@ pub(crate) fn event(id: &str, order: &str, at: i64) -> NewEvent {
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,
-        order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
+        order_key: OrderKey::from_text(order),
         body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
         status: EventStatus::Pending,
         reason: None,

@@ -24,7 +24,7 @@ fn new_event(id: &str, order: &str, status: EventStatus, at: i64) -> NewEvent {
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,
-        order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
+        order_key: OrderKey::from_text(order),
         body: Bytes::from(event("order.accepted", id, order)),
         status,
         reason: (status == EventStatus::RejectedMode).then(|| "a live event at a test-mode relay".to_owned()),

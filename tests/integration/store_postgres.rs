@@ -21,7 +21,7 @@ fn pending(id: &str, order: &str) -> NewEvent {
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,
-        order_key: OrderKey::from_data_object(&serde_json::json!({ "id": order })),
+        order_key: OrderKey::from_text(order),
         body: Bytes::from_static(b"{}"),
         status: EventStatus::Pending,
         reason: None,

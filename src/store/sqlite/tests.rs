@@ -11,7 +11,7 @@ fn event(id: &str) -> NewEvent {
         id: EventId::parse(id).unwrap(),
         event_type: EventType::parse("order.accepted").unwrap(),
         live_mode: false,
-        order_key: OrderKey::from_data_object(&serde_json::json!({ "id": "o1" })),
+        order_key: OrderKey::from_text("o1"),
         body: Bytes::from(format!(r#"{{"id":"{id}"}}"#)),
         status: EventStatus::Pending,
         reason: None,
