@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::pacing::{Looked, PauseCause, Permit, Signal};
+use super::policy::BreakerChange;
 use super::target::Target;
 use crate::domain::EventId;
 use crate::salesforce::{DeliveryAttempt, DeliveryOutcome};
@@ -260,7 +261,7 @@ impl Worker {
         let target = &self.target;
         let attempt = target.client.deliver(event.body.clone()).await;
         let finished_at = target.clock.now_ms();
-        observe(target, &attempt, finished_at).await;
+        observe(target, self.store.as_ref(), &attempt, finished_at).await;
         let transition = target.policy.transition(&event, &attempt.outcome, finished_at);
         let outcome = match (&attempt.outcome, &transition) {
             (_, Transition::Delivered) => "delivered",
@@ -374,9 +375,13 @@ async fn probe_usage(target: &Target) {
 
 /// Notes one attempt's outcome where the org's state lives: the breaker, the sign-in memory,
 /// the pacer, the API usage metrics and the status page's health.
-async fn observe(target: &Target, attempt: &DeliveryAttempt, finished_at: i64) {
-    if target.breaker.record(&attempt.outcome) {
-        tracing::warn!("Salesforce fails for every event: pausing deliveries (circuit breaker open)");
+async fn observe(target: &Target, store: &dyn Store, attempt: &DeliveryAttempt, finished_at: i64) {
+    match target.breaker.record(&attempt.outcome, finished_at) {
+        BreakerChange::Unchanged => {}
+        BreakerChange::Opened => {
+            tracing::warn!("Salesforce fails for every event: pausing deliveries (circuit breaker open)")
+        }
+        BreakerChange::Recovered { failing_since_ms } => recovered(target, store, failing_since_ms, finished_at).await,
     }
     let metrics = &target.metrics;
     metrics.breaker_open.set(target.breaker.is_open() as i64);
@@ -414,4 +419,24 @@ async fn observe(target: &Target, attempt: &DeliveryAttempt, finished_at: i64) {
         attempt.api_usage,
         finished_at,
     );
+}
+
+/// The org answers again after an outage: what failed during it was scheduled for the
+/// schedule's later, longer delays (minutes, then half hours), which the org's return made
+/// pointless; it is due now, in its orders' order, at the pace the pacer allows.
+async fn recovered(target: &Target, store: &dyn Store, failing_since_ms: i64, now_ms: i64) {
+    let outage_secs = (now_ms - failing_since_ms).max(0) / 1000;
+    match store.retry_failed_since(target.mode, failing_since_ms, now_ms).await {
+        Ok(due) => tracing::info!(
+            mode = target.mode.as_str(),
+            due,
+            outage_secs,
+            "Salesforce answers again: deliveries resume (circuit breaker closed), and the events that failed during the outage are due now"
+        ),
+        Err(e) => tracing::warn!(
+            mode = target.mode.as_str(),
+            error = %e,
+            "Salesforce answers again, but the events that failed during the outage could not be made due now: they wait for their next scheduled attempt"
+        ),
+    }
 }

@@ -303,6 +303,11 @@ pub trait Store: Send + Sync + 'static {
     /// fixed): the one `id`, or every pending one; answers how many. Attempts stay counted.
     async fn retry_now(&self, id: Option<&EventId>, now_ms: i64) -> Result<u64, StoreError>;
 
+    /// Makes due now the pending events of `mode` that an attempt at or after `failed_since_ms`
+    /// left waiting for a later retry: an outage of the org is over, and what failed during it
+    /// need not wait out the schedule's growing delays. Answers how many. Attempts stay counted.
+    async fn retry_failed_since(&self, mode: Mode, failed_since_ms: i64, now_ms: i64) -> Result<u64, StoreError>;
+
     /// Replays up to `limit` of the oldest events of `status` (dead or delivered) received at or
     /// after `since_ms`, in one transaction, each with its replay line; answers how many. Called
     /// again until it answers 0.

@@ -258,22 +258,76 @@ async fn the_breaker_pauses_deliveries_when_salesforce_fails_for_everyone() {
     relay.advance(Duration::from_secs(15));
     assert_eq!(
         relay.deliver_due().await,
-        2,
-        "after the cool-down: one trial, then the rest"
+        5,
+        "after the cool-down: one trial, then the rest, and the three the outage failed"
     );
-    for i in 3..5 {
+    for i in 0..5 {
         assert_eq!(
             relay.status_of(&format!("evt-b{i}")).await,
             Some(EventStatus::Delivered)
         );
     }
-    assert_eq!(relay.sf.apex_requests().await.len(), 5, "each once");
+    assert_eq!(
+        relay.sf.apex_requests().await.len(),
+        8,
+        "three failures, then each event once"
+    );
     assert!(
         relay
             .metrics()
             .await
             .contains("drsf_delivery_breaker_open{target=\"test\"} 0")
     );
+}
+
+#[tokio::test]
+async fn when_salesforce_is_back_what_failed_during_the_outage_is_delivered_without_waiting_out_its_schedule() {
+    let sf = SalesforceStandIn::start().await;
+    let failing = apex(ResponseTemplate::new(503)).mount_as_scoped(&sf.server).await;
+    let relay = spawn_stepped_app_with(
+        sf,
+        &[
+            ("salesforce.max_in_flight", "1"),
+            ("delivery.breaker_threshold", "3"),
+            ("delivery.breaker_cooldown_secs", "30"),
+            ("delivery.retry_schedule", "0s,1h,1h"),
+        ],
+    )
+    .await;
+    relay.accept(&event("order.accepted", "evt-r0", "o-r0")).await;
+    relay.accept(&event("order.complete", "evt-r0-next", "o-r0")).await;
+    for i in 1..4 {
+        relay
+            .accept(&event("order.accepted", &format!("evt-r{i}"), &format!("o-r{i}")))
+            .await;
+    }
+    assert_eq!(relay.deliver_due().await, 3, "three failures open the breaker");
+    for i in 0..3 {
+        let (summary, _) = relay.stored(&format!("evt-r{i}")).await;
+        assert_eq!(summary.attempts, 1, "evt-r{i} failed once and waits an hour");
+    }
+
+    drop(failing);
+    apex_ok(&relay.sf).await;
+    relay.advance(Duration::from_secs(35));
+    assert_eq!(
+        relay.deliver_due().await,
+        5,
+        "the trial succeeds, and the events the outage failed follow it, not an hour later"
+    );
+    let requests = relay.sf.delivered_ids().await;
+    let delivered = &requests[3..];
+    assert_eq!(delivered.len(), 5, "each once after the three failures: {requests:?}");
+    assert_eq!(
+        delivered[0], "evt-r3",
+        "the trial: the only event due at the end of the cool-down"
+    );
+    let position = |id: &str| delivered.iter().position(|d| d == id).unwrap();
+    assert!(
+        position("evt-r0") < position("evt-r0-next"),
+        "an order's events in order"
+    );
+    assert_eq!(relay.stored("evt-r0").await.1.len(), 2, "one failure, one delivery");
 }
 
 #[tokio::test]

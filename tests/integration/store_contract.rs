@@ -689,6 +689,53 @@ async fn retry_now_makes_a_waiting_event_due_and_leaves_finished_ones_alone(stor
     );
 }
 
+/// After an outage only what failed during it is made due: not an event that failed before it
+/// began, nor the other mode's, nor one already finished.
+async fn the_events_that_failed_during_an_outage_are_due_when_it_ends(store: Arc<dyn Store>) {
+    let mut live = event("live", "o3", 1);
+    live.live_mode = true;
+    for new in [
+        event("before", "o1", 1),
+        event("during", "o2", 1),
+        live,
+        event("done", "o4", 1),
+    ] {
+        store.insert(new).await.unwrap();
+    }
+    let mut claimed = store.claim_due(Mode::Test, 10, 10, LEASE).await.unwrap();
+    claimed.extend(store.claim_due(Mode::Live, 10, 10, LEASE).await.unwrap());
+    for e in &claimed {
+        let (failed_at, transition) = match e.id.as_str() {
+            "before" => (100, retry_at(1_000_000)),
+            "done" => (500, Transition::Delivered),
+            _ => (500, retry_at(1_000_000)),
+        };
+        store
+            .finish_attempt(e.seq, record(failed_at, 503), transition)
+            .await
+            .unwrap();
+    }
+    store.insert(event("never-tried", "o5", 600)).await.unwrap();
+
+    assert_eq!(store.retry_failed_since(Mode::Test, 400, 2_000).await.unwrap(), 1);
+    let mut due = claimed_ids(&*store, 2_000).await;
+    due.sort();
+    assert_eq!(due, ["during", "never-tried"]);
+    let (during, _) = store.get(&id("during")).await.unwrap().unwrap();
+    assert_eq!(during.attempts, 1, "attempts stay counted");
+    let (live, _) = store.get(&id("live")).await.unwrap().unwrap();
+    assert_eq!(
+        live.next_attempt_at_ms,
+        Some(1_000_000),
+        "the other mode's outage is its own"
+    );
+    assert_eq!(
+        store.retry_failed_since(Mode::Live, 400, 2_000).await.unwrap(),
+        1,
+        "and ends on its own"
+    );
+}
+
 /// The W3C trace context an event was received in comes back with every claim (so that each
 /// attempt joins its trace) and moves with it between stores.
 async fn the_trace_context_comes_back_with_each_claim_and_with_a_copy(store: Arc<dyn Store>) {
@@ -746,6 +793,7 @@ macro_rules! store_contract {
                 lists_page_by_key_and_find_one_event_by_id,
                 activity_counts_received_and_delivered_per_slice,
                 retry_now_makes_a_waiting_event_due_and_leaves_finished_ones_alone,
+                the_events_that_failed_during_an_outage_are_due_when_it_ends,
                 the_trace_context_comes_back_with_each_claim_and_with_a_copy
             );
         }

@@ -4,7 +4,7 @@
 
 use super::PostgresStore;
 use super::connect::classify;
-use crate::domain::EventId;
+use crate::domain::{EventId, Mode};
 use crate::store::attempt_log::OUTCOME_REPLAYED;
 use crate::store::{EventStatus, REPLAYABLE_SQL, ReplayOutcome, ReplayedBy, StoreError};
 
@@ -90,6 +90,26 @@ impl PostgresStore {
                 "UPDATE events SET next_attempt_at = $1
                  WHERE status = 'pending' AND next_attempt_at > $1 AND ($2::TEXT IS NULL OR id = $2)",
                 &[&now_ms, &id],
+            )
+            .await?;
+        if changed > 0 {
+            self.announcer.stored();
+        }
+        Ok(changed)
+    }
+
+    pub(super) async fn make_due_failed_since(
+        &self,
+        mode: Mode,
+        failed_since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let changed = self
+            .execute(
+                "UPDATE events e SET next_attempt_at = $1
+                 WHERE e.status = 'pending' AND e.live_mode = $2 AND e.next_attempt_at > $1
+                   AND EXISTS (SELECT 1 FROM attempts a WHERE a.event_seq = e.seq AND a.at >= $3)",
+                &[&now_ms, &mode.is_live(), &failed_since_ms],
             )
             .await?;
         if changed > 0 {

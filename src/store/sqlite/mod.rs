@@ -349,6 +349,10 @@ impl Store for SqliteStore {
         self.make_due(id, now_ms).await
     }
 
+    async fn retry_failed_since(&self, mode: Mode, failed_since_ms: i64, now_ms: i64) -> Result<u64, StoreError> {
+        self.make_due_failed_since(mode, failed_since_ms, now_ms).await
+    }
+
     async fn count_delivered_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.count_delivered(before_ms).await
     }

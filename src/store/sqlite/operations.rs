@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use super::writer::Admission;
-use crate::domain::EventId;
+use crate::domain::{EventId, Mode};
 use crate::store::attempt_log::OUTCOME_REPLAYED;
 use crate::store::{EventStatus, REPLAYABLE_SQL, ReplayOutcome, ReplayedBy, StoreError};
 
@@ -102,6 +102,25 @@ impl SqliteStore {
                     "UPDATE events SET next_attempt_at = ?1
                      WHERE status = 'pending' AND next_attempt_at > ?1 AND (?2 IS NULL OR id = ?2)",
                     params![now_ms, id],
+                )?;
+                Ok(changed as u64)
+            })
+            .await
+    }
+
+    pub(super) async fn make_due_failed_since(
+        &self,
+        mode: Mode,
+        failed_since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let changed = conn.execute(
+                    "UPDATE events SET next_attempt_at = ?1
+                     WHERE status = 'pending' AND live_mode = ?2 AND next_attempt_at > ?1
+                       AND EXISTS (SELECT 1 FROM attempts a WHERE a.event_seq = events.seq AND a.at >= ?3)",
+                    params![now_ms, mode.is_live(), failed_since_ms],
                 )?;
                 Ok(changed as u64)
             })
