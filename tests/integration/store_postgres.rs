@@ -148,6 +148,100 @@ async fn a_relay_vacuums_its_queue_after_a_busy_spell() {
     .await;
 }
 
+/// A relay started on an empty store, then an outage's backlog: each claim must still look up
+/// only the first due events' predecessors, through the order index — not sort every due event
+/// and look up each one's, as a claim planned without the table's statistics does (the relay
+/// analyzes the table as the queue grows; autovacuum may take a minute, or be off).
+#[tokio::test]
+async fn claims_stay_index_lookups_when_the_queue_grows_from_empty() {
+    let Some(schema) = fresh_schema("claims_stay_index_lookups").await else {
+        return;
+    };
+    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
+    let observer = connect(&schema.url).await.unwrap();
+    observer
+        .batch_execute("ALTER TABLE events SET (autovacuum_enabled = false)")
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let claimed = store
+            .claim_due(Mode::Test, 1_000, 32, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(claimed.is_empty());
+    }
+    // Two events per order: the second of each waits for the first. Most of the backlog is
+    // loaded beside the relay, the last thousand through it (what it counts towards an analyze).
+    observer
+        .batch_execute(
+            "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at, source)
+             SELECT 'evt-' || g, 'order.accepted', false, 'o-' || ((g + 1) / 2), 1000 + g, '\\x7b7d', 'pending',
+                    1000 + g, 'webhook'
+             FROM generate_series(1, 19000) g",
+        )
+        .await
+        .unwrap();
+    for n in 0..1_000 {
+        store
+            .insert(pending(&format!("g{n}"), &format!("o{}", n / 2)))
+            .await
+            .unwrap();
+    }
+    let name = schema.name.clone();
+    let table = |column: &'static str| {
+        let (observer, name) = (&observer, name.clone());
+        async move {
+            observer
+                .query_one(
+                    &format!("SELECT {column} FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'events'"),
+                    &[&name],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    wait_until("the relay to analyze the grown table", || async {
+        table("analyze_count").await > 0
+    })
+    .await;
+    let index_reads = || async {
+        observer
+            .query_one(
+                "SELECT sum(idx_scan)::BIGINT, sum(idx_tup_read)::BIGINT FROM pg_stat_user_indexes
+                 WHERE schemaname = $1 AND indexrelname IN ('events_pending_order', 'events_order')",
+                &[&name],
+            )
+            .await
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+            .unwrap()
+    };
+    let (scans_before, reads_before) = index_reads().await;
+
+    let claimed = store
+        .claim_due(Mode::Test, 30_000, 32, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 32);
+    let mut ids: Vec<String> = claimed.iter().map(|e| e.id.to_string()).collect();
+    ids.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
+    assert_eq!(
+        ids,
+        (0..32).map(|n| format!("g{}", n * 2)).collect::<Vec<_>>(),
+        "the first of each order, oldest first"
+    );
+    // The server publishes a session's counts shortly after its statement, not with it.
+    wait_until("the claim's index use to be counted", || async {
+        index_reads().await.0 > scans_before
+    })
+    .await;
+    let reads = index_reads().await.1 - reads_before;
+    assert!(
+        reads < 500,
+        "a claim of 32 events read {reads} entries of the order indexes (20,000 pending)"
+    );
+}
+
 #[tokio::test]
 async fn a_read_only_database_is_unavailable_never_an_acknowledgement() {
     let Some(schema) = fresh_schema("read_only_database").await else {

@@ -47,12 +47,13 @@ use wakeups::{Announcer, Listener};
 
 /// Connections each relay keeps open at most, unless `storage.pool_size` says otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
-/// Connections for claims and releases: one worker claims at a time.
+/// Connections for claims, releases and the next due time: one worker claims at a time.
 const LEASE_POOL_SIZE: usize = 2;
 
 pub struct PostgresStore {
     pool: Pool,
-    /// For claims and releases: commits that do not wait for the disk.
+    /// For claims, releases and the next due time: commits that do not wait for the disk, plans
+    /// made for the table as it is ([`connect::for_claims`]).
     lease_pool: Pool,
     target: connect::Target,
     announcer: Announcer,
@@ -90,7 +91,7 @@ impl PostgresStore {
     async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
         let target = connect::target(url)?;
         let pool = connect::pool(target.clone(), pool_size)?;
-        let lease_pool = connect::pool(connect::without_flush_wait(target.clone()), LEASE_POOL_SIZE)?;
+        let lease_pool = connect::pool(connect::for_claims(target.clone()), LEASE_POOL_SIZE)?;
         Ok(Self {
             announcer: Announcer::start(pool.clone()),
             vacuum: Vacuum::off(),

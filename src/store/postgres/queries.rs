@@ -151,6 +151,7 @@ impl Store for PostgresStore {
         if inserted == 1 {
             if event.status == EventStatus::Pending {
                 self.announcer.stored();
+                self.vacuum.inserted();
             }
             Ok(InsertOutcome::Inserted)
         } else {
@@ -254,16 +255,19 @@ impl Store for PostgresStore {
 
     async fn next_due_at(&self, mode: Mode) -> Result<Option<i64>, StoreError> {
         // Only events that could be claimed then: not in flight, first of their order.
-        let rows = self
-            .query(
+        // On a claims' connection: the same "first of its order" test, planned as the claim's is.
+        let client = self.lease_client().await?;
+        let statement = client
+            .prepare_cached(
                 "SELECT MIN(e.next_attempt_at) FROM events e
                  WHERE e.status = 'pending' AND e.live_mode = $1 AND e.lease_until IS NULL
                    AND NOT EXISTS (
                        SELECT 1 FROM events p
                        WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
-                &[&mode.is_live()],
             )
-            .await?;
+            .await
+            .map_err(classify)?;
+        let rows = client.query(&statement, &[&mode.is_live()]).await.map_err(classify)?;
         rows[0].try_get(0).map_err(classify)
     }
 
