@@ -161,6 +161,28 @@ pub async fn the_next_due_time_ignores_events_blocked_behind_their_order(store: 
     );
 }
 
+/// An event that names no order waits for nothing and holds up nothing: it is claimed when due,
+/// beside others without an order, and counts towards the next due time.
+pub async fn events_without_an_order_wait_for_none_and_hold_up_none(store: Arc<dyn Store>) {
+    store.insert(event("n1", "", 1)).await.unwrap();
+    store.insert(event("n2", "", 2)).await.unwrap();
+    assert_eq!(store.next_due_at(Mode::Test).await.unwrap(), Some(1));
+    let first = store.claim_due(Mode::Test, 10, 10, LEASE).await.unwrap();
+    let ids: Vec<String> = first.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, ["n1", "n2"]);
+    store
+        .finish_attempt(first[0].seq, record(10, 503), retry_at(5_000))
+        .await
+        .unwrap();
+    store.release(vec![first[1].seq]).await.unwrap();
+    assert_eq!(
+        store.next_due_at(Mode::Test).await.unwrap(),
+        Some(2),
+        "n2 waits for no n1"
+    );
+    assert_eq!(claimed_ids(&*store, 20).await, ["n2"]);
+}
+
 pub async fn an_expired_lease_is_claimed_again(store: Arc<dyn Store>) {
     let short = Duration::from_millis(100);
     store.insert(event("e1", "o1", 1)).await.unwrap();
@@ -774,6 +796,7 @@ macro_rules! store_contract {
                 a_dead_event_no_longer_blocks_its_order,
                 claims_are_limited_and_due_first,
                 the_next_due_time_ignores_events_blocked_behind_their_order,
+                events_without_an_order_wait_for_none_and_hold_up_none,
                 an_expired_lease_is_claimed_again,
                 a_released_lease_is_claimable_at_once,
                 uncounted_retries_and_400s_are_kept_apart,

@@ -114,12 +114,13 @@ fn rustls_connector(root_cert: Option<&str>) -> Result<MakeRustlsConnect, String
 }
 
 /// `target` for the claims' connections: their commits do not wait for the disk flush (a lease
-/// lost in a crash runs out by itself), and their statements are planned for the table as it is
-/// at each run. A plan cached while the table was empty (a relay started before an outage) reads
-/// every pending event of every order to answer "is an earlier event of this order pending?" —
-/// 3 s a claim at 100,000 pending — until an ANALYZE happens to replace it.
+/// lost in a crash runs out by itself), and each statement keeps the one plan it was first given.
+/// The claims are written to plan the same on an empty table as on an analyzed one ("the first
+/// pending event of its order" is one index probe per candidate), so a plan made when the relay
+/// started before an outage still serves the backlog; planning each run afresh cost 0.3-0.4 ms a
+/// claim, more than the claim itself.
 pub(super) fn for_claims(mut target: Target) -> Target {
-    const OPTIONS: &str = "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan";
+    const OPTIONS: &str = "-c synchronous_commit=off -c plan_cache_mode=force_generic_plan";
     let options = match target.config.get_options() {
         Some(given) => format!("{given} {OPTIONS}"),
         None => OPTIONS.to_owned(),

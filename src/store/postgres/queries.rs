@@ -174,9 +174,8 @@ impl Store for PostgresStore {
                      SELECT e.seq FROM events e
                      WHERE e.status = 'pending' AND e.live_mode = $4 AND e.next_attempt_at <= $1
                        AND (e.lease_until IS NULL OR e.lease_until <= $1)
-                       AND NOT EXISTS (
-                           SELECT 1 FROM events p
-                           WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)
+                       AND (e.order_key IS NULL OR e.seq = (
+                           SELECT MIN(p.seq) FROM events p WHERE p.status = 'pending' AND p.order_key = e.order_key))
                      ORDER BY e.next_attempt_at, e.seq
                      LIMIT $2
                      FOR UPDATE OF e SKIP LOCKED)
@@ -261,9 +260,8 @@ impl Store for PostgresStore {
             .prepare_cached(
                 "SELECT MIN(e.next_attempt_at) FROM events e
                  WHERE e.status = 'pending' AND e.live_mode = $1 AND e.lease_until IS NULL
-                   AND NOT EXISTS (
-                       SELECT 1 FROM events p
-                       WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
+                   AND (e.order_key IS NULL OR e.seq = (
+                       SELECT MIN(p.seq) FROM events p WHERE p.status = 'pending' AND p.order_key = e.order_key))",
             )
             .await
             .map_err(classify)?;
