@@ -34,6 +34,16 @@ use serde::Serialize;
 use crate::domain::{EventId, EventType, Mode, OrderKey};
 use crate::settings::StorageSettings;
 
+/// How a write waits for its engine's writer (SQLite's thread, PostgreSQL's group commit) when
+/// the writer's queue is full.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Admission {
+    /// Refuse at once with [`StoreError::Busy`]: new events, whose sender retries.
+    RefuseWhenFull,
+    /// Wait for room: the worker's and the operators' own work.
+    WaitForRoom,
+}
+
 /// An event to store, as received.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

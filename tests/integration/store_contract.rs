@@ -85,6 +85,43 @@ pub async fn an_event_id_is_stored_once(store: Arc<dyn Store>) {
     assert_eq!(store.stats().await.unwrap().pending, 1);
 }
 
+/// Many writes at once (a burst of DR's posts, deliveries finishing together) may share a commit;
+/// each still gets its own answer: the first of two posts of one id is stored, the second is a
+/// duplicate, and every outcome is recorded.
+pub async fn writes_arriving_together_each_get_their_own_answer(store: Arc<dyn Store>) {
+    let posts = (0..100).map(|n| store.insert(event(&format!("t{}", n % 50), &format!("o{n}"), 1)));
+    let outcomes = futures_util::future::join_all(posts).await;
+    let inserted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(InsertOutcome::Inserted)))
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(InsertOutcome::Duplicate)))
+        .count();
+    assert_eq!((inserted, duplicates), (50, 50), "{outcomes:?}");
+    for (n, first) in outcomes[..50].iter().enumerate() {
+        assert!(
+            matches!(first, Ok(InsertOutcome::Inserted)),
+            "the first post of t{n} is the one stored: {first:?}"
+        );
+    }
+    assert_eq!(store.stats().await.unwrap().pending, 50);
+
+    let claimed = store.claim_due(Mode::Test, 10, 50, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 50);
+    let finishing = claimed
+        .iter()
+        .map(|e| store.finish_attempt(e.seq, record(20, 200), Transition::Delivered));
+    for finished in futures_util::future::join_all(finishing).await {
+        finished.unwrap();
+    }
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.delivered), (0, 50));
+    let (_, attempts) = store.get(&id("t7")).await.unwrap().unwrap();
+    assert_eq!(attempts.len(), 1);
+}
+
 pub async fn the_exact_body_is_kept(store: Arc<dyn Store>) {
     store.insert(event("e1", "o1", 1)).await.unwrap();
     let body = store.body(&id("e1")).await.unwrap().unwrap();
@@ -806,6 +843,7 @@ macro_rules! store_contract {
                 stats_count_by_status_and_know_the_oldest_pending,
                 pruning_removes_only_finished_events_before_the_cut,
                 a_healthy_store_answers_ping,
+                writes_arriving_together_each_get_their_own_answer,
                 lists_filter_by_type_order_and_time,
                 bulk_replay_takes_dead_events_since_a_time_in_batches,
                 purge_removes_only_delivered_events_before_the_cut,

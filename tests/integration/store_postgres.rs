@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
 use dr_sf_bridge::store::postgres::PostgresStore;
-use dr_sf_bridge::store::{AttemptRecord, EventStatus, NewEvent, Store, Transition};
+use dr_sf_bridge::store::{AttemptRecord, EventStatus, InsertOutcome, NewEvent, Store, StoreError, Transition};
 
 use crate::pg::{connect, fresh_schema};
 use crate::relay_helpers::wait_until;
@@ -106,6 +106,82 @@ async fn relays_starting_together_migrate_once_and_never_claim_the_same_event() 
     assert_eq!(all.len(), 400, "each event claimed exactly once across the four");
     assert_eq!(unique.len(), 400);
     assert_eq!(stores[0].stats().await.unwrap().delivered, 400);
+}
+
+/// A burst's writes share commits: one flush for the events DR posted together, one for the
+/// outcomes of deliveries that finished together, instead of one each. (The test's runtime has one
+/// thread, so all 64 writes are queued before the group commit takes any.)
+#[tokio::test]
+async fn writes_arriving_together_share_one_commit() {
+    let Some(schema) = fresh_schema("share_one_commit").await else {
+        return;
+    };
+    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
+    let posts = (0..64).map(|n| store.insert(pending(&format!("g{n}"), &format!("g{n}"))));
+    for outcome in futures_util::future::join_all(posts).await {
+        assert_eq!(outcome.unwrap(), InsertOutcome::Inserted);
+    }
+    let observer = connect(&schema.url).await.unwrap();
+    let transactions = |sql: &'static str| {
+        let observer = &observer;
+        async move { observer.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    // Rows written by one transaction carry its id as their `xmin`.
+    assert_eq!(
+        transactions("SELECT count(DISTINCT xmin::text) FROM events").await,
+        1,
+        "the 64 events were committed together"
+    );
+
+    let claimed = store
+        .claim_due(Mode::Test, 1_000, 64, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 64);
+    let finishing = claimed
+        .iter()
+        .map(|e| store.finish_attempt(e.seq, delivered(2_000), Transition::Delivered));
+    for finished in futures_util::future::join_all(finishing).await {
+        finished.unwrap();
+    }
+    assert_eq!(
+        transactions("SELECT count(DISTINCT xmin::text) FROM attempts").await,
+        1,
+        "the 64 outcomes were committed together"
+    );
+    assert_eq!(
+        transactions("SELECT count(*) FROM events WHERE status = 'delivered'").await,
+        64
+    );
+}
+
+/// One write that the database refuses does not take the others of its commit down with it: they
+/// are stored and acknowledged, and only the refused one gets the error.
+#[tokio::test]
+async fn a_write_refused_in_a_shared_commit_fails_alone() {
+    let Some(schema) = fresh_schema("refused_in_shared_commit").await else {
+        return;
+    };
+    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
+    let observer = connect(&schema.url).await.unwrap();
+    observer
+        .batch_execute("ALTER TABLE events ADD CONSTRAINT refuse_r13 CHECK (id <> 'r13')")
+        .await
+        .unwrap();
+    let posts = (0..20).map(|n| store.insert(pending(&format!("r{n}"), &format!("r{n}"))));
+    let outcomes = futures_util::future::join_all(posts).await;
+    for (n, outcome) in outcomes.iter().enumerate() {
+        match n {
+            13 => assert!(matches!(outcome, Err(StoreError::Conflict(_))), "{outcome:?}"),
+            _ => assert!(matches!(outcome, Ok(InsertOutcome::Inserted)), "r{n}: {outcome:?}"),
+        }
+    }
+    let stored: i64 = observer
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 19);
 }
 
 #[tokio::test]

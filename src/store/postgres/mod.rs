@@ -11,9 +11,9 @@
 //!   never taken over at start, since the relay that holds one may be alive;
 //! - the unique event id makes a DR retry that reaches another relay a duplicate, answered 2xx.
 //!
-//! Each statement commits before its caller is answered (`synchronous_commit` as the server sets
-//! it; leave it `on`). PostgreSQL groups concurrent commits into one flush by itself, which is
-//! what the SQLite engine's writer thread does by hand. Claims and releases are the exception:
+//! Each write commits before its caller is answered (`synchronous_commit` as the server sets it;
+//! leave it `on`). Stored events and delivery outcomes share their commits ([`group_commit`]), as
+//! the SQLite engine's writer thread shares its own. Claims and releases are the exception:
 //! they go through connections of their own with `synchronous_commit = off`, so taking work does
 //! not wait for a disk flush. A lease is a note between relays, not a promise to anyone: if the
 //! database crashes before it is flushed, the event is simply claimable again (at least once, as
@@ -28,6 +28,7 @@
 mod confirm;
 mod connect;
 mod copy;
+mod group_commit;
 mod lease;
 mod operations;
 mod queries;
@@ -42,6 +43,7 @@ use tokio::sync::Notify;
 use super::StoreError;
 use crate::support::text::redact_url;
 use connect::pool_error;
+use group_commit::GroupCommit;
 use vacuum::Vacuum;
 use wakeups::{Announcer, Listener};
 
@@ -56,6 +58,8 @@ pub struct PostgresStore {
     /// made for the table as it is ([`connect::for_claims`]).
     lease_pool: Pool,
     target: connect::Target,
+    /// Stored events and delivery outcomes, committed together ([`group_commit`]).
+    writes: GroupCommit,
     announcer: Announcer,
     vacuum: Vacuum,
     listener: Mutex<Option<Listener>>,
@@ -94,6 +98,7 @@ impl PostgresStore {
         let lease_pool = connect::pool(connect::for_claims(target.clone()), LEASE_POOL_SIZE)?;
         Ok(Self {
             announcer: Announcer::start(pool.clone()),
+            writes: GroupCommit::start(pool.clone()),
             vacuum: Vacuum::off(),
             pool,
             lease_pool,

@@ -9,12 +9,25 @@ use tokio_postgres::Row;
 
 use super::PostgresStore;
 use super::connect::classify;
+use super::group_commit::{Blob, Write};
 use crate::domain::{EventId, EventType, Mode};
 use crate::store::{
-    ActivityBucket, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus, EventSummary,
-    FilterValue, InsertOutcome, NewEvent, ReplayOutcome, ReplayedBy, Store, StoreError, StoreStats, StoredEvent,
-    Transition, activity_buckets,
+    ActivityBucket, Admission, AttemptRecord, AttemptSummary, ClaimedEvent, EventFilter, EventSource, EventStatus,
+    EventSummary, FilterValue, InsertOutcome, NewEvent, ReplayOutcome, ReplayedBy, Store, StoreError, StoreStats,
+    StoredEvent, Transition, activity_buckets,
 };
+
+/// "The event `e` is the first pending one of its order" — the rule that keeps one order's events
+/// in the order received, shared by the claim and the next due time so that the two never drift
+/// apart. A subquery run once per candidate through the order index: PostgreSQL plans it the same
+/// on an empty table as on an analyzed one (an anti join planned on an empty table read every
+/// pending event of the order for each candidate). An event without an order waits for none.
+macro_rules! first_of_its_order {
+    () => {
+        "(e.order_key IS NULL OR e.seq = (
+             SELECT MIN(p.seq) FROM events p WHERE p.status = 'pending' AND p.order_key = e.order_key))"
+    };
+}
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
 const READINESS_PROBE_BYTES: i32 = 64 * 1024;
@@ -127,29 +140,31 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, StoreError> {
         let finished = (event.status != EventStatus::Pending).then_some(event.received_at_ms);
-        let inserted = self
-            .execute(
-                "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at,
+        let pending = event.status == EventStatus::Pending;
+        let id = event.id.as_str().to_owned();
+        let write = Write {
+            sql: "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at,
                                      finished_at, last_error, source, trace_parent)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8, $9, $10, $11)
                  ON CONFLICT (id) DO NOTHING",
-                &[
-                    &event.id.as_str(),
-                    &event.event_type.as_str(),
-                    &event.live_mode,
-                    &event.order_key.as_ref().map(|k| k.as_str()),
-                    &event.received_at_ms,
-                    &&event.body[..],
-                    &event.status.as_str(),
-                    &finished,
-                    &event.reason,
-                    &event.source.as_str(),
-                    &event.trace_parent,
-                ],
-            )
-            .await?;
+            params: vec![
+                Box::new(id.clone()),
+                Box::new(event.event_type.as_str().to_owned()),
+                Box::new(event.live_mode),
+                Box::new(event.order_key.map(|k| k.as_str().to_owned())),
+                Box::new(event.received_at_ms),
+                Box::new(Blob(event.body)),
+                Box::new(event.status.as_str()),
+                Box::new(finished),
+                Box::new(event.reason),
+                Box::new(event.source.as_str()),
+                Box::new(event.trace_parent),
+            ],
+            lock_order: Some(id),
+        };
+        let inserted = self.writes.execute(Admission::RefuseWhenFull, write).await?;
         if inserted == 1 {
-            if event.status == EventStatus::Pending {
+            if pending {
                 self.announcer.stored();
                 self.vacuum.inserted();
             }
@@ -169,20 +184,21 @@ impl Store for PostgresStore {
         let lease_until = now_ms + lease.as_millis() as i64;
         let client = self.lease_client().await?;
         let statement = client
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "WITH due AS (
                      SELECT e.seq FROM events e
                      WHERE e.status = 'pending' AND e.live_mode = $4 AND e.next_attempt_at <= $1
                        AND (e.lease_until IS NULL OR e.lease_until <= $1)
-                       AND (e.order_key IS NULL OR e.seq = (
-                           SELECT MIN(p.seq) FROM events p WHERE p.status = 'pending' AND p.order_key = e.order_key))
+                       AND ",
+                first_of_its_order!(),
+                "
                      ORDER BY e.next_attempt_at, e.seq
                      LIMIT $2
                      FOR UPDATE OF e SKIP LOCKED)
                  UPDATE events SET lease_until = $3 FROM due WHERE events.seq = due.seq
                  RETURNING events.seq, events.id, events.type, events.body, events.attempts, events.attempts_400,
                            events.received_at, events.next_attempt_at, events.trace_parent",
-            )
+            ))
             .await
             .map_err(classify)?;
         let rows = client
@@ -195,8 +211,8 @@ impl Store for PostgresStore {
     }
 
     async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
-        // One statement, one round trip and one commit: the worker waits for it before its slot
-        // takes the next event.
+        // One statement, in a commit shared with the other writes waiting: the worker waits for it
+        // before its slot takes the next event.
         let (status, counted, was_400, next_attempt_at, last_error, finished_at) = match transition {
             Transition::Delivered => ("delivered", 1, 0, None, None, Some(record.at_ms)),
             Transition::Dead => ("dead", 1, 0, None, record.error.clone(), Some(record.at_ms)),
@@ -213,31 +229,33 @@ impl Store for PostgresStore {
                 None,
             ),
         };
-        self.execute(
-            "WITH attempt AS (
+        let write = Write {
+            sql: "WITH attempt AS (
                  INSERT INTO attempts (event_seq, at, status_code, duration_ms, outcome, error, excerpt)
                  VALUES ($1, $2, $3, $4, $5, $6, $7))
              UPDATE events SET status = $8, attempts = attempts + $9, attempts_400 = attempts_400 + $10,
                  next_attempt_at = coalesce($11, next_attempt_at), lease_until = NULL, last_status = $3,
                  last_error = $12, finished_at = $13
              WHERE seq = $1",
-            &[
-                &seq,
-                &record.at_ms,
-                &record.status_code.map(i32::from),
-                &(record.duration_ms as i64),
-                &record.outcome,
-                &record.error,
-                &record.excerpt,
-                &status,
-                &counted,
-                &was_400,
-                &next_attempt_at,
-                &last_error,
-                &finished_at,
+            params: vec![
+                Box::new(seq),
+                Box::new(record.at_ms),
+                Box::new(record.status_code.map(i32::from)),
+                Box::new(record.duration_ms as i64),
+                Box::new(record.outcome),
+                Box::new(record.error),
+                Box::new(record.excerpt),
+                Box::new(status),
+                Box::new(counted),
+                Box::new(was_400),
+                Box::new(next_attempt_at),
+                Box::new(last_error),
+                Box::new(finished_at),
             ],
-        )
-        .await?;
+            // One relay holds an event's lease: no other write of the batch touches its row.
+            lock_order: None,
+        };
+        self.writes.execute(Admission::WaitForRoom, write).await?;
         self.vacuum.rewrote(1);
         Ok(())
     }
@@ -257,12 +275,11 @@ impl Store for PostgresStore {
         // On a claims' connection: the same "first of its order" test, planned as the claim's is.
         let client = self.lease_client().await?;
         let statement = client
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "SELECT MIN(e.next_attempt_at) FROM events e
-                 WHERE e.status = 'pending' AND e.live_mode = $1 AND e.lease_until IS NULL
-                   AND (e.order_key IS NULL OR e.seq = (
-                       SELECT MIN(p.seq) FROM events p WHERE p.status = 'pending' AND p.order_key = e.order_key))",
-            )
+                 WHERE e.status = 'pending' AND e.live_mode = $1 AND e.lease_until IS NULL AND ",
+                first_of_its_order!()
+            ))
             .await
             .map_err(classify)?;
         let rows = client.query(&statement, &[&mode.is_live()]).await.map_err(classify)?;

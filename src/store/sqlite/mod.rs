@@ -41,6 +41,20 @@ use super::{
 };
 use crate::domain::{EventId, EventType, Mode};
 
+/// "The event `e` is the first pending one of its order" — the rule that keeps one order's events
+/// in the order received, shared by the claim and the next due time so that the two never drift
+/// apart. Answered through the partial index of pending events by order (`events_pending_order`):
+/// the order's earlier events that are finished are not in it, so an order with thousands of
+/// delivered events costs a claim no more than one with none. An event without an order
+/// (`order_key` NULL) equals no other, so it waits for none.
+macro_rules! first_of_its_order {
+    () => {
+        "NOT EXISTS (
+             SELECT 1 FROM events p
+             WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)"
+    };
+}
+
 /// The size of the write [`Store::ping`] commits: about one event's worth.
 const READINESS_PROBE_BYTES: i64 = 64 * 1024;
 
@@ -159,17 +173,17 @@ impl Store for SqliteStore {
         let lease_until = now_ms + lease.as_millis() as i64;
         self.writer
             .run(Admission::WaitForRoom, move |conn| {
-                let mut select = conn.prepare_cached(
+                let mut select = conn.prepare_cached(concat!(
                     "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at, e.trace_parent
                  FROM events e
                  WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1
                    AND (e.lease_until IS NULL OR e.lease_until <= ?1)
-                   AND NOT EXISTS (
-                       SELECT 1 FROM events p
-                       WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)
+                   AND ",
+                    first_of_its_order!(),
+                    "
                  ORDER BY e.next_attempt_at, e.seq
                  LIMIT ?2",
-                )?;
+                ))?;
                 let rows = select.query_map(params![now_ms, limit, mode.is_live()], |row| {
                     let id: String = row.get(1)?;
                     let event_type: String = row.get(2)?;
@@ -264,11 +278,11 @@ impl Store for SqliteStore {
                 // Only events that could be claimed then: not in flight, first of their order. A successor
                 // waiting behind a predecessor's retry must not make the worker spin.
                 conn.query_row(
-                    "SELECT MIN(e.next_attempt_at) FROM events e
-                 WHERE e.status = 'pending' AND e.live_mode = ?1 AND e.lease_until IS NULL
-                   AND NOT EXISTS (
-                       SELECT 1 FROM events p
-                       WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)",
+                    concat!(
+                        "SELECT MIN(e.next_attempt_at) FROM events e
+                 WHERE e.status = 'pending' AND e.live_mode = ?1 AND e.lease_until IS NULL AND ",
+                        first_of_its_order!()
+                    ),
                     [mode.is_live()],
                     |r| r.get(0),
                 )

@@ -10,6 +10,7 @@ use anyhow::Context;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+pub(super) use crate::store::Admission;
 use crate::store::{StoreError, migrations};
 
 /// The longest a batch grows before it is committed.
@@ -28,15 +29,6 @@ type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// from starting, fails without running) and answers how to reply once the batch's commit is
 /// known.
 pub(super) type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Reply + Send>;
-
-/// How an operation waits for the writer when its queue is full.
-#[derive(Clone, Copy)]
-pub(super) enum Admission {
-    /// Refuse at once with [`StoreError::Busy`]: new events, whose sender retries.
-    RefuseWhenFull,
-    /// Wait for room: the worker's and the operators' own work.
-    WaitForRoom,
-}
 
 /// What SQLite said, as the variant callers decide on.
 pub(super) fn classify(e: rusqlite::Error) -> StoreError {
