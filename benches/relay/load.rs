@@ -1,6 +1,7 @@
 //! The load generator: DR's events (the fixtures, each with a fresh id), signed and authenticated
-//! as DR sends them, posted closed-loop (as fast as N connections go) or open-loop (at a fixed
-//! rate, each latency counted from the send's scheduled time so that a stall is not hidden).
+//! as DR sends them, posted closed-loop (as fast as N connections go; bodies and signatures made
+//! before the clock starts) or open-loop (at a fixed rate, each latency counted from the send's
+//! scheduled time so that a stall is not hidden).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +11,46 @@ use base64::Engine;
 
 use super::child::{BASIC_PASSWORD, BASIC_USER, SIGNING_SECRET};
 
+/// A fixture cut at its placeholders, so that an event's body is written in one pass.
+struct Template {
+    pieces: Vec<Piece>,
+    len: usize,
+}
+
+enum Piece {
+    Text(String),
+    Id,
+    Order,
+}
+
+impl Template {
+    fn cut(text: &str) -> Self {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('{') {
+            let (piece, skip) = if rest[at..].starts_with("{ID}") {
+                (Piece::Id, 4)
+            } else if rest[at..].starts_with("{ORDER}") {
+                (Piece::Order, 7)
+            } else {
+                pieces.push(Piece::Text(rest[..=at].to_owned()));
+                rest = &rest[at + 1..];
+                continue;
+            };
+            pieces.push(Piece::Text(rest[..at].to_owned()));
+            pieces.push(piece);
+            rest = &rest[at + skip..];
+        }
+        pieces.push(Piece::Text(rest.to_owned()));
+        Self {
+            pieces,
+            len: text.len(),
+        }
+    }
+}
+
 /// The fixtures as templates: `{ID}` and `{ORDER}` replaced per event.
-fn templates() -> Vec<String> {
+fn templates() -> Vec<Template> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/events");
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .expect("the fixtures")
@@ -29,15 +68,34 @@ fn templates() -> Vec<String> {
             } else {
                 object["id"] = "{ORDER}".into();
             }
-            serde_json::to_string(&value).unwrap()
+            Template::cut(&serde_json::to_string(&value).unwrap())
         })
         .collect()
 }
 
+/// One event's post as DR would send it, made before the clock starts: its body and signature.
+#[derive(Clone)]
+pub struct Prepared {
+    body: bytes::Bytes,
+    signature: hyper::header::HeaderValue,
+}
+
+/// The events of one closed-loop run: made up front (the generator's clock then measures only
+/// the sending), or, for runs too large to hold, each as its lane takes it.
+pub struct Requests {
+    prefix: String,
+    count: usize,
+    orders: usize,
+    ready: Vec<Prepared>,
+}
+
+/// Runs up to this many events are made before the clock starts (about 1.6 KB each).
+const PREPARED_UP_TO: usize = 200_000;
+
 /// Where the lean lanes connect and what they ask for.
 struct Target {
     address: String,
-    host: String,
+    host: hyper::header::HeaderValue,
     path: String,
 }
 
@@ -63,7 +121,8 @@ pub struct Load {
     url: String,
     target: Target,
     auth: String,
-    templates: Vec<String>,
+    auth_header: hyper::header::HeaderValue,
+    templates: Vec<Template>,
     /// Posts not answered 2xx (refused, or no answer at all).
     pub errors: AtomicUsize,
 }
@@ -107,18 +166,20 @@ impl Load {
             parsed.port_or_known_default().unwrap()
         );
         let target = Target {
-            address: host.clone(),
-            host,
+            host: hyper::header::HeaderValue::from_str(&host).unwrap(),
+            address: host,
             path: parsed.path().to_owned(),
         };
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{BASIC_USER}:{BASIC_PASSWORD}"))
+        );
         Arc::new(Self {
             http: reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap(),
             url,
             target,
-            auth: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{BASIC_USER}:{BASIC_PASSWORD}"))
-            ),
+            auth_header: hyper::header::HeaderValue::from_str(&auth).unwrap(),
+            auth,
             templates: templates(),
             errors: AtomicUsize::new(0),
         })
@@ -126,11 +187,43 @@ impl Load {
 
     /// Event `i` of a run named `prefix`: a fixture of each type in turn, over `orders` orders.
     fn body(&self, prefix: &str, i: usize, orders: usize) -> Vec<u8> {
+        use std::io::Write;
         let template = &self.templates[i % self.templates.len()];
-        template
-            .replace("{ID}", &format!("{prefix}-{i}"))
-            .replace("{ORDER}", &format!("{prefix}-o{}", i % orders.max(1)))
-            .into_bytes()
+        let mut body = Vec::with_capacity(template.len + 2 * prefix.len() + 24);
+        for piece in &template.pieces {
+            match piece {
+                Piece::Text(text) => body.extend_from_slice(text.as_bytes()),
+                Piece::Id => write!(body, "{prefix}-{i}").unwrap(),
+                Piece::Order => write!(body, "{prefix}-o{}", i % orders.max(1)).unwrap(),
+            }
+        }
+        body
+    }
+
+    /// Event `i`'s body and signature.
+    fn prepared(&self, prefix: &str, i: usize, orders: usize) -> Prepared {
+        let body = self.body(prefix, i, orders);
+        let signature = dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, unix_now(), &body);
+        Prepared {
+            body: body.into(),
+            signature: hyper::header::HeaderValue::try_from(signature).expect("a header value"),
+        }
+    }
+
+    /// The `count` events of a run named `prefix`, over `orders` orders: made now when the run
+    /// is small enough to hold them, so that a closed loop measures only the sending.
+    pub fn prepare(&self, prefix: &str, count: usize, orders: usize) -> Requests {
+        let ready = if count <= PREPARED_UP_TO {
+            (0..count).map(|i| self.prepared(prefix, i, orders)).collect()
+        } else {
+            Vec::new()
+        };
+        Requests {
+            prefix: prefix.to_owned(),
+            count,
+            orders,
+            ready,
+        }
     }
 
     /// Posts one event; answers whether it was acknowledged (2xx).
@@ -154,16 +247,26 @@ impl Load {
     }
 
     /// `count` events over `connections` connections, each sending its next as soon as the last
-    /// is answered. Each lane is one HTTP/1.1 connection of hyper's own (no pool, no URL parsing,
-    /// headers made once): the generator must cost as little as the machine allows, or its own
-    /// cost caps what it can show (reqwest reached a third of what a lean client does here).
+    /// is answered: [`prepare`](Self::prepare), then [`send_all`](Self::send_all).
     pub async fn closed_loop(self: &Arc<Self>, prefix: &str, count: usize, connections: usize, orders: usize) -> Run {
+        let requests = self.prepare(prefix, count, orders);
+        self.send_all(requests, connections).await
+    }
+
+    /// Sends `requests` over `connections` connections, each sending its next as soon as the last
+    /// is answered. Each lane is one HTTP/1.1 connection of hyper's own (no pool, no URL parsing,
+    /// headers made once, bodies and signatures made before the clock starts): the generator must
+    /// cost as little as the machine allows, or its own cost caps what it can show (reqwest
+    /// reached a third of what a lean client does here).
+    pub async fn send_all(self: &Arc<Self>, requests: Requests, connections: usize) -> Run {
         let errors_before = self.errors.load(Ordering::Relaxed);
+        let count = requests.count;
+        let requests = Arc::new(requests);
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut lanes = tokio::task::JoinSet::new();
         for _ in 0..connections {
-            let (load, next, prefix) = (self.clone(), next.clone(), prefix.to_owned());
+            let (load, next, requests) = (self.clone(), next.clone(), requests.clone());
             lanes.spawn(async move {
                 let mut latencies = Vec::new();
                 let mut lane = None;
@@ -173,7 +276,11 @@ impl Load {
                         return latencies;
                     }
                     let at = Instant::now();
-                    if !load.post_on(&mut lane, &prefix, i, orders).await {
+                    let request = match requests.ready.get(i) {
+                        Some(ready) => ready.clone(),
+                        None => load.prepared(&requests.prefix, i, requests.orders),
+                    };
+                    if !load.post_on(&mut lane, request).await {
                         load.errors.fetch_add(1, Ordering::Relaxed);
                     }
                     latencies.push(at.elapsed());
@@ -194,9 +301,9 @@ impl Load {
         }
     }
 
-    /// Posts event `i` on the lane's connection (opened, or opened again after a failure);
+    /// Posts one event on the lane's connection (opened, or opened again after a failure);
     /// answers whether it was acknowledged (2xx).
-    async fn post_on(&self, lane: &mut Option<Lane>, prefix: &str, i: usize, orders: usize) -> bool {
+    async fn post_on(&self, lane: &mut Option<Lane>, prepared: Prepared) -> bool {
         use http_body_util::BodyExt;
         if lane.as_ref().is_none_or(|l| l.sender.is_closed()) {
             *lane = Lane::open(&self.target).await;
@@ -204,14 +311,15 @@ impl Load {
         let Some(open) = lane.as_mut() else {
             return false;
         };
-        let body = self.body(prefix, i, orders);
-        let signature = dr_sf_bridge::digital_river::signature::sign(SIGNING_SECRET, unix_now(), &body);
         let request = hyper::Request::post(&self.target.path)
-            .header(hyper::header::HOST, &self.target.host)
-            .header(hyper::header::AUTHORIZATION, &self.auth)
-            .header("digitalriver-signature", signature)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .header(hyper::header::HOST, self.target.host.clone())
+            .header(hyper::header::AUTHORIZATION, self.auth_header.clone())
+            .header("digitalriver-signature", prepared.signature)
+            .header(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            )
+            .body(http_body_util::Full::new(prepared.body))
             .expect("a valid request");
         if open.sender.ready().await.is_err() {
             *lane = None;

