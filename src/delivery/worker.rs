@@ -6,9 +6,11 @@
 //!
 //! Ordering comes from the store (it hands out only the first pending event of each order), so
 //! the worker is free to run as many deliveries in parallel as its target's pacer allows (at most
-//! `max_in_flight`) — different orders proceed side by side, one order's events one after the
-//! other. Claims carry a lease longer than
-//! the longest delivery, so if this process dies its events become claimable again.
+//! `max_in_flight` requests to the org at once) — different orders proceed side by side, one
+//! order's events one after the other. A delivery frees its slot when Salesforce answers, not
+//! when its outcome is committed: the commit's disk flush is the store's time, not the org's.
+//! Claims carry a lease longer than the longest delivery, so if this process dies its events
+//! become claimable again.
 //!
 //! The worker sleeps until there is something to do: an ingest wakes it, a finished delivery
 //! wakes it (a successor may now be due), and otherwise it looks again after `poll_interval` or
@@ -22,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -45,8 +47,12 @@ pub struct Worker {
     wake: Arc<Notify>,
     /// How long the loop sleeps when nothing wakes it.
     poll_interval: Duration,
-    /// One per delivery in flight (`max_in_flight`).
+    /// One per request in flight to the org (`max_in_flight`): held from the claim until
+    /// Salesforce answers.
     slots: Arc<Semaphore>,
+    /// One per outcome being recorded (`max_in_flight` too): a delivery frees the org's slot as
+    /// soon as Salesforce answers, and the store's pace still bounds how many wait to be recorded.
+    recording: Arc<Semaphore>,
     /// What a shutdown must name and release if it cuts deliveries short.
     in_flight: Arc<Mutex<HashMap<i64, EventId>>>,
     /// Claims that failed in a row, so that a store that is down is logged once, not per poll.
@@ -75,6 +81,7 @@ impl Worker {
     pub fn new(target: Arc<Target>, store: Arc<dyn Store>, wake: Arc<Notify>, poll_interval: Duration) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(target.max_in_flight)),
+            recording: Arc::new(Semaphore::new(target.max_in_flight)),
             target,
             store,
             wake,
@@ -222,13 +229,7 @@ impl Worker {
                 counted = tracing::field::Empty,
             );
             crate::telemetry::join_trace(&span, event.trace_parent.as_deref());
-            tasks.spawn(
-                async move {
-                    worker.deliver_one(event).await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            tasks.spawn(worker.deliver_one(event, permit).instrument(span));
         }
         Round::Started {
             started,
@@ -257,11 +258,23 @@ impl Worker {
             .insert(event.seq, event.id.clone());
     }
 
-    async fn deliver_one(&self, event: ClaimedEvent) {
+    async fn deliver_one(self, event: ClaimedEvent, slot: OwnedSemaphorePermit) {
         let target = &self.target;
         let attempt = target.client.deliver(event.body.clone()).await;
         let finished_at = target.clock.now_ms();
         observe(target, self.store.as_ref(), &attempt, finished_at).await;
+        // Salesforce has answered: the org's slot takes the next event while this outcome is
+        // recorded (waiting for a commit's disk flush would otherwise hold the org's slots idle).
+        // The event keeps its lease, and its order's next event stays behind it until the
+        // record commits.
+        let recording = self
+            .recording
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        drop(slot);
+        self.wake.notify_one();
         let transition = target.policy.transition(&event, &attempt.outcome, finished_at);
         let outcome = match (&attempt.outcome, &transition) {
             (_, Transition::Delivered) => "delivered",
@@ -310,19 +323,17 @@ impl Worker {
             Transition::Dead => "dead",
             Transition::RetryAt { .. } => "retry",
         };
+        let store = &self.store;
         let recorded = retry(RECORD_RETRIES, "recording the attempt", |_| {
             let (record, transition) = (record.clone(), transition.clone());
             async move {
-                self.store
-                    .finish_attempt(event.seq, record, transition)
-                    .await
-                    .map_err(|e| {
-                        if e.is_transient() {
-                            Failure::transient(e)
-                        } else {
-                            Failure::Permanent(e)
-                        }
-                    })
+                store.finish_attempt(event.seq, record, transition).await.map_err(|e| {
+                    if e.is_transient() {
+                        Failure::transient(e)
+                    } else {
+                        Failure::Permanent(e)
+                    }
+                })
             }
         })
         .instrument(crate::telemetry::trace_only(|| {
@@ -333,6 +344,7 @@ impl Worker {
             tracing::error!(error = %e, "could not record the attempt; it will be delivered again");
         }
         self.in_flight.lock().expect("not poisoned").remove(&event.seq);
+        drop(recording);
         self.wake.notify_one();
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dr_sf_bridge::store::EventStatus;
 use serde_json::Value;
 use wiremock::ResponseTemplate;
 
@@ -455,4 +456,43 @@ async fn idle_relays_leave_the_database_alone_and_wake_each_other_on_new_work() 
 fn upstream_of(url: &str) -> String {
     let url = url::Url::parse(url).unwrap();
     format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+}
+
+/// A delivery frees the org's slot when Salesforce answers, not when its outcome is committed:
+/// with one slot, and the database holding every outcome back, the next order's event still
+/// reaches Salesforce; each outcome is recorded once the database lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orgs_slot_is_free_while_an_outcome_waits_for_the_database() {
+    let Some(schema) = fresh_schema("slot_free_while_recording").await else {
+        return;
+    };
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).expect(2).mount(&sf.server).await;
+    let relay = spawn_app_with(
+        sf,
+        &[
+            ("storage.url", &schema.url),
+            ("salesforce.max_in_flight", "1"),
+            ("salesforce.concurrency", "fixed"),
+        ],
+    )
+    .await;
+    // Outcomes are held back: each is a row of `attempts`, which this transaction locks.
+    let holder = crate::pg::connect(&schema.url).await.unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE attempts IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    relay.accept(&event("order.accepted", "s1", "A")).await;
+    relay.accept(&event("order.accepted", "s2", "B")).await;
+    wait_until("both orders' events to reach Salesforce", || async {
+        relay.sf.delivered_ids().await.len() == 2
+    })
+    .await;
+    assert_eq!(pending(&schema).await, 2, "neither outcome is recorded yet");
+
+    holder.batch_execute("COMMIT").await.unwrap();
+    relay.wait_for_status("s1", EventStatus::Delivered).await;
+    relay.wait_for_status("s2", EventStatus::Delivered).await;
 }
