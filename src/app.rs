@@ -148,7 +148,7 @@ impl Application {
                 metrics.clone(),
             )?)
         };
-        let state = AppState {
+        let state = AppState::new(crate::http::state::Shared {
             store: store.clone(),
             inbound: Arc::new(InboundAuth::new(&settings.relay.inbound)),
             signatures: Arc::new(verifiers(&settings)),
@@ -170,7 +170,7 @@ impl Application {
                 .public_url
                 .as_ref()
                 .is_some_and(|url| url.url().scheme() == "https"),
-        };
+        });
         let listener = tokio::net::TcpListener::bind(&settings.relay.listen)
             .await
             .with_context(|| format!("binding relay.listen = {}", settings.relay.listen))?;
