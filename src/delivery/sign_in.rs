@@ -46,6 +46,8 @@ pub struct SignInMemory {
     tokens: Arc<TokenCache>,
     /// 1 while this target's sign-in is refused.
     refused: Gauge,
+    /// The target's DR mode: a sign-in fixed here makes only this org's waiting events due.
+    mode: Mode,
     key: String,
     fingerprint: String,
     /// Whether the store holds a refusal (so a success clears it once, not on every delivery).
@@ -64,6 +66,7 @@ impl SignInMemory {
             store,
             tokens,
             refused: metrics.for_target(mode).sign_in_refused,
+            mode,
             key: state_key(mode),
             fingerprint,
             recorded: AtomicBool::new(false),
@@ -123,9 +126,10 @@ impl SignInMemory {
     }
 
     /// Signs in with the credentials a remembered refusal no longer holds back; if Salesforce
-    /// accepts, forgets the refusal and makes the waiting events due now: they were scheduled for
-    /// the end of the cool-down, which the fix made pointless. A refusal again is remembered as
-    /// any other.
+    /// accepts, forgets the refusal and makes this org's waiting events due now: they were
+    /// scheduled for the end of the cool-down, which the fix made pointless. The other org's
+    /// events (a sandbox and production in one store) keep their own schedule. A refusal again is
+    /// remembered as any other.
     pub async fn sign_in_again(&self) {
         if let Err(error) = self.tokens.get().await {
             tracing::warn!(%error, "Salesforce still refuses the sign-in after the restart");
@@ -133,7 +137,13 @@ impl SignInMemory {
             return;
         }
         self.forget_refusal().await;
-        match self.store.retry_now(None, self.clock.now_ms()).await {
+        // Every event of this mode that failed, whenever: the ones the refusal held back, and any
+        // older failure of this org, due now that it lets the relay in.
+        match self
+            .store
+            .retry_failed_since(self.mode, i64::MIN, self.clock.now_ms())
+            .await
+        {
             Ok(due) => tracing::info!(
                 due,
                 "Salesforce accepted the sign-in it refused before the restart: the waiting events are due now"

@@ -144,3 +144,71 @@ async fn events_held_by_a_refused_sign_in_are_delivered_at_once_when_fixed_crede
         relay.logs.text()
     );
 }
+
+/// One store serves a sandbox and production: fixing one org's credentials makes that org's held
+/// events due, and leaves the other org's retries on their own schedule.
+#[tokio::test]
+async fn fixed_credentials_for_one_org_leave_the_other_orgs_retries_on_their_schedule() {
+    use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
+    use dr_sf_bridge::store::{AttemptRecord, EventStatus, NewEvent, Transition};
+
+    let sf = SalesforceStandIn::start().await;
+    apex(wiremock::ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&sf.server)
+        .await;
+    let old_password = [("salesforce.password", "AnOldPassw0rd-SECTOKENabc")];
+    let relay = spawn_stepped_app_with(sf, &old_password).await;
+    relay.accept(&event("order.accepted", "evt-held", "o-1")).await;
+    assert_eq!(relay.deliver_due().await, 1, "refused, then held for the cool-down");
+
+    // Production's event in the same store: failed once, its retry half an hour away.
+    let now = relay.clock.now_ms();
+    let retry_at = now + 30 * 60 * 1000;
+    relay
+        .store
+        .insert(NewEvent {
+            id: EventId::parse("evt-live").unwrap(),
+            event_type: EventType::parse("order.accepted").unwrap(),
+            live_mode: true,
+            order_key: OrderKey::from_text("o-live"),
+            body: bytes::Bytes::from_static(b"{}"),
+            status: EventStatus::Pending,
+            reason: None,
+            received_at_ms: now,
+            source: Default::default(),
+            trace_parent: None,
+        })
+        .await
+        .unwrap();
+    let claimed = relay
+        .store
+        .claim_due(Mode::Live, now, 1, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let failed = AttemptRecord {
+        at_ms: now,
+        status_code: Some(503),
+        duration_ms: 1,
+        outcome: "retry",
+        error: Some("maintenance".into()),
+        excerpt: None,
+    };
+    let later = Transition::RetryAt {
+        at_ms: retry_at,
+        counted: true,
+        was_400: false,
+    };
+    relay.store.finish_attempt(claimed[0].seq, failed, later).await.unwrap();
+    let (sf, dir) = relay.stop().await;
+
+    let relay = spawn_stepped_app_in(sf, dir, &[]).await;
+    assert_eq!(relay.deliver_due().await, 1, "the held event, delivered now");
+    assert_eq!(relay.status_of("evt-held").await, Some(EventStatus::Delivered));
+    let (live, _) = relay.stored("evt-live").await;
+    assert_eq!(
+        live.next_attempt_at_ms,
+        Some(retry_at),
+        "production's retry keeps its time"
+    );
+}
