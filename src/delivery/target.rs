@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::breaker::CircuitBreaker;
 use super::health::{TargetHealth, TargetSnapshot};
 use super::pacing::Pacer;
-use super::policy::{CircuitBreaker, RetryPolicy};
+use super::policy::RetryPolicy;
 use super::sign_in::SignInMemory;
 use crate::domain::Mode;
 use crate::metrics::{Metrics, TargetMetrics};

@@ -29,8 +29,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::breaker::BreakerChange;
 use super::pacing::{Looked, PauseCause, Permit, Signal};
-use super::policy::BreakerChange;
 use super::target::Target;
 use crate::domain::EventId;
 use crate::salesforce::{DeliveryAttempt, DeliveryOutcome};
