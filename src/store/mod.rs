@@ -44,6 +44,21 @@ pub(crate) enum Admission {
     WaitForRoom,
 }
 
+impl Admission {
+    /// Hands `item` to a writer's queue: refused at once when the queue is full, or waiting for
+    /// room. A writer that is gone answers [`StoreError::Closed`].
+    pub(crate) async fn submit<T>(self, queue: &tokio::sync::mpsc::Sender<T>, item: T) -> Result<(), StoreError> {
+        use tokio::sync::mpsc::error::TrySendError;
+        match self {
+            Admission::RefuseWhenFull => queue.try_send(item).map_err(|e| match e {
+                TrySendError::Full(_) => StoreError::Busy("the store's write queue is full".into()),
+                TrySendError::Closed(_) => StoreError::Closed,
+            }),
+            Admission::WaitForRoom => queue.send(item).await.map_err(|_| StoreError::Closed),
+        }
+    }
+}
+
 /// An event to store, as received.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

@@ -112,8 +112,9 @@ async fn fixed_credentials_are_tried_at_once_after_a_restart() {
     .await;
 }
 
-#[tokio::test]
-async fn events_held_by_a_refused_sign_in_are_delivered_at_once_when_fixed_credentials_sign_in_after_a_restart() {
+/// A stepped relay whose old password Salesforce refuses, holding `evt-held` for the cool-down;
+/// the org takes one delivery once the password is fixed.
+async fn holding_an_event_for_a_refused_password() -> TestRelay {
     let sf = SalesforceStandIn::start().await;
     apex(wiremock::ResponseTemplate::new(200))
         .expect(1)
@@ -123,6 +124,12 @@ async fn events_held_by_a_refused_sign_in_are_delivered_at_once_when_fixed_crede
     let relay = spawn_stepped_app_with(sf, &old_password).await;
     relay.accept(&event("order.accepted", "evt-held", "o-1")).await;
     assert_eq!(relay.deliver_due().await, 1, "refused, then held for the cool-down");
+    relay
+}
+
+#[tokio::test]
+async fn events_held_by_a_refused_sign_in_are_delivered_at_once_when_fixed_credentials_sign_in_after_a_restart() {
+    let relay = holding_an_event_for_a_refused_password().await;
     let (summary, attempts) = relay.stored("evt-held").await;
     assert_eq!(attempts[0].outcome, "auth_rejected");
     assert!(summary.next_attempt_at_ms.unwrap() - attempts[0].at_ms >= 250_000);
@@ -152,15 +159,7 @@ async fn fixed_credentials_for_one_org_leave_the_other_orgs_retries_on_their_sch
     use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
     use dr_sf_bridge::store::{AttemptRecord, EventStatus, NewEvent, Transition};
 
-    let sf = SalesforceStandIn::start().await;
-    apex(wiremock::ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&sf.server)
-        .await;
-    let old_password = [("salesforce.password", "AnOldPassw0rd-SECTOKENabc")];
-    let relay = spawn_stepped_app_with(sf, &old_password).await;
-    relay.accept(&event("order.accepted", "evt-held", "o-1")).await;
-    assert_eq!(relay.deliver_due().await, 1, "refused, then held for the cool-down");
+    let relay = holding_an_event_for_a_refused_password().await;
 
     // Production's event in the same store: failed once, its retry half an hour away.
     let now = relay.clock.now_ms();

@@ -73,13 +73,7 @@ impl GroupCommit {
     pub(super) async fn execute(&self, admission: Admission, write: Write) -> Result<u64, StoreError> {
         let (reply, answer) = oneshot::channel();
         let queued = Queued { write, reply };
-        match admission {
-            Admission::RefuseWhenFull => self.queue.try_send(queued).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy("the store's write queue is full".into()),
-                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-            })?,
-            Admission::WaitForRoom => self.queue.send(queued).await.map_err(|_| StoreError::Closed)?,
-        }
+        admission.submit(&self.queue, queued).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 }

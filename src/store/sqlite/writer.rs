@@ -97,13 +97,7 @@ impl Writer {
                 let _ = tx.send(answer);
             })
         });
-        match admission {
-            Admission::RefuseWhenFull => self.jobs.try_send(job).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy("the store's write queue is full".into()),
-                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-            })?,
-            Admission::WaitForRoom => self.jobs.send(job).await.map_err(|_| StoreError::Closed)?,
-        }
+        admission.submit(&self.jobs, job).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
