@@ -171,46 +171,41 @@ impl Store for SqliteStore {
         lease: Duration,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
         let lease_until = now_ms + lease.as_millis() as i64;
-        // One statement (so no savepoint): the due events leased and returned together.
-        let mut claimed = self
-            .writer
-            .run_statement(Admission::WaitForRoom, move |conn| {
-                let mut claim = conn.prepare_cached(concat!(
-                    "UPDATE events SET lease_until = ?4 WHERE seq IN (
-                     SELECT e.seq FROM events e
-                     WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1
-                       AND (e.lease_until IS NULL OR e.lease_until <= ?1)
-                       AND ",
+        self.writer
+            .run(Admission::WaitForRoom, move |conn| {
+                let mut select = conn.prepare_cached(concat!(
+                    "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at, e.trace_parent
+                 FROM events e
+                 WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1
+                   AND (e.lease_until IS NULL OR e.lease_until <= ?1)
+                   AND ",
                     first_of_its_order!(),
                     "
-                     ORDER BY e.next_attempt_at, e.seq
-                     LIMIT ?2)
-                 RETURNING seq, id, type, body, attempts, attempts_400, received_at, trace_parent, next_attempt_at",
+                 ORDER BY e.next_attempt_at, e.seq
+                 LIMIT ?2",
                 ))?;
-                let rows = claim.query_map(params![now_ms, limit, mode.is_live(), lease_until], |row| {
+                let rows = select.query_map(params![now_ms, limit, mode.is_live()], |row| {
                     let id: String = row.get(1)?;
                     let event_type: String = row.get(2)?;
-                    let due: i64 = row.get(8)?;
-                    Ok((
-                        due,
-                        ClaimedEvent {
-                            seq: row.get(0)?,
-                            id: EventId::parse(&id).map_err(corrupt)?,
-                            event_type: EventType::parse(&event_type).map_err(corrupt)?,
-                            body: Bytes::from(row.get::<_, Vec<u8>>(3)?),
-                            attempts: row.get(4)?,
-                            attempts_400: row.get(5)?,
-                            received_at_ms: row.get(6)?,
-                            trace_parent: row.get(7)?,
-                        },
-                    ))
+                    Ok(ClaimedEvent {
+                        seq: row.get(0)?,
+                        id: EventId::parse(&id).map_err(corrupt)?,
+                        event_type: EventType::parse(&event_type).map_err(corrupt)?,
+                        body: Bytes::from(row.get::<_, Vec<u8>>(3)?),
+                        attempts: row.get(4)?,
+                        attempts_400: row.get(5)?,
+                        received_at_ms: row.get(6)?,
+                        trace_parent: row.get(7)?,
+                    })
                 })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                let claimed: Vec<ClaimedEvent> = rows.collect::<rusqlite::Result<_>>()?;
+                let mut lease_stmt = conn.prepare_cached("UPDATE events SET lease_until = ?1 WHERE seq = ?2")?;
+                for event in &claimed {
+                    lease_stmt.execute(params![lease_until, event.seq])?;
+                }
+                Ok(claimed)
             })
-            .await?;
-        // RETURNING names the rows in no particular order: the due first, then by arrival.
-        claimed.sort_by_key(|(due, event)| (*due, event.seq));
-        Ok(claimed.into_iter().map(|(_, event)| event).collect())
+            .await
     }
 
     async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
