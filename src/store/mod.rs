@@ -8,6 +8,7 @@
 //! SQLite ([`sqlite::SqliteStore`]) is the embedded default, for one relay process;
 //! PostgreSQL ([`postgres::PostgresStore`]) lets several relays share one store and one queue.
 
+mod admission;
 pub mod attempt_log;
 pub mod confirm;
 mod copy;
@@ -20,6 +21,7 @@ pub mod replay;
 pub mod sqlite;
 mod status;
 
+pub(crate) use admission::Admission;
 pub use copy::{CopyProgress, copy_all};
 pub use filter::{ActivityBucket, EventFilter, FilterValue, activity_buckets};
 pub use replay::ReplayedBy;
@@ -33,31 +35,6 @@ use serde::Serialize;
 
 use crate::domain::{EventId, EventType, Mode, OrderKey};
 use crate::settings::StorageSettings;
-
-/// How a write waits for its engine's writer (SQLite's thread, PostgreSQL's group commit) when
-/// the writer's queue is full.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Admission {
-    /// Refuse at once with [`StoreError::Busy`]: new events, whose sender retries.
-    RefuseWhenFull,
-    /// Wait for room: the worker's and the operators' own work.
-    WaitForRoom,
-}
-
-impl Admission {
-    /// Hands `item` to a writer's queue: refused at once when the queue is full, or waiting for
-    /// room. A writer that is gone answers [`StoreError::Closed`].
-    pub(crate) async fn submit<T>(self, queue: &tokio::sync::mpsc::Sender<T>, item: T) -> Result<(), StoreError> {
-        use tokio::sync::mpsc::error::TrySendError;
-        match self {
-            Admission::RefuseWhenFull => queue.try_send(item).map_err(|e| match e {
-                TrySendError::Full(_) => StoreError::Busy("the store's write queue is full".into()),
-                TrySendError::Closed(_) => StoreError::Closed,
-            }),
-            Admission::WaitForRoom => queue.send(item).await.map_err(|_| StoreError::Closed),
-        }
-    }
-}
 
 /// An event to store, as received.
 #[derive(Debug, Clone)]

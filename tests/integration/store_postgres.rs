@@ -11,7 +11,7 @@ use dr_sf_bridge::domain::{EventId, EventType, Mode, OrderKey};
 use dr_sf_bridge::store::postgres::PostgresStore;
 use dr_sf_bridge::store::{AttemptRecord, EventStatus, InsertOutcome, NewEvent, Store, StoreError, Transition};
 
-use crate::pg::{connect, fresh_schema};
+use crate::pg::{Schema, connect, fresh_schema};
 use crate::relay_helpers::wait_until;
 
 fn pending(id: &str, order: &str) -> NewEvent {
@@ -38,6 +38,20 @@ fn delivered(at: i64) -> AttemptRecord {
         error: None,
         excerpt: None,
     }
+}
+
+/// A store on a fresh schema, a plain connection that looks at its tables, and the schema (kept
+/// while the test runs); `None` where no server answers outside CI.
+async fn store_and_observer(test: &str) -> Option<(Schema, PostgresStore, tokio_postgres::Client)> {
+    let schema = fresh_schema(test).await?;
+    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
+    let observer = connect(&schema.url).await.unwrap();
+    Some((schema, store, observer))
+}
+
+/// The one number `sql` answers.
+async fn number(observer: &tokio_postgres::Client, sql: &str) -> i64 {
+    observer.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,22 +127,16 @@ async fn relays_starting_together_migrate_once_and_never_claim_the_same_event() 
 /// thread, so all 64 writes are queued before the group commit takes any.)
 #[tokio::test]
 async fn writes_arriving_together_share_one_commit() {
-    let Some(schema) = fresh_schema("share_one_commit").await else {
+    let Some((_schema, store, observer)) = store_and_observer("share_one_commit").await else {
         return;
     };
-    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
     let posts = (0..64).map(|n| store.insert(pending(&format!("g{n}"), &format!("g{n}"))));
     for outcome in futures_util::future::join_all(posts).await {
         assert_eq!(outcome.unwrap(), InsertOutcome::Inserted);
     }
-    let observer = connect(&schema.url).await.unwrap();
-    let transactions = |sql: &'static str| {
-        let observer = &observer;
-        async move { observer.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
-    };
     // Rows written by one transaction carry its id as their `xmin`.
     assert_eq!(
-        transactions("SELECT count(DISTINCT xmin::text) FROM events").await,
+        number(&observer, "SELECT count(DISTINCT xmin::text) FROM events").await,
         1,
         "the 64 events were committed together"
     );
@@ -145,12 +153,12 @@ async fn writes_arriving_together_share_one_commit() {
         finished.unwrap();
     }
     assert_eq!(
-        transactions("SELECT count(DISTINCT xmin::text) FROM attempts").await,
+        number(&observer, "SELECT count(DISTINCT xmin::text) FROM attempts").await,
         1,
         "the 64 outcomes were committed together"
     );
     assert_eq!(
-        transactions("SELECT count(*) FROM events WHERE status = 'delivered'").await,
+        number(&observer, "SELECT count(*) FROM events WHERE status = 'delivered'").await,
         64
     );
 }
@@ -159,11 +167,9 @@ async fn writes_arriving_together_share_one_commit() {
 /// are stored and acknowledged, and only the refused one gets the error.
 #[tokio::test]
 async fn a_write_refused_in_a_shared_commit_fails_alone() {
-    let Some(schema) = fresh_schema("refused_in_shared_commit").await else {
+    let Some((_schema, store, observer)) = store_and_observer("refused_in_shared_commit").await else {
         return;
     };
-    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
-    let observer = connect(&schema.url).await.unwrap();
     observer
         .batch_execute("ALTER TABLE events ADD CONSTRAINT refuse_r13 CHECK (id <> 'r13')")
         .await
@@ -176,20 +182,14 @@ async fn a_write_refused_in_a_shared_commit_fails_alone() {
             _ => assert!(matches!(outcome, Ok(InsertOutcome::Inserted)), "r{n}: {outcome:?}"),
         }
     }
-    let stored: i64 = observer
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, 19);
+    assert_eq!(number(&observer, "SELECT count(*) FROM events").await, 19);
 }
 
 #[tokio::test]
 async fn a_relay_vacuums_its_queue_after_a_busy_spell() {
-    let Some(schema) = fresh_schema("vacuums_its_queue").await else {
+    let Some((schema, store, observer)) = store_and_observer("vacuums_its_queue").await else {
         return;
     };
-    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
     for n in 0..2_100 {
         store.insert(pending(&format!("v{n}"), &format!("v{n}"))).await.unwrap();
     }
@@ -208,7 +208,6 @@ async fn a_relay_vacuums_its_queue_after_a_busy_spell() {
                 .unwrap();
         }
     }
-    let observer = connect(&schema.url).await.unwrap();
     let name = schema.name.clone();
     wait_until("the relay to vacuum the events table", || async {
         let count: i64 = observer
@@ -230,11 +229,9 @@ async fn a_relay_vacuums_its_queue_after_a_busy_spell() {
 /// claims keep one plan per connection; autovacuum may take a minute to analyze, or be off).
 #[tokio::test]
 async fn claims_stay_index_lookups_when_the_queue_grows_from_empty() {
-    let Some(schema) = fresh_schema("claims_stay_index_lookups").await else {
+    let Some((schema, store, observer)) = store_and_observer("claims_stay_index_lookups").await else {
         return;
     };
-    let store = PostgresStore::open(&schema.url, 4).await.unwrap();
-    let observer = connect(&schema.url).await.unwrap();
     observer
         .batch_execute("ALTER TABLE events SET (autovacuum_enabled = false)")
         .await

@@ -211,8 +211,8 @@ impl Store for PostgresStore {
     }
 
     async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
-        // One statement, in a commit shared with the other writes waiting: the worker waits for it
-        // before its slot takes the next event.
+        // One statement, in a commit shared with the other writes waiting: the event's order goes
+        // on only once it is committed.
         let (status, counted, was_400, next_attempt_at, last_error, finished_at) = match transition {
             Transition::Delivered => ("delivered", 1, 0, None, None, Some(record.at_ms)),
             Transition::Dead => ("dead", 1, 0, None, record.error.clone(), Some(record.at_ms)),
