@@ -91,9 +91,11 @@ impl Report {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        println!("\nA/B, new/old (means of each side's runs; ↑ more is better, ↓ less is better):");
-        println!("| scenario | engine | figure | new | old | new/old |");
-        println!("|---|---|---|---|---|---|");
+        println!("\nA/B, new/old (means of each side's runs; ↑ more is better, ↓ less is better; each round");
+        println!("beside the old run after it, lowest and highest):");
+        println!("| scenario | engine | figure | new | old | new/old | rounds |");
+        println!("|---|---|---|---|---|---|---|");
+        let mut lines = Vec::new();
         for ((scenario, engine, figure), (more_is_better, new, old)) in &table {
             if new.is_empty() || old.is_empty() {
                 continue;
@@ -101,16 +103,22 @@ impl Report {
             let (new_mean, old_mean) = (mean(new), mean(old));
             let ratio = new_mean / old_mean;
             let better = if *more_is_better { ratio >= 1.0 } else { ratio <= 1.0 };
+            let rounds: Vec<f64> = new.iter().zip(old).map(|(n, o)| n / o).collect();
+            let (lowest, highest) = rounds.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                (lo.min(*r), hi.max(*r))
+            });
             println!(
-                "| {scenario} | {engine} | {figure} {} | {new_mean:.2} | {old_mean:.2} | {ratio:.2}× {} |",
+                "| {scenario} | {engine} | {figure} {} | {new_mean:.2} | {old_mean:.2} | {ratio:.2}× {} | {lowest:.2}–{highest:.2}× |",
                 if *more_is_better { "↑" } else { "↓" },
                 if better { "✓" } else { "✗" }
             );
-            println!(
-                "{}",
-                serde_json::json!({"ab": scenario, "engine": engine, "figure": figure, "new": new, "old": old,
-                                   "ratio": ratio, "better": better})
+            lines.push(
+                serde_json::json!({"ab": scenario, "engine": engine, "figure": figure, "new": new,
+                                          "old": old, "ratio": ratio, "rounds": rounds, "better": better}),
             );
+        }
+        for line in lines {
+            println!("{line}");
         }
     }
 }

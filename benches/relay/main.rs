@@ -9,7 +9,8 @@
 //! with tiny counts (CI's check that the benchmark still runs); `DRSF_TEST_DATABASE_URL` names the
 //! PostgreSQL server (default the local one; its scenarios are skipped, saying so, without one).
 //! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` runs each group four times, this commit's relay
-//! and the old one alternating, and ends with every figure as new/old (see `ab.rs`).
+//! and the old one alternating, and ends with every figure as new/old (see `ab.rs`);
+//! `DRSF_BENCH_ROUNDS=n` makes that n rounds a side, for a machine whose figures move a lot.
 
 mod ab;
 mod backfill;
@@ -194,7 +195,14 @@ async fn main() {
     }
     // A, B, A, B for each group in turn when a baseline is given: each figure new/old from one run.
     let sides: Vec<Side> = if baseline.is_some() {
-        vec![Side::New, Side::Old, Side::New, Side::Old]
+        let rounds: usize = std::env::var("DRSF_BENCH_ROUNDS")
+            .map(|n| n.parse().expect("DRSF_BENCH_ROUNDS: a number of rounds a side"))
+            .unwrap_or(2);
+        [Side::New, Side::Old]
+            .into_iter()
+            .cycle()
+            .take(2 * rounds.max(1))
+            .collect()
     } else {
         vec![Side::New]
     };
