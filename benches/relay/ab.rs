@@ -8,6 +8,22 @@ use std::collections::BTreeMap;
 use super::Report;
 use super::child::Side;
 
+/// The sides each group runs: new, old, new, old… (`DRSF_BENCH_ROUNDS` rounds a side, two unless
+/// set) when there is a baseline, so that each figure is new/old from one run; new alone without.
+pub fn sides(with_baseline: bool) -> Vec<Side> {
+    if !with_baseline {
+        return vec![Side::New];
+    }
+    let rounds: usize = std::env::var("DRSF_BENCH_ROUNDS")
+        .map(|n| n.parse().expect("DRSF_BENCH_ROUNDS: a number of rounds a side"))
+        .unwrap_or(2);
+    [Side::New, Side::Old]
+        .into_iter()
+        .cycle()
+        .take(2 * rounds.max(1))
+        .collect()
+}
+
 /// The figures compared, by the name of their JSON field, and whether more is better.
 const FIGURES: [(&str, bool); 6] = [
     ("perSecond", true),

@@ -193,19 +193,7 @@ async fn main() {
     if let Some(path) = &baseline {
         assert!(path.is_file(), "DRSF_BENCH_BASELINE: no binary at {}", path.display());
     }
-    // A, B, A, B for each group in turn when a baseline is given: each figure new/old from one run.
-    let sides: Vec<Side> = if baseline.is_some() {
-        let rounds: usize = std::env::var("DRSF_BENCH_ROUNDS")
-            .map(|n| n.parse().expect("DRSF_BENCH_ROUNDS: a number of rounds a side"))
-            .unwrap_or(2);
-        [Side::New, Side::Old]
-            .into_iter()
-            .cycle()
-            .take(2 * rounds.max(1))
-            .collect()
-    } else {
-        vec![Side::New]
-    };
+    let sides = ab::sides(baseline.is_some());
     for group in GROUPS {
         if !scale.runs(group) {
             continue;
