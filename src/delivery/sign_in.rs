@@ -46,9 +46,9 @@ pub struct SignInMemory {
     tokens: Arc<TokenCache>,
     /// 1 while this target's sign-in is refused.
     refused: Gauge,
-    /// The target's DR mode: a sign-in fixed here makes only this org's waiting events due.
+    /// The target's DR mode: names the refusal's record, and a sign-in fixed here makes only this
+    /// org's waiting events due.
     mode: Mode,
-    key: String,
     fingerprint: String,
     /// Whether the store holds a refusal (so a success clears it once, not on every delivery).
     recorded: AtomicBool,
@@ -67,7 +67,6 @@ impl SignInMemory {
             tokens,
             refused: metrics.for_target(mode).sign_in_refused,
             mode,
-            key: state_key(mode),
             fingerprint,
             recorded: AtomicBool::new(false),
             recheck: AtomicBool::new(false),
@@ -77,7 +76,7 @@ impl SignInMemory {
 
     /// At start: a refusal of these same credentials within the cool-down is honoured.
     pub async fn restore(&self) {
-        let raw = match self.store.state(&self.key).await {
+        let raw = match self.store.state(&state_key(self.mode)).await {
             Ok(Some(raw)) => raw,
             _ => match self.store.state(LEGACY_STATE_KEY).await {
                 Ok(Some(raw)) => raw,
@@ -191,7 +190,11 @@ impl SignInMemory {
             hint,
         };
         let value = serde_json::to_string(&refusal).expect("plain fields serialize");
-        match self.store.set_state(&self.key, Some(value), self.clock.now_ms()).await {
+        match self
+            .store
+            .set_state(&state_key(self.mode), Some(value), self.clock.now_ms())
+            .await
+        {
             Ok(()) => self.recorded.store(true, Ordering::Relaxed),
             Err(e) => tracing::warn!(error = %e, "could not remember the refused sign-in"),
         }
@@ -201,7 +204,10 @@ impl SignInMemory {
     async fn forget_refusal(&self) {
         self.refused.set(0);
         if self.recorded.swap(false, Ordering::Relaxed)
-            && let Err(e) = self.store.set_state(&self.key, None, self.clock.now_ms()).await
+            && let Err(e) = self
+                .store
+                .set_state(&state_key(self.mode), None, self.clock.now_ms())
+                .await
         {
             tracing::warn!(error = %e, "could not forget the refused sign-in");
             self.recorded.store(true, Ordering::Relaxed);

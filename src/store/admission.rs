@@ -7,8 +7,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::StoreError;
 
-/// How a write waits for its engine's writer (SQLite's thread, PostgreSQL's group commit) when
-/// the writer's queue is full.
+/// What a write does when its writer's queue is full.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Admission {
     /// Refuse at once with [`StoreError::Busy`]: new events, whose sender retries.
