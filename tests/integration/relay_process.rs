@@ -245,9 +245,11 @@ async fn every_acknowledged_event_survives_a_sigkill() {
     .await;
     let delivered = delivered_ids(&sf.apex_requests().await);
     let duplicates: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
+    // At the kill, at most `max_in_flight` (8) requests were in flight and as many answered
+    // deliveries waited for their outcomes to be recorded.
     assert!(
-        duplicates.len() <= 8,
-        "duplicates only for the deliveries in flight at the kill (max_in_flight = 8): {duplicates:?}"
+        duplicates.len() <= 2 * 8,
+        "duplicates only for the deliveries unrecorded at the kill (2 × max_in_flight = 16): {duplicates:?}"
     );
     assert!(delivered.keys().all(|id| acked.contains(id)));
     assert!(delivered_before_restart > 0, "the kill happened during deliveries");
