@@ -1,5 +1,5 @@
 //! The tables a run ends with: every scenario's row, and the A/B table. With
-//! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` every group runs new, old, new, old, and each
+//! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` every group runs new, old, old, new, and each
 //! figure is printed as new/old — a ratio from one run on one machine, the only comparison this
 //! machine's 20–40% drift from one run to the next allows.
 
@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use super::Report;
 use super::child::Side;
 
-/// The sides each group runs: new, old, new, old… (`DRSF_BENCH_ROUNDS` rounds a side, two unless
-/// set) when there is a baseline, so that each figure is new/old from one run; new alone without.
+/// The sides each group runs when there is a baseline (`DRSF_BENCH_ROUNDS` rounds a side, two
+/// unless set), so that each figure is new/old from one run; new alone without. The rounds take
+/// turns at going first (new, old, old, new…): in a run of the same binary against itself the
+/// side that ran first lost the burst every round, and a fixed order would charge that to one side.
 pub fn sides(with_baseline: bool) -> Vec<Side> {
     if !with_baseline {
         return vec![Side::New];
@@ -17,10 +19,14 @@ pub fn sides(with_baseline: bool) -> Vec<Side> {
     let rounds: usize = std::env::var("DRSF_BENCH_ROUNDS")
         .map(|n| n.parse().expect("DRSF_BENCH_ROUNDS: a number of rounds a side"))
         .unwrap_or(2);
-    [Side::New, Side::Old]
-        .into_iter()
-        .cycle()
-        .take(2 * rounds.max(1))
+    (0..rounds.max(1))
+        .flat_map(|round| {
+            if round % 2 == 0 {
+                [Side::New, Side::Old]
+            } else {
+                [Side::Old, Side::New]
+            }
+        })
         .collect()
 }
 
@@ -107,8 +113,8 @@ impl Report {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        println!("\nA/B, new/old (means of each side's runs; ↑ more is better, ↓ less is better; each round");
-        println!("beside the old run after it, lowest and highest):");
+        println!("\nA/B, new/old (means of each side's runs; ↑ more is better, ↓ less is better; each new run");
+        println!("beside the old run of its round, lowest and highest):");
         println!("| scenario | engine | figure | new | old | new/old | rounds |");
         println!("|---|---|---|---|---|---|---|");
         let mut lines = Vec::new();
