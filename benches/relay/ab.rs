@@ -31,13 +31,16 @@ pub fn sides(with_baseline: bool) -> Vec<Side> {
 }
 
 /// The figures compared, by the name of their JSON field, and whether more is better.
-const FIGURES: [(&str, bool); 6] = [
+const FIGURES: [(&str, bool); 9] = [
     ("perSecond", true),
     ("ingestPerSecond", true),
     ("drainPerSecond", true),
     ("p99Ms", false),
     ("peakRssMiB", false),
     ("rssWithBacklogMiB", false),
+    ("cpuUsPerEvent", false),
+    ("ingestCpuUsPerEvent", false),
+    ("drainCpuUsPerEvent", false),
 ];
 
 /// Every numeric field of `value` named in [`FIGURES`], by its path (`latency.p99Ms`).

@@ -441,3 +441,39 @@ impl Load {
         }
     }
 }
+
+/// What wrk, a load tool written for nothing but speed, does against `url` for `seconds`: the
+/// machine's HTTP ceiling with the leanest client here, beside which the generator's own is
+/// judged. `None` (said) without wrk (`apt-get install wrk`).
+pub fn wrk_against(url: &str, seconds: f64) -> Option<f64> {
+    let script = std::env::temp_dir().join("drsf-bench-post.lua");
+    let body = serde_json::to_string(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/events/order.accepted.json"
+        ))
+        .unwrap_or_else(|_| "{}".into()),
+    )
+    .unwrap();
+    std::fs::write(
+        &script,
+        format!("wrk.method = \"POST\"\nwrk.body = {body}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"),
+    )
+    .ok()?;
+    let output = std::process::Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{}s", seconds.max(1.0).round()), "-s"])
+        .arg(&script)
+        .arg(url)
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        _ => {
+            println!("wrk is not here (apt-get install wrk): the generator is not measured against it");
+            return None;
+        }
+    };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|n| n.trim().parse().ok())
+}

@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use child::{Process, Side};
-use load::{Load, Run};
+use load::{Load, Run, wrk_against};
 use serde_json::json;
 use standin::{Org, serve_org};
 
@@ -264,13 +264,21 @@ async fn engine_scenarios(
     })
     .await;
 
+    let cpu = relay.cpu_seconds();
     let burst = generator.closed_loop("burst", scale.n(60_000, 1_000), 64, 3_000).await;
+    let mut expected = warm + burst.sent;
+    wait_for("the burst's deliveries", Duration::from_secs(300), || {
+        org.delivered() >= expected
+    })
+    .await;
+    let cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / burst.sent as f64;
     let target = if engine == "sqlite" { 30_000.0 } else { 5_000.0 };
     report.add(
         "ingest_burst",
         engine,
         format!(
-            "{:.0} events/s ({:.0}% of the ceiling), p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors",
+            "{:.0} events/s ({:.0}% of the ceiling), p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors; \
+             relay CPU {cpu_us:.0} µs/event in and out",
             burst.rate(),
             100.0 * burst.rate() / ceiling,
             burst.ms(0.5),
@@ -279,13 +287,9 @@ async fn engine_scenarios(
             burst.errors
         ),
         Some((&format!("≥ {target:.0}/s"), burst.rate() >= target && burst.errors == 0)),
-        json!({"perSecond": burst.rate(), "ofCeiling": burst.rate() / ceiling, "latency": latency_json(&burst)}),
+        json!({"perSecond": burst.rate(), "ofCeiling": burst.rate() / ceiling, "latency": latency_json(&burst),
+               "cpuUsPerEvent": cpu_us}),
     );
-    let mut expected = warm + burst.sent;
-    wait_for("the burst's deliveries", Duration::from_secs(300), || {
-        org.delivered() >= expected
-    })
-    .await;
 
     if engine == "sqlite" {
         for rate in [1_000, 5_000] {
@@ -316,19 +320,20 @@ async fn engine_scenarios(
 
     let count = scale.n(30_000, 1_000);
     let requests = generator.prepare("e2e", count, 3_000);
-    let from = Instant::now();
+    let (from, cpu) = (Instant::now(), relay.cpu_seconds());
     generator.send_all(requests, 64).await;
     expected += count;
     let done = wait_for("end to end", Duration::from_secs(300), || org.delivered() >= expected).await;
     let rate = done.map_or(0.0, |done| count as f64 / (done - from).as_secs_f64());
+    let cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / count as f64;
     let grants = org.token_grants.load(Ordering::Relaxed);
     let target = if engine == "sqlite" { 10_000.0 } else { 2_000.0 };
     report.add(
         "end_to_end",
         engine,
-        format!("{rate:.0} events/s delivered, {grants} token grant(s)"),
+        format!("{rate:.0} events/s delivered, {grants} token grant(s); relay CPU {cpu_us:.0} µs/event"),
         Some((&format!("≥ {target:.0}/s, 1 grant"), rate >= target && grants == 1)),
-        json!({"perSecond": rate, "tokenGrants": grants, "events": count}),
+        json!({"perSecond": rate, "tokenGrants": grants, "events": count, "cpuUsPerEvent": cpu_us}),
     );
 }
 
@@ -435,17 +440,20 @@ async fn backlog(report: &mut Report, scale: &Scale, engine: &str, storage: &str
     let org_url = serve_org(org.clone()).await;
     let relay = Process::relay(dir, storage, &org_url, &[]).await;
     let generator = Load::new(relay.webhook_url());
+    let cpu = relay.cpu_seconds();
     let ingest = generator.closed_loop("backlog", count, 64, count / 4).await;
     let rss_backlog = relay.peak_rss_mib();
+    let ingest_cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / ingest.sent as f64;
 
     org.down.store(false, Ordering::Relaxed);
-    let back = Instant::now();
+    let (back, cpu) = (Instant::now(), relay.cpu_seconds());
     let first = wait_for("the first delivery", Duration::from_secs(120), || org.delivered() > 0).await;
     let measured = count.min(scale.n(200_000, count));
     let from = first.unwrap_or(back);
     let from_count = org.delivered();
     let done = wait_for("the drain", Duration::from_secs(300), || org.delivered() >= measured).await;
     let drain_rate = done.map_or(0.0, |done| (measured - from_count) as f64 / (done - from).as_secs_f64());
+    let drain_cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / org.delivered() as f64;
     let rss_peak = relay.peak_rss_mib();
     let label = if count >= 1_000_000 {
         format!("{}M", count / 1_000_000)
@@ -457,7 +465,8 @@ async fn backlog(report: &mut Report, scale: &Scale, engine: &str, storage: &str
         engine,
         format!(
             "ingested at {:.0}/s; peak RSS {rss_backlog:.1} MiB with the backlog, {rss_peak:.1} MiB after; \
-             resumed {:.1} s after Salesforce came back; drained {drain_rate:.0}/s (first {measured})",
+             resumed {:.1} s after Salesforce came back; drained {drain_rate:.0}/s (first {measured}); \
+             relay CPU {ingest_cpu_us:.0} µs/event in, {drain_cpu_us:.0} out",
             ingest.rate(),
             first.map_or(f64::NAN, |f| (f - back).as_secs_f64())
         ),
@@ -466,42 +475,7 @@ async fn backlog(report: &mut Report, scale: &Scale, engine: &str, storage: &str
             rss_peak <= 32.0 && drain_rate >= 10_000.0,
         )),
         json!({"events": count, "ingestPerSecond": ingest.rate(), "peakRssMiB": rss_peak,
-               "rssWithBacklogMiB": rss_backlog, "drainPerSecond": drain_rate, "drainMeasuredOver": measured}),
+               "rssWithBacklogMiB": rss_backlog, "drainPerSecond": drain_rate, "drainMeasuredOver": measured,
+               "ingestCpuUsPerEvent": ingest_cpu_us, "drainCpuUsPerEvent": drain_cpu_us}),
     );
-}
-
-/// What wrk, a load tool written for nothing but speed, does against `url` for `seconds`: the
-/// machine's HTTP ceiling with the leanest client here, beside which the generator's own is
-/// judged. `None` (said) without wrk (`apt-get install wrk`).
-fn wrk_against(url: &str, seconds: f64) -> Option<f64> {
-    let script = std::env::temp_dir().join("drsf-bench-post.lua");
-    let body = serde_json::to_string(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/events/order.accepted.json"
-        ))
-        .unwrap_or_else(|_| "{}".into()),
-    )
-    .unwrap();
-    std::fs::write(
-        &script,
-        format!("wrk.method = \"POST\"\nwrk.body = {body}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"),
-    )
-    .ok()?;
-    let output = std::process::Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{}s", seconds.max(1.0).round()), "-s"])
-        .arg(&script)
-        .arg(url)
-        .output();
-    let output = match output {
-        Ok(output) if output.status.success() => output,
-        _ => {
-            println!("wrk is not here (apt-get install wrk): the generator is not measured against it");
-            return None;
-        }
-    };
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|n| n.trim().parse().ok())
 }
