@@ -10,8 +10,8 @@ use super::child::Side;
 
 /// The sides each group runs when there is a baseline (`DRSF_BENCH_ROUNDS` rounds a side, two
 /// unless set), so that each figure is new/old from one run; new alone without. The rounds take
-/// turns at going first (new, old, old, new…): in a run of the same binary against itself the
-/// side that ran first lost the burst every round, and a fixed order would charge that to one side.
+/// turns at going first (new, old, old, new…), so that whatever going first does to a run, and a
+/// drift over the run, weigh on both sides alike.
 pub fn sides(with_baseline: bool) -> Vec<Side> {
     if !with_baseline {
         return vec![Side::New];

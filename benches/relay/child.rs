@@ -154,21 +154,8 @@ impl Process {
         format!("http://127.0.0.1:{}/webhooks/digitalriver", self.port)
     }
 
-    /// Peak resident memory so far (`VmHWM`), in MiB.
-    pub fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    }
-}
-
-impl Process {
-    /// The CPU time the process has used so far, user and system, every thread: the cost of a
-    /// scenario that the other processes on the two cores cannot stretch the way they stretch its
-    /// duration.
+    /// The CPU time the process has used so far, user and system, every thread: a scenario's cost
+    /// apart from how long it took (busy cores still inflate it: BENCHMARKS.md).
     pub fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // After the command's closing parenthesis the fields start at the 3rd: utime is the 14th,
@@ -183,6 +170,16 @@ impl Process {
                 .unwrap_or(f64::NAN)
         };
         (ticks(14) + ticks(15)) / clock_ticks_per_second()
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 }
 
