@@ -11,9 +11,8 @@ use base64::Engine;
 
 use super::child::{BASIC_PASSWORD, BASIC_USER, SIGNING_SECRET};
 
-/// SplitMix64's finaliser: a bijection of `u64` whose outputs look random, so that event `i`'s id
-/// is as unique as `i` and lands in the id index where a random UUID of DR's would (sequential
-/// ids would all append to the index's last page, which production never sees).
+/// SplitMix64's finaliser, a bijection of `u64`: event `i`'s id is as unique as `i` and lands in the
+/// id index where DR's random UUIDs do, not on its last page as a counter's would.
 fn scatter(i: u64) -> u64 {
     let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
