@@ -172,6 +172,11 @@ impl Process {
         (ticks(14) + ticks(15)) / clock_ticks_per_second()
     }
 
+    /// The CPU time spent since `cpu_seconds()` read `since`, per event of `events`, in µs.
+    pub fn cpu_us_per_event(&self, since: f64, events: usize) -> f64 {
+        (self.cpu_seconds() - since) * 1e6 / events as f64
+    }
+
     /// Peak resident memory so far (`VmHWM`), in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();

@@ -8,9 +8,9 @@
 //! JSON line (`{"scenario": ...}`) to compare commits. `DRSF_BENCH_SMOKE=1` runs every scenario
 //! with tiny counts (CI's check that the benchmark still runs); `DRSF_TEST_DATABASE_URL` names the
 //! PostgreSQL server (default the local one; its scenarios are skipped, saying so, without one).
-//! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` runs each group four times, this commit's relay
-//! and the old one alternating, and ends with every figure as new/old (see `ab.rs`);
-//! `DRSF_BENCH_ROUNDS=n` makes that n rounds a side, for a machine whose figures move a lot.
+//! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` runs each group two rounds a side
+//! (`DRSF_BENCH_ROUNDS=n`: n), this commit's relay and the old one taking turns at going first, and
+//! ends with every figure as new/old (see `ab.rs`).
 
 mod ab;
 mod backfill;
@@ -271,7 +271,7 @@ async fn engine_scenarios(
         org.delivered() >= expected
     })
     .await;
-    let cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / burst.sent as f64;
+    let cpu_us = relay.cpu_us_per_event(cpu, burst.sent);
     let target = if engine == "sqlite" { 30_000.0 } else { 5_000.0 };
     report.add(
         "ingest_burst",
@@ -325,7 +325,7 @@ async fn engine_scenarios(
     expected += count;
     let done = wait_for("end to end", Duration::from_secs(300), || org.delivered() >= expected).await;
     let rate = done.map_or(0.0, |done| count as f64 / (done - from).as_secs_f64());
-    let cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / count as f64;
+    let cpu_us = relay.cpu_us_per_event(cpu, count);
     let grants = org.token_grants.load(Ordering::Relaxed);
     let target = if engine == "sqlite" { 10_000.0 } else { 2_000.0 };
     report.add(
@@ -443,7 +443,7 @@ async fn backlog(report: &mut Report, scale: &Scale, engine: &str, storage: &str
     let cpu = relay.cpu_seconds();
     let ingest = generator.closed_loop("backlog", count, 64, count / 4).await;
     let rss_backlog = relay.peak_rss_mib();
-    let ingest_cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / ingest.sent as f64;
+    let ingest_cpu_us = relay.cpu_us_per_event(cpu, ingest.sent);
 
     org.down.store(false, Ordering::Relaxed);
     let (back, cpu) = (Instant::now(), relay.cpu_seconds());
@@ -453,7 +453,7 @@ async fn backlog(report: &mut Report, scale: &Scale, engine: &str, storage: &str
     let from_count = org.delivered();
     let done = wait_for("the drain", Duration::from_secs(300), || org.delivered() >= measured).await;
     let drain_rate = done.map_or(0.0, |done| (measured - from_count) as f64 / (done - from).as_secs_f64());
-    let drain_cpu_us = (relay.cpu_seconds() - cpu) * 1e6 / org.delivered() as f64;
+    let drain_cpu_us = relay.cpu_us_per_event(cpu, org.delivered());
     let rss_peak = relay.peak_rss_mib();
     let label = if count >= 1_000_000 {
         format!("{}M", count / 1_000_000)

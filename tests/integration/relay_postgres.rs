@@ -109,13 +109,20 @@ fn per_order(received: &[String], acknowledged: &HashMap<String, Vec<String>>) -
     orders
 }
 
+/// Each relay's `salesforce.max_in_flight`.
+const MAX_IN_FLIGHT: usize = 8;
+
 async fn relays_on(
     schema_url: &str,
     sf: &SalesforceStandIn,
     dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> Vec<RelayProcess> {
-    let mut overrides = vec![("storage.url", schema_url), ("salesforce.max_in_flight", "8")];
+    let max_in_flight = MAX_IN_FLIGHT.to_string();
+    let mut overrides = vec![
+        ("storage.url", schema_url),
+        ("salesforce.max_in_flight", max_in_flight.as_str()),
+    ];
     overrides.extend_from_slice(extra);
     let mut relays = Vec::new();
     for _ in 0..2 {
@@ -279,10 +286,10 @@ async fn a_relay_sigkilled_mid_stream_loses_nothing_and_repeats_only_what_it_hel
         twice.iter().all(|id| held.contains(*id)),
         "only events leased at the kill are delivered twice: {twice:?}, leased: {held:?}"
     );
-    // The killed relay held at most `max_in_flight` (8) requests in flight and as many answered
+    // The killed relay held at most `max_in_flight` requests in flight and as many answered
     // deliveries whose outcomes waited to be recorded.
     assert!(
-        twice.len() <= 2 * 8,
+        twice.len() <= 2 * MAX_IN_FLIGHT,
         "at most twice the killed relay's max_in_flight: {twice:?}"
     );
     assert_eq!(

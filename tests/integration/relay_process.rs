@@ -190,8 +190,10 @@ async fn every_acknowledged_event_survives_a_sigkill() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let max_in_flight = 8;
+    let max_in_flight_setting = max_in_flight.to_string();
     let overrides = [
-        ("salesforce.max_in_flight", "8"),
+        ("salesforce.max_in_flight", max_in_flight_setting.as_str()),
         ("salesforce.request_timeout_secs", "2"),
     ];
     let mut relay = RelayProcess::start(&sf, dir.path(), port, &overrides).await;
@@ -245,10 +247,10 @@ async fn every_acknowledged_event_survives_a_sigkill() {
     .await;
     let delivered = delivered_ids(&sf.apex_requests().await);
     let duplicates: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
-    // At the kill, at most `max_in_flight` (8) requests were in flight and as many answered
+    // At the kill, at most `max_in_flight` requests were in flight and as many answered
     // deliveries waited for their outcomes to be recorded.
     assert!(
-        duplicates.len() <= 2 * 8,
+        duplicates.len() <= 2 * max_in_flight,
         "duplicates only for the deliveries unrecorded at the kill (2 × max_in_flight = 16): {duplicates:?}"
     );
     assert!(delivered.keys().all(|id| acked.contains(id)));
