@@ -277,15 +277,14 @@ impl Store for SqliteStore {
             .run(move |conn| {
                 // Only events that could be claimed then: not in flight, first of their order. A successor
                 // waiting behind a predecessor's retry must not make the worker spin.
-                conn.query_row(
-                    concat!(
-                        "SELECT MIN(e.next_attempt_at) FROM events e
+                // Cached: the worker asks each time it runs dry, and planning this query costs
+                // about 80,000 instructions, more than all else an event's ingest does but HMAC.
+                conn.prepare_cached(concat!(
+                    "SELECT MIN(e.next_attempt_at) FROM events e
                  WHERE e.status = 'pending' AND e.live_mode = ?1 AND e.lease_until IS NULL AND ",
-                        first_of_its_order!()
-                    ),
-                    [mode.is_live()],
-                    |r| r.get(0),
-                )
+                    first_of_its_order!()
+                ))?
+                .query_row([mode.is_live()], |r| r.get(0))
             })
             .await
     }

@@ -102,6 +102,12 @@ impl Writer {
     }
 }
 
+/// Runs a statement of the hot path from the connection's cache: parsing `BEGIN` or `COMMIT`
+/// again for every batch costs more instructions than running it.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Runs one job in a savepoint of the batch's transaction. The savepoint statements are prepared
 /// once (cached): parsing them for every job showed in the ingest profile.
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
@@ -141,13 +147,13 @@ fn writer(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(classify);
+        let began = run_cached(&conn, "BEGIN IMMEDIATE").map_err(classify);
         let replies: Vec<Reply> = batch
             .into_iter()
             .map(|job| job(began.as_ref().map(|()| &conn).map_err(Clone::clone)))
             .collect();
         let committed = match began {
-            Ok(()) => conn.execute_batch("COMMIT").map_err(|e| {
+            Ok(()) => run_cached(&conn, "COMMIT").map_err(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %e, jobs = replies.len(), "SQLite commit failed");
                 classify(e)
