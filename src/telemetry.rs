@@ -348,8 +348,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_json_line_carries_its_spans_fields_recorded_at_its_start_and_later() {
+    /// What `log` writes as the relay's JSON lines.
+    fn json_lines(log: impl FnOnce()) -> String {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -357,7 +357,13 @@ mod tests {
             .fmt_fields(SpanFieldsJson)
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_json_line_carries_its_spans_fields_recorded_at_its_start_and_later() {
+        let text = json_lines(|| {
             let span = tracing::info_span!(
                 "deliver",
                 mode = "test",
@@ -376,7 +382,6 @@ mod tests {
             empty.record("event_id", "evt-2");
             tracing::info!("stored");
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
         assert_eq!(lines.len(), 2, "{text}");
         let span = &lines[0]["span"];
@@ -404,15 +409,8 @@ mod tests {
 
     #[test]
     fn a_json_line_is_valid_json_whatever_its_fields_hold() {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(json_line::JsonLine)
-            .fmt_fields(SpanFieldsJson)
-            .with_writer(move || writer.clone())
-            .finish();
         let error = std::io::Error::other("refused: \"quoted\"\nsecond line");
-        tracing::subscriber::with_default(subscriber, || {
+        let text = json_lines(|| {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 ratio = f64::NAN,
@@ -424,7 +422,6 @@ mod tests {
                 "a message with \"quotes\" and a\ttab"
             );
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         let line: serde_json::Value = serde_json::from_str(text.trim_end()).expect(&text);
         assert_eq!(line["message"], "a message with \"quotes\" and a\ttab");

@@ -277,8 +277,8 @@ impl Store for SqliteStore {
             .run(move |conn| {
                 // Only events that could be claimed then: not in flight, first of their order. A successor
                 // waiting behind a predecessor's retry must not make the worker spin.
-                // Cached: the worker asks each time it runs dry, and planning this query costs
-                // about 80,000 instructions, more than all else an event's ingest does but HMAC.
+                // Cached: the worker asks each time it runs dry, and parsing and planning this
+                // query cost about 80,000 instructions (BENCHMARKS.md, "Instructions per event").
                 conn.prepare_cached(concat!(
                     "SELECT MIN(e.next_attempt_at) FROM events e
                  WHERE e.status = 'pending' AND e.live_mode = ?1 AND e.lease_until IS NULL AND ",
