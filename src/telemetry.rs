@@ -310,7 +310,10 @@ impl<'w> FormatFields<'w> for SpanFieldsJson {
         // `"name":` cannot occur inside a string value: there its quotes are escaped.
         let mut again = false;
         fields.record(&mut |field: &tracing::field::Field, _: &dyn fmt::Debug| {
-            again |= existing.contains(&format!("\"{}\":", field.name()));
+            let name = field.name();
+            again |= existing
+                .match_indices(name)
+                .any(|(at, _)| existing[..at].ends_with('"') && existing[at + name.len()..].starts_with("\":"));
         });
         if again {
             return replace_fields(current, more);

@@ -11,7 +11,6 @@ APEX_PATH = "/services/apexrest/digitalriverv3/webhooks/"
 TOKEN_PATH = "/services/oauth2/token"
 
 delivered = 0
-grants = 0
 lock = threading.Lock()
 
 
@@ -30,11 +29,9 @@ class Org(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):
-        global delivered, grants
+        global delivered
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.path.startswith(TOKEN_PATH):
-            with lock:
-                grants += 1
             base = f"http://127.0.0.1:{self.server.server_port}"
             token = {"access_token": "00DIR!instructions", "instance_url": base, "token_type": "Bearer",
                      "id": "https://test.salesforce.com/id/00DIR/005IR", "issued_at": "1764000000000"}
@@ -48,7 +45,7 @@ class Org(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/delivered":
-            self.answer(200, json.dumps({"delivered": delivered, "grants": grants}))
+            self.answer(200, json.dumps({"delivered": delivered}))
         else:
             self.answer(404, '[{"message":"not found","errorCode":"NOT_FOUND"}]')
 

@@ -74,8 +74,10 @@ count_one() {
   kill -INT "$relay"; wait "$relay" || true
   kill "$org"; wait "$org" 2>/dev/null || true
   local total sha
-  total=$(callgrind_annotate "$dir/callgrind.out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  sha=$(callgrind_annotate "$dir/callgrind.out" | awk '/sha2::sha256::soft::compress/ {gsub(",", "", $1); s += $1} END {print s + 0}')
+  read -r total sha < <(callgrind_annotate "$dir/callgrind.out" | awk '
+    /PROGRAM TOTALS/ {gsub(",", "", $1); total = $1}
+    /sha2::sha256::soft::compress/ {gsub(",", "", $1); sha += $1}
+    END {print total, sha + 0}')
   [[ -n "${INSTRUCTIONS_KEEP:-}" ]] && mkdir -p "$INSTRUCTIONS_KEEP" && cp "$dir/callgrind.out" "$INSTRUCTIONS_KEEP/$label.callgrind.out"
   echo "$label $((total / count)) $(((total - sha) / count))"
 }
