@@ -13,8 +13,9 @@
 #
 # valgrind's CPU hides SHA-NI, so SHA-256 runs its portable code there: the figure without
 # `sha2::sha256::soft::compress` (inlined into `sha2::sha256::compress256` when the whole program
-# is optimized at once, as the release profile does) is the one nearer what runs on the machine. INSTRUCTIONS_KEEP=DIR
-# keeps each run's profile there (DIR/new.callgrind.out), for callgrind_annotate.
+# is optimized at once, as the release profile does) is the one nearer what runs on the machine.
+# INSTRUCTIONS_KEEP=DIR keeps each run's profile there (DIR/new.callgrind.out), for
+# callgrind_annotate.
 set -euo pipefail
 
 count=1000
