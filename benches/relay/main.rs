@@ -15,6 +15,7 @@
 mod ab;
 mod backfill;
 mod child;
+mod disk;
 mod load;
 mod notify;
 mod postgres;
@@ -139,6 +140,7 @@ async fn main() {
             .map(|v| v.split(',').map(|g| g.trim().to_owned()).collect()),
     };
     let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
     let mut report = Report {
         rows: Vec::new(),
         all_met: true,
@@ -186,9 +188,9 @@ async fn main() {
             None,
             json!({"latency": latency_json(&noop_open)}),
         );
+        disk::floor(&mut report, &scale, dir.path()).await;
     }
 
-    let dir = tempfile::tempdir().unwrap();
     let baseline = std::env::var_os("DRSF_BENCH_BASELINE").map(std::path::PathBuf::from);
     if let Some(path) = &baseline {
         assert!(path.is_file(), "DRSF_BENCH_BASELINE: no binary at {}", path.display());
