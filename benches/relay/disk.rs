@@ -46,7 +46,8 @@ fn flushes(dir: &Path, size_kib: usize, count: usize) -> Run {
     }
 }
 
-/// `disk_flush_floor`: the flush times of each size, on an otherwise idle machine.
+/// `disk_flush_floor_16k`, `disk_flush_floor_96k`: the flush times of each size, on an otherwise
+/// idle machine.
 pub async fn floor(report: &mut Report, scale: &Scale, dir: &Path) {
     for size_kib in SIZES_KIB {
         let dir = dir.to_owned();
@@ -55,8 +56,8 @@ pub async fn floor(report: &mut Report, scale: &Scale, dir: &Path) {
             .await
             .expect("the flushes ran");
         report.add(
-            "disk_flush_floor",
-            &format!("{size_kib} KiB"),
+            &format!("disk_flush_floor_{size_kib}k"),
+            "-",
             format!(
                 "write and fdatasync of {size_kib} KiB, {count} times: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (a durable answer's floor)",
                 run.ms(0.5),
