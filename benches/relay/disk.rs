@@ -26,7 +26,7 @@ fn flushes(dir: &Path, size_kib: usize, count: usize) -> Run {
     let mut file = std::fs::File::create(&path).expect("a file beside the stores");
     let block = vec![0x5a_u8; size_kib * 1024];
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = (0..count)
+    let latencies: Vec<Duration> = (0..count)
         .map(|_| {
             let begun = Instant::now();
             file.write_all(&block).expect("written");
@@ -35,23 +35,17 @@ fn flushes(dir: &Path, size_kib: usize, count: usize) -> Run {
         })
         .collect();
     let elapsed = started.elapsed();
-    drop(file);
+    // Gone at once, not with the run's temp dir: the scenarios after this one write to this disk.
     let _ = std::fs::remove_file(&path);
-    latencies.sort();
-    Run {
-        sent: count,
-        elapsed,
-        latencies,
-        errors: 0,
-    }
+    Run::of(count, elapsed, latencies, 0)
 }
 
 /// `disk_flush_floor_16k`, `disk_flush_floor_96k`: the flush times of each size, on an otherwise
 /// idle machine.
 pub async fn floor(report: &mut Report, scale: &Scale, dir: &Path) {
+    let count = scale.n(500, 20);
     for size_kib in SIZES_KIB {
         let dir = dir.to_owned();
-        let count = scale.n(500, 20);
         let run = tokio::task::spawn_blocking(move || flushes(&dir, size_kib, count))
             .await
             .expect("the flushes ran");

@@ -225,6 +225,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// `sent` requests over `elapsed`; the latencies are sorted here, as the quantiles need them.
+    pub fn of(sent: usize, elapsed: Duration, mut latencies: Vec<Duration>, errors: usize) -> Self {
+        latencies.sort_unstable();
+        Self {
+            sent,
+            elapsed,
+            latencies,
+            errors,
+        }
+    }
+
     pub fn rate(&self) -> f64 {
         self.sent as f64 / self.elapsed.as_secs_f64()
     }
@@ -400,14 +411,8 @@ impl Load {
         while let Some(lane) = lanes.join_next().await {
             latencies.extend(lane.unwrap());
         }
-        let elapsed = started.elapsed();
-        latencies.sort_unstable();
-        Run {
-            sent: count,
-            elapsed,
-            latencies,
-            errors: self.errors.load(Ordering::Relaxed) - errors_before,
-        }
+        let errors = self.errors.load(Ordering::Relaxed) - errors_before;
+        Run::of(count, started.elapsed(), latencies, errors)
     }
 
     /// Posts one event on the lane's connection (opened, or opened again after a failure);
@@ -453,13 +458,8 @@ impl Load {
         while let Some(latency) = sends.join_next().await {
             latencies.push(latency.unwrap());
         }
-        latencies.sort_unstable();
-        Run {
-            sent: count,
-            elapsed: started.elapsed(),
-            latencies,
-            errors: self.errors.load(Ordering::Relaxed) - errors_before,
-        }
+        let errors = self.errors.load(Ordering::Relaxed) - errors_before;
+        Run::of(count, started.elapsed(), latencies, errors)
     }
 }
 
