@@ -144,8 +144,7 @@ impl Org {
         let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
             return false;
         };
-        let order = event["data"]["object"]["id"].as_str().unwrap_or_default();
-        match refused.get_mut(order) {
+        match refused.get_mut(order_of(&event)) {
             Some(left) if *left > 0 => {
                 *left -= 1;
                 true
@@ -157,24 +156,20 @@ impl Org {
     /// The package's catch-all: keeps the event as a failure record when its order is one it
     /// fails; answers whether it did.
     fn kept_as_failure(&self, body: &[u8]) -> bool {
-        let (event, reason) = {
-            let failing = self.fail_in_package.lock().expect("not poisoned");
-            if failing.is_empty() {
-                return false;
-            }
-            let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
-                return false;
-            };
-            let order = event["data"]["object"]["id"].as_str().unwrap_or_default();
-            let Some(reason) = failing.get(order).cloned() else {
-                return false;
-            };
-            (event, reason)
+        let failing = self.fail_in_package.lock().expect("not poisoned");
+        if failing.is_empty() {
+            return false;
+        }
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return false;
+        };
+        let Some(reason) = failing.get(order_of(&event)) else {
+            return false;
         };
         self.add_failure_record(
             event["id"].as_str().unwrap_or_default(),
             event["type"].as_str().unwrap_or_default(),
-            &reason,
+            reason,
         );
         true
     }
@@ -194,6 +189,11 @@ impl Org {
         let body = json!([{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}]);
         (StatusCode::FORBIDDEN, self.usage_header(), Json(body)).into_response()
     }
+}
+
+/// The DR order an event is about (`data.object.id`), empty when it has none.
+fn order_of(event: &serde_json::Value) -> &str {
+    event["data"]["object"]["id"].as_str().unwrap_or_default()
 }
 
 /// A running org; dropping it stops the server.
