@@ -1,5 +1,5 @@
 //! The tables a run ends with: every scenario's row, and the A/B table. With
-//! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` every group runs new, old, old, new, and each
+//! `DRSF_BENCH_BASELINE=path/to/old/dr-sf-bridge` every group runs new, old, old, new…, and each
 //! figure is printed as new/old — a ratio from one run on one machine, the only comparison this
 //! machine's 20–40% drift from one run to the next allows.
 
@@ -9,22 +9,24 @@ use super::Report;
 use super::child::Side;
 
 /// The sides each group runs when there is a baseline (`DRSF_BENCH_ROUNDS` rounds a side, two
-/// unless set), so that each figure is new/old from one run; new alone without. The rounds take
-/// turns at going first (new, old, old, new…), so that whatever going first does to a run, and a
-/// drift over the run, weigh on both sides alike.
+/// unless set), so that each figure is new/old from one run; new alone without. The sides follow
+/// the Thue–Morse sequence (new, old, old, new, old, new, new, old…): each round holds one run of
+/// each, and over four rounds going first, a linear drift and a drift that dips and comes back
+/// (a U) weigh on both sides alike, where simple turns (new, old, old, new, new, old…) balance
+/// only the first two.
 pub fn sides(with_baseline: bool) -> Vec<Side> {
     if !with_baseline {
         return vec![Side::New];
     }
-    let rounds: usize = std::env::var("DRSF_BENCH_ROUNDS")
+    let rounds: u32 = std::env::var("DRSF_BENCH_ROUNDS")
         .map(|n| n.parse().expect("DRSF_BENCH_ROUNDS: a number of rounds a side"))
         .unwrap_or(2);
-    (0..rounds.max(1))
-        .flat_map(|round| {
-            if round % 2 == 0 {
-                [Side::New, Side::Old]
+    (0..2 * rounds.max(1))
+        .map(|run| {
+            if run.count_ones() % 2 == 0 {
+                Side::New
             } else {
-                [Side::Old, Side::New]
+                Side::Old
             }
         })
         .collect()

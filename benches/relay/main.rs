@@ -323,7 +323,7 @@ async fn engine_scenarios(
     let count = scale.n(30_000, 1_000);
     let requests = generator.prepare("e2e", count, 3_000);
     let (from, cpu) = (Instant::now(), relay.cpu_seconds());
-    generator.send_all(requests, 64).await;
+    let acknowledged = generator.send_all(requests, 64).await.rate();
     expected += count;
     let done = wait_for("end to end", Duration::from_secs(300), || org.delivered() >= expected).await;
     let rate = done.map_or(0.0, |done| count as f64 / (done - from).as_secs_f64());
@@ -333,9 +333,14 @@ async fn engine_scenarios(
     report.add(
         "end_to_end",
         engine,
-        format!("{rate:.0} events/s delivered, {grants} token grant(s); relay CPU {cpu_us:.0} µs/event"),
+        format!(
+            "{rate:.0} events/s delivered, {:.0}% of the {acknowledged:.0}/s acknowledged in this scenario, \
+             {grants} token grant(s); relay CPU {cpu_us:.0} µs/event",
+            100.0 * rate / acknowledged
+        ),
         Some((&format!("≥ {target:.0}/s, 1 grant"), rate >= target && grants == 1)),
-        json!({"perSecond": rate, "tokenGrants": grants, "events": count, "cpuUsPerEvent": cpu_us}),
+        json!({"perSecond": rate, "acknowledgedPerSecond": acknowledged, "ofAcknowledged": rate / acknowledged,
+               "tokenGrants": grants, "events": count, "cpuUsPerEvent": cpu_us}),
     );
 }
 
