@@ -295,28 +295,30 @@ async fn engine_scenarios(
 
     if engine == "sqlite" {
         for rate in [1_000, 5_000] {
+            let cpu = relay.cpu_seconds();
             let run = generator
                 .open_loop(&format!("open{rate}"), rate, scale.seconds(5.0))
                 .await;
+            expected += run.sent;
+            wait_for("the steady load's deliveries", Duration::from_secs(300), || {
+                org.delivered() >= expected
+            })
+            .await;
+            let cpu_us = relay.cpu_us_per_event(cpu, run.sent);
             let target = (rate == 5_000).then(|| ("p99 ≤ 5 ms, no errors", run.ms(0.99) <= 5.0 && run.errors == 0));
             report.add(
                 &format!("open_loop_{rate}"),
                 engine,
                 format!(
-                    "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} errors",
+                    "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, {} errors; relay CPU {cpu_us:.0} µs/event in and out",
                     run.ms(0.5),
                     run.ms(0.99),
                     run.ms(0.999),
                     run.errors
                 ),
                 target,
-                json!({"rate": rate, "latency": latency_json(&run)}),
+                json!({"rate": rate, "latency": latency_json(&run), "cpuUsPerEvent": cpu_us}),
             );
-            expected += run.sent;
-            wait_for("the steady load's deliveries", Duration::from_secs(300), || {
-                org.delivered() >= expected
-            })
-            .await;
         }
     }
 

@@ -13,14 +13,17 @@
 //! become claimable again.
 //!
 //! The worker sleeps until there is something to do: an ingest wakes it, a finished delivery
-//! wakes it (a successor may now be due), and otherwise it looks again after `poll_interval` or
-//! when the next retry falls due, whichever is sooner.
+//! wakes it (a successor may now be due), a slot freed by Salesforce's answer wakes it if it waits
+//! for one, and otherwise it looks again after `poll_interval` or when the next retry falls due,
+//! whichever is sooner. Each wake is a claim, a transaction on the store, so nothing wakes it for
+//! nothing: at DR's usual trickle, wake-ups that found nothing to claim were most of the writer's
+//! transactions, and an event that came in behind one waited for it.
 //!
 //! [`Worker::run`] is a loop over [`Worker::claim_round`]; tests drive the same rounds through
 //! [`Worker::deliver_due`] with the loop off, so what they prove is what production runs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +46,7 @@ use crate::support::http::{Backoff, Failure, retry};
 pub struct Worker {
     target: Arc<Target>,
     store: Arc<dyn Store>,
-    /// Rung when an event is stored or replayed, and after every delivery.
+    /// Rung when an event is stored or replayed, and when a slot frees while the loop waits for one.
     wake: Arc<Notify>,
     /// How long the loop sleeps when nothing wakes it.
     poll_interval: Duration,
@@ -53,6 +56,10 @@ pub struct Worker {
     /// One per outcome being recorded (`max_in_flight` too): a delivery frees the org's slot as
     /// soon as Salesforce answers, and the store's pace still bounds how many wait to be recorded.
     recording: Arc<Semaphore>,
+    /// Whether the loop may be waiting for a slot: set before a round counts the free slots,
+    /// cleared when a round claims fewer events than it asked for (the queue ran dry, so a freed
+    /// slot would start nothing). Only while it is set does Salesforce's answer wake the loop.
+    wants_slots: Arc<AtomicBool>,
     /// What a shutdown must name and release if it cuts deliveries short.
     in_flight: Arc<Mutex<HashMap<i64, EventId>>>,
     /// Claims that failed in a row, so that a store that is down is logged once, not per poll.
@@ -82,6 +89,7 @@ impl Worker {
         Self {
             slots: Arc::new(Semaphore::new(target.max_in_flight)),
             recording: Arc::new(Semaphore::new(target.max_in_flight)),
+            wants_slots: Arc::default(),
             target,
             store,
             wake,
@@ -111,6 +119,13 @@ impl Worker {
             while tasks.join_next().await.is_some() {}
         }
         attempted
+    }
+
+    /// Takes the loop's wake-up if one is waiting (rung while the loop was busy or stepped by a
+    /// test): whether the loop would claim again at once. For tests of what rings it.
+    pub fn take_wake(&self) -> bool {
+        use futures_util::FutureExt;
+        self.wake.notified().now_or_never().is_some()
     }
 
     /// Runs until `stop` is cancelled, then lets in-flight deliveries finish for at most
@@ -182,6 +197,8 @@ impl Worker {
                 return Round::Probed;
             }
         };
+        // Set before the count: a slot freed after it sees the flag and wakes the loop.
+        self.wants_slots.store(true, Ordering::SeqCst);
         let free = self.slots.available_permits().min(paced);
         if free == 0 {
             // A delivery that finishes wakes the loop.
@@ -208,6 +225,9 @@ impl Worker {
         };
         self.store_failures.store(0, Ordering::Relaxed);
         let started = events.len();
+        if (started as u32) < want {
+            self.wants_slots.store(false, Ordering::SeqCst);
+        }
         for event in events {
             let permit = self
                 .slots
@@ -274,7 +294,9 @@ impl Worker {
             .await
             .expect("the semaphore is never closed");
         drop(slot);
-        self.wake.notify_one();
+        if self.wants_slots.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
         let transition = target.policy.transition(&event, &attempt.outcome, finished_at);
         let outcome = match (&attempt.outcome, &transition) {
             (_, Transition::Delivered) => "delivered",
@@ -345,7 +367,8 @@ impl Worker {
         }
         self.in_flight.lock().expect("not poisoned").remove(&event.seq);
         drop(recording);
-        self.wake.notify_one();
+        // No wake here: the loop waits on the task's end too (`tasks.join_next()`), and a second
+        // wake for the same delivery would be a second claim that finds nothing.
     }
 }
 

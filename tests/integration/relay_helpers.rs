@@ -338,6 +338,11 @@ impl TestRelay {
         attempted
     }
 
+    /// Whether the first target's loop has a wake-up waiting (taking it): see [`Worker::take_wake`].
+    pub fn take_wake(&self) -> bool {
+        self.workers[0].take_wake()
+    }
+
     /// One claim round of the first target (after the usage probe the pacer may ask for first),
     /// awaited: how many deliveries it started.
     pub async fn claim_round(&self) -> usize {

@@ -88,3 +88,35 @@ async fn a_round_claims_no_more_than_max_in_flight() {
     assert_eq!(relay.claim_round().await, 1);
     assert_eq!(relay.claim_round().await, 0);
 }
+
+/// Each wake-up of the worker's loop is a claim, a transaction on the store: a delivery rings it
+/// when Salesforce answers if the loop may be waiting for that slot…
+#[tokio::test]
+async fn salesforce_answering_wakes_a_worker_that_waits_for_the_slot() {
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).expect(2).mount(&sf.server).await;
+    let relay = stepped(sf, "1").await;
+    relay.accept(&event("order.accepted", "s1", "A")).await;
+    relay.accept(&event("order.accepted", "s2", "B")).await;
+    assert!(relay.take_wake(), "an event stored wakes the loop");
+
+    assert_eq!(relay.claim_round().await, 1, "one slot");
+    assert!(relay.take_wake(), "s2 waited for the slot s1's answer freed");
+    assert_eq!(relay.claim_round().await, 1);
+}
+
+/// …and not otherwise: not when its round found fewer due events than free slots, nor when the
+/// outcome is recorded (the loop waits on the delivery's end itself). At DR's usual trickle those
+/// wake-ups were most of the store's transactions.
+#[tokio::test]
+async fn a_delivery_with_slots_to_spare_wakes_nobody() {
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200)).expect(1).mount(&sf.server).await;
+    let relay = stepped(sf, "8").await;
+    relay.accept(&event("order.accepted", "t1", "A")).await;
+    assert!(relay.take_wake(), "an event stored wakes the loop");
+
+    assert_eq!(relay.claim_round().await, 1);
+    assert_eq!(relay.status_of("t1").await, Some(EventStatus::Delivered));
+    assert!(!relay.take_wake(), "t1's answer and its record rang the loop");
+}
