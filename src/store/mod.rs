@@ -406,8 +406,8 @@ pub enum Role {
     Operations,
 }
 
-/// Opens the engine `storage.url` names: for the relay, creating the store (SQLite: taking it
-/// over); for an operations command, only a store that already exists.
+/// Opens the engine `storage.url` names: for the relay, creating the store (SQLite: holding its
+/// relay lock); for an operations command, only a store that already exists.
 pub async fn open(storage: &StorageSettings, role: Role) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     let url = storage.url.as_str();
     let unavailable = |e: anyhow::Error| StoreError::Unavailable(format!("storage.url `{url}`: {e:#}"));
@@ -417,9 +417,6 @@ pub async fn open(storage: &StorageSettings, role: Role) -> Result<std::sync::Ar
             Role::Relay => sqlite::SqliteStore::open_for_relay(path).map_err(unavailable)?,
             Role::Operations => sqlite::SqliteStore::open_existing(path).map_err(unavailable)?,
         };
-        if role == Role::Relay {
-            store.take_over_leases().await?;
-        }
         return Ok(std::sync::Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -1,7 +1,7 @@
 //! One relay per SQLite file: a lock file beside the database, held while the relay runs.
 //!
-//! Two relays on one file would both claim events (each takes over the other's leases at start)
-//! and deliver some twice. Operations commands beside the relay do not take the lock.
+//! Two relays on one file would both claim events (each keeps its leases in its own memory) and
+//! deliver some twice. Operations commands beside the relay do not take the lock.
 
 use std::path::Path;
 

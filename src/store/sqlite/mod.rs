@@ -10,7 +10,8 @@
 //! acknowledged event survives a crash or a power cut.
 //!
 //! One relay process uses a file at a time (several processes need the PostgreSQL engine); that is
-//! what lets `open` take over the leases a crashed predecessor left behind.
+//! what lets the worker's leases live in the relay's memory ([`leases`]), gone with a relay that
+//! dies.
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 mod confirm;
 mod copy;
+mod leases;
 mod lock;
 mod operations;
 mod reader;
@@ -29,7 +31,7 @@ mod writer;
 
 use lock::relay_lock;
 use reader::Reader;
-use rows::{SUMMARY_COLUMNS, corrupt, summary};
+use rows::{SUMMARY_COLUMNS, summary};
 
 pub use writer::QUEUE_CAPACITY;
 use writer::{Admission, BUSY_TIMEOUT, Writer, migrate};
@@ -39,7 +41,7 @@ use super::{
     InsertOutcome, NewEvent, ReplayOutcome, ReplayedBy, Store, StoreError, StoreStats, StoredEvent, Transition,
     activity_buckets,
 };
-use crate::domain::{EventId, EventType, Mode};
+use crate::domain::{EventId, Mode};
 
 /// "The event `e` is the first pending one of its order" — the rule that keeps one order's events
 /// in the order received, shared by the claim and the next due time so that the two never drift
@@ -54,6 +56,7 @@ macro_rules! first_of_its_order {
              WHERE p.status = 'pending' AND p.order_key = e.order_key AND p.seq < e.seq)"
     };
 }
+use first_of_its_order;
 
 /// The size of the write [`Store::ping`] commits: about one event's worth.
 const READINESS_PROBE_BYTES: i64 = 64 * 1024;
@@ -61,6 +64,8 @@ const READINESS_PROBE_BYTES: i64 = 64 * 1024;
 pub struct SqliteStore {
     writer: Writer,
     reader: Reader,
+    /// The events in flight (leases live in memory: see [`leases`]).
+    leases: leases::Leases,
     /// Held while a relay uses the file: a second relay on the same file is refused.
     _relay_lock: Option<std::fs::File>,
     /// The directory of the database file, whose disk the store fills.
@@ -108,28 +113,13 @@ impl SqliteStore {
         Ok(Self {
             reader: Reader::open(path).with_context(|| format!("opening {} for reading", path.display()))?,
             writer: Writer::start(conn, capacity)?,
+            leases: leases::Leases::default(),
             _relay_lock: None,
             dir: match path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 Some(dir) => dir.to_owned(),
                 None => ".".into(),
             },
         })
-    }
-
-    /// Drops every lease. One relay process owns a SQLite file, so a lease found when the relay
-    /// starts belongs to a process that died: its events become claimable at once instead of after
-    /// the lease runs out. Operations commands open the file without this.
-    pub async fn take_over_leases(&self) -> Result<(), StoreError> {
-        let released = self
-            .writer
-            .run(Admission::WaitForRoom, |conn| {
-                conn.execute("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL", [])
-            })
-            .await?;
-        if released > 0 {
-            tracing::warn!(released, "took over events left in flight by a previous run");
-        }
-        Ok(())
     }
 }
 
@@ -170,42 +160,7 @@ impl Store for SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
-        let lease_until = now_ms + lease.as_millis() as i64;
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let mut select = conn.prepare_cached(concat!(
-                    "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at, e.trace_parent
-                 FROM events e
-                 WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1
-                   AND (e.lease_until IS NULL OR e.lease_until <= ?1)
-                   AND ",
-                    first_of_its_order!(),
-                    "
-                 ORDER BY e.next_attempt_at, e.seq
-                 LIMIT ?2",
-                ))?;
-                let rows = select.query_map(params![now_ms, limit, mode.is_live()], |row| {
-                    let id: String = row.get(1)?;
-                    let event_type: String = row.get(2)?;
-                    Ok(ClaimedEvent {
-                        seq: row.get(0)?,
-                        id: EventId::parse(&id).map_err(corrupt)?,
-                        event_type: EventType::parse(&event_type).map_err(corrupt)?,
-                        body: Bytes::from(row.get::<_, Vec<u8>>(3)?),
-                        attempts: row.get(4)?,
-                        attempts_400: row.get(5)?,
-                        received_at_ms: row.get(6)?,
-                        trace_parent: row.get(7)?,
-                    })
-                })?;
-                let claimed: Vec<ClaimedEvent> = rows.collect::<rusqlite::Result<_>>()?;
-                let mut lease_stmt = conn.prepare_cached("UPDATE events SET lease_until = ?1 WHERE seq = ?2")?;
-                for event in &claimed {
-                    lease_stmt.execute(params![lease_until, event.seq])?;
-                }
-                Ok(claimed)
-            })
-            .await
+        self.claim(mode, now_ms, limit, lease).await
     }
 
     async fn finish_attempt(&self, seq: i64, record: AttemptRecord, transition: Transition) -> Result<(), StoreError> {
@@ -257,36 +212,19 @@ impl Store for SqliteStore {
                 };
                 Ok(())
             })
-            .await
+            .await?;
+        // Only once committed: an outcome that failed to commit keeps its event leased.
+        self.leases.free(&[seq]);
+        Ok(())
     }
 
     async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        self.writer
-            .run(Admission::WaitForRoom, move |conn| {
-                let mut stmt = conn.prepare_cached("UPDATE events SET lease_until = NULL WHERE seq = ?1")?;
-                for seq in seqs {
-                    stmt.execute([seq])?;
-                }
-                Ok(())
-            })
-            .await
+        self.leases.free(&seqs);
+        Ok(())
     }
 
     async fn next_due_at(&self, mode: Mode) -> Result<Option<i64>, StoreError> {
-        self.reader
-            .run(move |conn| {
-                // Only events that could be claimed then: not in flight, first of their order. A successor
-                // waiting behind a predecessor's retry must not make the worker spin.
-                // Cached: the worker asks each time it runs dry, and parsing and planning this
-                // query cost about 80,000 instructions (BENCHMARKS.md, "Instructions per event").
-                conn.prepare_cached(concat!(
-                    "SELECT MIN(e.next_attempt_at) FROM events e
-                 WHERE e.status = 'pending' AND e.live_mode = ?1 AND e.lease_until IS NULL AND ",
-                    first_of_its_order!()
-                ))?
-                .query_row([mode.is_live()], |r| r.get(0))
-            })
-            .await
+        self.next_due(mode).await
     }
 
     async fn list(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {

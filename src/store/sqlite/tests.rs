@@ -2,7 +2,7 @@
 //! suite (tests/integration/store_contract.rs).
 
 use super::*;
-use crate::domain::OrderKey;
+use crate::domain::{EventType, OrderKey};
 
 fn event(id: &str) -> NewEvent {
     NewEvent {
@@ -75,6 +75,7 @@ fn store_with_a_stuck_writer(path: &std::path::Path, capacity: usize) -> SqliteS
     SqliteStore {
         writer: Writer::from_sender(jobs),
         reader: super::reader::Reader::open(path).unwrap(),
+        leases: Default::default(),
         _relay_lock: None,
         dir: path.parent().unwrap().to_owned(),
     }
@@ -194,4 +195,61 @@ async fn a_relay_starting_on_the_file_takes_over_the_leases_a_dead_one_left() {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1, "claimable at once, not after the hour-long lease");
+}
+
+/// A claim only reads: its lease lives in the relay's memory, so it costs the file no write and
+/// no disk flush (one of an event's three at DR's usual trickle); the outcome is what is written.
+#[tokio::test]
+async fn a_claim_writes_nothing_to_the_file_and_its_lease_holds_until_the_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.insert(event("e1")).await.unwrap();
+    let observer = Connection::open(&path).unwrap();
+    let version = || -> i64 { observer.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap() };
+    let before = version();
+
+    let claimed = store
+        .claim_due(Mode::Test, 10, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(version(), before, "the claim changed the file");
+    assert!(
+        store
+            .claim_due(Mode::Test, 20, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_due_at(Mode::Test).await.unwrap(), None, "leased");
+
+    let record = AttemptRecord {
+        at_ms: 30,
+        status_code: Some(503),
+        duration_ms: 5,
+        outcome: "retry",
+        error: None,
+        excerpt: None,
+    };
+    let retry = Transition::RetryAt {
+        at_ms: 40,
+        counted: true,
+        was_400: false,
+    };
+    store.finish_attempt(claimed[0].seq, record, retry).await.unwrap();
+    assert_ne!(version(), before, "the outcome is written");
+    assert_eq!(
+        store.next_due_at(Mode::Test).await.unwrap(),
+        Some(40),
+        "no longer leased"
+    );
+    assert_eq!(
+        store
+            .claim_due(Mode::Test, 40, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
