@@ -52,7 +52,8 @@ impl Leases {
 
 impl SqliteStore {
     /// [`Store::claim_due`](crate::store::Store::claim_due): the first due events of their orders,
-    /// past the ones in flight. Claims of one mode come from its one worker, one at a time.
+    /// past the ones in flight. The leases are taken on the writer thread, so that a claim behind
+    /// this one in the same batch sees them, and given back if the batch's commit fails.
     pub(super) async fn claim(
         &self,
         mode: Mode,
@@ -60,8 +61,10 @@ impl SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
-        let leases = self.leases.clone();
-        self.writer
+        let (leases, taken) = (self.leases.clone(), Leases::default());
+        let claim_taken = taken.clone();
+        let claimed = self
+            .writer
             .run_statement(Admission::WaitForRoom, move |conn| {
                 let in_flight = leases.in_flight(now_ms);
                 let mut select = conn.prepare_cached(concat!(
@@ -102,13 +105,18 @@ impl SqliteStore {
                     }
                 }
                 let until = now_ms + lease.as_millis() as i64;
-                let mut held = leases.held();
+                let (mut held, mut taken) = (leases.held(), claim_taken.held());
                 for event in &claimed {
                     held.insert(event.seq, until);
+                    taken.insert(event.seq, until);
                 }
                 Ok(claimed)
             })
-            .await
+            .await;
+        if claimed.is_err() {
+            self.leases.free(&taken.leased());
+        }
+        claimed
     }
 
     /// [`Store::next_due_at`](crate::store::Store::next_due_at): when the first event that is

@@ -72,6 +72,11 @@ fn store_with_a_stuck_writer(path: &std::path::Path, capacity: usize) -> SqliteS
     drop(SqliteStore::open(path).unwrap());
     let (jobs, receiver) = tokio::sync::mpsc::channel(capacity);
     std::mem::forget(receiver);
+    store_with_writer_queue(path, jobs)
+}
+
+/// A store on a real (migrated) file whose writer's jobs wait in `jobs` for whoever receives them.
+fn store_with_writer_queue(path: &std::path::Path, jobs: tokio::sync::mpsc::Sender<writer::Job>) -> SqliteStore {
     SqliteStore {
         writer: Writer::from_sender(jobs),
         reader: super::reader::Reader::open(path).unwrap(),
@@ -252,4 +257,42 @@ async fn a_claim_writes_nothing_to_the_file_and_its_lease_holds_until_the_outcom
             .len(),
         1
     );
+}
+
+/// A claim's leases are taken when its job runs; if the batch it shares then fails to commit, the
+/// claim answers an error and its events must not stay leased (they would wait for the lease to
+/// run out instead of being claimed again at once).
+#[tokio::test]
+async fn a_claim_whose_batch_fails_to_commit_gives_its_leases_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    SqliteStore::open(&path).unwrap().insert(event("e1")).await.unwrap();
+    let conn = Connection::open(&path).unwrap();
+    // A foreign key checked at COMMIT: a row without its parent fails the whole batch there.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         CREATE TABLE parent (id INTEGER PRIMARY KEY);
+         CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+    )
+    .unwrap();
+    let (jobs, receiver) = tokio::sync::mpsc::channel(8);
+    let store = store_with_writer_queue(&path, jobs);
+
+    let orphan = store.writer.run_statement(Admission::WaitForRoom, |conn| {
+        conn.execute("INSERT INTO child (parent) VALUES (42)", [])
+    });
+    let claim = store.claim_due(Mode::Test, 10, 10, Duration::from_secs(3600));
+    // Both are queued before the writer starts, so that they share its first batch.
+    let start = async {
+        tokio::task::yield_now().await;
+        std::thread::spawn(move || super::writer::writer(conn, receiver));
+    };
+    let (orphan, claim, ()) = tokio::join!(orphan, claim, start);
+    assert!(orphan.is_err() && claim.is_err(), "the batch's commit failed");
+
+    let again = store
+        .claim_due(Mode::Test, 20, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "e1 is claimable at once, not after the hour-long lease");
 }

@@ -138,7 +138,7 @@ pub(super) fn migrate(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn writer(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+pub(super) fn writer(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
