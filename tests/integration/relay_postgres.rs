@@ -510,3 +510,38 @@ async fn the_orgs_slot_is_free_while_an_outcome_waits_for_the_database() {
     relay.wait_for_status("s1", EventStatus::Delivered).await;
     relay.wait_for_status("s2", EventStatus::Delivered).await;
 }
+
+/// A delivery that the shutdown timeout cuts short gives its lease back: on a queue several
+/// relays share, another sends it again at once instead of after the lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cut_short_at_shutdown_gives_its_lease_back() {
+    let Some(schema) = fresh_schema("cut_short_lease").await else {
+        return;
+    };
+    let sf = SalesforceStandIn::start().await;
+    apex(ResponseTemplate::new(200).set_delay(Duration::from_secs(20)))
+        .mount(&sf.server)
+        .await;
+    let relay = spawn_app_with(
+        sf,
+        &[("storage.url", &schema.url), ("relay.shutdown_timeout_secs", "1")],
+    )
+    .await;
+    relay.accept(&event("order.accepted", "cut-short", "A")).await;
+    wait_until("the delivery in flight", || async {
+        relay.sf.apex_requests().await.len() == 1
+    })
+    .await;
+
+    relay.stop().await;
+    let client = crate::pg::connect(&schema.url).await.unwrap();
+    let lease: Option<i64> = client
+        .query_one("SELECT lease_until FROM events WHERE id = 'cut-short'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        lease, None,
+        "the lease was released at the shutdown timeout, not left to expire"
+    );
+}

@@ -340,16 +340,8 @@ async fn sigterm_with_a_slower_salesforce_names_the_cut_deliveries_and_sends_the
         logs.contains("cut short") && logs.contains("cut-short") && logs.contains("at least once"),
         "{logs}"
     );
-    let lease: Option<i64> = rusqlite::Connection::open(dir.path().join("relay.db"))
-        .unwrap()
-        .query_row("SELECT lease_until FROM events WHERE id = 'cut-short'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(
-        lease, None,
-        "the lease was released at the shutdown timeout, not left to expire"
-    );
+    // On SQLite the leases are the relay's memory: nothing of this one is left in the file (on
+    // PostgreSQL the release is checked by `a_delivery_cut_short_at_shutdown_gives_its_lease_back`).
 
     drop(slow);
     apex(ResponseTemplate::new(200)).mount(&sf.server).await;
