@@ -61,8 +61,9 @@ impl SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
-        let (leases, taken) = (self.leases.clone(), Leases::default());
-        let claim_taken = taken.clone();
+        let leases = self.leases.clone();
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let claim_taken = Arc::clone(&taken);
         let claimed = self
             .writer
             .run_statement(Admission::WaitForRoom, move |conn| {
@@ -105,16 +106,15 @@ impl SqliteStore {
                     }
                 }
                 let until = now_ms + lease.as_millis() as i64;
-                let (mut held, mut taken) = (leases.held(), claim_taken.held());
-                for event in &claimed {
-                    held.insert(event.seq, until);
-                    taken.insert(event.seq, until);
-                }
+                let seqs: Vec<i64> = claimed.iter().map(|event| event.seq).collect();
+                leases.held().extend(seqs.iter().map(|&seq| (seq, until)));
+                *claim_taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = seqs;
                 Ok(claimed)
             })
             .await;
         if claimed.is_err() {
-            self.leases.free(&taken.leased());
+            self.leases
+                .free(&taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         }
         claimed
     }

@@ -182,13 +182,13 @@ impl Store for SqliteStore {
                 match transition {
                     Transition::Delivered => conn
                         .prepare_cached(
-                            "UPDATE events SET status = 'delivered', attempts = attempts + 1, lease_until = NULL,
+                            "UPDATE events SET status = 'delivered', attempts = attempts + 1,
                          last_status = ?2, last_error = NULL, finished_at = ?3 WHERE seq = ?1",
                         )?
                         .execute(params![seq, record.status_code, record.at_ms])?,
                     Transition::Dead => conn
                         .prepare_cached(
-                            "UPDATE events SET status = 'dead', attempts = attempts + 1, lease_until = NULL,
+                            "UPDATE events SET status = 'dead', attempts = attempts + 1,
                          last_status = ?2, last_error = ?3, finished_at = ?4 WHERE seq = ?1",
                         )?
                         .execute(params![seq, record.status_code, record.error, record.at_ms])?,
@@ -199,7 +199,7 @@ impl Store for SqliteStore {
                     } => conn
                         .prepare_cached(
                             "UPDATE events SET attempts = attempts + ?2, attempts_400 = attempts_400 + ?3,
-                         next_attempt_at = ?4, lease_until = NULL, last_status = ?5, last_error = ?6 WHERE seq = ?1",
+                         next_attempt_at = ?4, last_status = ?5, last_error = ?6 WHERE seq = ?1",
                         )?
                         .execute(params![
                             seq,

@@ -24,7 +24,7 @@ fn replay_selected(
         .collect::<rusqlite::Result<_>>()?;
     let mut update = conn.prepare_cached(
         "UPDATE events SET status = 'pending', attempts = 0, attempts_400 = 0, next_attempt_at = ?2,
-             lease_until = NULL, finished_at = NULL
+             finished_at = NULL
          WHERE seq = ?1",
     )?;
     let mut line = conn.prepare_cached(
