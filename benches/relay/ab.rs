@@ -45,6 +45,18 @@ const FIGURES: [(&str, bool); 9] = [
     ("drainCpuUsPerEvent", false),
 ];
 
+/// The middle of `runs` (the mean of the two middle ones for an even count).
+fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
+}
+
 /// Every numeric field of `value` named in [`FIGURES`], by its path (`latency.p99Ms`).
 fn figures(value: &serde_json::Value, prefix: &str, into: &mut Vec<(String, f64, bool)>) {
     let Some(object) = value.as_object() else { return };
@@ -118,10 +130,11 @@ impl Report {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        println!("\nA/B, new/old (means of each side's runs; ↑ more is better, ↓ less is better; each new run");
-        println!("beside the old run of its round, lowest and highest):");
-        println!("| scenario | engine | figure | new | old | new/old | rounds |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("\nA/B, new/old (means of each side's runs; ↑ more is better, ↓ less is better; the medians'");
+        println!("ratio, which one round's disk stall cannot move; each new run beside the old run of its");
+        println!("round, lowest and highest):");
+        println!("| scenario | engine | figure | new | old | new/old | medians | rounds |");
+        println!("|---|---|---|---|---|---|---|---|");
         let mut lines = Vec::new();
         for ((scenario, engine, figure), (more_is_better, new, old)) in &table {
             if new.is_empty() || old.is_empty() {
@@ -129,19 +142,21 @@ impl Report {
             }
             let (new_mean, old_mean) = (mean(new), mean(old));
             let ratio = new_mean / old_mean;
-            let better = if *more_is_better { ratio >= 1.0 } else { ratio <= 1.0 };
+            let better = |ratio: f64| if *more_is_better { ratio >= 1.0 } else { ratio <= 1.0 };
+            let of_medians = median(new) / median(old);
             let rounds: Vec<f64> = new.iter().zip(old).map(|(n, o)| n / o).collect();
             let (lowest, highest) = rounds.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
                 (lo.min(*r), hi.max(*r))
             });
             println!(
-                "| {scenario} | {engine} | {figure} {} | {new_mean:.2} | {old_mean:.2} | {ratio:.2}× {} | {lowest:.2}–{highest:.2}× |",
+                "| {scenario} | {engine} | {figure} {} | {new_mean:.2} | {old_mean:.2} | {ratio:.2}× {} | {of_medians:.2}× {} | {lowest:.2}–{highest:.2}× |",
                 if *more_is_better { "↑" } else { "↓" },
-                if better { "✓" } else { "✗" }
+                if better(ratio) { "✓" } else { "✗" },
+                if better(of_medians) { "✓" } else { "✗" }
             );
             lines.push(
                 serde_json::json!({"ab": scenario, "engine": engine, "figure": figure, "new": new,
-                                          "old": old, "ratio": ratio, "rounds": rounds, "better": better}),
+                "old": old, "ratio": ratio, "ofMedians": of_medians, "rounds": rounds, "better": better(ratio)}),
             );
         }
         for line in lines {

@@ -240,6 +240,11 @@ impl Run {
         self.sent as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// The requests answered 2xx: the events the org is owed (a refused one never reaches it).
+    pub fn acknowledged(&self) -> usize {
+        self.sent - self.errors
+    }
+
     /// The `p`th latency, in milliseconds.
     pub fn ms(&self, p: f64) -> f64 {
         if self.latencies.is_empty() {

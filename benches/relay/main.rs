@@ -259,8 +259,10 @@ async fn engine_scenarios(
     let org_url = serve_org(org.clone()).await;
     let relay = Process::relay(dir, storage, &org_url, &[]).await;
     let generator = Load::new(relay.webhook_url());
-    let warm = scale.n(2_000, 200);
-    generator.closed_loop("warm", warm, 64, 500).await;
+    let warm = generator
+        .closed_loop("warm", scale.n(2_000, 200), 64, 500)
+        .await
+        .acknowledged();
     wait_for("the warm-up's deliveries", Duration::from_secs(60), || {
         org.delivered() >= warm
     })
@@ -268,7 +270,7 @@ async fn engine_scenarios(
 
     let cpu = relay.cpu_seconds();
     let burst = generator.closed_loop("burst", scale.n(60_000, 1_000), 64, 3_000).await;
-    let mut expected = warm + burst.sent;
+    let mut expected = warm + burst.acknowledged();
     wait_for("the burst's deliveries", Duration::from_secs(300), || {
         org.delivered() >= expected
     })
@@ -299,7 +301,7 @@ async fn engine_scenarios(
             let run = generator
                 .open_loop(&format!("open{rate}"), rate, scale.seconds(5.0))
                 .await;
-            expected += run.sent;
+            expected += run.acknowledged();
             wait_for("the steady load's deliveries", Duration::from_secs(300), || {
                 org.delivered() >= expected
             })
@@ -325,8 +327,9 @@ async fn engine_scenarios(
     let count = scale.n(30_000, 1_000);
     let requests = generator.prepare("e2e", count, 3_000);
     let (from, cpu) = (Instant::now(), relay.cpu_seconds());
-    let acknowledged = generator.send_all(requests, 64).await.rate();
-    expected += count;
+    let sent = generator.send_all(requests, 64).await;
+    let acknowledged = sent.rate();
+    expected += sent.acknowledged();
     let done = wait_for("end to end", Duration::from_secs(300), || org.delivered() >= expected).await;
     let rate = done.map_or(0.0, |done| count as f64 / (done - from).as_secs_f64());
     let cpu_us = relay.cpu_us_per_event(cpu, count);

@@ -42,14 +42,14 @@ pub async fn arm(scale: &Scale, dir: &std::path::Path, storage: &str, extra: &[(
     let org_url = serve_org(org.clone()).await;
     let relay = Process::relay(dir, storage, &org_url, extra).await;
     let generator = Load::new(relay.webhook_url());
-    generator.closed_loop("warm", scale.n(2_000, 100), 64, 500).await;
+    let warm = generator.closed_loop("warm", scale.n(2_000, 100), 64, 500).await;
     let burst = generator
         .closed_loop("burst", scale.n(BURST_EVENTS, 500), 64, 2_000)
         .await;
     let open = generator
         .open_loop("open1000", 1_000, scale.seconds(OPEN_LOOP_SECONDS))
         .await;
-    let backlog = scale.n(2_000, 100) + burst.sent + open.sent;
+    let backlog = warm.acknowledged() + burst.acknowledged() + open.acknowledged();
     org.down.store(false, Ordering::Relaxed);
     let back = Instant::now();
     let done = wait_for("the backlog's drain", Duration::from_secs(300), || {
