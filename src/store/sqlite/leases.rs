@@ -50,6 +50,18 @@ impl Leases {
     }
 }
 
+/// The due events that are first of their orders, soonest first: `?1` now (ms), `?2` how many,
+/// `?3` the mode (live or not).
+pub(super) const CLAIM_DUE: &str = concat!(
+    "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at, e.trace_parent
+     FROM events e
+     WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1 AND ",
+    first_of_its_order!(),
+    "
+     ORDER BY e.next_attempt_at, e.seq
+     LIMIT ?2",
+);
+
 impl SqliteStore {
     /// [`Store::claim_due`](crate::store::Store::claim_due): the first due events of their orders,
     /// past the ones in flight. The leases are taken on the writer thread, so that a claim behind
@@ -68,15 +80,7 @@ impl SqliteStore {
             .writer
             .run_statement(Admission::WaitForRoom, move |conn| {
                 let in_flight = leases.in_flight(now_ms);
-                let mut select = conn.prepare_cached(concat!(
-                    "SELECT e.seq, e.id, e.type, e.body, e.attempts, e.attempts_400, e.received_at, e.trace_parent
-                     FROM events e
-                     WHERE e.status = 'pending' AND e.live_mode = ?3 AND e.next_attempt_at <= ?1 AND ",
-                    first_of_its_order!(),
-                    "
-                     ORDER BY e.next_attempt_at, e.seq
-                     LIMIT ?2",
-                ))?;
+                let mut select = conn.prepare_cached(CLAIM_DUE)?;
                 let candidates = limit as usize + in_flight.len();
                 let rows = select.query_map(params![now_ms, candidates, mode.is_live()], |row| {
                     let seq: i64 = row.get(0)?;

@@ -296,3 +296,39 @@ async fn a_claim_whose_batch_fails_to_commit_gives_its_leases_back() {
         .unwrap();
     assert_eq!(again.len(), 1, "e1 is claimable at once, not after the hour-long lease");
 }
+
+/// The steps SQLite's engine takes to run the claim's statement on a file whose one pending event
+/// comes after `delivered` delivered events of its order.
+fn claim_steps_behind(delivered: usize) -> i32 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    for n in 0..=delivered {
+        conn.execute(
+            "INSERT INTO events (id, type, live_mode, order_key, received_at, body, status, next_attempt_at)
+             VALUES (?1, 'order.accepted', 0, 'o1', 1, X'7B7D', ?2, 1)",
+            params![format!("e{n}"), if n < delivered { "delivered" } else { "pending" }],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    let mut claim = conn.prepare(leases::CLAIM_DUE).unwrap();
+    let claimed: Vec<i64> = claim
+        .query_map(params![1_000, 32, false], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "the pending event is first of its order");
+    claim.get_status(rusqlite::StatementStatus::VmStep)
+}
+
+#[test]
+fn an_order_with_thousands_of_delivered_events_costs_a_claim_no_more_than_one_with_none() {
+    let (alone, behind_thousands) = (claim_steps_behind(0), claim_steps_behind(3_000));
+    assert!(
+        behind_thousands <= alone + 20,
+        "a claim took {behind_thousands} steps behind 3,000 delivered events of its order, {alone} with none"
+    );
+}
