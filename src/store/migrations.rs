@@ -31,14 +31,13 @@ macro_rules! migration {
     };
 }
 
-pub const MIGRATIONS: [Migration; 7] = [
+pub const MIGRATIONS: [Migration; 6] = [
     migration!(1, "0001", "events_and_attempts"),
     migration!(2, "0002", "relay_state"),
     migration!(3, "0003", "due_by_mode"),
     migration!(4, "0004", "status_page"),
     migration!(5, "0005", "event_source"),
     migration!(6, "0006", "trace_parent"),
-    migration!(7, "0007", "one_order_index"),
 ];
 
 /// The schema version this build brings a store to.

@@ -45,10 +45,10 @@ use crate::domain::{EventId, Mode};
 
 /// "The event `e` is the first pending one of its order" — the rule that keeps one order's events
 /// in the order received, shared by the claim and the next due time so that the two never drift
-/// apart. Answered by one probe of the order index (`events_order`, on the order key and the
-/// status): the order's earlier events that are finished sit under another status, so an order
-/// with thousands of delivered events costs a claim no more than one with none. An event without
-/// an order (`order_key` NULL) equals no other, so it waits for none.
+/// apart. Answered through the partial index of pending events by order (`events_pending_order`):
+/// the order's earlier events that are finished are not in it, so an order with thousands of
+/// delivered events costs a claim no more than one with none. An event without an order
+/// (`order_key` NULL) equals no other, so it waits for none.
 macro_rules! first_of_its_order {
     () => {
         "NOT EXISTS (

@@ -1,5 +1,0 @@
--- Nothing on PostgreSQL: SQLite's migration 7 folds its two order indexes into one (order_key,
--- status), which writes a fifth less WAL per stored event there. Here the claims' "first pending
--- event of its order" must stay a probe of the partial index `events_pending_order`: planned on an
--- empty table, PostgreSQL answers it through `events_due` instead of a (order_key, status, seq)
--- index, reading every pending event (store_postgres::claims_stay_index_lookups_when_the_queue_grows_from_empty).
