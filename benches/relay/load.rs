@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use super::child::{BASIC_PASSWORD, BASIC_USER, SIGNING_SECRET};
+pub use super::run::Run;
 
 /// SplitMix64's finaliser, a bijection of `u64`: event `i`'s id is as unique as `i` and lands in the
 /// id index where DR's random UUIDs do, not on its last page as a counter's would.
@@ -214,45 +215,6 @@ pub struct Load {
     templates: Vec<Template>,
     /// Posts not answered 2xx (refused, or no answer at all).
     pub errors: AtomicUsize,
-}
-
-/// What one run measured.
-pub struct Run {
-    pub sent: usize,
-    pub elapsed: Duration,
-    pub latencies: Vec<Duration>,
-    pub errors: usize,
-}
-
-impl Run {
-    /// `sent` requests over `elapsed`; the latencies are sorted here, as the quantiles need them.
-    pub fn of(sent: usize, elapsed: Duration, mut latencies: Vec<Duration>, errors: usize) -> Self {
-        latencies.sort_unstable();
-        Self {
-            sent,
-            elapsed,
-            latencies,
-            errors,
-        }
-    }
-
-    pub fn rate(&self) -> f64 {
-        self.sent as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// The requests answered 2xx: the events the org is owed (a refused one never reaches it).
-    pub fn acknowledged(&self) -> usize {
-        self.sent - self.errors
-    }
-
-    /// The `p`th latency, in milliseconds.
-    pub fn ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[i].as_secs_f64() * 1e3
-    }
 }
 
 fn unix_now() -> i64 {

@@ -19,6 +19,7 @@ mod disk;
 mod load;
 mod notify;
 mod postgres;
+mod run;
 mod side_by_side;
 mod standin;
 mod status_page;
