@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::Report;
 use super::child::Side;
+use super::side_by_side::median;
 
 /// The sides each group runs when there is a baseline (`DRSF_BENCH_ROUNDS` rounds a side, two
 /// unless set), so that each figure is new/old from one run; new alone without. The sides follow
@@ -44,18 +45,6 @@ const FIGURES: [(&str, bool); 9] = [
     ("ingestCpuUsPerEvent", false),
     ("drainCpuUsPerEvent", false),
 ];
-
-/// The middle of `runs` (the mean of the two middle ones for an even count).
-fn median(runs: &[f64]) -> f64 {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    if sorted.len().is_multiple_of(2) {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
-    } else {
-        sorted[middle]
-    }
-}
 
 /// Every numeric field of `value` named in [`FIGURES`], by its path (`latency.p99Ms`).
 fn figures(value: &serde_json::Value, prefix: &str, into: &mut Vec<(String, f64, bool)>) {
@@ -143,7 +132,7 @@ impl Report {
             let (new_mean, old_mean) = (mean(new), mean(old));
             let ratio = new_mean / old_mean;
             let better = |ratio: f64| if *more_is_better { ratio >= 1.0 } else { ratio <= 1.0 };
-            let of_medians = median(new) / median(old);
+            let of_medians = median(new.clone()) / median(old.clone());
             let rounds: Vec<f64> = new.iter().zip(old).map(|(n, o)| n / o).collect();
             let (lowest, highest) = rounds.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
                 (lo.min(*r), hi.max(*r))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{Report, Scale, latency_json};
-use crate::load::Run;
+use crate::run::Run;
 
 /// The sizes written before each flush: one stored event's WAL (about 12 KiB, BENCHMARKS.md), and
 /// a commit of the open loop at 5,000/s (6–12 jobs a commit).

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use super::child::{BASIC_PASSWORD, BASIC_USER, SIGNING_SECRET};
-pub use super::run::Run;
+use super::run::Run;
 
 /// SplitMix64's finaliser, a bijection of `u64`: event `i`'s id is as unique as `i` and lands in the
 /// id index where DR's random UUIDs do, not on its last page as a counter's would.

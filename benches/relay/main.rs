@@ -30,7 +30,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use child::{Process, Side};
-use load::{Load, Run, wrk_against};
+use load::{Load, wrk_against};
+use run::Run;
 use serde_json::json;
 use standin::{Org, serve_org};
 

@@ -69,7 +69,8 @@ pub async fn arm(scale: &Scale, dir: &std::path::Path, storage: &str, extra: &[(
 /// Reads one figure of an arm.
 type Figure = fn(&Arm) -> f64;
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The middle of `values` (the mean of the two middle ones for an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 1 {
