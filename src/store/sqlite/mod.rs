@@ -27,6 +27,7 @@ mod lock;
 mod operations;
 mod reader;
 mod rows;
+mod wal_appends;
 mod writer;
 
 use lock::relay_lock;
@@ -104,7 +105,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let conn = open_for_writing(path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("setting up SQLite durability")?;
@@ -121,6 +122,18 @@ impl SqliteStore {
             },
         })
     }
+}
+
+/// The writer's connection, through [`wal_appends`]: a commit's frames reach the WAL in a few
+/// writes instead of two for each.
+fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
+    wal_appends::register().map_err(|e| anyhow::anyhow!(e))?;
+    let vfs = wal_appends::VFS_NAME.to_str().context("the VFS layer's name")?;
+    Ok(Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        vfs,
+    )?)
 }
 
 #[async_trait::async_trait]
