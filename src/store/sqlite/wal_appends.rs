@@ -180,30 +180,37 @@ thread_local! {
 /// Writes what waits, if anything; called before every method but an append.
 unsafe fn write_gathered(file: *mut ffi::sqlite3_file) -> c_int {
     unsafe {
-        let gathered = (*file.cast::<File>()).gathered;
-        let Some(gathered) = gathered.as_mut() else {
+        let Some(gathered) = (*file.cast::<File>()).gathered.as_mut() else {
             return ffi::SQLITE_OK;
         };
-        if gathered.bytes.is_empty() {
+        let (inner, methods) = inner(file);
+        gathered.write_to(inner, methods)
+    }
+}
+
+impl Gathered {
+    /// Writes the waiting bytes to `inner`, at most [`MAX_WRITE`] a call, and forgets them.
+    unsafe fn write_to(&mut self, inner: *mut ffi::sqlite3_file, methods: &ffi::sqlite3_io_methods) -> c_int {
+        if self.bytes.is_empty() {
             return ffi::SQLITE_OK;
         }
-        let (inner, methods) = inner(file);
         let Some(write) = methods.xWrite else {
             return ffi::SQLITE_IOERR_WRITE;
         };
-        let mut offset = gathered.offset;
+        let mut offset = self.offset;
         let mut rc = ffi::SQLITE_OK;
-        for chunk in gathered.bytes.chunks(MAX_WRITE) {
+        for chunk in self.bytes.chunks(MAX_WRITE) {
             #[cfg(test)]
             WAL_WRITES.with(|count| count.set(count.get() + 1));
+            // SAFETY: `inner` is the open file beneath, and `chunk` lives through the call;
             // `MAX_WRITE` fits a `c_int`.
-            rc = write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, offset);
+            rc = unsafe { write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, offset) };
             if rc != ffi::SQLITE_OK {
                 break;
             }
             offset += chunk.len() as i64;
         }
-        gathered.bytes.clear();
+        self.bytes.clear();
         rc
     }
 }
@@ -216,10 +223,11 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, am
                 .xWrite
                 .map_or(ffi::SQLITE_IOERR_WRITE, |f| f(inner, data, amount, offset));
         };
+        let (inner, methods) = inner(file);
         let end = gathered.offset + gathered.bytes.len() as i64;
         if !gathered.bytes.is_empty() && offset != end {
             // Not an append to what waits (a frame written again): what waits goes first.
-            let rc = write_gathered(file);
+            let rc = gathered.write_to(inner, methods);
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
@@ -234,7 +242,7 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, am
             .bytes
             .extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len));
         if gathered.bytes.len() >= MAX_GATHERED {
-            write_gathered(file)
+            gathered.write_to(inner, methods)
         } else {
             ffi::SQLITE_OK
         }
