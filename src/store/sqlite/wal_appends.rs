@@ -337,25 +337,32 @@ mod tests {
         (std::fs::metadata(wal).unwrap().len() - 32) / FRAME
     }
 
+    /// A table `t` in a file of its own, opened through the layer, with `rows` rows of `size`
+    /// bytes inserted in an open transaction; `setup` runs first.
+    fn rows_in_a_transaction(setup: &str, rows: i64, size: usize) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_through_the_layer(&dir.path().join("store.db"));
+        conn.execute_batch(setup).unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+            .unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for n in 0..rows {
+            conn.execute("INSERT INTO t VALUES (?1, ?2)", params![n, vec![1u8; size]])
+                .unwrap();
+        }
+        (dir, conn)
+    }
+
     fn two_numbers(conn: &Connection, sql: &str, values: impl rusqlite::Params) -> (i64, i64) {
         conn.query_row(sql, values, |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
     }
 
     #[test]
     fn a_commits_frames_reach_the_wal_in_a_few_writes_and_read_back_whole() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, conn) = rows_in_a_transaction("", 300, 1000);
         let path = dir.path().join("store.db");
-        let conn = open_through_the_layer(&path);
-        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-            .unwrap();
         let frames_before = wal_frames(&path);
         WAL_WRITES.with(|count| count.set(0));
-
-        conn.execute_batch("BEGIN").unwrap();
-        for n in 0..300 {
-            conn.execute("INSERT INTO t VALUES (?1, ?2)", params![n, vec![n as u8; 1000]])
-                .unwrap();
-        }
         conn.execute_batch("COMMIT").unwrap();
 
         let frames = wal_frames(&path) - frames_before;
@@ -373,19 +380,11 @@ mod tests {
 
     #[test]
     fn frames_written_again_within_a_transaction_and_read_back_stay_right() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let conn = open_through_the_layer(&path);
         // A tiny page cache spills the transaction's pages to the WAL before the commit; a larger
         // one then keeps every tenth page changed again until the commit, which writes them over
         // their spilled frames, each away from the one before.
-        conn.execute_batch("PRAGMA cache_size = 4; CREATE TABLE t (n INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-            .unwrap();
-        conn.execute_batch("BEGIN").unwrap();
-        for n in 0..500 {
-            conn.execute("INSERT INTO t VALUES (?1, ?2)", params![n, vec![1u8; 700]])
-                .unwrap();
-        }
+        let (dir, conn) = rows_in_a_transaction("PRAGMA cache_size = 4", 500, 700);
+        let path = dir.path().join("store.db");
         conn.execute_batch("PRAGMA cache_size = 1000").unwrap();
         conn.execute("UPDATE t SET body = ?1 WHERE n % 50 = 0", params![vec![2u8; 700]])
             .unwrap();
