@@ -132,7 +132,7 @@ impl Report {
             let (new_mean, old_mean) = (mean(new), mean(old));
             let ratio = new_mean / old_mean;
             let better = |ratio: f64| if *more_is_better { ratio >= 1.0 } else { ratio <= 1.0 };
-            let of_medians = median(new.clone()) / median(old.clone());
+            let of_medians = median(new) / median(old);
             let rounds: Vec<f64> = new.iter().zip(old).map(|(n, o)| n / o).collect();
             let (lowest, highest) = rounds.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
                 (lo.min(*r), hi.max(*r))

@@ -70,7 +70,8 @@ pub async fn arm(scale: &Scale, dir: &std::path::Path, storage: &str, extra: &[(
 type Figure = fn(&Arm) -> f64;
 
 /// The middle of `values` (the mean of the two middle ones for an even count).
-pub fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 1 {
@@ -85,7 +86,7 @@ fn spread(values: &[f64]) -> f64 {
     let (low, high) = values
         .iter()
         .fold((f64::MAX, f64::MIN), |(low, high), v| (low.min(*v), high.max(*v)));
-    (high - low) / median(values.to_vec())
+    (high - low) / median(values)
 }
 
 /// B against A, figure by figure: a row of words for the table, the JSON figures, and whether
@@ -102,7 +103,7 @@ pub fn compare(without: &[Arm], with: &[Arm]) -> (Vec<String>, serde_json::Map<S
     for (name, figure, higher_is_better) in figures {
         let a: Vec<f64> = without.iter().map(figure).collect();
         let b: Vec<f64> = with.iter().map(figure).collect();
-        let (with_median, without_median) = (median(b.clone()), median(a.clone()));
+        let (with_median, without_median) = (median(&b), median(&a));
         let ratio = with_median / without_median;
         // The range of the runs without a channel, and never less than 10%: runs of the same
         // binary on a 2-core machine differ by that much.

@@ -127,7 +127,7 @@ impl SqliteStore {
 /// The writer's connection, through [`wal_appends`]: a commit's frames reach the WAL in a few
 /// writes instead of two for each.
 fn open_for_writing(path: &Path) -> anyhow::Result<Connection> {
-    wal_appends::register().map_err(|e| anyhow::anyhow!(e))?;
+    wal_appends::register()?;
     let vfs = wal_appends::VFS_NAME.to_str().context("the VFS layer's name")?;
     Ok(Connection::open_with_flags_and_vfs(
         path,

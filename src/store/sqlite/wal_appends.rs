@@ -42,7 +42,7 @@ struct Gathered {
 }
 
 /// Registers the layer (once per process) over the default VFS; not made the default.
-pub(super) fn register() -> Result<(), String> {
+pub(super) fn register() -> anyhow::Result<()> {
     static REGISTERED: OnceLock<c_int> = OnceLock::new();
     let rc = *REGISTERED.get_or_init(|| {
         // SAFETY: `sqlite3_vfs_find` returns the registered default VFS, which lives as long as
@@ -54,7 +54,8 @@ pub(super) fn register() -> Result<(), String> {
             }
             let mut vfs = *root;
             vfs.iVersion = vfs.iVersion.min(3);
-            vfs.szOsFile = c_int::try_from(std::mem::size_of::<File>()).unwrap_or(c_int::MAX) + (*root).szOsFile;
+            // `File` is three pointers.
+            vfs.szOsFile = std::mem::size_of::<File>() as c_int + (*root).szOsFile;
             vfs.pNext = ptr::null_mut();
             vfs.zName = VFS_NAME.as_ptr();
             vfs.pAppData = root.cast();
@@ -65,11 +66,8 @@ pub(super) fn register() -> Result<(), String> {
             ffi::sqlite3_vfs_register(Box::leak(Box::new(vfs)), 0)
         }
     });
-    if rc == ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(format!("registering SQLite's VFS layer failed ({rc})"))
-    }
+    anyhow::ensure!(rc == ffi::SQLITE_OK, "registering SQLite's VFS layer failed ({rc})");
+    Ok(())
 }
 
 unsafe fn root(vfs: *mut ffi::sqlite3_vfs) -> *mut ffi::sqlite3_vfs {
