@@ -373,9 +373,15 @@ mod tests {
                 event_id = tracing::field::Empty,
                 outcome = tracing::field::Empty,
                 status = tracing::field::Empty,
+                counted = tracing::field::Empty,
+                reason = tracing::field::Empty,
+                share = tracing::field::Empty,
             );
             let _entered = span.enter();
             span.record("event_id", "evt-\"1\"");
+            span.record("counted", false);
+            span.record("reason", tracing::field::display("refused: \"quoted\"\nsecond line"));
+            span.record("share", f64::NAN);
             span.record("outcome", "delivered");
             span.record("status", 200);
             span.record("outcome", "dead");
@@ -393,6 +399,9 @@ mod tests {
         assert_eq!(span["event_id"], "evt-\"1\"");
         assert_eq!(span["status"], 200);
         assert_eq!(span["outcome"], "dead", "the last value recorded wins");
+        assert_eq!(span["counted"], false, "{text}");
+        assert_eq!(span["reason"], "refused: \"quoted\"\nsecond line", "{text}");
+        assert_eq!(span["share"], serde_json::Value::Null, "NaN has no JSON form: {text}");
         assert_eq!(
             text.lines().next().unwrap().matches("\"outcome\"").count(),
             1,
