@@ -227,6 +227,16 @@ pub fn trace_only(span: impl FnOnce() -> tracing::Span) -> tracing::Span {
     }
 }
 
+/// Records a field that only the trace reads: one recorded as the span ends, or one that the log
+/// line beside it carries as its own field. Skipped when traces are not exported: each record
+/// costs the log's layer the field formatted and appended to the span's JSON, about a tenth of
+/// what the `info` level costs an event (BENCHMARKS.md, "Fields only a trace reads").
+pub fn record_for_trace(span: &tracing::Span, field: &str, value: impl tracing::Value) {
+    if traces_enabled() {
+        span.record(field, value);
+    }
+}
+
 /// Makes `span` (not yet entered) a child of the stored `traceparent`.
 pub fn join_trace(span: &tracing::Span, trace_parent: Option<&str>) {
     if let Some(trace_parent) = trace_parent.filter(|_| traces_enabled()) {
@@ -289,15 +299,11 @@ impl<'w> FormatFields<'w> for SpanFieldsJson {
         mut writer: Writer<'w>,
         fields: R,
     ) -> fmt::Result {
-        use tracing_subscriber::field::VisitOutput;
-        let mut visitor = tracing_subscriber::fmt::format::JsonVisitor::new(&mut writer);
-        fields.record(&mut visitor);
-        visitor.finish()
+        writer.write_str(&json_line::object_of(fields))
     }
 
     fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
-        let mut more = String::new();
-        self.format_fields(Writer::new(&mut more), fields)?;
+        let more = json_line::object_of(fields);
         let more = more.trim();
         if more.len() <= 2 {
             return Ok(());

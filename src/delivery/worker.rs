@@ -309,22 +309,28 @@ impl Worker {
         };
         target.metrics.delivery(outcome);
         target.metrics.delivery_duration.observe(attempt.duration.as_secs_f64());
+        // The line carries the attempt's status and outcome itself; the span, for the trace.
+        let counted = !matches!(transition, Transition::RetryAt { counted: false, .. });
         let span = tracing::Span::current();
         if let Some(status) = attempt.status {
-            span.record("http.response.status_code", status);
+            crate::telemetry::record_for_trace(&span, "http.response.status_code", status);
         }
-        span.record("outcome", outcome);
-        span.record(
-            "counted",
-            !matches!(transition, Transition::RetryAt { counted: false, .. }),
-        );
+        crate::telemetry::record_for_trace(&span, "outcome", outcome);
+        crate::telemetry::record_for_trace(&span, "counted", counted);
         // One line, cut: the full text is the attempt's record.
         let error = crate::support::text::one_line(attempt.error.as_deref().unwrap_or_default(), 300);
         match &transition {
-            Transition::Delivered => tracing::info!(status = attempt.status, "delivered to Salesforce"),
-            Transition::Dead => tracing::error!(status = attempt.status, %error, "event is dead: no more attempts"),
+            Transition::Delivered => tracing::info!(status = attempt.status, outcome, "delivered to Salesforce"),
+            Transition::Dead => tracing::error!(
+                status = attempt.status,
+                outcome,
+                %error,
+                "event is dead: no more attempts"
+            ),
             Transition::RetryAt { at_ms, .. } => tracing::warn!(
                 status = attempt.status,
+                outcome,
+                counted,
                 %error,
                 retry_in_secs = (at_ms - finished_at) / 1000,
                 "delivery failed; will retry"
@@ -363,7 +369,7 @@ impl Worker {
         }))
         .await;
         if let Err(e) = recorded {
-            tracing::error!(error = %e, "could not record the attempt; it will be delivered again");
+            tracing::error!(error = %e, outcome, "could not record the attempt; it will be delivered again");
         }
         self.in_flight.lock().expect("not poisoned").remove(&event.seq);
         drop(recording);

@@ -46,6 +46,30 @@ async fn each_fixture_is_delivered_with_a_byte_identical_body() {
     }
 }
 
+/// A delivery's line says what happened — the event, Salesforce's status, the outcome — and its
+/// span is not given the fields only a trace reads (traces are off here): each such record cost
+/// every delivery its formatting, and repeated the line's status.
+#[tokio::test]
+async fn a_delivery_line_names_its_event_status_and_outcome_once() {
+    let sf = SalesforceStandIn::start().await;
+    apex_ok(&sf).await;
+    let relay = spawn_app_with(sf, &[]).await;
+    let body = event("order.accepted", "evt-line", "o-line");
+    assert_eq!(relay.post_event(&body).await.status(), 202);
+    relay.wait_for_status("evt-line", EventStatus::Delivered).await;
+    let logs = relay.logs.text();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("delivered to Salesforce"))
+        .unwrap_or_else(|| panic!("no delivery line: {logs}"));
+    for part in ["evt-line", "status=200", "outcome=\"delivered\""] {
+        assert!(line.contains(part), "{part} missing: {line}");
+    }
+    for trace_only in ["http.response.status_code", "counted"] {
+        assert!(!line.contains(trace_only), "{trace_only} is the trace's: {line}");
+    }
+}
+
 #[tokio::test]
 async fn duplicate_event_is_delivered_once() {
     let sf = SalesforceStandIn::start().await;
