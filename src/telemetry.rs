@@ -229,8 +229,8 @@ pub fn trace_only(span: impl FnOnce() -> tracing::Span) -> tracing::Span {
 
 /// Records a field that only the trace reads: one recorded as the span ends, or one that the log
 /// line beside it carries as its own field. Skipped when traces are not exported: each record
-/// costs the log's layer the field formatted and appended to the span's JSON, about a tenth of
-/// what the `info` level costs an event (BENCHMARKS.md, "Fields only a trace reads").
+/// costs the log's layer the field formatted and appended to the span's JSON text, about 5,000
+/// instructions (BENCHMARKS.md, "Fields only a trace reads").
 pub fn record_for_trace(span: &tracing::Span, field: &str, value: impl tracing::Value) {
     if traces_enabled() {
         span.record(field, value);
