@@ -299,11 +299,11 @@ impl<'w> FormatFields<'w> for SpanFieldsJson {
         mut writer: Writer<'w>,
         fields: R,
     ) -> fmt::Result {
-        writer.write_str(&json_line::object_of(fields))
+        writer.write_str(&json_line::object_of(fields)?)
     }
 
     fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
-        let more = json_line::object_of(fields);
+        let more = json_line::object_of(fields)?;
         let more = more.trim();
         if more.len() <= 2 {
             return Ok(());

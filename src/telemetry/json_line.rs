@@ -63,7 +63,7 @@ where
 /// as the line's own fields are: tracing-subscriber's `JsonVisitor` builds a map of
 /// `serde_json::Value`s first and writes it through a UTF-8-checking adaptor, about 4,700
 /// instructions for a span's few fields (BENCHMARKS.md, "Fields only a trace reads").
-pub(super) fn object_of(fields: impl tracing_subscriber::field::RecordFields) -> String {
+pub(super) fn object_of(fields: impl tracing_subscriber::field::RecordFields) -> Result<String, fmt::Error> {
     let mut object = Vec::with_capacity(128);
     fields.record(&mut EventFields { line: &mut object });
     match object.first_mut() {
@@ -71,7 +71,7 @@ pub(super) fn object_of(fields: impl tracing_subscriber::field::RecordFields) ->
         None => object.push(b'{'),
     }
     object.push(b'}');
-    String::from_utf8(object).expect("JSON text from strs is UTF-8")
+    String::from_utf8(object).map_err(|_| fmt::Error)
 }
 
 /// Appends `text` as a JSON string.
@@ -79,7 +79,7 @@ fn push_str(line: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(line, text).expect("a Vec takes every write");
 }
 
-/// The event's fields, each as `,"name":value`, in the order they were given.
+/// An event's or a span's fields, each as `,"name":value`, in the order they were given.
 struct EventFields<'a> {
     line: &'a mut Vec<u8>,
 }
