@@ -303,14 +303,14 @@ impl<'w> FormatFields<'w> for SpanFieldsJson {
     }
 
     fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
+        // `object_of` writes the object exactly, `{}` when no field has a value.
         let more = json_line::object_of(fields)?;
-        let more = more.trim();
         if more.len() <= 2 {
             return Ok(());
         }
         let existing = current.fields.trim_end();
         if existing.len() <= 2 {
-            current.fields = more.to_owned();
+            current.fields = more;
             return Ok(());
         }
         // `"name":` cannot occur inside a string value: there its quotes are escaped.
@@ -322,7 +322,7 @@ impl<'w> FormatFields<'w> for SpanFieldsJson {
                 .any(|(at, _)| existing[..at].ends_with('"') && existing[at + name.len()..].starts_with("\":"));
         });
         if again {
-            return replace_fields(current, more);
+            return replace_fields(current, &more);
         }
         current.fields.truncate(existing.len() - 1);
         current.fields.push(',');
